@@ -1,0 +1,20 @@
+"""Backbones and the ActionVLAD video models."""
+from actionvlad_tf.models.actionvlad import (
+    FoldFrames,
+    UnfoldFrames,
+    WeightedLogitFusion,
+    backbones,
+    build_actionvlad,
+    build_backbone,
+    build_frame_classifier,
+    build_two_stream,
+    pooling_layers,
+    set_training_stage,
+)
+from actionvlad_tf.models.vgg16 import build_vgg16, flow_kernel_from_rgb, load_vgg16_weights
+
+__all__ = [
+    "FoldFrames", "UnfoldFrames", "WeightedLogitFusion", "backbones", "build_actionvlad",
+    "build_backbone", "build_frame_classifier", "build_two_stream", "build_vgg16",
+    "flow_kernel_from_rgb", "load_vgg16_weights", "pooling_layers", "set_training_stage",
+]

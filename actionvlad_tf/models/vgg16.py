@@ -1,0 +1,230 @@
+"""VGG-16 feature extractor with the release's pre-ReLU taps (release §1.1, §4).
+
+The topology and layer names are Keras's `keras.applications.VGG16` (`block1_conv1` … `block5_conv3`,
+`fc1`, `fc2`), so its ImageNet weight files load by name. Three convolutions differ from Keras: the
+ReLU of conv4_3 (`block4_conv3`), conv5_3 (`block5_conv3`) and fc7 (`fc2`) is a separate layer
+(`*_relu`), so the pre-ReLU maps that ActionVLAD pools can be tapped (release §1.1: NetVLAD on the
+post-ReLU map "led to low performance").
+
+Expected input (release §3.5): RGB frames as BGR in [0, 255] minus [104, 117, 123]; flow stacks of
+20 channels (x1, y1, …, x10, y10) in [0, 255] minus 128. Keras's ImageNet VGG16 weights are the
+original Caffe weights and expect the same BGR convention.
+"""
+import os
+
+import keras
+import numpy as np
+
+IMAGENET_WEIGHTS = {
+    # (url, md5) exactly as keras.applications.vgg16 downloads them.
+    False: (
+        "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
+        "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "6d6bbae143d832006294945121d1f1fc",
+    ),
+    True: (
+        "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
+        "vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+        "64373286793e3c8b2b4e3219cbf3544b",
+    ),
+}
+
+# (block, number of convs, width), as VGG-16.
+VGG16_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))
+PRE_RELU_LAYERS = ("block4_conv3", "block5_conv3", "fc2")
+CONV_ENDPOINTS = {"conv4": "block4_conv3", "conv5": "block5_conv3", "fc7": "fc2"}
+# The first trained layer for each endpoint: the paper trains "until the block of layers just before
+# the ActionVLAD layer" (Sec. 4.3): conv5_1 for conv5, conv4_1 for conv4, fc7 for fc7.
+FIRST_TRAINABLE = {"conv5": "block5_conv1", "conv4": "block4_conv1", "fc7": "fc2"}
+MODALITY_CHANNELS = {"rgb": 3, "flow": 20}
+
+
+def conv_layer_names():
+    return [f"block{b}_conv{i}" for b, n, _ in VGG16_BLOCKS for i in range(1, n + 1)]
+
+
+def flow_kernel_from_rgb(kernel, num_channels=20):
+    """Cross-modality first conv (release §4, TSN): average the RGB kernel over its input channels
+    and tile it `num_channels` times, no rescaling. [3, 3, 3, 64] → [3, 3, num_channels, 64]."""
+    kernel = np.asarray(kernel)
+    return np.repeat(kernel.mean(axis=2, keepdims=True), num_channels, axis=2)
+
+
+def build_vgg16(
+    modality="rgb",
+    conv_endpoint="conv5",
+    weights=None,
+    input_shape=None,
+    weight_decay=0.0,
+    include_top=False,
+    num_classes=None,
+    fc_dropout=0.8,
+    trainable_from=None,
+    name="vgg16",
+):
+    """A VGG-16 model from frames [N, H, W, C] to the pre-ReLU `conv_endpoint` map.
+
+    Args:
+        modality: "rgb" (3 channels) or "flow" (20 channels), or an int number of channels.
+        conv_endpoint: "conv5" (pre-ReLU conv5_3, [N, H/16, W/16, 512], the ActionVLAD default),
+            "conv4" (pre-ReLU conv4_3, [N, H/8, W/8, 512]) or "fc7" (pre-ReLU fc7, [N, 1, 1, 4096];
+            needs a fixed `input_shape`). Ignored when `include_top` is set.
+        weights: None (random), "imagenet" (Keras's file, downloaded where a network is reachable)
+            or a path to a `.h5` / `.weights.h5` weights file with Keras VGG16 layer names.
+        input_shape: (H, W, C) or (H, W); default (None, None, C) for conv endpoints.
+        weight_decay: the release's slim L2 (wd·Σw²/2, release §1.6), applied as L2(wd/2) to conv
+            and FC kernels only.
+        include_top: build fc6–fc8 and return per-frame logits [N, num_classes] (the frame-level
+            two-stream network, release §1.4 pooling None).
+        num_classes: classes of fc8 (`predictions`) with include_top.
+        fc_dropout: drop rate after fc6 and fc7 (release `--dropout` 0.8, i.e. keep 0.2); also
+            used after fc6 for the fc7 endpoint (release §8 row 21).
+        trainable_from: name of the first trainable layer; earlier layers are frozen. Default: the
+            layer before the endpoint's block (conv5 → block5_conv1, paper Sec. 3.4).
+        name: the model name.
+    """
+    channels = MODALITY_CHANNELS[modality] if isinstance(modality, str) else int(modality)
+    if conv_endpoint not in CONV_ENDPOINTS:
+        raise ValueError(f"conv_endpoint must be one of {sorted(CONV_ENDPOINTS)}, got {conv_endpoint!r}")
+    needs_fc = include_top or conv_endpoint == "fc7"
+    if input_shape is None:
+        input_shape = (224, 224, channels) if needs_fc else (None, None, channels)
+    elif len(input_shape) == 2:
+        input_shape = tuple(input_shape) + (channels,)
+    if input_shape[-1] != channels:
+        raise ValueError(f"modality {modality!r} has {channels} channels, input_shape says {input_shape[-1]}")
+    if needs_fc and None in input_shape[:2]:
+        raise ValueError("fc6/fc7 need a fixed input_shape (H, W)")
+    if include_top and not num_classes:
+        raise ValueError("include_top needs num_classes")
+
+    regularizer = keras.regularizers.L2(weight_decay / 2.0) if weight_decay else None
+    stop_at = None if include_top else CONV_ENDPOINTS[conv_endpoint]
+
+    inputs = keras.Input(shape=input_shape, name="frames")
+    x = inputs
+    endpoint = None
+    for block, num_convs, width in VGG16_BLOCKS:
+        for i in range(1, num_convs + 1):
+            layer_name = f"block{block}_conv{i}"
+            pre_relu = layer_name in PRE_RELU_LAYERS
+            x = keras.layers.Conv2D(
+                width, 3, padding="same", activation=None if pre_relu else "relu",
+                kernel_regularizer=regularizer, name=layer_name,
+            )(x)
+            if layer_name == stop_at:
+                endpoint = x
+                break
+            if pre_relu:
+                x = keras.layers.ReLU(name=f"{layer_name}_relu")(x)
+        if endpoint is not None:
+            break
+        x = keras.layers.MaxPooling2D(2, strides=2, name=f"block{block}_pool")(x)
+    if endpoint is None:
+        x = keras.layers.Flatten(name="flatten")(x)
+        x = keras.layers.Dense(4096, activation="relu", kernel_regularizer=regularizer, name="fc1")(x)
+        x = keras.layers.Dropout(fc_dropout, name="fc1_dropout")(x)
+        x = keras.layers.Dense(4096, kernel_regularizer=regularizer, name="fc2")(x)
+        if include_top:
+            x = keras.layers.ReLU(name="fc2_relu")(x)
+            x = keras.layers.Dropout(fc_dropout, name="fc2_dropout")(x)
+            endpoint = keras.layers.Dense(
+                num_classes, kernel_regularizer=regularizer, dtype="float32", name="predictions"
+            )(x)
+        else:
+            endpoint = keras.layers.Reshape((1, 1, 4096), name="fc7_map")(x)
+    model = keras.Model(inputs, endpoint, name=name)
+
+    if weights is not None:
+        load_vgg16_weights(model, weights)
+    if include_top:
+        # Frame-level two-stream network (release §2.5 005 script): fc6, fc7 and fc8 trained.
+        trainable_from = trainable_from or "fc1"
+    set_trainable_from(model, trainable_from or FIRST_TRAINABLE[conv_endpoint])
+    return model
+
+
+def set_trainable_from(model, first_trainable):
+    """Freezes every layer of `model` before `first_trainable` and unfreezes the rest."""
+    names = [layer.name for layer in model.layers]
+    if first_trainable not in names:
+        raise ValueError(f"{first_trainable!r} is not a layer of {model.name}: {names}")
+    start = names.index(first_trainable)
+    for index, layer in enumerate(model.layers):
+        layer.trainable = index >= start
+
+
+def imagenet_weights_file(include_top=False):
+    """Path of Keras's ImageNet VGG16 weights, downloading them where a network is reachable."""
+    url, md5 = IMAGENET_WEIGHTS[include_top]
+    fname = os.path.basename(url)
+    try:
+        return keras.utils.get_file(fname, url, cache_subdir="models", file_hash=md5)
+    except Exception as error:  # noqa: BLE001 - any download failure gets the same advice
+        cache = os.path.join(os.path.expanduser("~"), ".keras", "models", fname)
+        raise RuntimeError(
+            f"Could not obtain the ImageNet VGG16 weights ({error}). Download {url} on a machine "
+            f"with network access and place it at {cache}, or pass weights=<path to the .h5 file>."
+        ) from error
+
+
+def load_vgg16_weights(model, weights):
+    """Loads ImageNet or file weights into a model built by `build_vgg16`, by layer name.
+
+    A 20-channel flow model receives the RGB first-layer kernel converted by
+    `flow_kernel_from_rgb` (release §4) when the file holds a 3-channel one.
+    """
+    include_top = any(layer.name == "fc1" for layer in model.layers)
+    path = imagenet_weights_file(include_top) if weights == "imagenet" else weights
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"VGG16 weights file not found: {path}")
+    source = _read_h5_weights(path)
+    for layer in model.layers:
+        if not layer.weights or layer.name == "predictions":
+            continue
+        if layer.name not in source:
+            if layer.name in ("fc1", "fc2") and weights == "imagenet":
+                raise ValueError(f"{path} has no {layer.name} weights")
+            if layer.name in conv_layer_names():
+                raise ValueError(f"{path} has no weights for layer {layer.name}")
+            continue
+        values = source[layer.name]
+        kernel, bias = values[0], values[1]
+        expected = tuple(layer.weights[0].shape)
+        if layer.name == "block1_conv1" and kernel.shape[2] == 3 and expected[2] != 3:
+            kernel = flow_kernel_from_rgb(kernel, expected[2])
+        if kernel.shape != expected:
+            raise ValueError(
+                f"{path}: layer {layer.name} kernel has shape {kernel.shape}, the model needs {expected}"
+            )
+        layer.set_weights([kernel, bias])
+
+
+def _read_h5_weights(path):
+    """{layer name: [kernel, bias]} from a Keras 2 `.h5` (keras.applications) or Keras 3
+    `.weights.h5` file."""
+    import h5py
+
+    weights = {}
+    with h5py.File(path, "r") as f:
+        if "layer_names" in f.attrs:  # Keras 2 / legacy h5 weights, as keras.applications ships
+            for name in f.attrs["layer_names"]:
+                name = name.decode() if isinstance(name, bytes) else name
+                group = f[name]
+                names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs["weight_names"]]
+                if names:
+                    weights[name] = [np.asarray(group[n]) for n in names]
+            return weights
+        root = f["layers"] if "layers" in f else f
+        stack = [(root, "")]
+        while stack:
+            group, _ = stack.pop()
+            for key, item in group.items():
+                if not hasattr(item, "items"):
+                    continue
+                if "vars" in item and len(item["vars"]) >= 2:
+                    if key.startswith(("block", "fc")):
+                        weights[key] = [np.asarray(item["vars"][str(i)]) for i in range(len(item["vars"]))]
+                else:
+                    stack.append((item, key))
+    return weights
