@@ -20,9 +20,9 @@ def flatten_pooled_axes(inputs, mask=None):
         return flat, None
     mask = ops.cast(mask, flat.dtype)
     pooled_rank = len(inputs.shape) - 2
-    for _ in range(pooled_rank - len(mask.shape) + 1):
+    for _ in range(pooled_rank + 1 - len(mask.shape)):
         mask = ops.expand_dims(mask, -1)
-    mask = ops.broadcast_to(mask, tuple(shape[:-1]) + (1,))
+    mask = ops.broadcast_to(mask, tuple(shape[:-1]))
     return flat, ops.reshape(mask, (batch, -1))
 
 

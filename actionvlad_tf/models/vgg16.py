@@ -215,16 +215,15 @@ def _read_h5_weights(path):
                 if names:
                     weights[name] = [np.asarray(group[n]) for n in names]
             return weights
-        root = f["layers"] if "layers" in f else f
-        stack = [(root, "")]
-        while stack:
-            group, _ = stack.pop()
-            for key, item in group.items():
-                if not hasattr(item, "items"):
-                    continue
-                if "vars" in item and len(item["vars"]) >= 2:
-                    if key.startswith(("block", "fc")):
-                        weights[key] = [np.asarray(item["vars"][str(i)]) for i in range(len(item["vars"]))]
-                else:
-                    stack.append((item, key))
+        # Keras 3 `.weights.h5` (save_weights): layers are stored under class-based names in
+        # creation order (conv2d, conv2d_1, …; dense, dense_1, …), which is VGG-16's layer order.
+        groups = {"conv2d": [], "dense": []}
+        for key, item in f["layers"].items():
+            prefix, _, index = key.rpartition("_") if key[-1].isdigit() else (key, "", "0")
+            if prefix in groups and "vars" in item and len(item["vars"]) >= 2:
+                groups[prefix].append((int(index), [np.asarray(item["vars"][str(i)]) for i in range(len(item["vars"]))]))
+        names = {"conv2d": conv_layer_names(), "dense": ["fc1", "fc2", "predictions"]}
+        for prefix, found in groups.items():
+            for name, (_, values) in zip(names[prefix], sorted(found, key=lambda pair: pair[0])):
+                weights[name] = values
     return weights
