@@ -1,22 +1,13 @@
 """Installable package for actionvlad_tf.
 
-TensorFlow comes as `tensorflow` by default. Where `tensorflow-cpu` is already installed (the lighter
-wheel, enough where no GPU is wanted), that one satisfies the requirement instead, so the two wheels
-never end up side by side.
+TensorFlow is chosen by extra, so that exactly one TensorFlow wheel is installed (the wheels overwrite
+each other's `tensorflow` package): `[cpu]` takes the lighter `tensorflow-cpu`, `[gpu]` takes
+`tensorflow[and-cuda]`, `[tf]` plain `tensorflow`. Without an extra, an already installed TensorFlow
+is used.
 """
-from importlib import metadata
-
 from setuptools import find_packages, setup
 
-
-def _tensorflow_requirement():
-    for dist in ("tensorflow-cpu", "tensorflow"):
-        try:
-            metadata.version(dist)
-            return f"{dist}>=2.16,<2.23"
-        except metadata.PackageNotFoundError:
-            continue
-    return "tensorflow>=2.16,<2.23"
+TENSORFLOW = ">=2.16,<2.23"  # TF 2.16 is the first with Keras 3; 2.21 is what PyPI serves for 3.11
 
 
 setup(
@@ -28,7 +19,6 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["actionvlad_tf", "actionvlad_tf.*"]),
     install_requires=[
-        _tensorflow_requirement(),
         "keras>=3.3",
         "numpy>=1.26",
         "absl-py>=2.0",
@@ -41,6 +31,9 @@ setup(
         "tensorflow-datasets>=4.9",
     ],
     extras_require={
+        "cpu": [f"tensorflow-cpu{TENSORFLOW}"],
+        "gpu": [f"tensorflow[and-cuda]{TENSORFLOW}"],
+        "tf": [f"tensorflow{TENSORFLOW}"],
         "test": [
             "pytest>=8",
             "pytest-xdist>=3.5",
