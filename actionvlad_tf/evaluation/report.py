@@ -1,0 +1,52 @@
+"""Writes an evaluation's figures to a results folder: `results.json`, `confusion.npy`, `confusion.png`."""
+import json
+import math
+import pathlib
+
+import numpy as np
+
+from actionvlad_tf.evaluation.logits_io import atomic_output
+from actionvlad_tf.viz.confusion import plot_confusion
+
+
+def _jsonable(value):
+    """numpy scalars/arrays -> Python; NaN/inf -> None, since JSON has no such numbers."""
+    if isinstance(value, dict):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json(path, payload):
+    """Writes `payload` as indented JSON, atomically; NaN and inf become null."""
+    with atomic_output(path) as temporary:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(_jsonable(payload), handle, indent=2, allow_nan=False)
+            handle.write("\n")
+
+
+def write_results(results, out_dir):
+    """Writes `metrics.evaluate_logits`' dict to `out_dir`, each file atomically.
+
+    - `results.json`: every entry but the confusion matrix;
+    - `confusion.npy`: the [C, C] counts (rows = true class);
+    - `confusion.png`: the row-normalised matrix, class names on the axes for up to 60 classes.
+
+    Returns:
+        dict of the three written paths.
+    """
+    out_dir = pathlib.Path(out_dir)
+    confusion = np.asarray(results["confusion"])
+    paths = {name: out_dir / name for name in ("results.json", "confusion.npy", "confusion.png")}
+    write_json(paths["results.json"], {key: value for key, value in results.items() if key != "confusion"})
+    with atomic_output(paths["confusion.npy"]) as temporary:
+        with open(temporary, "wb") as handle:
+            np.save(handle, confusion)
+    plot_confusion(confusion, results.get("class_names"), paths["confusion.png"],
+                   title=f"top-1 {results['top1']:.2f}%" if "top1" in results else None)
+    return paths
