@@ -83,7 +83,7 @@ def search_flow_weight(rgb, flow, labels, grid=None, normalize="none"):
         (best_weight, grid, accuracies): the first grid weight reaching the highest accuracy, the grid
         and the top-1 accuracy (percent) at each of its weights.
     """
-    grid = np.linspace(0.0, 1.0, 101) if grid is None else np.asarray(grid, dtype=np.float64)
+    grid = np.round(np.linspace(0.0, 1.0, 101), 10) if grid is None else np.asarray(grid, dtype=np.float64)
     if grid.ndim != 1 or grid.size == 0:
         raise ValueError(f"grid must be a non-empty 1-D list of weights, got shape {grid.shape}")
     accuracies = np.array([top_k_accuracy(late_fusion(rgb, flow, w, normalize), labels) for w in grid])

@@ -5,33 +5,15 @@ The release dumps `stream0/logits` as float32 [N_videos, C], gzip level 9, rows 
 atomically (a temporary file in the same directory, then `os.replace`), so a reader never sees half a
 file and an interrupted run leaves the previous result in place.
 """
-import contextlib
-import os
-import pathlib
 import re
-import secrets
 
 import h5py
 import numpy as np
 
+from actionvlad_tf.atomic import atomic_output
+
 LOGITS_DATASET = "stream0/logits"
 IDT_DATASET = "idt"  # release §6.4: HMDB iDT scores live in dataset `idt`
-
-
-@contextlib.contextmanager
-def atomic_output(path):
-    """Yields a temporary path beside `path`; moves it onto `path` only if the block succeeds."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    # os.open honours the umask (mkstemp would leave 0600), so the result has the usual permissions.
-    os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-    try:
-        yield str(temporary)
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
 
 
 def write_logits(path, logits, dataset=LOGITS_DATASET, compression_level=9):
@@ -87,8 +69,8 @@ def charades_video_id(list_path):
 def write_charades_submission(path, video_ids, scores):
     """Writes the official submission text, one `id s1 ... sC` line per video, atomically (§6.5).
 
-    Each score is written with the shortest text that reads back to the same float, so the file scores
-    exactly as the array does.
+    Each score is written with the shortest text that reads back to the same value of the array's
+    dtype, so the file ranks videos, ties included, exactly as the array does.
     """
     scores = np.asarray(scores)
     if scores.ndim != 2 or len(video_ids) != scores.shape[0]:

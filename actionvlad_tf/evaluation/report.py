@@ -5,7 +5,7 @@ import pathlib
 
 import numpy as np
 
-from actionvlad_tf.evaluation.logits_io import atomic_output
+from actionvlad_tf.atomic import atomic_output
 from actionvlad_tf.viz.confusion import plot_confusion
 
 

@@ -7,7 +7,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from actionvlad_tf.evaluation.logits_io import atomic_output
+from actionvlad_tf.atomic import atomic_output
 
 MAX_LABELLED_CLASSES = 60  # beyond this the tick labels overlap into a black band
 
