@@ -1,5 +1,8 @@
 """BN-Inception backbone (release §7): block shapes, frozen BN, TF SAME avg-pool, flow conversion,
 release/TSN name mapping and loading, training stages on the ActionVLAD model."""
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -261,3 +264,24 @@ def test_training_stages_on_bn_inception_actionvlad():
     set_training_stage(model, 0)
     assert not any("_bn/" in w.path for w in model.trainable_weights)
     assert len(model.trainable_weights) == 2 * (3 + 7 + 7) + 3 + 2
+
+
+def test_saved_model_file_loads_in_a_fresh_process_after_import(tmp_path):
+    """`import actionvlad_tf` registers FrozenBatchNormalization, so a saved BN-Inception ActionVLAD
+    loads without custom_objects and keeps its frozen BN."""
+    model = build_actionvlad(5, model_name="bn_inception", conv_endpoint="conv2/3x3", num_clusters=4,
+                             image_size=32, frames_per_video=2)
+    x = np.random.default_rng(0).normal(size=(1, 2, 32, 32, 3)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", keras.ops.convert_to_numpy(model(x)))
+    model.save(tmp_path / "model.keras")
+    script = (
+        "import sys, numpy as np, actionvlad_tf, keras\n"
+        "d = sys.argv[1]\n"
+        "m = keras.saving.load_model(d + '/model.keras')\n"
+        "np.testing.assert_allclose(m(np.load(d + '/x.npy')), np.load(d + '/y.npy'), rtol=1e-5, atol=1e-6)\n"
+        "m.trainable = True\n"
+        "assert not any('_bn/' in w.path for w in m.trainable_weights)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

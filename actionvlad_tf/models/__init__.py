@@ -11,10 +11,16 @@ from actionvlad_tf.models.actionvlad import (
     pooling_layers,
     set_training_stage,
 )
+from actionvlad_tf.models.bn_inception import (  # registers FrozenBatchNormalization for load_model
+    FrozenBatchNormalization,
+    build_bn_inception,
+    load_release_bn_inception,
+)
 from actionvlad_tf.models.vgg16 import build_vgg16, flow_kernel_from_rgb, load_vgg16_weights
 
 __all__ = [
-    "FoldFrames", "UnfoldFrames", "WeightedLogitFusion", "backbones", "build_actionvlad",
-    "build_backbone", "build_frame_classifier", "build_two_stream", "build_vgg16",
-    "flow_kernel_from_rgb", "load_vgg16_weights", "pooling_layers", "set_training_stage",
+    "FoldFrames", "FrozenBatchNormalization", "UnfoldFrames", "WeightedLogitFusion", "backbones",
+    "build_actionvlad", "build_backbone", "build_bn_inception", "build_frame_classifier",
+    "build_two_stream", "build_vgg16", "flow_kernel_from_rgb", "load_release_bn_inception",
+    "load_vgg16_weights", "pooling_layers", "set_training_stage",
 ]

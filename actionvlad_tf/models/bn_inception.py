@@ -22,6 +22,7 @@ import re
 import keras
 import numpy as np
 
+from actionvlad_tf.layers import NetVLADPooling
 from actionvlad_tf.models.vgg16 import MODALITY_CHANNELS, flow_kernel_from_rgb, set_trainable_from
 
 RELEASE_SCOPE = "InceptionV2_TSN"
@@ -247,8 +248,6 @@ def release_weight_map(model, stream="stream0"):
     Names carry the `stream` prefix ("stream0/InceptionV2_TSN/inception_5a/1x1/Conv/weights",
     "stream0/NetVLAD/vlad_W", "stream0/classifier/logits/weights"); `stream=None` drops it.
     """
-    from actionvlad_tf.layers import NetVLADPooling
-
     prefix = f"{stream}/" if stream else ""
     backbone = _find_bn_inception(model)
     if backbone is None:
