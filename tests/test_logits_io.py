@@ -83,3 +83,11 @@ def test_real_charades_test_list_ids_match_the_csv(shared_data):
     list_ids = [logits_io.charades_video_id(line.split()[0])
                 for line in (shared_data / "charades" / "test_split1.txt").read_text().splitlines()]
     assert len(list_ids) == 1863 and list_ids[:2] == ["YSKX3", "T5ECU"]
+
+
+def test_scores_for_videos_fills_missing_rows():
+    scores, missing = logits_io.scores_for_videos(["B", "C", "A"], ["A", "B"], [[1.0, 2.0], [3.0, 4.0]])
+    np.testing.assert_array_equal(scores, [[3.0, 4.0], [0.0, 0.0], [1.0, 2.0]])
+    assert missing == ["C"]
+    with pytest.raises(ValueError, match="repeat"):
+        logits_io.scores_for_videos(["A"], ["A", "A"], np.zeros((2, 2)))

@@ -114,3 +114,19 @@ def read_charades_submission(path, num_classes=None):
     if not rows:
         raise ValueError(f"{path}: no predictions")
     return video_ids, np.array(rows, dtype=np.float64)
+
+
+def scores_for_videos(video_ids, source_ids, source_scores, fill=0.0):
+    """Rows of `source_scores` re-ordered to `video_ids`; videos absent from `source_ids` get `fill`.
+
+    The release does this for Charades iDT scores (§6.4): a video missing from the iDT file gets an
+    all-zero row, which `fusion.fuse_idt` keeps at zero. Returns (scores [N, C], missing ids).
+    """
+    source_scores = np.asarray(source_scores, dtype=np.float64)
+    row_of = {video_id: row for row, video_id in enumerate(source_ids)}
+    if len(row_of) != len(source_ids):
+        raise ValueError("source ids repeat")
+    scores = np.full((len(video_ids), source_scores.shape[1]), fill, dtype=np.float64)
+    present = [i for i, video_id in enumerate(video_ids) if video_id in row_of]
+    scores[present] = source_scores[[row_of[video_ids[i]] for i in present]]
+    return scores, [video_id for video_id in video_ids if video_id not in row_of]
