@@ -4,8 +4,9 @@ Every function takes one video, `[T, H, W, C]` uint8 (or float 0 … 255), and u
 the same code runs eagerly, inside `tf.data` and inside a SavedModel serving signature.
 
 * Resize (§3.4): every frame to `resize_shape` (256 × 340, aspect ratio ignored), bilinear with
-  TF1 semantics (`half_pixel_centers=False`, §8 row 14); `half_pixel_centers=True` gives the modern
-  convention. The release resizes values in [0, 1] and multiplies by 255 after; resizing 0 … 255
+  TF1 semantics (`half_pixel_centers=False`, §8 row 14; the ResizeBilinear kernel behind
+  `tf.compat.v1.image.resize_bilinear`, called directly to avoid its deprecation warning);
+  `half_pixel_centers=True` gives the modern convention. The release resizes values in [0, 1] and multiplies by 255 after; resizing 0 … 255
   directly is the same linear map up to float rounding (≈1e-5).
 * Training (§3.6): ONE crop and ONE flip per video, shared by all frames and by both streams of
   rgb+flow. Crop height and width are drawn independently from ⌊S·{1, .875, .75, .66}⌋ (relative to
@@ -34,6 +35,11 @@ _RELEASE_MARGIN = (32, 116)
 RELEASE_EVAL_CROPS = {1: ((16, 60),), 5: ((0, 0), (0, 115), (31, 0), (31, 115), (16, 60))}
 
 
+def _bilinear(images, size, half_pixel_centers):
+    return tf.raw_ops.ResizeBilinear(images=images, size=size, align_corners=False,
+                                     half_pixel_centers=half_pixel_centers)
+
+
 def resize_frames(frames, resize_shape=RELEASE_RESIZE_SHAPE, half_pixel_centers=False):
     """[T, H, W, C] → float32 [T, *resize_shape, C], bilinear (§3.4); no-op cast if already there."""
     frames = tf.convert_to_tensor(frames)
@@ -41,8 +47,7 @@ def resize_frames(frames, resize_shape=RELEASE_RESIZE_SHAPE, half_pixel_centers=
     resized = tf.cond(
         same,
         lambda: tf.cast(frames, tf.float32),
-        lambda: tf.compat.v1.image.resize_bilinear(frames, resize_shape, align_corners=False,
-                                                   half_pixel_centers=half_pixel_centers))
+        lambda: _bilinear(frames, resize_shape, half_pixel_centers))
     return tf.ensure_shape(resized, [None, *resize_shape, frames.shape[-1]])
 
 
@@ -126,8 +131,7 @@ def apply_train_crop(frames, modality, crop, image_size=RELEASE_IMAGE_SIZE,
     resized = resize_frames(frames, resize_shape, half_pixel_centers)
     channels = resized.shape[-1]
     window = tf.slice(resized, [0, crop["y"], crop["x"], 0], [-1, crop["height"], crop["width"], -1])
-    out = tf.compat.v1.image.resize_bilinear(window, [image_size, image_size], align_corners=False,
-                                             half_pixel_centers=half_pixel_centers)
+    out = _bilinear(window, [image_size, image_size], half_pixel_centers)
 
     def flipped():
         mirrored = tf.reverse(out, axis=[2])
