@@ -283,9 +283,10 @@ def make_video_dataset(list_file=None, frames_root=None, flow_root=None, modalit
             files = files.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
         if training:
             files = files.shuffle(len(files), seed=shuffle_seed, reshuffle_each_iteration=True)
-        dataset = files.interleave(tf.data.TFRecordDataset, deterministic=deterministic,
-                                   num_parallel_calls=num_parallel_calls if training else None,
-                                   cycle_length=None if training else 1)
+            dataset = files.interleave(tf.data.TFRecordDataset, deterministic=deterministic,
+                                       num_parallel_calls=num_parallel_calls)
+        else:  # shard after shard: list order
+            dataset = files.flat_map(tf.data.TFRecordDataset)
         dataset = dataset.map(lambda s: parse_video_example(s, modality),
                               num_parallel_calls=num_parallel_calls)
         if training:
