@@ -24,12 +24,12 @@ call (the `kmeans` subcommand of `experiments/convert_release_checkpoint.py`).
 import dataclasses
 import os
 import pickle
-import tempfile
 import warnings
 
 import numpy as np
 import tensorflow as tf
 
+from actionvlad_tf.atomic import atomic_output
 from actionvlad_tf.layers import NetVLADPooling
 from actionvlad_tf.models import backbones, pooling_layers
 from actionvlad_tf.models.vgg16 import VGG16_BLOCKS
@@ -295,15 +295,7 @@ def kmeans_centers_from_pickle(path):
 
 
 def save_centers_npz(centers, path):
-    """Writes {"centers": [K, D]} to `path` atomically (the project's centres format)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, centers=np.asarray(centers, np.float32))
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Writes {"centers": [K, D]} to `path` atomically (the project's centres format, WORKSPACE.md)."""
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, centers=np.asarray(centers, np.float32))
     return path
