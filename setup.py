@@ -29,6 +29,8 @@ setup(
         # Exactly one OpenCV wheel: the contrib build is a superset that carries TV-L1 (cv2.optflow).
         "opencv-contrib-python-headless>=4.8",
         "tensorflow-datasets>=4.9",
+        # TFDS imports it on every Python but declares it only below 3.9 (tensorflow/datasets#11212).
+        "importlib_resources>=6",
     ],
     extras_require={
         "cpu": [f"tensorflow-cpu{TENSORFLOW}"],
