@@ -132,7 +132,9 @@ def _decode_and_preprocess(element, config):
     if "flow" in config.streams:
         frames["flow"] = decode_flow_stacks(element["flow"], config.flow_stack)
     frames = frames if config.modality == "rgb+flow" else frames[config.modality]
-    if config.training:
+    if config.raw_frames:  # the caller crops, e.g. the feature cache's recorded views
+        video = frames
+    elif config.training:
         video = augment.preprocess_for_train(
             frames, config.modality, element["crop_seed"], config.image_size, config.resize_shape,
             invert_flow_on_flip=config.invert_flow_on_flip,
@@ -200,7 +202,8 @@ def make_video_dataset(list_file=None, frames_root=None, flow_root=None, modalit
                        temporal_jitter=False, invert_flow_on_flip=False, half_pixel_centers=False,
                        num_classes=None, on_error="raise", report=None, validate=False,
                        return_metadata=False, packed_files=None, shuffle_buffer=64,
-                       input_context=None, num_parallel_calls=tf.data.AUTOTUNE):
+                       input_context=None, num_parallel_calls=tf.data.AUTOTUNE,
+                       raw_frames=False):
     """A `tf.data.Dataset` of `(video, label)` (or `(video, label, metadata)`) batches.
 
     Args:
@@ -232,6 +235,9 @@ def make_video_dataset(list_file=None, frames_root=None, flow_root=None, modalit
         input_context: a `tf.distribute.InputContext` (from `distribute_datasets_from_function`):
             this pipeline's shard of the videos, with the per-replica batch size.
         num_parallel_calls: parallel reads/decodes (AUTOTUNE).
+        raw_frames: yield the decoded uint8 frames [B, T, H, W, C] (a dict for rgb+flow) with no
+            resize, crop or means, for callers that crop themselves (the feature cache); with
+            frames of different sizes keep batch_size 1.
     """
     if modality not in MODALITIES:
         raise ValueError(f"modality {modality!r} is not one of {MODALITIES}")
@@ -250,7 +256,7 @@ def make_video_dataset(list_file=None, frames_root=None, flow_root=None, modalit
         num_crops=num_crops, image_size=image_size, resize_shape=tuple(resize_shape),
         flow_stack=flow_stack, rgb_template=rgb_template, flow_template=flow_template,
         temporal_jitter=temporal_jitter, invert_flow_on_flip=invert_flow_on_flip,
-        half_pixel_centers=half_pixel_centers)
+        half_pixel_centers=half_pixel_centers, raw_frames=raw_frames)
     augment.eval_crop_offsets(num_crops, image_size, config.resize_shape)  # sizes fit, early
     for stream, root in (("rgb", frames_root), ("flow", flow_root)):
         if list_file is not None and stream in config.streams and root is None:
