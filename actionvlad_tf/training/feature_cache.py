@@ -1,0 +1,298 @@
+"""Feature cache: the frozen part of a training stage computed once per video and view (issue 6).
+
+In stage 2 (release §2.5: conv5_1 onwards trains) every step recomputes conv1_1 … pool4, about
+four fifths of VGG-16's work, on weights that never change; in stage 1 (only the classifier trains)
+everything but the classifier is frozen. `split_at_frozen_boundary` (training/split.py) cuts a
+model into a frozen prefix and a trainable suffix; this module runs the prefix once per video and
+augmentation view, stores the result, and serves (features, label) batches for the suffix:
+
+    stage 2: frames → per-frame pool4 maps [T, h, w, 512]  (10 MB per view at T = 25, 224², float32)
+    stage 1: frames → pooled ActionVLAD vector [K·D]        (128 KB per view)
+
+Views. The release draws a fresh crop and flip for every video at every visit (§3.6). A cache
+holds V views per video instead, each one train-mode draw of `augment.preprocess_for_train` with
+the recorded stateless seed (seed, i·V + v) for view v of list position i; each visit of a video
+picks one of its V views at random. That is the one behaviour it changes, which is why it is
+opt-in (`--feature_cache_dir`).
+
+Staleness. The cache folder is named by a SHA-256 key over everything the stored features depend
+on: the prefix's layer configurations and weight values, the list file's bytes, the modality,
+V, the seed, the augmentation arguments, the caller's description of the frames (root, T, templates,
+…) and the storage dtype. Any change gives another folder, so a stale cache is never read; an old
+folder is left for the user to delete.
+
+Layout and resumption. `<cache_root>/<key[:16]>/meta.json` (the key and its inputs, shapes,
+labels) and `features/<position:06d>_<view:02d>.npy`, one standard `.npy` per view (memory-map it
+with `np.load(..., mmap_mode="r")`). Every file is written to a temporary name and renamed
+(atomic); a rebuild computes only the views whose file is missing or has the wrong size, so an
+interrupted build is completed. One file per view (rather than one array per shard) lets the
+training dataset read a random view with TF ops alone (`tf.io.read_file`): parallel, without the
+GIL, and checkpointable with the trainer's iterator.
+"""
+import hashlib
+import io
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from actionvlad_tf.atomic import atomic_output
+from actionvlad_tf.data import augment
+from actionvlad_tf.data.lists import read_list
+
+FORMAT_VERSION = 1
+META_FILE = "meta.json"
+FEATURES_DIR = "features"
+KEY_LENGTH = 16  # hex digits of the key in the folder name; meta.json holds all 64
+AUGMENTATION_ARGUMENTS = ("image_size", "resize_shape", "scales", "invert_flow_on_flip",
+                          "half_pixel_centers")
+
+
+def _layer_signature(model):
+    """[(class, config without name)] of every layer, nested models walked, in layer order."""
+    signature = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            signature.append(["model", _layer_signature(layer)])
+            continue
+        config = {k: v for k, v in layer.get_config().items() if k not in ("name", "trainable")}
+        signature.append([type(layer).__name__, config])
+    return signature
+
+
+def cache_key(prefix, list_file, modality, views, seed, augmentation, description, dtype):
+    """SHA-256 hex key of everything the cached features depend on (module docstring)."""
+    with open(list_file, "rb") as handle:
+        list_digest = hashlib.sha256(handle.read()).hexdigest()
+    inputs = {
+        "format_version": FORMAT_VERSION,
+        "prefix_layers": _layer_signature(prefix),
+        "prefix_output_shape": list(prefix.output.shape[1:]),
+        "list_sha256": list_digest,
+        "modality": modality,
+        "views": views,
+        "seed": seed,
+        "augmentation": augmentation,
+        "description": description,
+        "dtype": dtype,
+    }
+    digest = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode())
+    for weight in prefix.weights:
+        value = np.ascontiguousarray(weight.numpy())
+        digest.update(f"{value.dtype}{value.shape}".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def _header_bytes(shape, dtype):
+    """Length of the `.npy` (format 1.0) header written before the array data."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buffer, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
+                 "shape": tuple(shape)})
+    return buffer.tell()
+
+
+class FeatureCache:
+    """A cache folder made by `build_feature_cache`: its metadata, files and training dataset."""
+
+    def __init__(self, directory):
+        self.directory = os.fspath(directory)
+        meta_path = os.path.join(self.directory, META_FILE)
+        if not os.path.isfile(meta_path):
+            raise FileNotFoundError(f"{meta_path} does not exist: not a feature cache folder")
+        with open(meta_path, encoding="utf-8") as handle:
+            self.meta = json.load(handle)
+        if self.meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{meta_path}: cache format {self.meta.get('format_version')}, this "
+                             f"code reads format {FORMAT_VERSION}; rebuild the cache")
+        if not self.meta["key"].startswith(os.path.basename(os.path.normpath(self.directory))):
+            raise ValueError(f"{meta_path}: key {self.meta['key']} does not match its folder name")
+        self.views = int(self.meta["views"])
+        self.feature_shape = tuple(self.meta["feature_shape"])
+        self.dtype = np.dtype(self.meta["dtype"])
+        self.labels = np.asarray(self.meta["labels"], np.int32)
+        self.paths = list(self.meta["paths"])
+        self.header_bytes = _header_bytes(self.feature_shape, self.dtype)
+        self.file_bytes = self.header_bytes + int(np.prod(self.feature_shape)) * self.dtype.itemsize
+
+    @property
+    def num_videos(self):
+        return len(self.labels)
+
+    def file(self, position, view):
+        """Path of the features of view `view` of list position `position`."""
+        return os.path.join(self.directory, FEATURES_DIR, f"{position:06d}_{view:02d}.npy")
+
+    def missing(self):
+        """[(position, view)] whose file is absent or has the wrong size (a foreign partial file)."""
+        missing = []
+        for position in range(self.num_videos):
+            for view in range(self.views):
+                path = self.file(position, view)
+                if not os.path.isfile(path) or os.path.getsize(path) != self.file_bytes:
+                    missing.append((position, view))
+        return missing
+
+    def is_complete(self):
+        return not self.missing()
+
+    def load(self, position, view):
+        """The stored features of one view, memory-mapped (read-only)."""
+        return np.load(self.file(position, view), mmap_mode="r")
+
+    def dataset(self, batch_size, shuffle_seed=None, output_dtype="float32", input_context=None):
+        """Endless training batches (features [B, *feature_shape], label int32 [B]).
+
+        Every epoch reshuffles the videos (as the release's per-epoch list shuffle, §3.8) and each
+        visit reads one of the video's V views at random; `shuffle_seed` makes both reproducible.
+        With `input_context` (from `distribute_datasets_from_function`) each input pipeline reads
+        its share of the videos, `batch_size` being the global batch.
+        """
+        missing = self.missing()
+        if missing:
+            position, view = missing[0]
+            raise ValueError(f"feature cache {self.directory} is incomplete: {len(missing)} view "
+                             f"file(s) missing, first {self.file(position, view)}; build it first")
+        positions = np.arange(self.num_videos)
+        if input_context is not None:
+            positions = positions[input_context.input_pipeline_id::input_context.num_input_pipelines]
+            batch_size = input_context.get_per_replica_batch_size(batch_size)
+        files = tf.constant([[self.file(p, v) for v in range(self.views)] for p in positions])
+        videos = tf.data.Dataset.from_tensor_slices((files, tf.constant(self.labels[positions])))
+        videos = videos.shuffle(len(positions), seed=shuffle_seed, reshuffle_each_iteration=True)
+        choices = tf.data.Dataset.random(seed=shuffle_seed).map(lambda r: r % self.views)
+        stored_dtype = tf.as_dtype(self.dtype)
+
+        def read(video, view):
+            (view_files, label) = video
+            path = view_files[view]
+            contents = tf.io.read_file(path)
+            check = tf.debugging.assert_equal(
+                tf.strings.length(contents), self.file_bytes,
+                message=tf.strings.join(["feature cache file has the wrong size: ", path]))
+            with tf.control_dependencies([check]):
+                values = tf.io.decode_raw(tf.strings.substr(contents, self.header_bytes, -1),
+                                          stored_dtype)
+            features = tf.cast(tf.reshape(values, self.feature_shape), output_dtype)
+            return features, label
+
+        dataset = tf.data.Dataset.zip(videos.repeat(), choices).map(
+            read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def view_seed(seed, position, views, view):
+    """The stateless seed of view `view` of list position `position` (recorded in meta.json)."""
+    return tf.constant([seed, position * views + view], tf.int64)
+
+
+def _contiguous_runs(positions):
+    """[3, 4, 5, 9] → [[3, 4, 5], [9]]: read each run of videos with one dataset."""
+    runs = []
+    for position in positions:
+        if runs and runs[-1][-1] == position - 1:
+            runs[-1].append(position)
+        else:
+            runs.append([position])
+    return runs
+
+
+def _write_meta(directory, meta):
+    path = os.path.join(directory, META_FILE)
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as handle:
+            existing = json.load(handle)
+        if existing.get("key") != meta["key"]:
+            raise ValueError(f"{path} holds key {existing.get('key')}, expected {meta['key']}: "
+                             "a truncated-key collision; delete the folder")
+        return
+    with atomic_output(path) as partial, open(partial, "w", encoding="utf-8") as handle:
+        json.dump(meta, handle, indent=1)
+
+
+def build_feature_cache(cache_root, prefix, list_file, read_videos, modality="rgb", views=4, seed=0,
+                        augmentation=None, description=None, dtype="float32", progress=True):
+    """Computes (or completes) the cache of `prefix` over the videos of `list_file`.
+
+    Args:
+        cache_root: folder holding caches; this one goes to `<cache_root>/<key[:16]>/`.
+        prefix: the frozen model of `split_at_frozen_boundary(model).prefix`: a video
+            [B, T, S, S, C] → features.
+        list_file: the training list (release format); its bytes enter the key, its lines are the
+            cached videos, in order.
+        read_videos: callable(list of `VideoEntry`) → a `tf.data.Dataset` (or any iterable) of
+            (frames, label) per video in the given order, frames the decoded, unaugmented uint8 [T, H, W, C] (a leading
+            batch axis of 1 is accepted), e.g. `make_video_dataset(entries, ..., raw_frames=True)`.
+        modality: "rgb" or "flow" (the channel means of `augment`).
+        views: V, augmentation views per video.
+        seed: base of the views' stateless seeds.
+        augmentation: keyword arguments of `augment.preprocess_for_train` (image_size,
+            resize_shape, scales, invert_flow_on_flip, half_pixel_centers); defaults the release's.
+        description: JSON-able dict of whatever else the frames depend on (frame root, T, flow
+            stack, file templates, …); it enters the key.
+        dtype: storage dtype, "float32" (exact) or "float16" (half the disk).
+        progress: show a tqdm bar over views.
+
+    Returns:
+        the complete `FeatureCache`.
+    """
+    if modality not in ("rgb", "flow"):
+        raise ValueError(f"feature caches hold one stream: modality must be 'rgb' or 'flow', got "
+                         f"{modality!r} (split and cache each stream's model)")
+    if views < 1:
+        raise ValueError(f"views must be ≥ 1, got {views}")
+    augmentation = dict(augmentation or {})
+    unknown = set(augmentation) - set(AUGMENTATION_ARGUMENTS)
+    if unknown:
+        raise ValueError(f"unknown augmentation arguments {sorted(unknown)}; "
+                         f"known: {AUGMENTATION_ARGUMENTS}")
+    description = dict(description or {})
+    entries = read_list(list_file)
+    key = cache_key(prefix, list_file, modality, views, seed, augmentation, description, dtype)
+    directory = os.path.join(cache_root, key[:KEY_LENGTH])
+    _write_meta(directory, {
+        "format_version": FORMAT_VERSION, "key": key, "list_file": os.path.abspath(list_file),
+        "modality": modality, "views": views, "seed": seed, "augmentation": augmentation,
+        "description": description, "dtype": np.dtype(dtype).name,
+        "feature_shape": list(prefix.output.shape[1:]),
+        "view_seed": "stateless seed (seed, position * views + view)",
+        "labels": [e.label for e in entries], "paths": [e.path for e in entries],
+    })
+    os.makedirs(os.path.join(directory, FEATURES_DIR), exist_ok=True)
+    cache = FeatureCache(directory)
+    missing = cache.missing()
+    todo = {}
+    for position, view in missing:
+        todo.setdefault(position, []).append(view)
+    compute = tf.function(lambda video: tf.cast(prefix(video, training=False), dtype),
+                          reduce_retracing=True)
+    bar = tqdm(total=cache.num_videos * views, initial=cache.num_videos * views - len(missing),
+               unit="view", desc="feature cache", disable=not progress)
+    for run in _contiguous_runs(sorted(todo)):
+        source = read_videos([entries[p] for p in run])
+        for position, (frames, label) in zip(run, source):
+            entry = entries[position]
+            if int(tf.reshape(label, [-1])[0]) != entry.label:
+                raise ValueError(f"read_videos returned label {label} for {entry.path} "
+                                 f"({entry.where}), the list says {entry.label}: wrong order")
+            if len(frames.shape) == 5:
+                frames = frames[0]
+            for view in todo[position]:
+                video = augment.preprocess_for_train(
+                    frames, modality, view_seed(seed, position, views, view), **augmentation)
+                features = compute(video[None])[0].numpy()
+                with atomic_output(cache.file(position, view)) as partial, \
+                        open(partial, "wb") as handle:
+                    np.lib.format.write_array(handle, features, version=(1, 0))
+                bar.update(1)
+    bar.close()
+    missing = cache.missing()
+    if missing:
+        position, view = missing[0]
+        raise ValueError(f"read_videos yielded too few videos: {len(missing)} view(s) still "
+                         f"missing, first {entries[position].path} ({entries[position].where})")
+    return cache
