@@ -181,17 +181,40 @@ def _folder_source(entries, keep, frames_root, flow_root):
                         else tf.string) for k, v in columns.items()})
 
 
-def _packed_files(packed_files):
-    if isinstance(packed_files, str):
-        files = sorted(glob.glob(packed_files))
+def _packed_source(packed_files, config, shuffle_seed, shuffle_buffer, input_context,
+                   num_parallel_calls, deterministic):
+    """Dataset of parsed records from shard files, or from a dataset of parsed records."""
+    if isinstance(packed_files, tf.data.Dataset):  # e.g. TFDS with SkipDecoding on the streams
+        missing = [s for s in config.streams if s not in packed_files.element_spec]
+        if missing:
+            raise ValueError(f"the packed records have no {missing} stream(s) for modality "
+                             f"{config.modality!r}")
+        records = packed_files
+        if input_context is not None:
+            records = records.shard(input_context.num_input_pipelines,
+                                    input_context.input_pipeline_id)
     else:
-        files = [os.fspath(f) for f in packed_files]
-    if not files:
-        raise ValueError(f"no packed shards match {packed_files!r}")
-    for path in files:
-        if not os.path.isfile(path):
-            raise ValueError(f"packed shard {path} does not exist")
-    return files
+        files = sorted(glob.glob(packed_files)) if isinstance(packed_files, str) else [
+            os.fspath(f) for f in packed_files]
+        if not files:
+            raise ValueError(f"no packed shards match {packed_files!r}")
+        for path in files:
+            if not os.path.isfile(path):
+                raise ValueError(f"packed shard {path} does not exist")
+        files = tf.data.Dataset.from_tensor_slices(files)
+        if input_context is not None:
+            files = files.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        if config.training:
+            files = files.shuffle(len(files), seed=shuffle_seed, reshuffle_each_iteration=True)
+            records = files.interleave(tf.data.TFRecordDataset, deterministic=deterministic,
+                                       num_parallel_calls=num_parallel_calls)
+        else:  # shard after shard: list order
+            records = files.flat_map(tf.data.TFRecordDataset)
+        records = records.map(lambda r: parse_video_example(r, config.modality),
+                              num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+    if config.training:
+        records = records.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
+    return records
 
 
 def make_video_dataset(list_file=None, frames_root=None, flow_root=None, modality="rgb",
@@ -230,8 +253,11 @@ def make_video_dataset(list_file=None, frames_root=None, flow_root=None, modalit
         validate: scan every video folder before building the dataset; all problems at once.
         return_metadata: add {"index", "path"} per video.
         packed_files: packed shards (a glob pattern or a list of paths) instead of a list and
-            frame folders; they must hold the streams of `modality`.
-        shuffle_buffer: videos in the shuffle buffer of packed shards in training.
+            frame folders, or a dataset of parsed records (`packed.parse_video_example`, or
+            the TFDS builder's records with `SkipDecoding` on the streams); they must hold the
+            streams of `modality`.
+        shuffle_buffer: videos in the shuffle buffer of packed records in training (shard files
+            are also shuffled every epoch).
         input_context: a `tf.distribute.InputContext` (from `distribute_datasets_from_function`):
             this pipeline's shard of the videos, with the per-replica batch size.
         num_parallel_calls: parallel reads/decodes (AUTOTUNE).
@@ -284,20 +310,8 @@ def make_video_dataset(list_file=None, frames_root=None, flow_root=None, modalit
             dataset = dataset.shuffle(len(keep), seed=shuffle_seed, reshuffle_each_iteration=True)
         read = _read_folder_files
     else:
-        files = tf.data.Dataset.from_tensor_slices(_packed_files(packed_files))
-        if input_context is not None:
-            files = files.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-        if training:
-            files = files.shuffle(len(files), seed=shuffle_seed, reshuffle_each_iteration=True)
-            dataset = files.interleave(tf.data.TFRecordDataset, deterministic=deterministic,
-                                       num_parallel_calls=num_parallel_calls)
-        else:  # shard after shard: list order
-            dataset = files.flat_map(tf.data.TFRecordDataset)
-        dataset = dataset.map(lambda s: parse_video_example(s, modality),
-                              num_parallel_calls=num_parallel_calls)
-        if training:
-            dataset = dataset.shuffle(shuffle_buffer, seed=shuffle_seed,
-                                      reshuffle_each_iteration=True)
+        dataset = _packed_source(packed_files, config, shuffle_seed, shuffle_buffer,
+                                 input_context, num_parallel_calls, deterministic)
         read = _select_packed_files
 
     if training:
