@@ -31,6 +31,8 @@ setup(
         "tensorflow-datasets>=4.9",
         # TFDS imports it on every Python but declares it only below 3.9 (tensorflow/datasets#11212).
         "importlib_resources>=6",
+        # tf.summary.scalar needs it; TF 2.21 wheels no longer depend on it.
+        "tensorboard>=2.16",
     ],
     extras_require={
         "cpu": [f"tensorflow-cpu{TENSORFLOW}"],

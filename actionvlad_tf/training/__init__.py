@@ -1,0 +1,21 @@
+"""Training: the release's two-stage recipe on tf.distribute, k-means centres, frozen-boundary split."""
+from actionvlad_tf.training.split import FrozenSplit, split_at_frozen_boundary
+from actionvlad_tf.training.trainer import (
+    NonFiniteLossError,
+    TrainConfig,
+    TrainResult,
+    default_iter_size,
+    is_chief,
+    load_model_weights,
+    make_optimizer,
+    make_strategy,
+    recipe_defaults,
+    save_model_atomic,
+    train,
+)
+
+__all__ = [
+    "FrozenSplit", "NonFiniteLossError", "TrainConfig", "TrainResult", "default_iter_size", "is_chief",
+    "load_model_weights", "make_optimizer", "make_strategy", "recipe_defaults", "save_model_atomic",
+    "split_at_frozen_boundary", "train",
+]

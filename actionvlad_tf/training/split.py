@@ -1,0 +1,96 @@
+"""Splitting a video model at its frozen boundary, so the frozen part can be computed once (a
+feature cache) and only the trainable part is trained.
+
+Stage 1 (release §2.5: only the classifier trains): prefix = frames → pooled vector (the VLAD,
+or the avg/max pool), suffix = vector → (dropout) → classifier → logits.
+Stage 2 (conv5_1 onwards trains): prefix = frames → per-frame pool4 output [B, T, h, w, 512],
+suffix = pool4 maps → conv5_1 … conv5_3 → ActionVLAD → classifier → logits.
+The two-stream frame baseline (fc6 onwards trains): prefix = frames → flattened pool5.
+
+Both parts share the model's layers (and so its weights): training the suffix trains the model.
+"""
+import dataclasses
+
+import keras
+
+from actionvlad_tf.models import FoldFrames, UnfoldFrames
+
+
+@dataclasses.dataclass
+class FrozenSplit:
+    """prefix: frozen model, inputs as the model's → features (None when nothing is frozen);
+    suffix: trainable model, features → logits (the model itself when nothing is frozen);
+    boundary: the name of the layer whose input (inside the backbone) or output (after it) the
+    features are."""
+
+    prefix: keras.Model
+    suffix: keras.Model
+    boundary: str
+
+
+def _back_over_dropout(layers, index):
+    """Index of the last layer before `index` that is not a Dropout: the features must be
+    deterministic, so a dropout right before the first trained layer belongs to the suffix."""
+    index -= 1
+    while index >= 0 and isinstance(layers[index], keras.layers.Dropout):
+        index -= 1
+    return index
+
+
+def split_at_frozen_boundary(model):
+    """Splits a single-stream model of `actionvlad_tf.models` (ActionVLAD with any pooling, or the
+    frame classifier) where its frozen layers end, as its current trainable flags say (set them
+    with `set_training_stage` first).
+
+    `suffix(prefix(x))` equals `model(x)`, and `suffix.trainable_variables` are the model's. A
+    backbone boundary must cut its graph (true for VGG-16, a chain).
+
+    Raises:
+        ValueError for a multi-input model (split each stream's model instead) or one with nothing
+        trainable.
+    """
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    if len(model.inputs) != 1 or len(nested) != 1:
+        raise ValueError(f"{model.name}: only single-stream models (one input, one backbone) can be split")
+    backbone = nested[0]
+    weighted = [layer for layer in backbone.layers if layer.weights]
+    first = next((layer for layer in weighted if layer.trainable), None)
+    if first is weighted[0]:
+        return FrozenSplit(None, model, weighted[0].name)
+    if first is not None:
+        return _split_inside_backbone(model, backbone, first)
+    layers = model.layers
+    trained = [i for i, layer in enumerate(layers) if layer.weights and layer.trainable and layer is not backbone]
+    if not trained:
+        raise ValueError(f"{model.name} has no trainable layer")
+    boundary = layers[_back_over_dropout(layers, trained[0])]
+    prefix = keras.Model(model.input, boundary.output, name=f"{model.name}_frozen")
+    features = keras.Input(shape=boundary.output.shape[1:], name=f"{boundary.name}_features")
+    suffix = keras.Model(features, _replay(layers[layers.index(boundary) + 1:], features),
+                         name=f"{model.name}_trainable")
+    return FrozenSplit(prefix, suffix, boundary.name)
+
+
+def _replay(layers, x):
+    for layer in layers:
+        x = layer(x)
+    return x
+
+
+def _split_inside_backbone(model, backbone, first):
+    layers = backbone.layers
+    boundary = layers[_back_over_dropout(layers, layers.index(first)) + 1]
+    cut = boundary.input
+    frozen = keras.Model(backbone.input, cut, name=f"{backbone.name}_frozen")
+    trainable = keras.Model(cut, backbone.output, name=f"{backbone.name}_trainable")
+    video = keras.Input(shape=model.input.shape[1:], name=model.input.name)
+    per_frame = frozen(FoldFrames(name=f"{frozen.name}_fold")(video))
+    prefix = keras.Model(video, UnfoldFrames(name=f"{frozen.name}_unfold")([per_frame, video]),
+                         name=f"{model.name}_frozen")
+    features = keras.Input(shape=prefix.output.shape[1:], name=f"{boundary.name}_features")
+    per_frame = trainable(FoldFrames(name=f"{trainable.name}_fold")(features))
+    x = UnfoldFrames(name=f"{trainable.name}_unfold")([per_frame, features])
+    top = model.layers
+    unfold = next(i for i, layer in enumerate(top) if isinstance(layer, UnfoldFrames))
+    suffix = keras.Model(features, _replay(top[unfold + 1:], x), name=f"{model.name}_trainable")
+    return FrozenSplit(prefix, suffix, boundary.name)
