@@ -299,3 +299,21 @@ def test_real_tsn_folder(shared_data, tmp_path):
                                   str(root), frames_per_video=3, rgb_template="img_%05d.jpg",
                                   validate=True)
     assert _batches(rgb_only)[0][0].shape == (1, 3, 224, 224, 3)
+
+
+def test_real_clip_yields_release_shapes(shared_data, tmp_path):
+    """Frames and (DIS) flow of a real HMDB51 clip → [25, 224, 224, 3] and [25, 224, 224, 20]."""
+    extraction = pytest.importorskip("actionvlad_tf.data.extraction")
+    clip = shared_data / "clips" / "hmdb51" / "TrumanShow_wave_f_nm_np1_fr_med_26.avi"
+    folder = tmp_path / "frames" / "wave" / "truman"
+    folder.mkdir(parents=True)
+    extraction.write_video_frames(str(clip), str(folder))
+    extraction.write_flow(str(clip), str(folder), method="dis")
+    count = extraction.count_frames(str(folder))
+    list_file = write_list(tmp_path / "real.txt", [f"wave/truman {count} 0"])
+    dataset = make_video_dataset(list_file, str(tmp_path / "frames"), modality="rgb+flow",
+                                 validate=True)
+    (video, label), = _batches(dataset)
+    assert video["rgb"].shape == (1, 25, 224, 224, 3)
+    assert video["flow"].shape == (1, 25, 224, 224, 20)
+    assert np.isfinite(video["rgb"]).all() and np.abs(video["flow"]).max() <= 128
