@@ -285,3 +285,20 @@ def test_saved_model_file_loads_in_a_fresh_process_after_import(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("stage,features", [(1, (4 * 320,)), (2, (2, 8, 8, 256))])
+def test_trainer_split_cuts_bn_inception_at_the_block(stage, features):
+    """The trainer's frozen/trainable split works on the branched backbone: stage 2 cuts at the
+    endpoint block's input (inception_3a's output here), so the frozen prefix can be cached."""
+    from actionvlad_tf.training.split import split_at_frozen_boundary
+
+    model = build_actionvlad(5, model_name="bn_inception", conv_endpoint="inception_3b", num_clusters=4,
+                             image_size=64, frames_per_video=2)
+    set_training_stage(model, stage)
+    split = split_at_frozen_boundary(model)
+    x = np.random.default_rng(0).normal(size=(2, 2, 64, 64, 3)).astype("float32") * 50
+    cached = split.prefix(x)
+    assert tuple(cached.shape[1:]) == features
+    np.testing.assert_allclose(split.suffix(cached), model(x), rtol=1e-5, atol=1e-6)
+    assert len(split.suffix.trainable_variables) == len(model.trainable_variables)
