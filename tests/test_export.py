@@ -179,3 +179,20 @@ def test_two_stream_export_late_fuses_inside(tmp_path):
     np.testing.assert_allclose(got, 0.333 * single["rgb"] + 0.667 * single["flow"], atol=1e-5)
     with pytest.raises(ValueError, match="single-stream RGB model and a single-stream flow model"):
         late_fuse(flow_model, rgb)
+
+
+def test_entry_point(rgb_export, tmp_path):
+    (tmp_path / "classes.txt").write_text("".join(f"{c}\n" for c in CLASSES))
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    command = [sys.executable, "experiments/export.py", f"--model={rgb_export[1]['keras']}",
+               f"--class_names={tmp_path / 'classes.txt'}", f"--export_dir={tmp_path / 'exp'}"]
+    result = subprocess.run(command, cwd=repo, capture_output=True, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"SavedModel: {tmp_path / 'exp' / '1'}" in result.stdout
+    frames = _frames(np.random.default_rng(5), 3)
+    served = tf.saved_model.load(str(tmp_path / "exp" / "1")).signatures["serving_default"](frames=tf.constant(frames))
+    np.testing.assert_allclose(served["logits"].numpy(), _keras_logits(rgb_export[0], {"rgb": frames}), atol=1e-5)
+    result = subprocess.run(command[:2] + [f"--rgb_model={rgb_export[1]['keras']}"] + command[3:], cwd=repo,
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and "either --model, or both --rgb_model and --flow_model" in result.stderr

@@ -1,11 +1,13 @@
 """Release checkpoint conversion: a TF1 graph of the release's formula (§1.1-1.3), saved with
 tf.compat.v1 Saver (V1 and V2) under the release's names, must give the converted Keras model's
 logits; the report names unmapped and missing variables; the k-means pickle converts to .npz."""
+import os
 import pickle
 import subprocess
 import sys
 import types
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -252,3 +254,34 @@ def test_kmeans_pickle_refuses_other_globals(tmp_path):
     (tmp_path / "evil.pkl").write_bytes(pickle.dumps(Evil()))
     with pytest.warns(UserWarning), pytest.raises(ValueError, match="refusing to load global subprocess.call"):
         release_ckpt.kmeans_centers_from_pickle(tmp_path / "evil.pkl")
+
+
+def _convert_cli(*args):
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return subprocess.run([sys.executable, "experiments/convert_release_checkpoint.py", *args], cwd=repo,
+                          capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+def test_entry_point(tmp_path):
+    """`checkpoint` builds the model from the checkpoint's shapes and writes a .keras file;
+    `kmeans` warns and writes the .npz; no subcommand is a usage error."""
+    rng = np.random.default_rng(6)
+    values = _release_values(rng, "stream0/", 3)
+    video = _video(rng, 3)
+    expected = _save_release_checkpoint(tmp_path / "m.ckpt", values, {"stream0/": video.reshape(B * T, S, S, 3)},
+                                        {"stream0/": False}, tf.compat.v1.train.SaverDef.V1)["stream0/"]
+    result = _convert_cli("checkpoint", f"--checkpoint={tmp_path / 'm.ckpt'}", f"--output={tmp_path / 'm.keras'}",
+                          f"--image_size={S}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "31 variables assigned" in result.stdout and "missing (Keras weights without a checkpoint variable): 0" in result.stdout
+    model = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(model(video).numpy(), expected, atol=1e-5, rtol=1e-5)
+
+    _write_release_style_pickle(tmp_path / "k.pkl", values["stream0/NetVLAD/centers"])
+    result = _convert_cli("kmeans", f"--pickle={tmp_path / 'k.pkl'}", f"--output={tmp_path / 'k.npz'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "runs code" in result.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "k.npz")["centers"], values["stream0/NetVLAD/centers"])
+    result = _convert_cli(f"--pickle={tmp_path / 'k.pkl'}", f"--output={tmp_path / 'x.npz'}")
+    assert result.returncode != 0 and "checkpoint|kmeans" in result.stderr
+    assert not (tmp_path / "x.npz").exists()

@@ -199,12 +199,13 @@ def load_release_checkpoint(model, checkpoint, prefix=None, allow_missing=False,
 
 
 def convert_two_stream(model, rgb_checkpoint, flow_checkpoint=None, rgb_prefix=None,
-                       flow_prefix=None, allow_missing=False):
+                       flow_prefix=None, allow_missing=False, values=None):
     """Loads a late-fusion model from `build_two_stream(fusion="late")`: its `rgb_actionvlad` and
     `flow_actionvlad` streams from two single-stream checkpoints (the released RGB and flow models),
     or from one two-stream checkpoint (`flow_checkpoint` None: `stream0/` RGB, `stream1/` flow,
-    §1.5, §2.4). Returns the two reports (RGB, flow)."""
-    values = read_checkpoint(rgb_checkpoint)
+    §1.5, §2.4). `values`: the RGB checkpoint's {name: array}, if already read. Returns the two
+    reports (RGB, flow)."""
+    values = read_checkpoint(rgb_checkpoint) if values is None else values
     if flow_checkpoint is None:
         rgb_prefix = "stream0/" if rgb_prefix is None else rgb_prefix
         flow_prefix = "stream1/" if flow_prefix is None else flow_prefix
