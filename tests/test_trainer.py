@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from actionvlad_tf.models import build_actionvlad
 from actionvlad_tf.training import (NonFiniteLossError, TrainConfig, default_iter_size, load_model_weights,
-                                    make_optimizer, make_strategy, recipe_defaults, save_model_atomic, train)
+                                    make_optimizer, make_strategy, recipe_defaults, train)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -291,21 +291,6 @@ def test_load_model_weights_from_keras_file_and_train_dir(tmp_path):
         load_model_weights(other, str(tmp_path))
     with pytest.raises(ValueError, match="does not match"):
         load_model_weights(build_actionvlad(3, frames_per_video=3, image_size=32, num_clusters=5), result.model_path)
-
-
-def test_save_model_atomic_leaves_previous_file_on_failure(tmp_path):
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    path = tmp_path / "model.keras"
-    save_model_atomic(model, path)
-    before = path.read_bytes()
-
-    class Unsavable(keras.Model):
-        def save(self, *args, **kwargs):
-            raise OSError("disk full")
-
-    with pytest.raises(OSError, match="disk full"):
-        save_model_atomic(Unsavable(), path)
-    assert path.read_bytes() == before and os.listdir(tmp_path) == ["model.keras"]
 
 
 def _run_script(tmp_path, source, *args, env=None):

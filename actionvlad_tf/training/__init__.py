@@ -10,12 +10,11 @@ from actionvlad_tf.training.trainer import (
     make_optimizer,
     make_strategy,
     recipe_defaults,
-    save_model_atomic,
     train,
 )
 
 __all__ = [
     "FrozenSplit", "NonFiniteLossError", "TrainConfig", "TrainResult", "default_iter_size", "is_chief",
-    "load_model_weights", "make_optimizer", "make_strategy", "recipe_defaults", "save_model_atomic",
+    "load_model_weights", "make_optimizer", "make_strategy", "recipe_defaults",
     "split_at_frozen_boundary", "train",
 ]

@@ -23,12 +23,10 @@ be checkpointed; a distributed iterator cannot be) and hands each replica its sl
 Under MultiWorkerMirroredStrategy every worker iterates the same seeded dataset and takes its
 replicas' slices.
 """
-import contextlib
 import dataclasses
 import json
 import logging
 import os
-import secrets
 import shutil
 import tempfile
 import time
@@ -38,6 +36,8 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from actionvlad_tf.atomic import atomic_output
+from actionvlad_tf.export.saved_model import save_keras_atomic
 from actionvlad_tf.models import set_training_stage
 
 log = logging.getLogger(__name__)
@@ -277,35 +277,10 @@ def load_model_weights(model, path):
     return prefix
 
 
-@contextlib.contextmanager
-def atomic_path(path):
-    """A temporary path beside `path`, with the same suffix, moved onto `path` if the block succeeds."""
-    directory, name = os.path.split(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    suffix = "".join(name.partition(".")[1:])
-    temporary = os.path.join(directory, f".{name}.{os.getpid()}.{secrets.token_hex(4)}{suffix}")
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-
-
-def save_model_atomic(model, path):
-    """Saves `model` as `.keras` through a temporary file, so no reader sees half a model."""
-    if not os.fspath(path).endswith(".keras"):
-        raise ValueError(f"model path must end in .keras, got {path}")
-    with atomic_path(path) as temporary:
-        model.save(temporary)
-    return os.fspath(path)
-
-
 def _write_json_atomic(path, payload):
-    with atomic_path(path) as temporary:
-        with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=2)
-            handle.write("\n")
+    with atomic_output(path) as temporary, open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=2)
+        handle.write("\n")
 
 
 def _video_names(metadata):
@@ -594,7 +569,7 @@ def train(model, dataset, config, strategy=None, stage=None, export_model=None, 
     if model_path is None:
         model_path = os.path.join(config.train_dir, "model.keras")
     if model_path and chief:
-        save_model_atomic(export_model or model, model_path)
+        save_keras_atomic(export_model or model, model_path)
     timed = durations[1:]
     return TrainResult(step=step, loss=loss, accuracy=accuracy, skipped_batches=list(skipped),
                        checkpoint=saved_path, model_path=model_path or None,
