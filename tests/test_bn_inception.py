@@ -213,11 +213,46 @@ def test_tsn_npy_names_map_to_release_names(tmp_path):
         "InceptionV2_TSN/conv1/7x7_s2/BatchNorm/moving_mean",
         "InceptionV2_TSN/conv1/7x7_s2/BatchNorm/moving_variance",
         "InceptionV2_TSN/inception_3a/double_3x3_1/BatchNorm/moving_variance",
+        "fc-action/weights",  # not a backbone layer: kept, so a load reports it as unused
     ])
     path = tmp_path / "tsn.npy"
     np.save(path, {**tsn, "inception_3a_double_3x3_1_bn": {}}, allow_pickle=True)
     loaded = bn_inception.build_bn_inception(conv_endpoint="conv1/7x7_s2", weights=str(path))
     np.testing.assert_array_equal(np.array(loaded.get_layer("conv1_7x7_s2").kernel), 1.0)
+    report = bn_inception.load_release_bn_inception(loaded, str(path))
+    assert report["unused"] == ["fc-action/weights"]
+
+
+def _torch_state(model, seed=0):
+    """The state dict a PyTorch port of TSN's BN-Inception would hold for `model` (OIHW kernels)."""
+    rng = np.random.default_rng(seed)
+    state = {"last_linear.weight": rng.normal(size=(1000, 1024)), "conv1_7x7_s2_bn.num_batches_tracked": np.array(0)}
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            state[f"{layer.name}.weight"] = rng.normal(size=tuple(layer.kernel.shape)).transpose(3, 2, 0, 1)
+            state[f"{layer.name}.bias"] = rng.normal(size=tuple(layer.bias.shape))
+        elif isinstance(layer, bn_inception.FrozenBatchNormalization):
+            for leaf in ("weight", "bias", "running_mean"):
+                state[f"{layer.name}.{leaf}"] = rng.normal(size=tuple(layer.gamma.shape))
+            state[f"{layer.name}.running_var"] = rng.uniform(0.5, 2, size=tuple(layer.gamma.shape))
+    return {k: np.asarray(v, "float32" if k != "conv1_7x7_s2_bn.num_batches_tracked" else "int64") for k, v in state.items()}
+
+
+def test_pytorch_port_state_dict_and_imagenet_keyword(tmp_path, monkeypatch):
+    backbone = bn_inception.build_bn_inception(conv_endpoint="inception_3a")
+    state = _torch_state(backbone)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="bn_inception_imagenet.npz"):
+        bn_inception.build_bn_inception(weights="imagenet")
+    (tmp_path / ".keras" / "models").mkdir(parents=True)
+    np.savez(tmp_path / ".keras" / "models" / "bn_inception_imagenet.npz", **state)
+    loaded = bn_inception.build_bn_inception(conv_endpoint="inception_3a", weights="imagenet")
+    np.testing.assert_array_equal(np.array(loaded.get_layer("inception_3a_double_3x3_1").kernel),
+                                  state["inception_3a_double_3x3_1.weight"].transpose(2, 3, 1, 0))
+    np.testing.assert_array_equal(np.array(loaded.get_layer("conv2_3x3_bn").moving_variance),
+                                  state["conv2_3x3_bn.running_var"])
+    report = bn_inception.load_release_bn_inception(loaded, bn_inception.torch_state_to_release(state))
+    assert sorted(report["unused"]) == ["conv1_7x7_s2_bn.num_batches_tracked", "last_linear.weight"]
 
 
 def _write_tf1_checkpoint(prefix, values):

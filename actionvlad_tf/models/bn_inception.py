@@ -51,6 +51,11 @@ BN_RELEASE_NAMES = {"gamma": "gamma", "beta": "beta", "moving_mean": "moving_mea
 # TSN Caffe BN blobs → release names (release `var_name_mapper.cuhk_action_tsn`).
 TSN_BN_NAMES = {"scale": "gamma", "shift": "beta", "mean": "moving_mean", "variance": "moving_variance"}
 CONV_RELEASE_NAMES = {"kernel": "weights", "bias": "biases"}
+# PyTorch ports of TSN's BN-Inception (same layer names; OIHW kernels) → release names.
+TORCH_BN_NAMES = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
+TORCH_CONV_NAMES = {"weight": "weights", "bias": "biases"}
+# Keras hosts no BN-Inception: "imagenet" means this file in Keras's cache, made once by the user.
+IMAGENET_FILE = "bn_inception_imagenet.npz"
 
 
 @keras.saving.register_keras_serializable(package="actionvlad_tf")
@@ -161,10 +166,10 @@ def build_bn_inception(
         conv_endpoint: a block name of `ENDPOINTS` ("inception_5a", the Charades default:
             [N, H/32, W/32, 1024], 7×7×1024 at 224²), release spelling ("conv2/3x3") or Keras
             spelling ("conv2_3x3").
-        weights: None (random), a Keras `.weights.h5` of this model, or anything
-            `load_release_bn_inception` reads (a {release name: array} dict, an `.npz` of one, a
-            TF checkpoint prefix, the release's TSN `.npy`). A 3-channel conv1 kernel is converted for
-            flow (release §4).
+        weights: None (random), "imagenet" (`imagenet_weights_file()`), a Keras `.weights.h5` of
+            this model, or anything `load_release_bn_inception` reads (a {release name: array}
+            dict, an `.npz` of one or of a PyTorch port's state dict, a TF checkpoint prefix, the
+            release's TSN `.npy`). A 3-channel conv1 kernel is converted for flow (release §4).
         input_shape: (H, W) or (H, W, C); default (None, None, C).
         weight_decay: slim L2 (wd·Σw²/2) on conv kernels, as Keras L2(wd/2) (release §1.6, §7).
         trainable_from: name of the first trainable layer; default the endpoint's block (see
@@ -285,20 +290,57 @@ def release_weight_map(model, stream="stream0"):
     return entries
 
 
+def _is_conv_layer(layer_name):
+    return re.fullmatch(r"(inception_\d[a-e]|conv\d)_.+", layer_name) is not None
+
+
 def tsn_npy_to_release(tsn_weights):
     """The release's TSN Caffe conversion {caffe layer: {blob: array}} (keys like
     "inception_3a_1x1_bn" / "scale") → {release name: array}, as `var_name_mapper.cuhk_action_tsn`.
-    The Caffe `fc-action` classifier is not part of the conv backbone and is left out."""
+    Blobs of other layers (TSN's `fc-action` classifier) keep their "layer/blob" name, so a load
+    reports them as unused."""
     converted = {}
     for layer, blobs in tsn_weights.items():
-        if layer == "fc-action":
-            continue
         is_bn = layer.endswith("_bn")
-        scope = release_scope(layer[: -len("_bn")] if is_bn else layer)
         for blob, value in blobs.items():
+            if not _is_conv_layer(layer):
+                converted[f"{layer}/{blob}"] = np.asarray(value)
+                continue
+            scope = release_scope(layer[: -len("_bn")] if is_bn else layer)
             leaf = f"BatchNorm/{TSN_BN_NAMES[blob]}" if is_bn else f"Conv/{blob}"
             converted[f"{RELEASE_SCOPE}/{scope}/{leaf}"] = np.asarray(value)
     return converted
+
+
+def torch_state_to_release(state):
+    """A PyTorch port's state dict of TSN's BN-Inception ("inception_3a_1x1.weight" OIHW,
+    "inception_3a_1x1_bn.running_var", …, as numpy arrays) → {release name: array}, kernels HWIO.
+    Other entries (the port's classifier, BN step counters) keep their names and are reported as
+    unused by a load."""
+    converted = {}
+    for key, value in state.items():
+        layer, _, leaf = key.rpartition(".")
+        value = np.asarray(value)
+        if not _is_conv_layer(layer) or leaf == "num_batches_tracked":
+            converted[key] = value
+        elif layer.endswith("_bn"):
+            converted[f"{RELEASE_SCOPE}/{release_scope(layer[: -len('_bn')])}/BatchNorm/{TORCH_BN_NAMES[leaf]}"] = value
+        else:
+            kernel = value.transpose(2, 3, 1, 0) if value.ndim == 4 else value
+            converted[f"{RELEASE_SCOPE}/{release_scope(layer)}/Conv/{TORCH_CONV_NAMES[leaf]}"] = kernel
+    return converted
+
+
+def imagenet_weights_file():
+    """`~/.keras/models/bn_inception_imagenet.npz`: TSN's ImageNet BN-Inception, converted once."""
+    path = os.path.join(os.path.expanduser("~"), ".keras", "models", IMAGENET_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"no ImageNet BN-Inception weights at {path}. Keras hosts none: save TSN's ImageNet "
+            "BN-Inception there as an .npz, e.g. from the PyTorch port (pretrainedmodels' "
+            "bn_inception): np.savez(path, **{k: v.numpy() for k, v in torch.load(pth).items()}); "
+            "or pass the file itself (docs/charades.md)")
+    return path
 
 
 def _read_source(source):
@@ -310,7 +352,9 @@ def _read_source(source):
     path = os.fspath(source)
     if path.endswith(".npz"):
         with np.load(path) as data:
-            return {name: data[name] for name in data.files}
+            values = {name: data[name] for name in data.files}
+        # Release names are scoped ("…/Conv/weights"); a PyTorch state dict's are dotted.
+        return values if any("/" in name for name in values) else torch_state_to_release(values)
     if path.endswith(".npy"):
         return tsn_npy_to_release(np.load(path, allow_pickle=True, encoding="latin1").item())
     import tensorflow as tf
@@ -326,8 +370,8 @@ def load_release_bn_inception(model, source):
     """Loads release-named weights onto a BN-Inception backbone or ActionVLAD model, in place.
 
     `source`: a {release name: array} dict (names with or without the "streamN/" prefix, release
-    §2.4), a `tf.train.load_checkpoint` reader, a checkpoint prefix, an `.npz`, or the release's TSN
-    `.npy`. Every backbone variable must be present; the NetVLAD and classifier weights are loaded
+    §2.4), a `tf.train.load_checkpoint` reader, a checkpoint prefix, an `.npz` (release names, or a
+    PyTorch port's state dict), or the release's TSN `.npy`. Every backbone variable must be present; the NetVLAD and classifier weights are loaded
     when the source has them all and left as they are when it has none (an ImageNet/TSN backbone).
     A 3-channel conv1 kernel is converted for a 20-channel flow model (release §4).
 
@@ -363,6 +407,8 @@ def load_release_bn_inception(model, source):
 
 def load_bn_inception_weights(model, weights):
     """Loads `weights` (see `build_bn_inception`) onto a model built by `build_bn_inception`."""
+    if weights == "imagenet":
+        weights = imagenet_weights_file()
     if isinstance(weights, (str, os.PathLike)) and os.fspath(weights).endswith(".weights.h5"):
         if not os.path.exists(weights):
             raise FileNotFoundError(f"BN-Inception weights file not found: {weights}")
