@@ -1,0 +1,81 @@
+"""'Action words' (paper Sec. 4.7, Fig. 6 and 7): which conv5 positions each VLAD cluster takes.
+
+The hard assignment of a descriptor is the argmax over clusters of its soft assignment (Eq. 1). A
+word's map over a frame is on where the argmax is that word; the frame is dimmed elsewhere, so the
+bright cells are the receptive-field centres of the descriptors assigned to it.
+
+* `plot_video_action_words` (Fig. 7): for one video, rows of action words over its frames, showing
+  how a word "tracks" a patch through the video.
+* `plot_action_word_examples` (Fig. 6): for one action word, the frames of many videos where it
+  takes the largest share of positions.
+"""
+import numpy as np
+
+from actionvlad_tf.viz.common import new_figure, overlay, save_png, show_image
+
+
+def hard_assignments(assignments):
+    """[..., K] soft assignments → [...] index of the winning action word."""
+    return np.argmax(assignments, axis=-1)
+
+
+def frequent_words(assignments, num_words):
+    """The `num_words` action words that win the most positions, most frequent first."""
+    counts = np.bincount(hard_assignments(assignments).ravel(), minlength=assignments.shape[-1])
+    return [int(k) for k in np.argsort(-counts, kind="stable")[:num_words]]
+
+
+def evenly_spaced(num_frames, count):
+    return sorted(set(np.linspace(0, num_frames - 1, min(count, num_frames)).round().astype(int).tolist()))
+
+
+def plot_video_action_words(crops, assignments, path, words=None, num_words=2, max_frames=8, title=None):
+    """Fig. 7: rows = action words (default: the `num_words` most frequent in this video), columns =
+    up to `max_frames` evenly spaced frames; `crops` [T, S, S, 3] uint8 are the frames as the network
+    saw them, `assignments` [T, h, w, K]. Returns the words shown."""
+    if len(crops) != len(assignments):
+        raise ValueError(f"{len(crops)} frames but {len(assignments)} assignment maps")
+    words = list(words) if words is not None else frequent_words(assignments, num_words)
+    hard = hard_assignments(assignments)
+    frames = evenly_spaced(len(crops), max_frames)
+    figure = new_figure(1.5 * len(frames), 1.6 * len(words) + (0.4 if title else 0))
+    for row, word in enumerate(words):
+        for column, t in enumerate(frames):
+            axes = figure.add_subplot(len(words), len(frames), row * len(frames) + column + 1)
+            show_image(axes, overlay(crops[t], hard[t] == word), f"word {word} · frame {t + 1}")
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    save_png(figure, path)
+    return words
+
+
+def frames_where_word_fires(assignments_per_video, word, num_examples):
+    """[(video, frame, share)] of the frames in which `word` wins the largest share of positions,
+    largest first; frames where it wins nothing are left out."""
+    found = []
+    for video, assignments in enumerate(assignments_per_video):
+        share = (hard_assignments(assignments) == word).reshape(len(assignments), -1).mean(axis=1)
+        found += [(video, t, float(s)) for t, s in enumerate(share) if s > 0]
+    return sorted(found, key=lambda item: -item[2])[:num_examples]
+
+
+def plot_action_word_examples(crops_per_video, assignments_per_video, word, path, num_examples=8,
+                              columns=4, video_names=None):
+    """Fig. 6: the frames (from all videos) where action word `word` fires most, highlighted.
+    Returns the (video, frame, share) shown; an error if the word wins no position anywhere."""
+    chosen = frames_where_word_fires(assignments_per_video, word, num_examples)
+    if not chosen:
+        raise ValueError(f"action word {word} wins no position in any of the {len(crops_per_video)} videos")
+    columns = min(columns, len(chosen))
+    rows = -(-len(chosen) // columns)
+    figure = new_figure(1.9 * columns, 2.0 * rows + 0.4)
+    for index, (video, t, share) in enumerate(chosen):
+        name = video_names[video] if video_names else f"video {video + 1}"
+        mask = hard_assignments(assignments_per_video[video][t]) == word
+        show_image(figure.add_subplot(rows, columns, index + 1), overlay(crops_per_video[video][t], mask),
+                   f"{name[:22]} · f{t + 1} · {share:.0%}")
+    figure.suptitle(f"action word {word}", fontsize=10)
+    figure.tight_layout()
+    save_png(figure, path)
+    return chosen

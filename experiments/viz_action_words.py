@@ -1,0 +1,57 @@
+r"""Action words (paper Fig. 6 and 7) of a trained ActionVLAD model on video files.
+
+  python experiments/viz_action_words.py --model=runs/rgb/model.keras \
+      --videos=a.avi,b.avi,c.avi --output_dir=figures/action_words
+
+Writes `video_<i>_<name>.png` per video (Fig. 7: the most frequent words of that video over its
+frames) and `word_<k>.png` for the `--num_words` words most frequent over all videos (Fig. 6: the
+frames of all videos where word k fires most). `--words=3,17` picks the words instead.
+"""
+import os
+
+import keras
+import numpy as np
+from absl import app, flags
+
+import actionvlad_tf  # noqa: F401  (registers the layers that load_model needs)
+from actionvlad_tf.viz import action_words, common
+
+flags.DEFINE_string("model", None, "A trained .keras ActionVLAD model.")
+flags.DEFINE_enum("modality", None, ["rgb", "flow"], "The stream to show, for a late-fusion two-stream model.")
+flags.DEFINE_list("videos", None, "Video files.")
+flags.DEFINE_string("output_dir", None, "Folder for the PNGs.")
+flags.DEFINE_list("words", None, "Action words (cluster indices) for the word_<k>.png figures; default: the most frequent.")
+flags.DEFINE_integer("num_words", 2, "Words per video figure, and word figures when --words is not given.")
+flags.DEFINE_integer("examples", 8, "Frames per word figure.")
+flags.DEFINE_integer("max_frames", 8, "Frames per video figure.")
+flags.DEFINE_integer("frames_per_video", 25, "T, for a model that accepts any number of frames.")
+flags.DEFINE_string("flow_method", "tvl1", "Optical flow for a flow model (data_prep's methods).")
+flags.mark_flags_as_required(["model", "videos", "output_dir"])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    model = common.stream_model(keras.saving.load_model(FLAGS.model), FLAGS.modality)
+    names = [os.path.splitext(os.path.basename(v))[0] for v in FLAGS.videos]
+    crops, assignments = [], []
+    for index, (video, name) in enumerate(zip(FLAGS.videos, names)):
+        shown, internals = common.analyse_video(model, video, FLAGS.frames_per_video, FLAGS.flow_method)
+        crops.append(shown)
+        assignments.append(internals["assignments"])
+        path = os.path.join(FLAGS.output_dir, f"video_{index + 1}_{name}.png")
+        words = action_words.plot_video_action_words(shown, internals["assignments"], path,
+                                                     num_words=FLAGS.num_words, max_frames=FLAGS.max_frames,
+                                                     title=name)
+        print(f"{path}: words {words} over the frames of {video}")
+    words = ([int(w) for w in FLAGS.words] if FLAGS.words
+             else action_words.frequent_words(np.concatenate(assignments), FLAGS.num_words))
+    for word in words:
+        path = os.path.join(FLAGS.output_dir, f"word_{word}.png")
+        shown = action_words.plot_action_word_examples(crops, assignments, word, path, FLAGS.examples,
+                                                       video_names=names)
+        print(f"{path}: word {word} in {len(shown)} frames of {len({v for v, _, _ in shown})} videos")
+
+
+if __name__ == "__main__":
+    app.run(main)
