@@ -154,7 +154,10 @@ def load_centers(path, num_clusters=None, descriptor_size=None):
     with np.load(path, allow_pickle=False) as data:
         if "centers" not in data:
             raise ValueError(f"{path}: no 'centers' array (it holds {sorted(data.files)})")
-        centers = data["centers"].astype(np.float32)
+        try:
+            centers = data["centers"].astype(np.float32)
+        except ValueError as error:  # an object array: numpy refuses to unpickle it
+            raise ValueError(f"{path}: 'centers' is not a numeric array ({error}); refused") from None
     expected = (num_clusters, descriptor_size)
     if centers.ndim != 2 or any(e is not None and e != s for e, s in zip(expected, centers.shape)):
         raise ValueError(f"{path}: centres have shape {centers.shape}, the model needs "
