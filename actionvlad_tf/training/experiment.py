@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from actionvlad_tf.models import (backbones, build_actionvlad, build_backbone, build_frame_classifier,
                                   build_two_stream)
+from actionvlad_tf.models import bn_inception
 from actionvlad_tf.models.vgg16 import load_vgg16_weights
 
 NUM_CLASSES = {"hmdb51": 51, "ucf101": 101, "charades": 157}
@@ -102,6 +103,8 @@ def load_backbone_weights(model_or_backbones, weights, modality):
             continue
         if source.endswith(".keras"):
             _copy_backbone_layers(source, backbone)
+        elif bn_inception.is_bn_inception(backbone):
+            bn_inception.load_bn_inception_weights(backbone, source)
         else:
             load_vgg16_weights(backbone, source)
 
