@@ -337,3 +337,21 @@ def test_trainer_split_cuts_bn_inception_at_the_block(stage, features):
     assert tuple(cached.shape[1:]) == features
     np.testing.assert_allclose(split.suffix(cached), model(x), rtol=1e-5, atol=1e-6)
     assert len(split.suffix.trainable_variables) == len(model.trainable_variables)
+
+
+def test_entry_points_load_bn_inception_backbone_weights(tmp_path, monkeypatch):
+    """`--backbone_weights` of train.py / cluster.py (training.experiment) reaches the BN-Inception
+    loader: "imagenet" and release-named files alike."""
+    from actionvlad_tf.training import experiment
+
+    model = build_actionvlad(5, model_name="bn_inception", conv_endpoint="conv2/3x3", num_clusters=4,
+                             image_size=32, frames_per_video=2)
+    values = _release_values(model, stream=None, seed=5)
+    backbone_values = {n: v for n, v in values.items() if n.startswith("InceptionV2_TSN/")}
+    np.savez(tmp_path / "tsn.npz", **backbone_values)
+    experiment.load_backbone_weights(model, str(tmp_path / "tsn.npz"), "rgb")
+    kernel = model.get_layer("rgb_bn_inception").get_layer("conv2_3x3").kernel
+    np.testing.assert_array_equal(np.array(kernel), backbone_values["InceptionV2_TSN/conv2/3x3/Conv/weights"])
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="bn_inception_imagenet.npz"):
+        experiment.descriptor_model("rgb", "conv2/3x3", model_name="bn_inception", weights="imagenet")

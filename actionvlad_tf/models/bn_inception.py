@@ -234,9 +234,14 @@ def first_trainable_layer(backbone):
     raise ValueError(f"{backbone.name} has no conv layer")
 
 
+def is_bn_inception(backbone):
+    """Whether `backbone` is a model built by `build_bn_inception`."""
+    return any(layer.name == "conv1_7x7_s2" for layer in backbone.layers)
+
+
 def _find_bn_inception(model):
     """The BN-Inception backbone inside `model` (or `model` itself)."""
-    if any(layer.name == "conv1_7x7_s2" for layer in model.layers):
+    if is_bn_inception(model):
         return model
     for layer in model.layers:
         if isinstance(layer, keras.Model):
