@@ -401,3 +401,73 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path):
     for key in a.files:
         np.testing.assert_array_equal(a[key], b[key])
     assert "steps run [5, 6, 7, 8]" in resumed.stdout  # it resumed, it did not start over
+
+
+MULTI_WORKER = """
+    import json, os, signal, sys
+    train_dir, index, ports, kill_at, out = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(","), int(sys.argv[4]), sys.argv[5]
+    os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": [f"localhost:{p}" for p in ports]},
+                                          "task": {"type": "worker", "index": index}})
+    from actionvlad_tf.training import TrainConfig, make_strategy, train
+    strategy = make_strategy(collective_timeout_s=20)  # first: MultiWorkerMirrored precedes other TF work
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        inputs = keras.Input((6,))
+        model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Dense(8, activation="relu")(inputs)))
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 6)).astype(np.float32), rng.integers(0, 3, 40)
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(40, seed=1).repeat().batch(4)
+    config = TrainConfig(train_dir=train_dir, max_number_of_steps=6, save_every_n_steps=2, learning_rate=0.01,
+                         progress=False)
+    steps = []
+
+    def on_update(step, metrics):
+        steps.append(step)
+        if step == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    train(model, dataset, config, strategy=strategy, on_update=on_update)
+    np.savez(out, *model.get_weights())
+    print("steps run", steps, "replicas", strategy.num_replicas_in_sync, flush=True)
+"""
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def _workers(tmp_path, kill_at):
+    script = tmp_path / "worker.py"
+    script.write_text(textwrap.dedent(MULTI_WORKER))
+    ports = f"{_free_port()},{_free_port()}"
+    environment = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "train"), str(i), ports,
+                               str(kill_at[i]), str(tmp_path / f"worker{i}.npz")],
+                              cwd=REPO, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    return [(p.returncode, *output) for p, output in zip(procs, outputs)]
+
+
+@pytest.mark.slow
+def test_multi_worker_run_fails_fast_when_a_worker_dies_and_resumes_on_restart(tmp_path):
+    """Two MultiWorkerMirrored workers on loopback: worker 1 is SIGKILLed at step 3 (after the
+    checkpoint of step 2); worker 0 stops with an error naming that checkpoint instead of hanging;
+    restarting both resumes at step 3 and both end with the same weights."""
+    (rc0, out0, err0), (rc1, _, _) = _workers(tmp_path, kill_at=(0, 3))
+    assert rc1 == -9
+    assert rc0 == 1 and "restart every worker with the same train_dir" in err0 and "ckpt-2" in err0
+    (rc0, out0, err0), (rc1, out1, err1) = _workers(tmp_path, kill_at=(0, 0))
+    assert rc0 == rc1 == 0, err0[-2000:] + err1[-2000:]
+    assert "steps run [3, 4, 5, 6] replicas 2" in out0 and "steps run [3, 4, 5, 6] replicas 2" in out1
+    first, second = np.load(tmp_path / "worker0.npz"), np.load(tmp_path / "worker1.npz")
+    for key in first.files:
+        np.testing.assert_array_equal(first[key], second[key])
+    assert not any(name.startswith(".worker") for name in os.listdir(tmp_path / "train"))
