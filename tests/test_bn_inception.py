@@ -217,9 +217,11 @@ def test_tsn_npy_names_map_to_release_names(tmp_path):
     ])
     path = tmp_path / "tsn.npy"
     np.save(path, {**tsn, "inception_3a_double_3x3_1_bn": {}}, allow_pickle=True)
-    loaded = bn_inception.build_bn_inception(conv_endpoint="conv1/7x7_s2", weights=str(path))
+    with pytest.warns(UserWarning, match="unpickling"):
+        loaded = bn_inception.build_bn_inception(conv_endpoint="conv1/7x7_s2", weights=str(path))
     np.testing.assert_array_equal(np.array(loaded.get_layer("conv1_7x7_s2").kernel), 1.0)
-    report = bn_inception.load_release_bn_inception(loaded, str(path))
+    with pytest.warns(UserWarning, match="unpickling"):
+        report = bn_inception.load_release_bn_inception(loaded, str(path))
     assert report["unused"] == ["fc-action/weights"]
 
 

@@ -18,9 +18,11 @@ for RGB; 20-channel flow stacks minus 128.
 """
 import os
 import re
+import warnings
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from actionvlad_tf.layers import NetVLADPooling
 from actionvlad_tf.models.vgg16 import MODALITY_CHANNELS, flow_kernel_from_rgb, set_trainable_from
@@ -47,7 +49,7 @@ DEFAULT_ENDPOINT = "inception_5a"  # release §7: the Charades model pools incep
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
 CONV_BIAS_INIT = 0.2  # release arg scope; irrelevant once weights are loaded
-BN_RELEASE_NAMES = {"gamma": "gamma", "beta": "beta", "moving_mean": "moving_mean", "moving_variance": "moving_variance"}
+BN_WEIGHTS = ("gamma", "beta", "moving_mean", "moving_variance")  # Keras attributes = release names
 # TSN Caffe BN blobs → release names (release `var_name_mapper.cuhk_action_tsn`).
 TSN_BN_NAMES = {"scale": "gamma", "shift": "beta", "mean": "moving_mean", "variance": "moving_variance"}
 CONV_RELEASE_NAMES = {"kernel": "weights", "bias": "biases"}
@@ -56,6 +58,8 @@ TORCH_BN_NAMES = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mea
 TORCH_CONV_NAMES = {"weight": "weights", "bias": "biases"}
 # Keras hosts no BN-Inception: "imagenet" means this file in Keras's cache, made once by the user.
 IMAGENET_FILE = "bn_inception_imagenet.npz"
+# A conv layer name: block or stem conv, then the branch ("inception_3a" + "double_3x3_1").
+CONV_LAYER = re.compile(r"(inception_\d[a-e]|conv\d)_(.+)")
 
 
 @keras.saving.register_keras_serializable(package="actionvlad_tf")
@@ -94,7 +98,7 @@ def keras_name(scope):
 def release_scope(layer_name):
     """Keras conv layer name → release scope: "inception_3a_double_3x3_1" → "inception_3a/double_3x3_1",
     "conv1_7x7_s2" → "conv1/7x7_s2" (the split `var_name_mapper.cuhk_action_tsn` makes)."""
-    match = re.fullmatch(r"(inception_\d[a-e]|conv\d)_(.+)", layer_name)
+    match = CONV_LAYER.fullmatch(layer_name)
     if not match:
         raise ValueError(f"{layer_name!r} is not a BN-Inception conv layer name")
     return f"{match.group(1)}/{match.group(2)}"
@@ -271,8 +275,8 @@ def release_weight_map(model, stream="stream0"):
                 entries.append((f"{scope}/{leaf}", variable, tuple(variable.shape)))
         elif isinstance(layer, FrozenBatchNormalization):
             scope = f"{prefix}{RELEASE_SCOPE}/{release_scope(layer.name[: -len('_bn')])}/BatchNorm"
-            for attr, leaf in BN_RELEASE_NAMES.items():
-                variable = getattr(layer, attr)
+            for leaf in BN_WEIGHTS:
+                variable = getattr(layer, leaf)
                 entries.append((f"{scope}/{leaf}", variable, tuple(variable.shape)))
     if backbone is model:
         return entries
@@ -295,10 +299,6 @@ def release_weight_map(model, stream="stream0"):
     return entries
 
 
-def _is_conv_layer(layer_name):
-    return re.fullmatch(r"(inception_\d[a-e]|conv\d)_.+", layer_name) is not None
-
-
 def tsn_npy_to_release(tsn_weights):
     """The release's TSN Caffe conversion {caffe layer: {blob: array}} (keys like
     "inception_3a_1x1_bn" / "scale") → {release name: array}, as `var_name_mapper.cuhk_action_tsn`.
@@ -308,7 +308,7 @@ def tsn_npy_to_release(tsn_weights):
     for layer, blobs in tsn_weights.items():
         is_bn = layer.endswith("_bn")
         for blob, value in blobs.items():
-            if not _is_conv_layer(layer):
+            if not CONV_LAYER.fullmatch(layer):
                 converted[f"{layer}/{blob}"] = np.asarray(value)
                 continue
             scope = release_scope(layer[: -len("_bn")] if is_bn else layer)
@@ -326,7 +326,7 @@ def torch_state_to_release(state):
     for key, value in state.items():
         layer, _, leaf = key.rpartition(".")
         value = np.asarray(value)
-        if not _is_conv_layer(layer) or leaf == "num_batches_tracked":
+        if not CONV_LAYER.fullmatch(layer) or leaf == "num_batches_tracked":
             converted[key] = value
         elif layer.endswith("_bn"):
             converted[f"{RELEASE_SCOPE}/{release_scope(layer[: -len('_bn')])}/BatchNorm/{TORCH_BN_NAMES[leaf]}"] = value
@@ -342,8 +342,8 @@ def imagenet_weights_file():
     if not os.path.exists(path):
         raise FileNotFoundError(
             f"no ImageNet BN-Inception weights at {path}. Keras hosts none: save TSN's ImageNet "
-            "BN-Inception there as an .npz, e.g. from the PyTorch port (pretrainedmodels' "
-            "bn_inception): np.savez(path, **{k: v.numpy() for k, v in torch.load(pth).items()}); "
+            "BN-Inception there as an .npz, e.g. from a PyTorch port (pretrainedmodels' "
+            "bninception): np.savez(path, **{k: v.numpy() for k, v in torch.load(pth).items()}); "
             "or pass the file itself (docs/charades.md)")
     return path
 
@@ -361,9 +361,10 @@ def _read_source(source):
         # Release names are scoped ("…/Conv/weights"); a PyTorch state dict's are dotted.
         return values if any("/" in name for name in values) else torch_state_to_release(values)
     if path.endswith(".npy"):
+        # The release's Caffe conversion is a pickled dict, and unpickling runs code from the file.
+        warnings.warn(f"unpickling {path} runs code stored in the file; load only files you trust",
+                      UserWarning, stacklevel=3)
         return tsn_npy_to_release(np.load(path, allow_pickle=True, encoding="latin1").item())
-    import tensorflow as tf
-
     return _read_source(tf.train.load_checkpoint(path))
 
 
@@ -376,14 +377,19 @@ def load_release_bn_inception(model, source):
 
     `source`: a {release name: array} dict (names with or without the "streamN/" prefix, release
     §2.4), a `tf.train.load_checkpoint` reader, a checkpoint prefix, an `.npz` (release names, or a
-    PyTorch port's state dict), or the release's TSN `.npy`. Every backbone variable must be present; the NetVLAD and classifier weights are loaded
-    when the source has them all and left as they are when it has none (an ImageNet/TSN backbone).
-    A 3-channel conv1 kernel is converted for a 20-channel flow model (release §4).
+    PyTorch port's state dict), or the release's TSN `.npy` (a pickle: loading it warns). Every
+    backbone variable must be present; the NetVLAD and classifier weights are loaded when the source
+    has them all and left as they are when it has none (an ImageNet/TSN backbone). A 3-channel conv1
+    kernel is converted for a 20-channel flow model (release §4).
 
     Returns {"loaded": [names], "kept": [model weights left unchanged], "unused": [source names not
     used, e.g. optimizer slots and global_step]}.
     """
-    values = {_strip_stream(name): value for name, value in _read_source(source).items()}
+    values = {}
+    for name, value in _read_source(source).items():
+        if _strip_stream(name) in values:
+            raise ValueError(f"{name}: the source holds several streams; give one stream's variables")
+        values[_strip_stream(name)] = value
     entries = [(_strip_stream(name), variable, shape) for name, variable, shape in release_weight_map(model)]
     backbone_names = {name for name, _, _ in entries if name.startswith(f"{RELEASE_SCOPE}/")}
     head = [name for name, _, _ in entries if name not in backbone_names]
