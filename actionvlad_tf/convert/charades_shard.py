@@ -163,8 +163,13 @@ def convert_charades_shard(shard_path, output_path, model, block="inception_5a")
         )
     label, values = readable[0]
     load_release_bn_inception(model, values)
+    # Keras insists on the .weights.h5 suffix, so not actionvlad_tf.atomic's ".tmp" name.
     directory, base = os.path.split(os.path.abspath(output_path))
     temporary = os.path.join(directory, f".{base[: -len('.weights.h5')]}.{os.getpid()}.tmp.weights.h5")
-    model.save_weights(temporary)
-    os.replace(temporary, output_path)
+    try:
+        model.save_weights(temporary)
+        os.replace(temporary, output_path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
     return label
