@@ -471,3 +471,13 @@ def test_multi_worker_run_fails_fast_when_a_worker_dies_and_resumes_on_restart(t
     for key in first.files:
         np.testing.assert_array_equal(first[key], second[key])
     assert not any(name.startswith(".worker") for name in os.listdir(tmp_path / "train"))
+
+
+def test_checkpoint_without_data_position_resumes_weights_and_restarts_data(tmp_path, caplog):
+    strategy = make_strategy()
+    model = _linear_model(strategy, 0.0, np.ones((3, 2), np.float32), np.zeros(2, np.float32))
+    dataset = tf.data.Dataset.from_tensor_slices((np.ones((4, 3), np.float32), np.array([0, 1, 0, 1]))).batch(2).repeat()
+    train(model, dataset, _sgd_config(tmp_path, checkpoint_iterator=False), strategy=strategy)
+    with caplog.at_level(logging.WARNING):
+        result = train(model, dataset, _sgd_config(tmp_path, max_number_of_steps=2), strategy=strategy)
+    assert result.step == 2 and "holds no data position" in caplog.text and "unreadable" not in caplog.text

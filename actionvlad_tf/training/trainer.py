@@ -394,21 +394,33 @@ class _StepFunctions:
         return {"learning_rate": learning_rate, "update_norms": tf.stack([tf.norm(g) for g in grads])}
 
 
-def _restore_latest(checkpoint, directory):
+def _restore_latest(tracked, directory):
     """Restores the newest readable checkpoint of `directory`, falling back to older ones (a
-    truncated or corrupt file is named and passed over). Returns its path, or None if none."""
+    truncated or corrupt file is named and passed over). Returns its path, or None if none.
+
+    The data position is restored on its own: a checkpoint saved without it (a run whose pipeline
+    could not be saved) resumes the weights and restarts the data, with a warning."""
     state = tf.train.get_checkpoint_state(directory)
     if state is None:
         return None
+    core = {name: value for name, value in tracked.items() if name != "iterator"}
     candidates = list(reversed(state.all_model_checkpoint_paths)) or [state.model_checkpoint_path]
     errors = []
     for prefix in candidates:
         try:
-            checkpoint.restore(prefix).assert_existing_objects_matched()
-            return prefix
+            tf.train.Checkpoint(**core).restore(prefix).expect_partial().assert_existing_objects_matched()
         except (tf.errors.OpError, ValueError, AssertionError, IndexError, OSError) as error:
             errors.append(f"{prefix}: {type(error).__name__}: {str(error).splitlines()[0]}")
             log.warning("checkpoint %s is unreadable (%s); trying an older one", prefix, errors[-1])
+            continue
+        if "iterator" in tracked:
+            try:
+                tf.train.Checkpoint(iterator=tracked["iterator"]).restore(prefix).expect_partial(
+                ).assert_existing_objects_matched()
+            except AssertionError:
+                log.warning("checkpoint %s holds no data position; the data restart from the beginning",
+                            prefix)
+        return prefix
     raise RuntimeError(f"no readable checkpoint in {directory}:\n" + "\n".join(errors))
 
 
@@ -513,7 +525,7 @@ def train(model, dataset, config, strategy=None, stage=None, export_model=None, 
         _check_iterator_checkpointable(iterator)
         tracked["iterator"] = iterator
     checkpoint = tf.train.Checkpoint(**tracked)
-    restored = _restore_latest(checkpoint, config.train_dir)
+    restored = _restore_latest(tracked, config.train_dir)
     resolver = getattr(strategy, "cluster_resolver", None)
     checkpoints = _Checkpoints(checkpoint, config.train_dir, chief, optimizer.iterations,
                                config.keep_checkpoint_max, getattr(resolver, "task_id", 0))
