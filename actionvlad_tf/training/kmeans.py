@@ -17,7 +17,6 @@ from sklearn.cluster import KMeans, MiniBatchKMeans
 from tqdm.auto import tqdm
 
 from actionvlad_tf.atomic import atomic_output
-from actionvlad_tf.data.lists import VideoEntry
 from actionvlad_tf.data.sampling import frame_numbers
 from actionvlad_tf.layers.netvlad import EPSILON
 
@@ -52,11 +51,6 @@ def sample_frame_entries(entries, num_frames, modality="rgb", flow_stack=10, see
     return chosen
 
 
-def _frames_of(element):
-    frames = element[0] if isinstance(element, (tuple, list)) else element
-    return frames
-
-
 def _flatten_frames(frames):
     """[B, S, S, C] or [B, 1, S, S, C] (or a dict of those, one per stream) → [B, S, S, C]."""
     return tf.nest.map_structure(lambda t: tf.reshape(t, (-1, *t.shape[-3:])), frames)
@@ -86,7 +80,8 @@ def sample_descriptors(feature_fn, frames, num_frames, descriptors_per_frame=Non
     out, filled, used = None, 0, 0
     bar = tqdm(total=num_frames, unit="frame", desc="descriptors", disable=not progress)
     for element in frames:
-        maps = feature_fn(_flatten_frames(_frames_of(element)))
+        batch = element[0] if isinstance(element, (tuple, list)) else element
+        maps = feature_fn(_flatten_frames(batch))
         maps = np.asarray(maps, np.float32)
         maps = maps[: num_frames - used]
         batch, depth = maps.shape[0], maps.shape[-1]
