@@ -1,0 +1,104 @@
+"""One benchmark run: the selected sections in order, at the paper's shapes or tiny (`quick`)."""
+import logging
+import os
+import platform
+import tempfile
+import time
+
+import tensorflow as tf
+
+from actionvlad_tf.benchmark import kernels, pipelines, table
+
+log = logging.getLogger(__name__)
+
+SECTIONS = ("netvlad", "backbone", "input_pipeline", "end_to_end")
+# Shapes and repeats. Full: the paper's (release §2.5: T = 25, 224² crops of 340×256 frames,
+# K = 64, conv5_3 maps of 14 × 14 × 512); repeats chosen so the whole run stays under 10 minutes
+# on 2 CPU cores. Quick: tiny shapes for tests and smoke runs.
+SIZES = {
+    "full": dict(
+        matmul_size=4096,
+        netvlad=dict(videos=2, frames=25, height=14, width=14, depth=512, num_clusters=64),
+        backbone=dict(frames=25, image_size=224),
+        frames=dict(num_videos=6, num_frames=60, height=256, width=340),
+        pipeline=dict(frames_per_video=25, image_size=224, resize_shape=(256, 340),
+                      videos_per_sample=4),
+        end_to_end=dict(num_clusters=64, batch_videos=1, cache_videos=1, cache_views=1),
+        repeats=dict(netvlad=5, backbone=3, input_pipeline=3, end_to_end=3),
+    ),
+    "quick": dict(
+        matmul_size=256,
+        netvlad=dict(videos=2, frames=3, height=4, width=4, depth=32, num_clusters=4),
+        backbone=dict(frames=3, image_size=32),
+        frames=dict(num_videos=3, num_frames=14, height=40, width=48),
+        pipeline=dict(frames_per_video=3, image_size=32, resize_shape=(40, 48),
+                      videos_per_sample=2),
+        end_to_end=dict(num_clusters=4, batch_videos=1, cache_videos=2, cache_views=2),
+        repeats=dict(netvlad=2, backbone=2, input_pipeline=2, end_to_end=2),
+    ),
+}
+
+
+def _load():
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def run_benchmark(sections=SECTIONS, quick=False, repeats=None, warmup=1, memory=True, xla=True,
+                  mixed=True, workdir=None):
+    """Runs `sections` (a subset of SECTIONS, run in SECTIONS order) and returns the results dict
+    (JSON-ready; `format_table` prints it).
+
+    Args:
+        quick: tiny shapes instead of the paper's.
+        repeats: timed repeats of every figure (default: per section, `SIZES[...]["repeats"]`).
+        warmup: untimed rounds before them.
+        memory: measure NetVLAD's peak memory.
+        xla: add XLA-compiled backbone rows.
+        mixed: add end-to-end rows under the mixed-precision policy.
+        workdir: where generated frames, packed shards and feature caches go (default: a
+            temporary folder, deleted at the end).
+    """
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        raise ValueError(f"unknown sections {sorted(unknown)}; choose from {SECTIONS}")
+    sizes = SIZES["quick" if quick else "full"]
+    rounds = {s: repeats or sizes["repeats"][s] for s in SECTIONS}
+    started = time.perf_counter()
+    results = {
+        "quick": quick, "sections": [s for s in SECTIONS if s in sections],
+        "machine": {"device": kernels.compute_device(), "cpu_count": os.cpu_count(),
+                    "platform": platform.platform(), "tensorflow": tf.__version__,
+                    "load_before": _load()},
+        "matmul_size": sizes["matmul_size"],
+    }
+    if "netvlad" in sections:
+        log.info("section 1: NetVLAD")
+        results["netvlad"] = kernels.bench_netvlad(
+            **sizes["netvlad"], matmul_size=sizes["matmul_size"],
+            repeats=rounds["netvlad"], warmup=warmup, memory=memory)
+    if "backbone" in sections:
+        log.info("section 2: backbone")
+        results["backbone"] = kernels.bench_backbone(
+            **sizes["backbone"], matmul_size=sizes["matmul_size"], repeats=rounds["backbone"],
+            warmup=warmup, xla=xla)
+    if {"input_pipeline", "end_to_end"} & set(sections):
+        with tempfile.TemporaryDirectory(dir=workdir, prefix="actionvlad_bench_") as root:
+            log.info("writing benchmark frames to %s", root)
+            list_file = pipelines.write_benchmark_frames(root, **sizes["frames"])
+            if "input_pipeline" in sections:
+                log.info("section 3: input pipeline")
+                results["input_pipeline"] = pipelines.bench_input_pipeline(
+                    root, list_file, **sizes["pipeline"], repeats=rounds["input_pipeline"],
+                    warmup=warmup)
+            if "end_to_end" in sections:
+                log.info("section 4: end to end")
+                policies = ("float32", kernels.mixed_policy()) if mixed else ("float32",)
+                shape = {k: sizes["pipeline"][k] for k in ("frames_per_video", "image_size",
+                                                            "resize_shape")}
+                results["end_to_end"] = pipelines.bench_end_to_end(
+                    root, list_file, **shape, **sizes["end_to_end"], policies=policies,
+                    repeats=rounds["end_to_end"], warmup=warmup)
+    results["machine"]["load_after"] = _load()
+    results["wall_s"] = time.perf_counter() - started
+    results["targets"] = table.evaluate_targets(results)
+    return results

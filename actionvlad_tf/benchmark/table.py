@@ -1,0 +1,143 @@
+"""The benchmark's printed table and its targets (issue 6), from the sections' JSON-ready dicts."""
+
+MEBI = 2**20
+
+
+def _ge(value, threshold):
+    return value >= threshold
+
+
+def _le(value, threshold):
+    return value <= threshold
+
+
+def evaluate_targets(results):
+    """[{target, value, threshold, holds}] for every issue-6 target the run's sections measured."""
+    rows = []
+
+    def add(target, value, threshold, compare):
+        rows.append({"target": target, "value": value, "threshold": threshold,
+                     "holds": bool(compare(value, threshold))})
+
+    netvlad = results.get("netvlad")
+    if netvlad:
+        ratios = netvlad["ratios"]
+        for kind, label in (("forward", "forward"), ("forward_backward", "forward+backward")):
+            add(f"NetVLAD {label} speed ≥ 15× the release's loop",
+                ratios[f"{kind}_speedup_vs_loop_reference"], 15.0, _ge)
+            if f"{kind}_memory_vs_loop_reference" in ratios:
+                add(f"NetVLAD {label} extra memory ≤ 1/3 of the loop's",
+                    ratios[f"{kind}_memory_vs_loop_reference"], 1 / 3, _le)
+        add("NetVLAD forward ≥ 50 % of the matmul GFLOP/s",
+            netvlad["implementations"]["netvlad_pooling"]["forward"]["fraction_of_matmul"], 0.5, _ge)
+    end_to_end = results.get("end_to_end")
+    if end_to_end:
+        for policy, figures in end_to_end["policies"].items():
+            add(f"[{policy}] inference from frames ≥ 90 % of the backbone alone",
+                figures["inference_vs_backbone"], 0.9, _ge)
+            add(f"[{policy}] stage 2 with the feature cache ≥ 3× recomputing conv1–conv4",
+                figures["cache_speedup"]["stage2"], 3.0, _ge)
+        pipeline = results.get("input_pipeline")
+        first = next(iter(end_to_end["policies"].values()))
+        consumed = first["training"]["stage2"]["videos_per_s"]
+        if pipeline:
+            for source, figures in pipeline["pipelines"].items():
+                add(f"input pipeline ({source}, RGB train crop) ≥ 2× what stage 2 consumes",
+                    figures["rgb_train"]["videos_per_s"] / consumed, 2.0, _ge)
+    return rows
+
+
+def _table(header, rows):
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).rjust(w) if i else str(c).ljust(w)  # noqa: E731
+                               for i, (c, w) in enumerate(zip(r, widths)))
+    return [line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]
+
+
+def _mb(value):
+    return "n/a" if value is None else f"{value / MEBI:.0f}"
+
+
+def _matmul_line(section, size):
+    return (f"matmul reference in the same rounds ({size}² tf.linalg.matmul): " + ", ".join(
+        f"{dtype} {rate / 1e9:.0f} GFLOP/s" for dtype, rate in section["matmul_flops"].items()))
+
+
+def format_table(results):
+    """The human-readable table, one section after another, then the targets."""
+    out = []
+    machine = results["machine"]
+    out.append(f"device {machine['device']}, {machine['cpu_count']} CPUs, TensorFlow "
+               f"{machine['tensorflow']}, load average {machine['load_before']} before / "
+               f"{machine['load_after']} after the run, {results['wall_s']:.0f} s in all")
+
+    netvlad = results.get("netvlad")
+    if netvlad:
+        s = netvlad["shape"]
+        out += ["", f"1. NetVLAD, {s['videos']} videos × {s['frames']} × {s['height']} × "
+                f"{s['width']} × {s['depth']}, K = {s['num_clusters']} "
+                f"({netvlad['gflop_forward']:.2f} GFLOP forward, ×3 forward+backward)",
+                _matmul_line(netvlad, results["matmul_size"])]
+        rows = []
+        for name, kinds in netvlad["implementations"].items():
+            f, b = kinds["forward"], kinds["forward_backward"]
+            rows.append([name, f"{f['median_s'] * 1e3:.1f}", f"{f['videos_per_s']:.1f}",
+                         f"{100 * f['fraction_of_matmul']:.0f}", _mb(f["extra_memory_bytes"]),
+                         f"{b['median_s'] * 1e3:.1f}", f"{b['videos_per_s']:.1f}",
+                         f"{100 * b['fraction_of_matmul']:.0f}", _mb(b["extra_memory_bytes"])])
+        out += _table(["implementation", "fwd ms", "videos/s", "% matmul", "MiB",
+                       "fwd+bwd ms", "videos/s", "% matmul", "MiB"], rows)
+        out.append("ratios: " + ", ".join(f"{k} {v:.3g}" for k, v in netvlad["ratios"].items()))
+
+    backbone = results.get("backbone")
+    if backbone:
+        out += ["", f"2. Backbone VGG16 conv1_1–conv5_3, {backbone['frames']} frames of "
+                f"{backbone['image_size']}² ({backbone['gflop_per_frame']:.2f} GFLOP/frame, "
+                "from the layer shapes)", _matmul_line(backbone, results["matmul_size"])]
+        rows = [[name, f"{c['median_s'] * 1e3:.0f}", f"{c['frames_per_s']:.1f}",
+                 f"{c['gflops']:.0f}", f"{100 * c['fraction_of_matmul']:.0f}",
+                 f"{100 * c['fraction_of_float32_matmul']:.0f}"]
+                for name, c in backbone["configurations"].items()]
+        out += _table(["configuration", "ms/video", "frames/s", "GFLOP/s", "% matmul (same dtype)",
+                       "% float32 matmul"], rows)
+        out.append(f"mixed precision speed-up (graph mode): {backbone['mixed_speedup']:.2f}×")
+
+    pipeline = results.get("input_pipeline")
+    if pipeline:
+        out += ["", f"3. Input pipeline, videos/s ({pipeline['frames_per_video']} frames or flow "
+                f"stacks at {pipeline['image_size']}², from "
+                f"{pipeline['frame_size'][1]}×{pipeline['frame_size'][0]} JPEGs)"]
+        names = list(next(iter(pipeline["pipelines"].values())))
+        rows = [[source] + [f"{figures[n]['videos_per_s']:.1f}" for n in names]
+                for source, figures in pipeline["pipelines"].items()]
+        out += _table(["source"] + names, rows)
+
+    end_to_end = results.get("end_to_end")
+    if end_to_end:
+        out += ["", f"4. End to end ({end_to_end['frames_per_video']} frames at "
+                f"{end_to_end['image_size']}², K = {end_to_end['num_clusters']}; training "
+                f"{end_to_end['batch_videos']} video(s)/step, cache of "
+                f"{end_to_end['cache_views']} view(s)/video)"]
+        rows = []
+        for policy, figures in end_to_end["policies"].items():
+            for section in ("inference", "training"):
+                for name, t in figures[section].items():
+                    rows.append([policy, section, name, f"{t['median_s'] * 1e3:.0f}",
+                                 f"{t['videos_per_s']:.2f}"])
+        out += _table(["policy", "kind", "what", "ms/step", "videos/s"], rows)
+        for policy, figures in end_to_end["policies"].items():
+            out.append(f"[{policy}] inference from frames / backbone alone "
+                       f"{figures['inference_vs_backbone']:.3f}; cache speed-up " + ", ".join(
+                           f"{s} {v:.1f}×" for s, v in figures["cache_speedup"].items()))
+            for stage, cache in figures["caches"].items():
+                out.append(f"[{policy}] {stage} cache: {cache['views']} views built in "
+                           f"{cache['build_s']:.1f} s, {cache['bytes_per_view'] / MEBI:.2f} MiB "
+                           f"per view, features {cache['feature_shape']}")
+
+    targets = results.get("targets")
+    if targets:
+        out += ["", "Targets"]
+        out += _table(["target", "value", "threshold", "holds"],
+                      [[t["target"], f"{t['value']:.3g}", f"{t['threshold']:.3g}",
+                        "yes" if t["holds"] else "NO"] for t in targets])
+    return "\n".join(out)

@@ -1,0 +1,122 @@
+"""The benchmark: references agree with NetVLADPooling, FLOP/memory accounting, a quick run's JSON.
+
+No timing is asserted anywhere: speed targets are the benchmark's business, not the tests'."""
+import json
+import math
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from actionvlad_tf.benchmark import (conv_flops, interleaved_times, netvlad_broadcast_reference,
+                                     netvlad_loop_reference, peak_memory_bytes)
+from actionvlad_tf.benchmark.kernels import kmeans_like_centers, mixed_policy
+from actionvlad_tf.benchmark.table import evaluate_targets
+from actionvlad_tf.layers import NetVLADPooling
+from actionvlad_tf.models import build_vgg16
+
+
+@pytest.mark.parametrize("alpha", [1.0, 1000.0])
+def test_reference_netvlads_agree_with_the_layer(alpha):
+    features = np.random.default_rng(0).standard_normal((2, 3, 4, 5, 8)).astype(np.float32)
+    layer = NetVLADPooling(6, alpha=alpha, initial_centers=kmeans_like_centers(features, 6))
+    expected = layer(features).numpy()
+    weights = [layer.assignment_kernel.value, layer.assignment_bias.value, layer.centers.value]
+    for reference in (netvlad_loop_reference, netvlad_broadcast_reference):
+        got = tf.function(reference)(tf.constant(features), *weights).numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5, err_msg=reference.__name__)
+    # Decoupled weights: the centres alone move the residuals, not the assignments.
+    layer.centers.assign(layer.centers.value + 0.1)
+    weights[2] = layer.centers.value
+    for reference in (netvlad_loop_reference, netvlad_broadcast_reference):
+        np.testing.assert_allclose(reference(tf.constant(features), *weights).numpy(),
+                                   layer(features).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_conv_flops_from_layer_shapes():
+    inputs = keras.Input((8, 8, 2))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    x = keras.layers.MaxPooling2D(2)(x)
+    outputs = keras.layers.Dense(5)(keras.layers.Flatten()(x))
+    model = keras.Model(inputs, outputs)
+    assert conv_flops(model) == 2 * 8 * 8 * 3 * 3 * 2 * 4 + 2 * (4 * 4 * 4) * 5
+    # VGG-16 conv1_1 … conv5_3 at 224²: 15.35 G multiply-adds (the "15.3 GFLOP" of issue 6 counts
+    # multiply-adds), i.e. 30.7 GFLOP at 2 FLOP each, as the matmul reference counts 2n³.
+    assert conv_flops(build_vgg16(input_shape=(224, 224))) == 2 * 15_346_630_656
+    with pytest.raises(ValueError, match="static output shape"):
+        conv_flops(build_vgg16())
+
+
+def test_interleaved_times_warms_up_and_repeats():
+    calls = []
+    timings = interleaved_times({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                                repeats=3, warmup=2)
+    assert calls == ["a", "b"] * 5
+    assert len(timings["a"].samples) == 3 and timings["a"].median >= 0
+
+
+def test_peak_memory_counts_what_a_call_allocates():
+    size = 4 * 2**20  # float32 elements: 16 MiB
+    allocated = peak_memory_bytes(lambda: tf.fill([size], 1.0) * 2.0)
+    if allocated is None:
+        pytest.skip("this TensorFlow keeps no allocator statistics on the CPU")
+    assert allocated >= 4 * size
+
+
+def test_targets_hold_or_fail_by_their_thresholds():
+    results = {
+        "netvlad": {
+            "ratios": {"forward_speedup_vs_loop_reference": 20.0,
+                       "forward_backward_speedup_vs_loop_reference": 10.0,
+                       "forward_memory_vs_loop_reference": 0.2,
+                       "forward_backward_memory_vs_loop_reference": 0.5},
+            "implementations": {"netvlad_pooling": {"forward": {"fraction_of_matmul": 0.6}}},
+        },
+        "end_to_end": {"policies": {"float32": {
+            "inference_vs_backbone": 0.95, "cache_speedup": {"stage2": 2.0},
+            "training": {"stage2": {"videos_per_s": 0.5}}}}},
+        "input_pipeline": {"pipelines": {"folders": {"rgb_train": {"videos_per_s": 0.9}}}},
+    }
+    holds = {t["target"]: t["holds"] for t in evaluate_targets(results)}
+    assert list(holds.values()) == [True, True, False, False, True, True, False, False]
+
+
+def test_quick_bench_writes_the_table_and_valid_json(tmp_path, repo_root):
+    output = tmp_path / "bench.json"
+    run = subprocess.run(
+        [sys.executable, "experiments/bench.py", "--quick", "--repeats=1",
+         f"--json={output}", f"--workdir={tmp_path}"],
+        cwd=repo_root, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "1. NetVLAD" in run.stdout and "Targets" in run.stdout
+    results = json.loads(output.read_text())
+    assert results["sections"] == ["netvlad", "backbone", "input_pipeline", "end_to_end"]
+    assert set(results["netvlad"]["implementations"]) == {
+        "netvlad_pooling", "loop_reference", "broadcast_reference"}
+    mixed = mixed_policy()
+    assert set(results["backbone"]["configurations"]) == {
+        "float32", "float32_xla", mixed, f"{mixed}_xla"}
+    assert set(results["input_pipeline"]["pipelines"]) == {"folders", "packed"}
+    policies = results["end_to_end"]["policies"]
+    assert set(policies) == {"float32", mixed}
+    assert set(policies["float32"]["training"]) == {"stage1", "stage1_cached", "stage2",
+                                                    "stage2_cached"}
+    assert {t["target"].split(" ")[0] for t in results["targets"]} >= {
+        "NetVLAD", "[float32]", f"[{mixed}]", "input"}
+    rates = [v for k, v in _leaves(results) if k in ("videos_per_s", "frames_per_s", "gflops")]
+    assert rates and all(math.isfinite(v) and v > 0 for v in rates)
+    assert list(tmp_path.iterdir()) == [output]  # generated frames and caches cleaned up
+
+
+def _leaves(tree, key=None):
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from _leaves(v, k)
+    elif isinstance(tree, list):
+        for v in tree:
+            yield from _leaves(v, key)
+    else:
+        yield key, tree
