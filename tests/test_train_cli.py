@@ -12,6 +12,7 @@ import cv2
 import h5py
 import numpy as np
 import pytest
+import tensorflow as tf
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "experiments" / "configs"
@@ -64,7 +65,11 @@ def test_cluster_train_two_stages_and_evaluate(tmp_path):
     stage1 = tmp_path / "runs" / "stage1"
     assert {"checkpoint", "model.keras", "flags.txt"} <= set(os.listdir(stage1))
     assert "--stage=1" in (stage1 / "flags.txt").read_text()
-    assert any(name.startswith("events.out.tfevents") for name in os.listdir(stage1))
+    (events,) = stage1.glob("events.out.tfevents*")
+    tags = {value.tag for record in tf.data.TFRecordDataset(str(events))
+            for value in tf.compat.v1.Event.FromString(record.numpy()).summary.value}
+    assert {"loss", "accuracy", "learning_rate", "gradient_norm/global", "gradient_norm/classifier/kernel",
+            "update_norm/global"} <= tags
     _run("train", *train, "--stage=2", "--checkpoint_path=runs/stage1", "--train_dir=runs/stage2", cwd=tmp_path)
     out = _run("eval", *common, "--checkpoint_path=runs/stage2", "--results_dir=runs/eval", "--num_crops=5",
                "--batch_size=4", cwd=tmp_path)
