@@ -63,9 +63,10 @@ def main(argv):
     stage = int(FLAGS.stage)
     frame_baseline = FLAGS.conv_endpoint == experiment.FRAME_BASELINE_ENDPOINT
     hyper = _recipe(frame_baseline, stage)
+    # MultiWorkerMirroredStrategy must exist before TF initialises its runtime.
+    strategy = make_strategy(collective_timeout_s=FLAGS.collective_timeout_s)
     experiment.set_determinism(FLAGS.seed, FLAGS.deterministic)
     policy = experiment.set_precision(FLAGS.mixed_precision)
-    strategy = make_strategy(collective_timeout_s=FLAGS.collective_timeout_s)
     replicas = strategy.num_replicas_in_sync
     iter_size = FLAGS.iter_size or default_iter_size(FLAGS.batch_size, replicas)
     num_classes = experiment.num_classes_of(FLAGS.dataset_name, FLAGS.num_classes)
