@@ -584,7 +584,7 @@ def train(model, dataset, config, strategy=None, stage=None, export_model=None, 
         save_keras_atomic(export_model or model, model_path)
     timed = durations[1:]
     return TrainResult(step=step, loss=loss, accuracy=accuracy, skipped_batches=list(skipped),
-                       checkpoint=saved_path, model_path=model_path or None,
+                       checkpoint=saved_path, model_path=model_path if model_path and chief else None,
                        seconds_per_step=float(np.median(timed)) if timed else None)
 
 
