@@ -170,9 +170,10 @@ class TrainConfig:
 @dataclasses.dataclass
 class TrainResult:
     """What `train` did: the step reached, the last update's loss and accuracy (percent), the
-    micro-batches skipped under nan_policy="skip" ({"step", "videos"} each, this run and earlier
-    runs in the same train_dir), the last checkpoint, the saved model, and the median seconds per
-    update of this run (first update, which traces, excluded; None if fewer than two)."""
+    micro-batches skipped under nan_policy="skip" ({"step", "what", "videos"} each, this run and
+    earlier runs in the same train_dir), the last checkpoint, the saved model (None on workers other
+    than the chief), and the median seconds per update of this run (first update, which traces,
+    excluded; None if fewer than two)."""
 
     step: int
     loss: float
