@@ -209,3 +209,23 @@ def test_apply_train_crop_release_sizes():
 def test_train_crops_must_fit():
     with pytest.raises(ValueError, match="exceed resize_shape"):
         sample_train_crop(tf.constant([0, 0]), 224, (200, 300))
+
+
+@pytest.mark.parametrize("shape", [(2, 40, 52, 3), (2, 30, 44, 3)])
+def test_unknown_input_size_in_the_graph_gives_the_static_result(shape):
+    # Decoded frames have no static size: the resize is then decided in the graph (tf.cond).
+    frames = _frames(shape)
+    spec = [tf.TensorSpec([None, None, None, 3], tf.uint8), tf.TensorSpec([2], tf.int32)]
+
+    @tf.function(input_signature=spec)
+    def dynamic(f, seed):
+        return (preprocess_for_eval(f, "rgb", 5, SMALL_SIZE, SMALL_RESIZE),
+                preprocess_for_train(f, "rgb", seed, SMALL_SIZE, SMALL_RESIZE),
+                resize_frames(f, SMALL_RESIZE))
+
+    seed = tf.constant([3, 4])
+    static = (preprocess_for_eval(frames, "rgb", 5, SMALL_SIZE, SMALL_RESIZE),
+              preprocess_for_train(frames, "rgb", seed, SMALL_SIZE, SMALL_RESIZE),
+              resize_frames(frames, SMALL_RESIZE))
+    for a, b in zip(dynamic(frames, seed), static):
+        np.testing.assert_allclose(a, b, atol=1e-4)

@@ -40,15 +40,26 @@ def _bilinear(images, size, half_pixel_centers):
                                      half_pixel_centers=half_pixel_centers)
 
 
-def resize_frames(frames, resize_shape=RELEASE_RESIZE_SHAPE, half_pixel_centers=False):
-    """[T, H, W, C] → float32 [T, *resize_shape, C], bilinear (§3.4); no-op cast if already there."""
+def _on_resized(frames, resize_shape, half_pixel_centers, function):
+    """function(frames resized to `resize_shape`) → float32. Frames that already have that size
+    reach `function` as they are (uint8, say), so it can crop before converting to float: the
+    resize would be exact, and skipping it saves work on the common 340 × 256 dumps."""
     frames = tf.convert_to_tensor(frames)
+    if frames.shape[1:3].is_fully_defined():  # decided when tracing
+        same = tuple(frames.shape[1:3]) == tuple(resize_shape)
+        return function(frames if same else _bilinear(frames, resize_shape, half_pixel_centers))
+    shape = [None, *resize_shape, frames.shape[-1]]
     same = tf.reduce_all(tf.shape(frames)[1:3] == tf.constant(resize_shape))
-    resized = tf.cond(
-        same,
-        lambda: tf.cast(frames, tf.float32),
-        lambda: _bilinear(frames, resize_shape, half_pixel_centers))
-    return tf.ensure_shape(resized, [None, *resize_shape, frames.shape[-1]])
+    return tf.cond(
+        same, lambda: function(tf.ensure_shape(frames, shape)),
+        lambda: function(tf.ensure_shape(_bilinear(frames, resize_shape, half_pixel_centers),
+                                         shape)))
+
+
+def resize_frames(frames, resize_shape=RELEASE_RESIZE_SHAPE, half_pixel_centers=False):
+    """[T, H, W, C] → float32 [T, *resize_shape, C], bilinear (§3.4); a cast if already there."""
+    return _on_resized(frames, resize_shape, half_pixel_centers,
+                       lambda resized: tf.cast(resized, tf.float32))
 
 
 def eval_crop_offsets(num_crops=1, image_size=RELEASE_IMAGE_SIZE,
@@ -65,13 +76,13 @@ def eval_crop_offsets(num_crops=1, image_size=RELEASE_IMAGE_SIZE,
 
 
 def normalize_channels(frames, modality):
-    """RGB: → BGR, minus (104, 117, 123); flow: minus 128 (§3.5). Float32 in, float32 out."""
+    """RGB: → BGR, minus (104, 117, 123); flow: minus 128 (§3.5). Any dtype in, float32 out."""
     if modality == "rgb":
         if frames.shape[-1] not in (None, 3):
             raise ValueError(f"RGB frames need 3 channels, got shape {frames.shape}")
-        return frames[..., ::-1] - tf.constant(BGR_MEANS)
+        return tf.cast(frames[..., ::-1], tf.float32) - tf.constant(BGR_MEANS)
     if modality == "flow":
-        return frames - FLOW_MEAN
+        return tf.cast(frames, tf.float32) - FLOW_MEAN
     raise ValueError(f"modality {modality!r} is not 'rgb' or 'flow'")
 
 
@@ -98,11 +109,14 @@ def preprocess_for_eval(frames, modality, num_crops=1, image_size=RELEASE_IMAGE_
     """
     offsets = eval_crop_offsets(num_crops, image_size, resize_shape)
 
+    def crops(resized, name):  # crop (uint8 where no resize was needed), then convert
+        stacked = tf.stack([resized[:, y:y + image_size, x:x + image_size] for y, x in offsets], 1)
+        stacked = tf.reshape(stacked, [-1, image_size, image_size, resized.shape[-1]])
+        return normalize_channels(stacked, name)
+
     def crop(stream, name):
-        resized = resize_frames(stream, resize_shape, half_pixel_centers)
-        crops = tf.stack([resized[:, y:y + image_size, x:x + image_size] for y, x in offsets], 1)
-        crops = tf.reshape(crops, [-1, image_size, image_size, resized.shape[-1]])
-        return normalize_channels(crops, name)
+        return _on_resized(stream, resize_shape, half_pixel_centers,
+                           lambda resized: crops(resized, name))
 
     return _per_stream(crop, frames, modality)
 
@@ -128,21 +142,25 @@ def apply_train_crop(frames, modality, crop, image_size=RELEASE_IMAGE_SIZE,
                      resize_shape=RELEASE_RESIZE_SHAPE, invert_flow_on_flip=False,
                      half_pixel_centers=False):
     """Applies a `sample_train_crop` crop and flip to one stream [T, H, W, C] → [T, S, S, C]."""
-    resized = resize_frames(frames, resize_shape, half_pixel_centers)
-    channels = resized.shape[-1]
-    window = tf.slice(resized, [0, crop["y"], crop["x"], 0], [-1, crop["height"], crop["width"], -1])
-    out = _bilinear(window, [image_size, image_size], half_pixel_centers)
+    channels = frames.shape[-1]
 
-    def flipped():
-        mirrored = tf.reverse(out, axis=[2])
-        if modality == "flow" and invert_flow_on_flip:  # x-images are the even channels
-            is_x = tf.range(channels) % 2 == 0
-            mirrored = tf.where(is_x, 255.0 - mirrored, mirrored)
-        return mirrored
+    def crop_and_flip(resized):
+        window = tf.slice(resized, [0, crop["y"], crop["x"], 0],
+                          [-1, crop["height"], crop["width"], -1])
+        out = _bilinear(window, [image_size, image_size], half_pixel_centers)  # float32
 
-    out = tf.cond(crop["flip"], flipped, lambda: out)
-    return normalize_channels(tf.ensure_shape(out, [None, image_size, image_size, channels]),
-                              modality)
+        def flipped():
+            mirrored = tf.reverse(out, axis=[2])
+            if modality == "flow" and invert_flow_on_flip:  # x-images are the even channels
+                is_x = tf.range(channels) % 2 == 0
+                mirrored = tf.where(is_x, 255.0 - mirrored, mirrored)
+            return mirrored
+
+        out = tf.cond(crop["flip"], flipped, lambda: out)
+        return normalize_channels(tf.ensure_shape(out, [None, image_size, image_size, channels]),
+                                  modality)
+
+    return _on_resized(frames, resize_shape, half_pixel_centers, crop_and_flip)
 
 
 def preprocess_for_train(frames, modality, seed, image_size=RELEASE_IMAGE_SIZE,
