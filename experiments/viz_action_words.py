@@ -9,30 +9,26 @@ frames of all videos where word k fires most). `--words=3,17` picks the words in
 """
 import os
 
-import keras
 import numpy as np
 from absl import app, flags
 
-import actionvlad_tf  # noqa: F401  (registers the layers that load_model needs)
+import viz_flags
 from actionvlad_tf.viz import action_words, common
 
-flags.DEFINE_string("model", None, "A trained .keras ActionVLAD model.")
-flags.DEFINE_enum("modality", None, ["rgb", "flow"], "The stream to show, for a late-fusion two-stream model.")
 flags.DEFINE_list("videos", None, "Video files.")
 flags.DEFINE_string("output_dir", None, "Folder for the PNGs.")
 flags.DEFINE_list("words", None, "Action words (cluster indices) for the word_<k>.png figures; default: the most frequent.")
 flags.DEFINE_integer("num_words", 2, "Words per video figure, and word figures when --words is not given.")
 flags.DEFINE_integer("examples", 8, "Frames per word figure.")
 flags.DEFINE_integer("max_frames", 8, "Frames per video figure.")
-flags.DEFINE_integer("frames_per_video", 25, "T, for a model that accepts any number of frames.")
-flags.DEFINE_string("flow_method", "tvl1", "Optical flow for a flow model (data_prep's methods).")
+flags.DEFINE_integer("max_per_video", 2, "Frames of one video per word figure.")
 flags.mark_flags_as_required(["model", "videos", "output_dir"])
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
-    model = common.stream_model(keras.saving.load_model(FLAGS.model), FLAGS.modality)
+    model = viz_flags.load_stream_model()
     names = [os.path.splitext(os.path.basename(v))[0] for v in FLAGS.videos]
     crops, assignments = [], []
     for index, (video, name) in enumerate(zip(FLAGS.videos, names)):
@@ -49,7 +45,7 @@ def main(argv):
     for word in words:
         path = os.path.join(FLAGS.output_dir, f"word_{word}.png")
         shown = action_words.plot_action_word_examples(crops, assignments, word, path, FLAGS.examples,
-                                                       video_names=names)
+                                                       video_names=names, max_per_video=FLAGS.max_per_video)
         print(f"{path}: word {word} in {len(shown)} frames of {len({v for v, _, _ in shown})} videos")
 
 

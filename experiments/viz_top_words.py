@@ -7,23 +7,18 @@ Ranks the K action words by their share of the class score (classifier weights Ã
 vector, summed per word) and shows the frames where the top words fire. Default class: the
 predicted one.
 """
-import keras
 import numpy as np
 from absl import app, flags
 
-import actionvlad_tf  # noqa: F401  (registers the layers that load_model needs)
+import viz_flags
 from actionvlad_tf.data.lists import read_class_names
 from actionvlad_tf.viz import common, top_words
 
-flags.DEFINE_string("model", None, "A trained .keras ActionVLAD model.")
-flags.DEFINE_enum("modality", None, ["rgb", "flow"], "The stream to show, for a late-fusion two-stream model.")
 flags.DEFINE_string("video", None, "The video file.")
 flags.DEFINE_string("class_names", None, "Class names in label order (actions.txt / classInd.txt).")
 flags.DEFINE_integer("class_index", None, "The class whose score is explained; default the predicted class.")
 flags.DEFINE_integer("num_words", 4, "Top words shown with their frames.")
 flags.DEFINE_integer("frames_per_word", 4, "Frames shown per top word.")
-flags.DEFINE_integer("frames_per_video", 25, "T, for a model that accepts any number of frames.")
-flags.DEFINE_string("flow_method", "tvl1", "Optical flow for a flow model (data_prep's methods).")
 flags.DEFINE_string("output", None, "The PNG to write.")
 flags.mark_flags_as_required(["model", "video", "output"])
 FLAGS = flags.FLAGS
@@ -31,7 +26,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    model = common.stream_model(keras.saving.load_model(FLAGS.model), FLAGS.modality)
+    model = viz_flags.load_stream_model()
     crops, internals = common.analyse_video(model, FLAGS.video, FLAGS.frames_per_video, FLAGS.flow_method)
     logits = internals["logits"]
     names = read_class_names(FLAGS.class_names) if FLAGS.class_names else [str(i) for i in range(len(logits))]

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 from absl import app, flags
 
-import actionvlad_tf  # noqa: F401  (registers the layers that load_model needs)
+import viz_flags  # noqa: F401  (--model, --frames_per_video, --flow_method)
 from actionvlad_tf.data.augment import preprocess_for_eval
 from actionvlad_tf.data.extraction import read_video_frames
 from actionvlad_tf.export.predictor import FlowCache, sample_inputs
@@ -29,12 +29,9 @@ flags.DEFINE_list("videos", None, "Video files.")
 flags.DEFINE_string("output", None, "The PNG to write.")
 flags.DEFINE_string("vgg_weights", None, "conv5_vs_fc7: VGG-16 weights with fc6/fc7 (imagenet or an .h5 path); "
                     "None is a random network.")
-flags.DEFINE_string("model", None, "rgb_vs_flow: a late-fusion two-stream .keras model ...")
-flags.DEFINE_string("rgb_model", None, "rgb_vs_flow: ... or the RGB .keras model ...")
+flags.DEFINE_string("rgb_model", None, "rgb_vs_flow: instead of --model, the RGB .keras model ...")
 flags.DEFINE_string("flow_model", None, "rgb_vs_flow: ... and the flow .keras model.")
-flags.DEFINE_integer("frames_per_video", 25, "Frames sampled per video.")
 flags.DEFINE_integer("descriptors_per_frame", 4, "conv5 positions drawn per frame.")
-flags.DEFINE_string("flow_method", "tvl1", "Optical flow (data_prep's methods).")
 flags.DEFINE_integer("seed", 0, "Seed of the position draws and of t-SNE.")
 flags.mark_flags_as_required(["videos", "output"])
 FLAGS = flags.FLAGS

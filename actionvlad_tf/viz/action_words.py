@@ -50,31 +50,33 @@ def plot_video_action_words(crops, assignments, path, words=None, num_words=2, m
     return words
 
 
-def frames_where_word_fires(assignments_per_video, word, num_examples):
+def frames_where_word_fires(assignments_per_video, word, num_examples, max_per_video=None):
     """[(video, frame, share)] of the frames in which `word` wins the largest share of positions,
-    largest first; frames where it wins nothing are left out."""
+    largest first, at most `max_per_video` from one video; frames where it wins nothing are left out."""
     found = []
     for video, assignments in enumerate(assignments_per_video):
         share = (hard_assignments(assignments) == word).reshape(len(assignments), -1).mean(axis=1)
-        found += [(video, t, float(s)) for t, s in enumerate(share) if s > 0]
+        best = sorted(((video, t, float(s)) for t, s in enumerate(share) if s > 0), key=lambda item: -item[2])
+        found += best[:max_per_video]
     return sorted(found, key=lambda item: -item[2])[:num_examples]
 
 
 def plot_action_word_examples(crops_per_video, assignments_per_video, word, path, num_examples=8,
-                              columns=4, video_names=None):
-    """Fig. 6: the frames (from all videos) where action word `word` fires most, highlighted.
-    Returns the (video, frame, share) shown; an error if the word wins no position anywhere."""
-    chosen = frames_where_word_fires(assignments_per_video, word, num_examples)
+                              columns=4, video_names=None, max_per_video=2):
+    """Fig. 6: the frames (of many videos, at most `max_per_video` each) where action word `word`
+    fires most, highlighted. Returns the (video, frame, share) shown; an error if the word wins no
+    position anywhere."""
+    chosen = frames_where_word_fires(assignments_per_video, word, num_examples, max_per_video)
     if not chosen:
         raise ValueError(f"action word {word} wins no position in any of the {len(crops_per_video)} videos")
     columns = min(columns, len(chosen))
     rows = -(-len(chosen) // columns)
-    figure = new_figure(1.9 * columns, 2.0 * rows + 0.4)
+    figure = new_figure(2.2 * columns, 2.3 * rows + 0.4)
     for index, (video, t, share) in enumerate(chosen):
         name = video_names[video] if video_names else f"video {video + 1}"
         mask = hard_assignments(assignments_per_video[video][t]) == word
         show_image(figure.add_subplot(rows, columns, index + 1), overlay(crops_per_video[video][t], mask),
-                   f"{name[:22]} · f{t + 1} · {share:.0%}")
+                   f"{name[:24]}\nframe {t + 1} · {share:.0%} of positions")
     figure.suptitle(f"action word {word}", fontsize=10)
     figure.tight_layout()
     save_png(figure, path)

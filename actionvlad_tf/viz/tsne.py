@@ -11,7 +11,6 @@ from sklearn.manifold import TSNE
 from actionvlad_tf.viz.common import new_figure, save_png
 
 MAX_LEGEND_ENTRIES = 12
-COLOURS = matplotlib.colormaps["tab20"]
 
 
 def sample_positions(num_frames, height, width, per_frame, rng):
@@ -44,6 +43,8 @@ def plot_tsne(panels, path, label_names=None, seed=0, title=None):
     """One scatter per panel (title, features [N, D], labels [N] ints), each embedded on its own,
     points coloured by label (same colours in every panel). Returns the embeddings."""
     figure = new_figure(4.5 * len(panels), 4.8)
+    num_labels = max(int(np.max(labels)) + 1 for _, _, labels in panels)
+    colours = matplotlib.colormaps["tab10" if num_labels <= 10 else "tab20"]
     embeddings = []
     for index, (panel_title, features, labels) in enumerate(panels):
         labels = np.asarray(labels)
@@ -55,7 +56,7 @@ def plot_tsne(panels, path, label_names=None, seed=0, title=None):
         for label in np.unique(labels):
             chosen = labels == label
             name = label_names[label] if label_names is not None else str(label)
-            axes.scatter(points[chosen, 0], points[chosen, 1], s=6, color=COLOURS(int(label) % COLOURS.N), label=name)
+            axes.scatter(points[chosen, 0], points[chosen, 1], s=6, color=colours(int(label) % colours.N), label=name)
         if len(np.unique(labels)) <= MAX_LEGEND_ENTRIES:
             axes.legend(fontsize=6, markerscale=2, loc="best")
         axes.set_xticks([])
