@@ -2,6 +2,7 @@
 import os
 
 import cv2
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -9,9 +10,10 @@ import tensorflow as tf
 from actionvlad_tf.data import augment
 from actionvlad_tf.data.video_input import make_video_dataset
 from actionvlad_tf.models import build_actionvlad, set_training_stage
-from actionvlad_tf.training import split_at_frozen_boundary
+from actionvlad_tf.training import TrainConfig, split_at_frozen_boundary, train
+from actionvlad_tf.training.kmeans import save_centers
 from actionvlad_tf.training.feature_cache import (FeatureCache, build_feature_cache, cache_key,
-                                                  view_seed)
+                                                  cached_training_inputs, view_seed)
 
 FRAMES, HEIGHT, WIDTH, SIZE, VIDEOS, CLASSES = 3, 40, 48, 32, 3, 3
 AUGMENTATION = {"image_size": SIZE, "resize_shape": (HEIGHT, WIDTH)}
@@ -190,3 +192,54 @@ def test_built_from_frame_folders_with_raw_frames(tmp_path, model, videos, list_
     for position in range(VIDEOS):
         np.testing.assert_allclose(from_disk.load(position, 1), in_memory.load(position, 1),
                                    rtol=1e-5, atol=1e-4)
+
+
+def test_trainer_trains_the_model_through_its_cached_suffix(tmp_path, videos, list_file):
+    tf.keras.utils.set_random_seed(1)
+    model = build_actionvlad(CLASSES, frames_per_video=FRAMES, image_size=SIZE, num_clusters=4,
+                             weight_decay=0.0)
+    set_training_stage(model, 2)
+    frozen = model.get_layer("rgb_vgg16").get_layer("block4_conv3").kernel.numpy()
+    trained = model.get_layer("rgb_vgg16").get_layer("block5_conv1").kernel.numpy()
+    suffix, dataset, cache = cached_training_inputs(
+        model, list_file, in_memory_reader(videos), tmp_path / "cache", batch_size=2, views=2,
+        augmentation=AUGMENTATION, progress=False)
+    config = TrainConfig(train_dir=str(tmp_path / "run"), max_number_of_steps=2,
+                         learning_rate=1e-3, progress=False)
+    result = train(suffix, dataset, config, stage=None, export_model=model)
+    assert result.step == 2 and cache.is_complete()
+    vgg = model.get_layer("rgb_vgg16")
+    np.testing.assert_array_equal(vgg.get_layer("block4_conv3").kernel.numpy(), frozen)
+    assert not np.allclose(vgg.get_layer("block5_conv1").kernel.numpy(), trained)
+    saved = keras.saving.load_model(result.model_path)
+    np.testing.assert_allclose(saved.get_layer("rgb_vgg16").get_layer("block5_conv1").kernel.numpy(),
+                               vgg.get_layer("block5_conv1").kernel.numpy())
+
+
+def test_train_cli_stages_on_the_feature_cache_and_resumes(tmp_path):
+    """train.py --feature_cache_dir: stage 1 and stage 2 on their caches, then a resumed stage 2
+    finds its cache again (the frozen prefix is rebuilt from the initial weights)."""
+    from test_train_cli import _run, _write_dataset  # the entry-point tests' tiny dataset
+
+    data = tmp_path / "data"
+    _write_dataset(data)
+    save_centers(tmp_path / "centers.npz",
+                 np.random.default_rng(0).standard_normal((4, 512)).astype(np.float32))
+    common = [f"--dataset_dir={data}/frames", f"--dataset_list_dir={data}/lists",
+              "--dataset_name=demo", "--num_classes=3", "--image_size=32", "--resize_shape=40,48",
+              "--num_clusters=4", "--frames_per_video=3", "--batch_size=2", "--iter_size=1",
+              "--save_every_n_steps=1", "--feature_cache_dir=cache", "--cache_views=2"]
+    out = _run("train", *common, "--stage=1", f"--centers={tmp_path}/centers.npz",
+               "--max_number_of_steps=2", "--train_dir=stage1", cwd=tmp_path)
+    assert out.startswith("step 2:")
+    stage2 = common + ["--stage=2", "--checkpoint_path=stage1", "--train_dir=stage2"]
+    _run("train", *stage2, "--max_number_of_steps=2", cwd=tmp_path)
+    caches = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert len(caches) == 2
+    shapes = {tuple(FeatureCache(tmp_path / "cache" / c).feature_shape) for c in caches}
+    assert shapes == {(4 * 512,), (FRAMES, 2, 2, 512)}  # K·D VLAD; pool4 maps of 32² frames
+    out = _run("train", *stage2, "--max_number_of_steps=3", cwd=tmp_path)
+    assert out.startswith("step 3:")
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == caches
+    model = keras.saving.load_model(tmp_path / "stage2" / "model.keras")
+    assert model.name == "actionvlad" and model.input_shape[1:] == (FRAMES, SIZE, SIZE, 3)

@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 from actionvlad_tf.atomic import atomic_output
 from actionvlad_tf.data import augment
 from actionvlad_tf.data.lists import read_list
+from actionvlad_tf.training.split import split_at_frozen_boundary
 
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
@@ -296,3 +297,23 @@ def build_feature_cache(cache_root, prefix, list_file, read_videos, modality="rg
         raise ValueError(f"read_videos yielded too few videos: {len(missing)} view(s) still "
                          f"missing, first {entries[position].path} ({entries[position].where})")
     return cache
+
+
+def cached_training_inputs(model, list_file, read_videos, cache_root, batch_size, modality="rgb",
+                           views=4, seed=0, augmentation=None, description=None, dtype="float32",
+                           progress=True):
+    """(suffix, dataset, cache) to train `model`'s current stage on a feature cache:
+    `train(suffix, dataset, config, stage=None, export_model=model)`.
+
+    Set the stage first (`set_training_stage`); the model is split where its frozen layers end
+    (`split_at_frozen_boundary`), the cache of the prefix is built or completed, and the dataset
+    yields endless global batches of `batch_size` (features, label). The prefix's weights must be
+    final before this call (on a resumed run: load the initial weights again; they are frozen, so
+    they equal the checkpoint's). Arguments after `batch_size` are `build_feature_cache`'s.
+    """
+    split = split_at_frozen_boundary(model)
+    if split.prefix is None:
+        raise ValueError(f"{model.name} has no frozen layers (stage 0?): nothing to cache")
+    cache = build_feature_cache(cache_root, split.prefix, list_file, read_videos, modality, views,
+                                seed, augmentation, description, dtype, progress)
+    return split.suffix, cache.dataset(batch_size, shuffle_seed=seed), cache
