@@ -20,7 +20,9 @@ from actionvlad_tf.data.frames import DatasetReport
 from actionvlad_tf.data.video_input import make_video_dataset
 from actionvlad_tf.training import (TrainConfig, default_iter_size, load_model_weights, make_strategy,
                                     recipe_defaults, train)
+from actionvlad_tf.models import set_training_stage
 from actionvlad_tf.training import experiment
+from actionvlad_tf.training.feature_cache import cached_training_inputs
 from actionvlad_tf.training.kmeans import load_centers
 from actionvlad_tf.training.trainer import LEARNING_RATE_DECAY_TYPES, NAN_POLICIES, OPTIMIZERS
 
@@ -48,6 +50,14 @@ flags.DEFINE_integer("log_every_n_steps", 10, "TensorBoard summary period in upd
 flags.DEFINE_enum("nan_policy", "raise", list(NAN_POLICIES),
                   "Non-finite loss: raise (naming step and videos) or skip the batch (counted, named).")
 flags.DEFINE_float("collective_timeout_s", None, "Multi-worker: seconds a collective waits for a dead peer.")
+flags.DEFINE_string("feature_cache_dir", None,
+                    "Opt-in feature cache (docs/performance.md): the frozen part of the stage (stage 2: "
+                    "conv1_1-pool4; stage 1: all but the classifier) is computed once per video and view, "
+                    "stored here keyed by its weights, the preprocessing and the list, and only the rest "
+                    "trains. Each video then has --cache_views fixed crops, not a new one per visit (§3.6).")
+flags.DEFINE_integer("cache_views", 4, "Augmentation views per video in the feature cache.")
+flags.DEFINE_enum("cache_dtype", "float32", ["float32", "float16"],
+                  "Storage dtype of the feature cache (float16 halves the disk).")
 FLAGS = flags.FLAGS
 
 
@@ -56,6 +66,28 @@ def _recipe(frame_baseline, stage):
     recipe = recipe_defaults(stage, frame_baseline)
     return {name: getattr(FLAGS, name) if getattr(FLAGS, name) is not None else default
             for name, default in recipe.items()}
+
+
+def _cached_inputs(model, stage, frame_baseline, list_file, num_classes, batch_size):
+    """(suffix, dataset) of --feature_cache_dir: the model's frozen part read from the cache."""
+    if frame_baseline or FLAGS.modality == "rgb+flow" or stage == 0:
+        raise app.UsageError("--feature_cache_dir caches the frozen part of ActionVLAD stage 1 or 2 "
+                             "of one stream (rgb or flow)")
+    set_training_stage(model, stage)
+
+    def read_videos(entries):
+        return make_video_dataset(entries, FLAGS.dataset_dir, FLAGS.flow_dir, FLAGS.modality,
+                                  FLAGS.frames_per_video, num_classes=num_classes, raw_frames=True)
+
+    suffix, dataset, cache = cached_training_inputs(
+        model, list_file, read_videos, FLAGS.feature_cache_dir, batch_size, FLAGS.modality,
+        FLAGS.cache_views, FLAGS.seed, dtype=FLAGS.cache_dtype,
+        augmentation={"image_size": FLAGS.image_size, "resize_shape": common_flags.resize_shape()},
+        description={"dataset_dir": os.path.abspath(FLAGS.dataset_dir or ""),
+                     "flow_dir": os.path.abspath(FLAGS.flow_dir or FLAGS.dataset_dir or ""),
+                     "frames_per_video": FLAGS.frames_per_video})
+    logging.info("training %s on the feature cache %s", suffix.name, cache.directory)
+    return suffix, dataset
 
 
 def main(argv):
@@ -82,9 +114,12 @@ def main(argv):
         on_error=FLAGS.on_error, report=report, return_metadata=True)
 
     resuming = experiment.has_checkpoint(FLAGS.train_dir)
-    initial = FLAGS.checkpoint_path is not None and not resuming
+    # A cached run loads its initial weights even when resuming: the frozen prefix (equal to the
+    # checkpoint's, being frozen) names its cache; train() then restores the trained part.
+    fresh = not resuming or FLAGS.feature_cache_dir is not None
+    initial = FLAGS.checkpoint_path is not None and fresh
     centers = None
-    if FLAGS.pooling == "netvlad" and not frame_baseline and not initial and not resuming:
+    if FLAGS.pooling == "netvlad" and not frame_baseline and not initial and fresh:
         if FLAGS.centers is None:
             raise app.UsageError("stage 1 of ActionVLAD needs --centers (experiments/cluster.py) or "
                                  "--checkpoint_path")
@@ -96,7 +131,7 @@ def main(argv):
             hyper.pop("weight_decay"), FLAGS.model_name, centers, FLAGS.dropout)
         if initial:
             logging.info("initial weights from %s", load_model_weights(model, FLAGS.checkpoint_path))
-        elif FLAGS.backbone_weights and not resuming:
+        elif FLAGS.backbone_weights and fresh:
             experiment.load_backbone_weights(model, FLAGS.backbone_weights, FLAGS.modality)
 
     config = TrainConfig(
@@ -108,7 +143,13 @@ def main(argv):
     with atomic_output(os.path.join(FLAGS.train_dir, "flags.txt")) as temporary:
         FLAGS.append_flags_into_file(temporary)
     train_stage = (0 if stage == 0 else None) if frame_baseline else stage
-    result = train(model, dataset, config, strategy=strategy, stage=train_stage)
+    trained, export_model = model, None
+    if FLAGS.feature_cache_dir:
+        trained, dataset = _cached_inputs(model, stage, frame_baseline, list_file, num_classes,
+                                          FLAGS.batch_size * replicas)
+        train_stage, export_model = None, model
+    result = train(trained, dataset, config, strategy=strategy, stage=train_stage,
+                   export_model=export_model)
     print(f"step {result.step}: loss {result.loss:.4f}, accuracy {result.accuracy:.1f}% (last update); "
           f"{result.seconds_per_step or float('nan'):.3f} s/update; model {result.model_path}")
     if result.skipped_batches:
