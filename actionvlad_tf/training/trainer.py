@@ -479,8 +479,9 @@ def train(model, dataset, config, strategy=None, stage=None, export_model=None, 
         strategy: from `make_strategy()` (default: the current strategy).
         stage: 1, 2 or 0 to call `set_training_stage(model, stage)` first; None keeps the model's
             trainable flags (e.g. for a split suffix or the frame baseline).
-        export_model: the model saved as `.keras` at the end (default `model`), e.g. the full
-            model when training a split suffix.
+        export_model: the model saved as `.keras` at the end and held by the checkpoints
+            (default `model`), e.g. the full model when training a split suffix, so that its
+            train_dir loads like any other (stage 2's --checkpoint_path, eval.py).
         on_update: optional callable(step, metrics) after each update and its checkpoint;
             metrics has loss, accuracy (percent) and learning_rate.
 
@@ -520,7 +521,7 @@ def train(model, dataset, config, strategy=None, stage=None, export_model=None, 
     # track them explicitly, or a resumed run would redraw the masks of the first steps.
     weights = {id(w) for w in model.weights}
     rng_states = [v for v in model.variables if id(v) not in weights]
-    tracked = dict(model=model, optimizer=optimizer, loss_scale=steps.loss_scale,
+    tracked = dict(model=export_model or model, optimizer=optimizer, loss_scale=steps.loss_scale,
                    finite_in_a_row=steps.finite_in_a_row, rng_states=rng_states)
     if config.checkpoint_iterator:
         _check_iterator_checkpointable(iterator)
