@@ -80,7 +80,8 @@ def normalize_channels(frames, modality):
     if modality == "rgb":
         if frames.shape[-1] not in (None, 3):
             raise ValueError(f"RGB frames need 3 channels, got shape {frames.shape}")
-        return tf.cast(frames[..., ::-1], tf.float32) - tf.constant(BGR_MEANS)
+        # tf.reverse, not frames[..., ::-1]: the strided slice is ~4x slower on 3 channels.
+        return tf.cast(tf.reverse(frames, [-1]), tf.float32) - tf.constant(BGR_MEANS)
     if modality == "flow":
         return tf.cast(frames, tf.float32) - FLOW_MEAN
     raise ValueError(f"modality {modality!r} is not 'rgb' or 'flow'")

@@ -76,16 +76,27 @@ def jpeg_ok(contents):
 
 
 def decode_frames(contents, channels):
-    """String tensor [N] (static N) of JPEGs → uint8 [N, H, W, channels] (all of one size)."""
-    return tf.stack([tf.io.decode_jpeg(c, channels=channels) for c in tf.unstack(contents)])
+    """String tensor [N] of JPEGs → uint8 [N, H, W, channels] (all of one size).
+
+    Each distinct file is decoded once: flow stacks overlap whenever the step is below L (an
+    HMDB51 video of 100 frames reads 82 distinct flow images per direction for 250 stack slots),
+    and short videos repeat frames (§3.3).
+    """
+    unique, positions = tf.unique(contents)
+    decoded = tf.map_fn(lambda c: tf.io.decode_jpeg(c, channels=channels), unique,
+                        fn_output_signature=tf.TensorSpec([None, None, channels], tf.uint8),
+                        parallel_iterations=16)
+    return tf.gather(decoded, positions)
 
 
 def decode_flow_stacks(contents, flow_stack):
     """Interleaved flow JPEGs [T·2L] → uint8 [T, H, W, 2L] (channels x₁, y₁, …, x_L, y_L)."""
-    images = decode_frames(contents, 1)[..., 0]  # [T·2L, H, W]
+    images = decode_frames(contents, 1)  # [T·2L, H, W, 1]
     shape = tf.shape(images)
-    stacks = tf.reshape(images, [-1, 2 * flow_stack, shape[1], shape[2]])
-    return tf.transpose(stacks, [0, 2, 3, 1])
+    # Channels last as a transpose of [T, 2L, H·W]: with the pixels flattened it runs ~1.7× faster
+    # than the 4-D transpose on uint8.
+    stacks = tf.transpose(tf.reshape(images, [-1, 2 * flow_stack, shape[1] * shape[2]]), [0, 2, 1])
+    return tf.reshape(stacks, [-1, shape[1], shape[2], 2 * flow_stack])
 
 
 def _expected_files(entry, modality, rgb_template, flow_template):
