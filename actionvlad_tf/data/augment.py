@@ -48,12 +48,14 @@ def _on_resized(frames, resize_shape, half_pixel_centers, function):
     if frames.shape[1:3].is_fully_defined():  # decided when tracing
         same = tuple(frames.shape[1:3]) == tuple(resize_shape)
         return function(frames if same else _bilinear(frames, resize_shape, half_pixel_centers))
-    shape = [None, *resize_shape, frames.shape[-1]]
+    channels = frames.shape[-1] if frames.shape[-1] is not None else tf.shape(frames)[-1]
+    target = [-1, *resize_shape, channels]
     same = tf.reduce_all(tf.shape(frames)[1:3] == tf.constant(resize_shape))
+    # tf.reshape, not tf.ensure_shape, gives the branches their static shape: an If op's branches
+    # are shape-inferred with the runtime input, and the untaken branch's EnsureShape then fails.
     return tf.cond(
-        same, lambda: function(tf.ensure_shape(frames, shape)),
-        lambda: function(tf.ensure_shape(_bilinear(frames, resize_shape, half_pixel_centers),
-                                         shape)))
+        same, lambda: function(tf.reshape(frames, target)),
+        lambda: function(tf.reshape(_bilinear(frames, resize_shape, half_pixel_centers), target)))
 
 
 def resize_frames(frames, resize_shape=RELEASE_RESIZE_SHAPE, half_pixel_centers=False):
