@@ -14,6 +14,8 @@ import threading
 import numpy as np
 import tensorflow as tf
 
+from actionvlad_tf.data.sampling import MODALITIES
+
 RGB_TEMPLATE = "image_%05d.jpg"
 FLOW_TEMPLATE = "flow_{}_%05d.jpg"
 FLOW_DIRECTIONS = ("x", "y")
@@ -153,6 +155,17 @@ class SkippedVideo:
     path: str
     where: str
     reason: str
+
+
+def check_modality_and_error_policy(modality, on_error, report):
+    """ValueError for an unknown modality, or an on_error policy other than "raise" and "skip"
+    with a `DatasetReport` to name what it skips."""
+    if modality not in MODALITIES:
+        raise ValueError(f"modality {modality!r} is not one of {MODALITIES}")
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error {on_error!r} is not 'raise' or 'skip'")
+    if on_error == "skip" and report is None:
+        raise ValueError("on_error='skip' needs report=DatasetReport() to name what it skips")
 
 
 class DatasetReport:

@@ -29,9 +29,9 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from actionvlad_tf.atomic import atomic_output
-from actionvlad_tf.data.frames import (FLOW_TEMPLATE, RGB_TEMPLATE, DatasetReport, file_names,
+from actionvlad_tf.data.frames import (FLOW_TEMPLATE, RGB_TEMPLATE,
+                                       check_modality_and_error_policy, file_names,
                                        flow_file_names, jpeg_ok)
-from actionvlad_tf.data.sampling import MODALITIES
 
 STREAMS = {"rgb": ("rgb",), "flow": ("flow",), "rgb+flow": ("rgb", "flow")}
 
@@ -132,12 +132,7 @@ def write_packed_shards(entries, output_prefix, frames_root=None, flow_root=None
     Returns:
         the shard paths. Complete shards from an earlier run are kept, not rewritten.
     """
-    if modality not in MODALITIES:
-        raise ValueError(f"modality {modality!r} is not one of {MODALITIES}")
-    if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error {on_error!r} is not 'raise' or 'skip'")
-    if on_error == "skip" and report is None:
-        raise ValueError("on_error='skip' needs report=DatasetReport() to name what it skips")
+    check_modality_and_error_policy(modality, on_error, report)
     flow_root = flow_root if flow_root is not None else frames_root
     paths = shard_paths(output_prefix, num_shards)
     bounds = np.linspace(0, len(entries), num_shards + 1).astype(int)

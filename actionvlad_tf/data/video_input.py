@@ -29,13 +29,13 @@ import types
 import tensorflow as tf
 
 from actionvlad_tf.data import augment
-from actionvlad_tf.data.frames import (FLOW_TEMPLATE, RGB_TEMPLATE, decode_flow_stacks,
+from actionvlad_tf.data.frames import (FLOW_TEMPLATE, RGB_TEMPLATE,
+                                       check_modality_and_error_policy, decode_flow_stacks,
                                        decode_frames, file_names, find_video_problems,
                                        flow_file_names, jpeg_ok)
 from actionvlad_tf.data.lists import read_list
 from actionvlad_tf.data.packed import STREAMS, parse_video_example
-from actionvlad_tf.data.sampling import (MODALITIES, check_sampling_arguments, frame_numbers_tf,
-                                         stack_numbers)
+from actionvlad_tf.data.sampling import check_sampling_arguments, frame_numbers_tf, stack_numbers
 
 
 def _sample(element, config):
@@ -265,12 +265,7 @@ def make_video_dataset(list_file=None, frames_root=None, flow_root=None, modalit
             resize, crop or means, for callers that crop themselves (the feature cache); with
             frames of different sizes keep batch_size 1.
     """
-    if modality not in MODALITIES:
-        raise ValueError(f"modality {modality!r} is not one of {MODALITIES}")
-    if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error {on_error!r} is not 'raise' or 'skip'")
-    if on_error == "skip" and report is None:
-        raise ValueError("on_error='skip' needs report=DatasetReport() to name what it skips")
+    check_modality_and_error_policy(modality, on_error, report)
     if training and num_crops != 1:
         raise ValueError("training takes one random crop per video (num_crops=1)")
     if (list_file is None) == (packed_files is None):
