@@ -495,7 +495,8 @@ def run_jobs(jobs, work, output_dir, num_workers=1, description="videos", progre
 def _collect(results, summary, bar):
     for job, status, note in results:
         if status == "failed":
-            summary.failed.append((job.name, f"{job.source}: {note}"))
+            summary.failed.append((job.name, note if job.source in note else
+                                   f"{job.source}: {note}"))
         else:
             getattr(summary, status).append(job.name)
             if note:
