@@ -181,6 +181,7 @@ def test_two_stream_export_late_fuses_inside(tmp_path):
         late_fuse(flow_model, rgb)
 
 
+@pytest.mark.slow  # subprocesses of the absl entry points; the library is tested above
 def test_entry_point(rgb_export, tmp_path):
     (tmp_path / "classes.txt").write_text("".join(f"{c}\n" for c in CLASSES))
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -262,6 +262,7 @@ def _convert_cli(*args):
                           capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
 
 
+@pytest.mark.slow  # subprocesses of the absl entry points; the library is tested above
 def test_entry_point(tmp_path):
     """`checkpoint` builds the model from the checkpoint's shapes and writes a .keras file;
     `kmeans` warns and writes the .npz; no subcommand is a usage error."""

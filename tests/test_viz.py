@@ -132,6 +132,7 @@ def _run(script, *args):
     return result.stdout
 
 
+@pytest.mark.slow  # subprocesses of the absl entry points; the library is tested above
 def test_entry_points(tmp_path, model):
     """viz_action_words, viz_top_words and viz_tsne (rgb_vs_flow) on written clips with tiny
     models, and viz_confusion_diff on written logits."""
