@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from actionvlad_tf.data import splits
 from actionvlad_tf.data.extraction import count_frames
@@ -51,6 +52,7 @@ def test_demo_videos_to_frames_flow_and_checked_lists(repo_root, tmp_path):
     assert "label mismatches: 1" in out and "frame counts beyond ±2: 1" in out
 
 
+@pytest.mark.slow  # subprocesses; the library paths are tested in test_extraction / test_splits
 def test_bad_videos_are_reported_and_others_done_then_skipped(repo_root, tmp_path):
     videos = tmp_path / "videos"
     videos.mkdir()
@@ -73,6 +75,7 @@ def test_bad_videos_are_reported_and_others_done_then_skipped(repo_root, tmp_pat
     assert code == 1 and "done 0, skipped (already complete) 2, failed 2" in out, out
 
 
+@pytest.mark.slow  # subprocesses; the library paths are tested in test_extraction / test_splits
 def test_hmdb51_renaming_list_drives_frame_extraction(repo_root, tmp_path):
     split_dir = tmp_path / "splits"
     split_dir.mkdir()
