@@ -3,6 +3,7 @@ import contextlib
 import os
 import pathlib
 import secrets
+import tempfile
 
 
 @contextlib.contextmanager
@@ -24,3 +25,18 @@ def atomic_output(path):
     finally:
         if temporary.exists():
             temporary.unlink()
+
+
+def ensure_writable_dir(path, what="output folder"):
+    """Creates the folder `path` if needed and proves it writable with a probe file, so that an
+    unwritable output (read-only, under a regular file, quota) fails before any work, not at the
+    first save hours later. Returns `path`; raises the OSError's own type with a message naming
+    `what` and the path."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise type(error)(f"{what} {os.fspath(path)} is not writable: {error.strerror or error} "
+                          "(checked before any work)") from error
+    return path

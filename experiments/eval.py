@@ -15,6 +15,7 @@ from absl import app, flags
 from tqdm.auto import tqdm
 
 import common_flags
+from actionvlad_tf.atomic import ensure_writable_dir
 from actionvlad_tf.data.lists import read_class_names, read_list
 from actionvlad_tf.data.video_input import make_video_dataset
 from actionvlad_tf.evaluation import charades_evaluate, charades_video_id, evaluate_logits, write_logits, write_results
@@ -47,6 +48,10 @@ def predict_in_list_order(model, dataset, num_videos):
 
 def main(argv):
     del argv
+    # The outputs are written after the whole evaluation: check them first.
+    ensure_writable_dir(FLAGS.results_dir, "--results_dir")
+    if FLAGS.logits_file:
+        ensure_writable_dir(os.path.dirname(os.path.abspath(FLAGS.logits_file)), "--logits_file's folder")
     experiment.set_determinism(FLAGS.seed, FLAGS.deterministic)
     experiment.set_precision(FLAGS.mixed_precision)
     num_classes = experiment.num_classes_of(FLAGS.dataset_name, FLAGS.num_classes)

@@ -15,7 +15,7 @@ import os
 from absl import app, flags, logging
 
 import common_flags
-from actionvlad_tf.atomic import atomic_output
+from actionvlad_tf.atomic import atomic_output, ensure_writable_dir
 from actionvlad_tf.data.frames import DatasetReport
 from actionvlad_tf.data.video_input import make_video_dataset
 from actionvlad_tf.training import (TrainConfig, default_iter_size, load_model_weights, make_strategy,
@@ -139,7 +139,7 @@ def main(argv):
         keep_checkpoint_max=FLAGS.keep_checkpoint_max, log_every_n_steps=FLAGS.log_every_n_steps,
         nan_policy=FLAGS.nan_policy, learning_rate_decay_type=FLAGS.learning_rate_decay_type,
         checkpoint_iterator=FLAGS.on_error == "raise", **hyper)
-    os.makedirs(FLAGS.train_dir, exist_ok=True)
+    ensure_writable_dir(FLAGS.train_dir, "--train_dir")
     with atomic_output(os.path.join(FLAGS.train_dir, "flags.txt")) as temporary:
         FLAGS.append_flags_into_file(temporary)
     train_stage = (0 if stage == 0 else None) if frame_baseline else stage

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 import tqdm
 
+from actionvlad_tf.atomic import ensure_writable_dir
 from actionvlad_tf.data.frames import FLOW_TEMPLATE, RGB_TEMPLATE, file_names, flow_templates
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv",
@@ -469,7 +470,7 @@ def run_jobs(jobs, work, output_dir, num_workers=1, description="videos", progre
     that many processes, each with one OpenCV thread (see `_worker_context`). Returns an
     ExtractionSummary; failures are collected, not raised.
     """
-    os.makedirs(output_dir, exist_ok=True)
+    ensure_writable_dir(output_dir)
     summary = ExtractionSummary()
     pending = []
     for job in jobs:

@@ -27,6 +27,7 @@ import shutil
 import keras
 import tensorflow as tf
 
+from actionvlad_tf.atomic import ensure_writable_dir
 from actionvlad_tf.data.augment import RELEASE_RESIZE_SHAPE, preprocess_for_eval
 from actionvlad_tf.models import WeightedLogitFusion
 from actionvlad_tf.models.actionvlad import DEFAULT_FLOW_WEIGHT
@@ -179,8 +180,7 @@ def export_saved_model(model, export_dir, class_names, num_crops=1, version=None
         keras_file: also write `model.keras`.
     Returns {"saved_model": path, "keras": path or None}.
     """
-    export_dir = pathlib.Path(export_dir)
-    export_dir.mkdir(parents=True, exist_ok=True)
+    export_dir = pathlib.Path(ensure_writable_dir(export_dir, "export_dir"))
     version = next_version(export_dir) if version is None else int(version)
     target = export_dir / str(version)
     if target.exists() and not overwrite:

@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from actionvlad_tf.atomic import atomic_output
+from actionvlad_tf.atomic import atomic_output, ensure_writable_dir
 from actionvlad_tf.export.saved_model import save_keras_atomic
 from actionvlad_tf.models import set_training_stage
 
@@ -505,7 +505,7 @@ def train(model, dataset, config, strategy=None, stage=None, export_model=None, 
     if not model.trainable_variables:
         raise ValueError(f"model {model.name} has no trainable variables")
     chief = is_chief(strategy)
-    os.makedirs(config.train_dir, exist_ok=True)
+    ensure_writable_dir(config.train_dir, "train_dir")
     dynamic_loss_scale = config.dynamic_loss_scale
     if dynamic_loss_scale is None:
         dynamic_loss_scale = keras.mixed_precision.global_policy().name == "mixed_float16"
