@@ -89,6 +89,17 @@ def test_views_differ_and_dataset_serves_stored_views(tmp_path, model, videos, l
     assert set(labels_seen) == set(range(CLASSES))
 
 
+def test_dataset_names_a_file_that_changed_after_the_check(tmp_path, model, videos, list_file):
+    cache = build(tmp_path, split(model, 1).prefix, list_file, in_memory_reader(videos), views=1)
+    dataset = cache.dataset(batch_size=1, shuffle_seed=0)
+    for position in range(VIDEOS):
+        with open(cache.file(position, 0), "ab") as handle:
+            handle.write(b"\0")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="changed size after the check") as error:
+        next(iter(dataset))
+    assert f"{os.sep}features{os.sep}00000" in str(error.value)
+
+
 def test_key_changes_with_weights_preprocessing_and_list(tmp_path, model, list_file):
     prefix = split(model, 2).prefix
     arguments = dict(list_file=list_file, modality="rgb", views=2, seed=0,

@@ -22,9 +22,9 @@ SIZES = {
         backbone=dict(frames=25, image_size=224),
         frames=dict(num_videos=6, num_frames=60, height=256, width=340),
         pipeline=dict(frames_per_video=25, image_size=224, resize_shape=(256, 340),
-                      videos_per_sample=4),
+                      videos_per_sample=3),
         end_to_end=dict(num_clusters=64, batch_videos=1, cache_videos=1, cache_views=1),
-        repeats=dict(netvlad=5, backbone=3, input_pipeline=3, end_to_end=3),
+        repeats=dict(netvlad=3, backbone=3, input_pipeline=3, end_to_end=3),
     ),
     "quick": dict(
         matmul_size=256,

@@ -172,9 +172,8 @@ class FeatureCache:
             (view_files, label) = video
             path = view_files[view]
             contents = tf.io.read_file(path)
-            check = tf.debugging.assert_equal(
-                tf.strings.length(contents), self.file_bytes,
-                message=tf.strings.join(["feature cache file has the wrong size: ", path]))
+            check = tf.debugging.Assert(tf.strings.length(contents) == self.file_bytes,
+                                        ["feature cache file changed size after the check:", path])
             with tf.control_dependencies([check]):
                 values = tf.io.decode_raw(tf.strings.substr(contents, self.header_bytes, -1),
                                           stored_dtype)
