@@ -2,6 +2,7 @@
 both error policies, list lines that no policy skips, paths with spaces and non-ASCII characters,
 unwritable output folders, safe-mode `.keras` files and the absence of unpickling. What other test
 files already show is referenced in docs/reliability.md, not repeated here."""
+import json
 import os
 import pathlib
 import re
@@ -12,10 +13,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from actionvlad_tf.data import extraction
 from actionvlad_tf.data.frames import DatasetReport
-from actionvlad_tf.data.lists import read_list
+from actionvlad_tf.data.lists import VideoEntry, read_list
 from actionvlad_tf.data.synthetic import write_video
 from actionvlad_tf.data.video_input import make_video_dataset
 from actionvlad_tf.export.saved_model import export_saved_model, late_fuse
@@ -124,6 +127,36 @@ def test_malformed_list_lines_are_errors_under_both_policies(corpus, tmp_path, c
         _dataset(list_file, root, "rgb", on_error=on_error, report=report)
 
 
+_NAME = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp"),
+                               blacklist_characters="/\\\x85"), min_size=1, max_size=8)
+_ENTRY = st.tuples(st.lists(_NAME.filter(lambda n: n not in (".", "..")), min_size=1, max_size=3),
+                   st.integers(1, 10**6), st.integers(-1, NUM_CLASSES - 1))
+
+
+@settings(max_examples=100, deadline=None)
+@given(entries=st.lists(_ENTRY, min_size=1, max_size=6, unique_by=lambda e: "/".join(e[0])),
+       noise=st.lists(st.text(max_size=30), max_size=3))
+def test_property_list_parser_round_trips_valid_lines_and_names_the_first_bad_one(
+        tmp_path_factory, entries, noise):
+    """Valid lines (any non-space Unicode path) read back exactly; appending arbitrary text
+    gives back the same entries or a ValueError that names the list file and a line number."""
+    lines = [f"{'/'.join(parts)} {n} {label}" for parts, n, label in entries]
+    list_file = tmp_path_factory.mktemp("lists") / "list.txt"
+    list_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    expected = [VideoEntry("/".join(parts), n, label, 0, i + 1, str(list_file))
+                for i, (parts, n, label) in enumerate(entries)]
+    assert read_list(list_file, NUM_CLASSES) == expected
+    with open(list_file, "a", encoding="utf-8", newline="") as f:
+        f.write("\n".join(noise))
+    try:
+        parsed = read_list(list_file, NUM_CLASSES)
+    except ValueError as error:
+        assert re.match(rf"{re.escape(str(list_file))}:\d+: ", str(error))
+    else:
+        assert parsed[:len(entries)] == expected
+        assert all(1 <= e.num_frames and -1 <= e.label < NUM_CLASSES for e in parsed)
+
+
 # ----------------------------------------------------------------------------- data preparation
 
 def test_video_files_with_spaces_and_non_ascii_names_extract_and_rename(tmp_path):
@@ -210,6 +243,64 @@ def test_unwritable_output_folder_fails_before_any_work(tmp_path, writer, kind):
     with pytest.raises(OSError, match=rf"{re.escape(what)} {re.escape(str(output))} is not writable"):
         run(output)
     assert sorted(p.name for p in tmp_path.iterdir()) == [output.parent.name]  # nothing written
+
+
+FULL_DISK = r"""
+import json, os, resource, signal, sys
+import numpy as np
+from actionvlad_tf.data import extraction
+from actionvlad_tf.data.synthetic import write_video
+from actionvlad_tf.evaluation.logits_io import write_logits
+from actionvlad_tf.evaluation.report import write_json
+from actionvlad_tf.export.saved_model import save_keras_atomic
+from actionvlad_tf.models import build_actionvlad
+out = sys.argv[1]
+model = build_actionvlad(4, frames_per_video=3, image_size=32, num_clusters=4, weight_decay=0)
+video = os.path.join(out, "clip.avi")
+write_video(video, np.random.default_rng(0).integers(0, 256, (3, 192, 192, 3), np.uint8))
+writers = {
+    "logits.h5": lambda v: write_logits(os.path.join(out, "logits.h5"), v + np.random.rand(200, 1000).astype(np.float32)),
+    "results.json": lambda v: write_json(os.path.join(out, "results.json"), {"v": [v] * 20000}),
+    "model.keras": lambda v: save_keras_atomic(model, os.path.join(out, "model.keras")),
+}
+for writer in writers.values():
+    writer(0.0)
+before = {f: open(os.path.join(out, f), "rb").read() for f in writers}
+# The disk fills up: writes past 20 kB fail (EFBIG, as ENOSPC would) instead of killing the process.
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (20000, resource.RLIM_INFINITY))
+errors = {}
+for name, writer in writers.items():
+    try:
+        writer(1.0)
+    except Exception as error:
+        errors[name] = f"{type(error).__name__}: {error}"
+summary = extraction.extract_frames([extraction.Job(video, "clip.avi")], os.path.join(out, "frames"), progress=False)
+errors["frames"] = summary.report()
+print(json.dumps({"errors": errors, "kept": all(open(os.path.join(out, f), "rb").read() == b
+                                                for f, b in before.items()),
+                  "files": sorted(os.listdir(out)), "frames": os.listdir(os.path.join(out, "frames"))}),
+      flush=True)
+os._exit(0)  # HDF5 crashes at interpreter exit when it frees the failed file's handles
+"""
+
+
+def test_full_disk_fails_the_write_and_keeps_the_previous_files(tmp_path):
+    """A disk that fills during a write (simulated with a file-size limit, in a subprocess):
+    every writer raises, the previous logits, results and model stay as they were, and neither
+    a temporary file nor a partial frame folder is left to be trusted."""
+    run = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path)], capture_output=True,
+                         text=True, timeout=300, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    errors = result["errors"]
+    assert set(errors) == {"logits.h5", "results.json", "model.keras", "frames"}
+    assert "File too large" in errors["logits.h5"] and "File too large" in errors["results.json"]
+    assert "failed 1" in errors["frames"] and "FAILED clip.avi" in errors["frames"]
+    assert result["kept"]
+    assert result["files"] == ["clip.avi", "frames", "logits.h5", "model.keras", "results.json"]
+    assert result["frames"] == []
 
 
 # ----------------------------------------------------------------------------- safety
