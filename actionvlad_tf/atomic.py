@@ -7,11 +7,24 @@ import tempfile
 
 
 @contextlib.contextmanager
+def naming_os_errors(path):
+    """Raises an OSError that names no file again, naming `path`: a failed write() (full disk,
+    quota) says only "No space left on device"."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is not None or error.errno is None:
+            raise
+        raise OSError(error.errno, error.strerror, str(path)) from error
+
+
+@contextlib.contextmanager
 def atomic_output(path):
     """Yields a temporary path beside `path`; moves it onto `path` only if the block succeeds.
 
     The temporary file lives in the same directory (so `os.replace` is an atomic rename) and is
-    removed if the block raises, leaving any previous `path` untouched. Write to the yielded path with
+    removed if the block raises, leaving any previous `path` untouched; an OSError that names no
+    file (a full disk) is raised again naming `path`. Write to the yielded path with
     an explicit format (`np.save` to an open handle, `savefig(..., format="png")`): its suffix is `.tmp`.
     """
     path = pathlib.Path(path)
@@ -20,8 +33,9 @@ def atomic_output(path):
     # os.open honours the umask (mkstemp would leave 0600), so the result has the usual permissions.
     os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:
-        yield str(temporary)
-        os.replace(temporary, path)
+        with naming_os_errors(path):
+            yield str(temporary)
+            os.replace(temporary, path)
     finally:
         if temporary.exists():
             temporary.unlink()

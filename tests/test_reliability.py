@@ -296,8 +296,11 @@ def test_full_disk_fails_the_write_and_keeps_the_previous_files(tmp_path):
     result = json.loads(run.stdout.strip().splitlines()[-1])
     errors = result["errors"]
     assert set(errors) == {"logits.h5", "results.json", "model.keras", "frames"}
-    assert "File too large" in errors["logits.h5"] and "File too large" in errors["results.json"]
+    for name in ("logits.h5", "results.json", "model.keras"):  # each error names its file
+        assert errors[name].startswith("OSError") and "File too large" in errors[name], errors
+        assert str(tmp_path / name) in errors[name], errors
     assert "failed 1" in errors["frames"] and "FAILED clip.avi" in errors["frames"]
+    assert "File too large: '" in errors["frames"] and ".partial/image_00001.jpg'" in errors["frames"]
     assert result["kept"]
     assert result["files"] == ["clip.avi", "frames", "logits.h5", "model.keras", "results.json"]
     assert result["frames"] == []

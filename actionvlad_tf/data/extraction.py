@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 import tqdm
 
-from actionvlad_tf.atomic import ensure_writable_dir
+from actionvlad_tf.atomic import ensure_writable_dir, naming_os_errors
 from actionvlad_tf.data.frames import FLOW_TEMPLATE, RGB_TEMPLATE, file_names, flow_templates
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv",
@@ -249,7 +249,7 @@ def write_image(path, image, quality=DEFAULT_JPEG_QUALITY):
     ok, data = cv2.imencode(extension, image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise VideoReadError(f"{path}: OpenCV cannot encode images as {extension!r}")
-    with open(path, "wb") as f:
+    with naming_os_errors(path), open(path, "wb") as f:
         f.write(data.tobytes())
 
 

@@ -22,9 +22,12 @@ def write_logits(path, logits, dataset=LOGITS_DATASET, compression_level=9):
     if logits.ndim != 2:
         raise ValueError(f"logits for {path} must be [videos, classes], got shape {logits.shape}")
     with atomic_output(path) as temporary:
-        with h5py.File(temporary, "w") as h5:
-            h5.create_dataset(dataset, data=logits.astype(np.float32), compression="gzip",
-                              compression_opts=compression_level)
+        try:
+            with h5py.File(temporary, "w") as h5:
+                h5.create_dataset(dataset, data=logits.astype(np.float32), compression="gzip",
+                                  compression_opts=compression_level)
+        except RuntimeError as error:  # HDF5 reports a failed write (full disk) as RuntimeError
+            raise OSError(f"{path}: writing the logits failed ({error})") from error
 
 
 def read_logits(path, expected_rows=None, list_file=None, dataset=LOGITS_DATASET):

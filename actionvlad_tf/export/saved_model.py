@@ -27,7 +27,7 @@ import shutil
 import keras
 import tensorflow as tf
 
-from actionvlad_tf.atomic import ensure_writable_dir
+from actionvlad_tf.atomic import ensure_writable_dir, naming_os_errors
 from actionvlad_tf.data.augment import RELEASE_RESIZE_SHAPE, preprocess_for_eval
 from actionvlad_tf.models import WeightedLogitFusion
 from actionvlad_tf.models.actionvlad import DEFAULT_FLOW_WEIGHT
@@ -157,8 +157,9 @@ def save_keras_atomic(model, path):
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.keras"
     try:
-        model.save(tmp)
-        os.replace(tmp, path)
+        with naming_os_errors(path):
+            model.save(tmp)
+            os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return str(path)
