@@ -316,9 +316,6 @@ def _small_models():
         "rgb ActionVLAD": rgb,
         "two-stream concat": build_two_stream(NUM_CLASSES, fusion="concat", **common),
         "late_fuse export": late_fuse(rgb, flow),
-        "BN-Inception ActionVLAD": build_actionvlad(NUM_CLASSES, model_name="bn_inception",
-                                                    conv_endpoint="inception_5b", name="bn_actionvlad",
-                                                    **common),
     }
 
 
@@ -330,7 +327,8 @@ def _inputs(model, rng):
 
 
 def test_keras_files_of_every_model_kind_load_in_safe_mode(tmp_path):
-    """No Lambda layer or pickled Python: `safe_mode=True` (Keras' default) loads them all."""
+    """No Lambda layer or pickled Python: `safe_mode=True` (Keras' default) loads them all
+    (BN-Inception's frozen-BN model: test_bn_inception.py, loaded with the default safe mode)."""
     rng = np.random.default_rng(0)
     for kind, model in _small_models().items():
         path = tmp_path / f"{kind.replace(' ', '_')}.keras"
