@@ -181,6 +181,13 @@ def test_video_files_with_spaces_and_non_ascii_names_extract_and_rename(tmp_path
     assert video.shape == (1, 3, 16, 16, 3)
 
 
+def test_video_list_names_cannot_leave_the_output_folder(tmp_path):
+    video_list = tmp_path / "videos.txt"
+    video_list.write_text("clip.avi\t../escaped\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"clip.avi: output name '../escaped' leaves the output"):
+        extraction.find_videos(str(video_list))
+
+
 # ----------------------------------------------------------------------------- unwritable outputs
 
 def _tiny_classifier(strategy):
