@@ -53,6 +53,7 @@ flags.DEFINE_integer("seed", 0, "Seed of the data, the backbone and training.")
 flags.DEFINE_bool("mixed_precision", True, "bfloat16 compute on CPU (about 2× faster for VGG-16).")
 FLAGS = flags.FLAGS
 
+PIXEL_SCALE = 64.0  # about the standard deviation of mean-subtracted 0-255 pixels
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STREAMS = ("rgb", "flow")
 POOLINGS = ("avg", "max", "netvlad")
@@ -95,7 +96,8 @@ class Steps:
 def write_backbone_init(path, image_size, seed):
     """A seeded He-initialised VGG-16 (fc6/fc7 sized for `image_size`): the demo's stand-in for
     ImageNet weights when none can be downloaded. Glorot-initialised (Keras's default) plain VGG-16
-    features shrink ~2× per layer; He keeps their scale."""
+    features shrink ~2× per layer; He keeps their scale, and the first kernel is divided by the
+    pixel scale (inputs are 0-255 minus means) so activations stay near unit variance."""
     if os.path.exists(path):
         return
     import keras
@@ -107,7 +109,8 @@ def write_backbone_init(path, image_size, seed):
     initializer = keras.initializers.HeNormal(seed=seed)
     for layer in model.layers:
         if layer.weights:
-            layer.weights[0].assign(initializer(layer.weights[0].shape))
+            scale = 1.0 / PIXEL_SCALE if layer.name == "block1_conv1" else 1.0
+            layer.weights[0].assign(initializer(layer.weights[0].shape) * scale)
     temporary = path.replace(".weights.h5", ".partial.weights.h5")  # Keras needs the suffix
     model.save_weights(temporary)
     os.replace(temporary, path)
