@@ -1,6 +1,6 @@
 r"""The performance table of issue 6: NetVLAD, backbone, input pipeline, end to end.
 
-Reproduce the table of docs/performance.md (about 5–10 minutes on 2 CPU cores):
+Reproduce the table of docs/performance.md (about 4–6 minutes on 2 CPU cores):
 
   python experiments/bench.py --json=bench.json
 
@@ -20,7 +20,7 @@ from actionvlad_tf.benchmark.table import format_table
 flags.DEFINE_string("json", None, "Also write the results (every sample, the targets) to this JSON file.")
 flags.DEFINE_bool("quick", False, "Tiny shapes instead of the paper's (a smoke run).")
 flags.DEFINE_list("sections", list(SECTIONS), f"Sections to run, of {', '.join(SECTIONS)}.")
-flags.DEFINE_integer("repeats", None, "Timed repeats per figure (default: per section, 3–7).")
+flags.DEFINE_integer("repeats", None, "Timed repeats per figure (default: per section, 3; 2 with --quick).")
 flags.DEFINE_integer("warmup", 1, "Untimed rounds before the timed ones (tracing, allocation).")
 flags.DEFINE_bool("memory", True, "Measure NetVLAD's peak memory (TensorFlow allocator statistics).")
 flags.DEFINE_bool("xla", True, "Add XLA-compiled (jit_compile) backbone rows.")
