@@ -175,15 +175,19 @@ class NetVLADPooling(keras.layers.Layer):
 
     def call(self, inputs, mask=None):
         x, weights = flatten_pooled_axes(ops.cast(inputs, "float32"), mask)
+        # x̂ = r·x with r = 1/‖x‖ per descriptor. The normalised copy of x is never stored: r scales
+        # the rows of X·W and of A instead (same result; half the memory traffic of the layer).
+        logits = ops.matmul(x, self.assignment_kernel)  # [B, N, K+G]
         if self.normalize_input:
-            x = l2_normalize(x, epsilon=self.epsilon)
-        logits = ops.matmul(x, self.assignment_kernel) + self.assignment_bias  # [B, N, K+G]
-        assignment = ops.softmax(logits, axis=-1)[..., : self.num_clusters]  # [B, N, K]
+            inverse_norm = ops.rsqrt(ops.maximum(ops.sum(ops.square(x), axis=-1, keepdims=True), self.epsilon))
+            logits = logits * inverse_norm
+        assignment = ops.softmax(logits + self.assignment_bias, axis=-1)[..., : self.num_clusters]  # [B, N, K]
         if weights is not None:
             assignment = assignment * ops.expand_dims(weights, -1)
-        # V = Aᵀ·X̂ − (Σ_n A)·c, one batched matmul per video.
-        residual_sum = ops.matmul(ops.transpose(assignment, (0, 2, 1)), x)  # [B, K, D]
         mass = ops.sum(assignment, axis=1)  # [B, K]
+        scaled = assignment * inverse_norm if self.normalize_input else assignment
+        # V = Aᵀ·X̂ − (Σ_n A)·c, one batched matmul per video.
+        residual_sum = ops.matmul(ops.transpose(scaled, (0, 2, 1)), x)  # [B, K, D]
         unnormalized = residual_sum - ops.expand_dims(mass, -1) * self.centers
         vlad = unnormalized
         if self.intra_normalization:
