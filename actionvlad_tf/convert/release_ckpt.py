@@ -296,7 +296,8 @@ def kmeans_centers_from_pickle(path):
 
 
 def save_centers_npz(centers, path):
-    """Writes {"centers": [K, D]} to `path` atomically (the project's centres format, WORKSPACE.md)."""
-    with atomic_output(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, centers=np.asarray(centers, np.float32))
+    """Writes the centres in the project's format (`training.kmeans.save_centers`, WORKSPACE.md)."""
+    from actionvlad_tf.training.kmeans import save_centers
+
+    save_centers(path, centers, source="release k-means pickle")
     return path
