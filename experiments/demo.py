@@ -22,7 +22,6 @@ are no ImageNet weights, so the backbone is a seeded He-initialised VGG-16, iden
 (`--backbone_weights=imagenet` uses the ImageNet weights where they can be downloaded). With a random
 backbone the conv features are weak; the table reports what it measures.
 """
-import json
 import os
 import shutil
 import subprocess

@@ -29,7 +29,6 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from actionvlad_tf.atomic import atomic_output
 from actionvlad_tf.layers import NetVLADPooling
 from actionvlad_tf.models import backbones, pooling_layers
 from actionvlad_tf.models.vgg16 import VGG16_BLOCKS
