@@ -44,9 +44,9 @@ flags.DEFINE_list("resize_shape", ["72", "96"], "H,W frames are resized to befor
 flags.DEFINE_integer("num_clusters", 16, "K (paper: 64).")
 flags.DEFINE_string("flow_method", "dis", "Optical flow for the demo (tvl1 is the default of extract_flow.py "
                     "but takes ~15 CPU-minutes on the demo videos).")
-flags.DEFINE_integer("baseline_steps", 200, "Updates of the two-stream frame baseline.")
-flags.DEFINE_integer("stage1_steps", 150, "Updates of stage 1 (paper: 10000).")
-flags.DEFINE_integer("stage2_steps", 60, "Updates of stage 2 (paper: 8000).")
+flags.DEFINE_integer("baseline_steps", 150, "Updates of the two-stream frame baseline.")
+flags.DEFINE_integer("stage1_steps", 100, "Updates of stage 1 (paper: 10000).")
+flags.DEFINE_integer("stage2_steps", 50, "Updates of stage 2 (paper: 8000).")
 flags.DEFINE_integer("batch_size", 4, "Videos per micro-batch; iter_size makes 16 per update, as the release.")
 flags.DEFINE_integer("seed", 0, "Seed of the data, the backbone and training.")
 flags.DEFINE_bool("mixed_precision", True, "bfloat16 compute on CPU (about 2× faster for VGG-16).")
