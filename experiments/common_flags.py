@@ -19,8 +19,9 @@ flags.DEFINE_enum("modality", "rgb", ["rgb", "flow", "rgb+flow"], "Stream(s): rg
 flags.DEFINE_integer("frames_per_video", 25, "T, frames (or flow stacks) per video.")
 flags.DEFINE_integer("batch_size", 4, "Videos per replica in a micro-batch (release: per clone).")
 flags.DEFINE_integer("image_size", augment.RELEASE_IMAGE_SIZE, "Crop side S (224).")
-flags.DEFINE_list("resize_shape", list(map(str, augment.RELEASE_RESIZE_SHAPE)),
-                  "H,W every frame is first resized to (release 256,340).")
+flags.DEFINE_list("resize_shape", [],
+                  "H,W every frame is first resized to (default: the release's 256,340 for "
+                  "--image_size=224, scaled with --image_size otherwise).")
 flags.DEFINE_enum("on_error", "raise", ["raise", "skip"],
                   "Unreadable videos: raise an error naming them, or skip them and report them at the end.")
 flags.DEFINE_integer("seed", 0, "Seed of initialisation, shuffling, crops and k-means.")
@@ -49,4 +50,4 @@ FLAGS = flags.FLAGS
 
 
 def resize_shape():
-    return tuple(int(v) for v in FLAGS.resize_shape)
+    return tuple(int(v) for v in FLAGS.resize_shape) or augment.default_resize_shape(FLAGS.image_size)

@@ -40,7 +40,6 @@ flags.DEFINE_integer("train_per_class", 10, "Training videos per class.")
 flags.DEFINE_integer("test_per_class", 5, "Test videos per class.")
 flags.DEFINE_integer("frames_per_video", 10, "T for the video-level models (paper: 25).")
 flags.DEFINE_integer("image_size", 64, "Crop side (paper: 224).")
-flags.DEFINE_list("resize_shape", ["72", "96"], "H,W frames are resized to before cropping (release 256,340).")
 flags.DEFINE_integer("num_clusters", 16, "K (paper: 64).")
 flags.DEFINE_string("flow_method", "dis", "Optical flow for the demo (tvl1 is the default of extract_flow.py "
                     "but takes ~15 CPU-minutes on the demo videos).")
@@ -173,7 +172,7 @@ def main(argv):
     common = dict(
         dataset_name="demo", num_classes=FLAGS.num_classes, dataset_dir=os.path.join(data, "frames"),
         flow_dir=os.path.join(data, "flow"), dataset_list_dir=lists, image_size=FLAGS.image_size,
-        resize_shape=",".join(FLAGS.resize_shape), seed=FLAGS.seed, mixed_precision=FLAGS.mixed_precision,
+        seed=FLAGS.seed, mixed_precision=FLAGS.mixed_precision,
     )
     video = dict(frames_per_video=FLAGS.frames_per_video, num_clusters=FLAGS.num_clusters)
     train = dict(batch_size=FLAGS.batch_size, save_every_n_steps=10**6, log_every_n_steps=10)
@@ -228,7 +227,7 @@ def main(argv):
         "rows": dict(ROWS),
         "config": {name: FLAGS[name].value for name in (
             "backbone_weights", "num_classes", "train_per_class", "test_per_class", "frames_per_video",
-            "image_size", "resize_shape", "num_clusters", "flow_method", "baseline_steps", "stage1_steps",
+            "image_size", "num_clusters", "flow_method", "baseline_steps", "stage1_steps",
             "stage2_steps", "batch_size", "seed", "mixed_precision")},
         "seconds": {"total": round(time.time() - start, 1), **steps.seconds},
     }

@@ -229,3 +229,12 @@ def test_unknown_input_size_in_the_graph_gives_the_static_result(shape):
               resize_frames(frames, SMALL_RESIZE))
     for a, b in zip(dynamic(frames, seed), static):
         np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_default_resize_shape_is_the_release_one_scaled_with_the_crop():
+    from actionvlad_tf.data import augment
+
+    assert augment.default_resize_shape(224) == (256, 340)
+    assert augment.default_resize_shape(64) == (73, 97)
+    frames = tf.zeros([2, 96, 128, 3], tf.uint8)
+    assert augment.preprocess_for_eval(frames, "rgb", image_size=64).shape == (2, 64, 64, 3)

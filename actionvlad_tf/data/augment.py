@@ -35,6 +35,15 @@ _RELEASE_MARGIN = (32, 116)
 RELEASE_EVAL_CROPS = {1: ((16, 60),), 5: ((0, 0), (0, 115), (31, 0), (31, 115), (16, 60))}
 
 
+def default_resize_shape(image_size=RELEASE_IMAGE_SIZE):
+    """The release's 256×340 resize for 224² crops (§3.4), scaled with the crop side for other sizes,
+    so a model trained at one size is preprocessed alike by training, evaluation, export and
+    prediction without being told the resize."""
+    if image_size == RELEASE_IMAGE_SIZE:
+        return RELEASE_RESIZE_SHAPE
+    return tuple(round(side * image_size / RELEASE_IMAGE_SIZE) for side in RELEASE_RESIZE_SHAPE)
+
+
 def _bilinear(images, size, half_pixel_centers):
     return tf.raw_ops.ResizeBilinear(images=images, size=size, align_corners=False,
                                      half_pixel_centers=half_pixel_centers)
@@ -99,7 +108,7 @@ def _per_stream(function, frames, modality):
 
 
 def preprocess_for_eval(frames, modality, num_crops=1, image_size=RELEASE_IMAGE_SIZE,
-                        resize_shape=RELEASE_RESIZE_SHAPE, half_pixel_centers=False):
+                        resize_shape=None, half_pixel_centers=False):
     """One video [T, H, W, C] (any H, W) → the model input [crops·T, S, S, C] float32 (§3.4-3.7).
 
     Args:
@@ -107,9 +116,10 @@ def preprocess_for_eval(frames, modality, num_crops=1, image_size=RELEASE_IMAGE_
         modality: "rgb" (C = 3, RGB order), "flow" (C = 2L, interleaved x/y) or "rgb+flow".
         num_crops: 1 or 5 (frame-major order).
         image_size: S.
-        resize_shape: (H, W) every frame is first resized to.
+        resize_shape: (H, W) every frame is first resized to; default `default_resize_shape(S)`.
         half_pixel_centers: modern resize instead of the release's TF1 semantics.
     """
+    resize_shape = tuple(resize_shape or default_resize_shape(image_size))
     offsets = eval_crop_offsets(num_crops, image_size, resize_shape)
 
     def crops(resized, name):  # crop (uint8 where no resize was needed), then convert

@@ -220,7 +220,7 @@ def _packed_source(packed_files, config, shuffle_seed, shuffle_buffer, input_con
 def make_video_dataset(list_file=None, frames_root=None, flow_root=None, modality="rgb",
                        frames_per_video=25, training=False, batch_size=1, num_crops=1,
                        image_size=augment.RELEASE_IMAGE_SIZE,
-                       resize_shape=augment.RELEASE_RESIZE_SHAPE, flow_stack=10,
+                       resize_shape=None, flow_stack=10,
                        rgb_template=RGB_TEMPLATE, flow_template=FLOW_TEMPLATE, shuffle_seed=None,
                        temporal_jitter=False, invert_flow_on_flip=False, half_pixel_centers=False,
                        num_classes=None, on_error="raise", report=None, validate=False,
@@ -240,7 +240,8 @@ def make_video_dataset(list_file=None, frames_root=None, flow_root=None, modalit
         training: random crop/flip, per-epoch shuffle, repeat; else list order, one pass.
         batch_size: videos per batch; the GLOBAL batch when `input_context` is given.
         num_crops: 1 or 5 test crops (evaluation only).
-        image_size, resize_shape: S and the (H, W) frames are resized to first (§3.4).
+        image_size, resize_shape: S and the (H, W) frames are resized to first (§3.4); the
+            default resize is the release's 256×340 for S = 224, scaled with S otherwise.
         flow_stack: L, flow images per direction in a stack.
         rgb_template, flow_template: file names (`img_%05d.jpg` for TSN folders).
         shuffle_seed: seed of shuffling, crops, flips and random frames (None: random).
@@ -274,7 +275,8 @@ def make_video_dataset(list_file=None, frames_root=None, flow_root=None, modalit
     config = types.SimpleNamespace(
         modality=modality, streams=STREAMS[modality], frames_per_video=frames_per_video,
         training=training, random_frames=training and (temporal_jitter or frames_per_video == 1),
-        num_crops=num_crops, image_size=image_size, resize_shape=tuple(resize_shape),
+        num_crops=num_crops, image_size=image_size,
+        resize_shape=tuple(resize_shape or augment.default_resize_shape(image_size)),
         flow_stack=flow_stack, rgb_template=rgb_template, flow_template=flow_template,
         temporal_jitter=temporal_jitter, invert_flow_on_flip=invert_flow_on_flip,
         half_pixel_centers=half_pixel_centers, raw_frames=raw_frames)

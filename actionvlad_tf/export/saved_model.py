@@ -28,7 +28,7 @@ import keras
 import tensorflow as tf
 
 from actionvlad_tf.atomic import ensure_writable_dir, naming_os_errors
-from actionvlad_tf.data.augment import RELEASE_RESIZE_SHAPE, preprocess_for_eval
+from actionvlad_tf.data.augment import preprocess_for_eval
 from actionvlad_tf.models import WeightedLogitFusion
 from actionvlad_tf.models.actionvlad import DEFAULT_FLOW_WEIGHT
 
@@ -106,7 +106,7 @@ def _checked(tensor, name, axes):
         return tf.identity(tensor)
 
 
-def serving_functions(model, class_names, num_crops=1, resize_shape=RELEASE_RESIZE_SHAPE,
+def serving_functions(model, class_names, num_crops=1, resize_shape=None,
                       half_pixel_centers=False):
     """(serving_default, preprocessed) python functions and their `tf.TensorSpec` signatures."""
     streams = model_streams(model)
@@ -166,7 +166,7 @@ def save_keras_atomic(model, path):
 
 
 def export_saved_model(model, export_dir, class_names, num_crops=1, version=None, overwrite=False,
-                       resize_shape=RELEASE_RESIZE_SHAPE, half_pixel_centers=False, keras_file=True):
+                       resize_shape=None, half_pixel_centers=False, keras_file=True):
     """Writes `export_dir/<version>/` (SavedModel) and `export_dir/model.keras`.
 
     Args:
@@ -177,7 +177,8 @@ def export_saved_model(model, export_dir, class_names, num_crops=1, version=None
             count must be crops·T (or None).
         version: integer version folder; None takes the next free one.
         overwrite: replace an existing version folder (otherwise an error).
-        resize_shape, half_pixel_centers: the eval resize (release: (256, 340), TF1 semantics).
+        resize_shape, half_pixel_centers: the eval resize (default: (256, 340) for 224² models, scaled
+            with the model's crop size otherwise; TF1 semantics).
         keras_file: also write `model.keras`.
     Returns {"saved_model": path, "keras": path or None}.
     """
