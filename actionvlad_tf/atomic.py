@@ -54,3 +54,30 @@ def ensure_writable_dir(path, what="output folder"):
         raise type(error)(f"{what} {os.fspath(path)} is not writable: {error.strerror or error} "
                           "(checked before any work)") from error
     return path
+
+
+@contextlib.contextmanager
+def atomic_keras_output(path, suffixes=(".keras", ".weights.h5")):
+    """Like `atomic_output`, for Keras's savers, which insist on the file's suffix: yields a
+    temporary name in the same folder that ends like `path`."""
+    path = pathlib.Path(path)
+    suffix = next((s for s in suffixes if path.name.endswith(s)), None)
+    if suffix is None:
+        raise ValueError(f"{path}: a Keras file must end in one of {suffixes}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.parent / f".{path.name[:-len(suffix)]}.{os.getpid()}.{secrets.token_hex(4)}{suffix}"
+    try:
+        with naming_os_errors(path):
+            yield temporary
+            os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def save_keras_atomic(model, path):
+    """`model.save(path)` through a temporary `.keras` name in the same folder, then a rename."""
+    if not str(path).endswith(".keras"):
+        raise ValueError(f"{path}: a Keras model file must end in .keras")
+    with atomic_keras_output(path) as temporary:
+        model.save(temporary)
+    return str(path)

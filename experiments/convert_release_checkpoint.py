@@ -20,7 +20,7 @@ import logging
 from absl import app, flags
 
 from actionvlad_tf.convert import release_ckpt
-from actionvlad_tf.export.saved_model import save_keras_atomic
+from actionvlad_tf.atomic import save_keras_atomic
 from actionvlad_tf.models import build_actionvlad, build_frame_classifier, build_two_stream
 from actionvlad_tf.models.actionvlad import DEFAULT_FLOW_WEIGHT
 

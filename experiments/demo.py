@@ -100,6 +100,7 @@ def write_backbone_init(path, image_size, seed):
         return
     import keras
 
+    from actionvlad_tf.atomic import atomic_keras_output
     from actionvlad_tf.models.vgg16 import build_vgg16
 
     keras.utils.set_random_seed(seed)
@@ -109,9 +110,8 @@ def write_backbone_init(path, image_size, seed):
         if layer.weights:
             scale = 1.0 / PIXEL_SCALE if layer.name == "block1_conv1" else 1.0
             layer.weights[0].assign(initializer(layer.weights[0].shape) * scale)
-    temporary = path.replace(".weights.h5", ".partial.weights.h5")  # Keras needs the suffix
-    model.save_weights(temporary)
-    os.replace(temporary, path)
+    with atomic_keras_output(path) as temporary:
+        model.save_weights(temporary)
 
 
 def fuse_all(results_dir, list_file):

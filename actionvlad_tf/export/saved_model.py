@@ -27,7 +27,7 @@ import shutil
 import keras
 import tensorflow as tf
 
-from actionvlad_tf.atomic import ensure_writable_dir, naming_os_errors
+from actionvlad_tf.atomic import ensure_writable_dir, save_keras_atomic
 from actionvlad_tf.data.augment import preprocess_for_eval
 from actionvlad_tf.models import WeightedLogitFusion
 from actionvlad_tf.models.actionvlad import DEFAULT_FLOW_WEIGHT
@@ -147,22 +147,6 @@ def next_version(export_dir):
     """1 + the largest numeric version folder in `export_dir` (1 for a new export)."""
     versions = [int(p.name) for p in pathlib.Path(export_dir).glob("*") if p.is_dir() and p.name.isdigit()]
     return max(versions, default=0) + 1
-
-
-def save_keras_atomic(model, path):
-    """`model.save(path)` through a temporary `.keras` name in the same folder, then a rename."""
-    path = pathlib.Path(path)
-    if path.suffix != ".keras":
-        raise ValueError(f"{path}: a Keras model file must end in .keras")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.keras"
-    try:
-        with naming_os_errors(path):
-            model.save(tmp)
-            os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return str(path)
 
 
 def export_saved_model(model, export_dir, class_names, num_crops=1, version=None, overwrite=False,

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from actionvlad_tf.atomic import atomic_output
 from actionvlad_tf.data.sampling import frame_numbers
-from actionvlad_tf.layers.netvlad import EPSILON
+from actionvlad_tf.evaluation.fusion import l2_normalize_rows  # x / sqrt(max(‖x‖², 1e-12)), as NetVLAD
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +54,6 @@ def sample_frame_entries(entries, num_frames, modality="rgb", flow_stack=10, see
 def _flatten_frames(frames):
     """[B, S, S, C] or [B, 1, S, S, C] (or a dict of those, one per stream) → [B, S, S, C]."""
     return tf.nest.map_structure(lambda t: tf.reshape(t, (-1, *t.shape[-3:])), frames)
-
-
-def l2_normalize_rows(descriptors, epsilon=EPSILON):
-    """Each row / sqrt(max(‖row‖², ε)), as NetVLAD normalises its input (release §1.2 step 1)."""
-    squared = np.sum(np.square(descriptors, dtype=np.float64), axis=1, keepdims=True)
-    return (descriptors / np.sqrt(np.maximum(squared, epsilon))).astype(np.float32)
 
 
 def sample_descriptors(feature_fn, frames, num_frames, descriptors_per_frame=None, seed=0, progress=True):

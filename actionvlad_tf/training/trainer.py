@@ -37,7 +37,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from actionvlad_tf.atomic import atomic_output, ensure_writable_dir
-from actionvlad_tf.export.saved_model import save_keras_atomic
+from actionvlad_tf.atomic import save_keras_atomic
 from actionvlad_tf.models import set_training_stage
 
 log = logging.getLogger(__name__)
