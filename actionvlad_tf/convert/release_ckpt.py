@@ -29,8 +29,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from actionvlad_tf.layers import NetVLADPooling
-from actionvlad_tf.models import backbones, pooling_layers
+from actionvlad_tf.models import backbones, release_head_variables
 from actionvlad_tf.models.vgg16 import VGG16_BLOCKS
 
 # Suffixes of optimiser slots of the TF1 optimisers the release offers (§2.1 `--optimizer`).
@@ -130,17 +129,7 @@ def release_variable_pairs(model, prefix="stream0/"):
         raise ValueError(f"{model.name}: expected one backbone (a single-stream model), found "
                          f"{[b.name for b in found]}; convert each stream of a two-stream model "
                          "separately (see convert_two_stream)")
-    pairs = _backbone_names(found[0], prefix)
-    for layer in pooling_layers(model):
-        if isinstance(layer, NetVLADPooling):
-            pairs += [(f"{prefix}NetVLAD/centers", layer.centers),
-                      (f"{prefix}NetVLAD/vlad_W", layer.assignment_kernel),
-                      (f"{prefix}NetVLAD/vlad_B", layer.assignment_bias)]
-    classifier = {layer.name: layer for layer in model.layers}.get("classifier")
-    if classifier is not None:
-        pairs += [(f"{prefix}classifier/logits/weights", classifier.kernel),
-                  (f"{prefix}classifier/logits/biases", classifier.bias)]
-    return pairs
+    return _backbone_names(found[0], prefix) + release_head_variables(model, prefix)
 
 
 def _fit_shape(name, value, variable):

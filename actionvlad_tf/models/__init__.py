@@ -9,6 +9,7 @@ from actionvlad_tf.models.actionvlad import (
     build_frame_classifier,
     build_two_stream,
     pooling_layers,
+    release_head_variables,
     set_training_stage,
 )
 from actionvlad_tf.models.bn_inception import (  # registers FrozenBatchNormalization for load_model
@@ -22,5 +23,5 @@ __all__ = [
     "FoldFrames", "FrozenBatchNormalization", "UnfoldFrames", "WeightedLogitFusion", "backbones",
     "build_actionvlad", "build_backbone", "build_bn_inception", "build_frame_classifier",
     "build_two_stream", "build_vgg16", "flow_kernel_from_rgb", "load_release_bn_inception",
-    "load_vgg16_weights", "pooling_layers", "set_training_stage",
+    "load_vgg16_weights", "pooling_layers", "release_head_variables", "set_training_stage",
 ]

@@ -306,6 +306,23 @@ def backbones(model):
     return found
 
 
+def release_head_variables(model, prefix="stream0/"):
+    """[(release checkpoint name, variable)] of the NetVLAD and the linear classifier of a
+    single-stream model built here (release §1.7: `NetVLAD/{centers, vlad_W, vlad_B}`,
+    `classifier/logits/{weights, biases}`; vlad_W is [1, 1, D, K] there, [D, K] here)."""
+    pairs = []
+    for layer in pooling_layers(model):
+        if isinstance(layer, NetVLADPooling):
+            pairs += [(f"{prefix}NetVLAD/centers", layer.centers),
+                      (f"{prefix}NetVLAD/vlad_W", layer.assignment_kernel),
+                      (f"{prefix}NetVLAD/vlad_B", layer.assignment_bias)]
+    for layer in model.layers:
+        if layer.name == "classifier":
+            pairs += [(f"{prefix}classifier/logits/weights", layer.kernel),
+                      (f"{prefix}classifier/logits/biases", layer.bias)]
+    return pairs
+
+
 def set_training_stage(model, stage, trainable_from=None):
     """Sets what trains in each stage of the release's recipe (§2.5; paper Sec. 3.4, 4.2).
 

@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from actionvlad_tf.layers import NetVLADPooling
+from actionvlad_tf.models.actionvlad import release_head_variables
 from actionvlad_tf.models.vgg16 import MODALITY_CHANNELS, flow_kernel_from_rgb, set_trainable_from
 
 RELEASE_SCOPE = "InceptionV2_TSN"
@@ -284,18 +285,9 @@ def release_weight_map(model, stream="stream0"):
     classifier = [layer for layer in model.layers if layer.name == "classifier"]
     if len(vlad) > 1 or len(classifier) > 1:
         raise ValueError(f"{model.name}: the release's BN-Inception model has one stream, one NetVLAD, one classifier")
-    for layer in vlad:
-        depth, clusters = layer.assignment_kernel.shape
-        entries += [
-            (f"{prefix}NetVLAD/centers", layer.centers, tuple(layer.centers.shape)),
-            (f"{prefix}NetVLAD/vlad_W", layer.assignment_kernel, (1, 1, depth, clusters)),
-            (f"{prefix}NetVLAD/vlad_B", layer.assignment_bias, tuple(layer.assignment_bias.shape)),
-        ]
-    for layer in classifier:
-        entries += [
-            (f"{prefix}classifier/logits/weights", layer.kernel, tuple(layer.kernel.shape)),
-            (f"{prefix}classifier/logits/biases", layer.bias, tuple(layer.bias.shape)),
-        ]
+    for name, variable in release_head_variables(model, prefix):
+        shape = tuple(variable.shape)
+        entries.append((name, variable, (1, 1) + shape if name.endswith("NetVLAD/vlad_W") else shape))
     return entries
 
 
