@@ -107,11 +107,13 @@ def main(argv):
                  replicas, FLAGS.batch_size, iter_size, replicas * FLAGS.batch_size * iter_size, policy)
 
     report = DatasetReport() if FLAGS.on_error == "skip" else None
-    dataset = make_video_dataset(
-        list_file, FLAGS.dataset_dir, FLAGS.flow_dir, FLAGS.modality, FLAGS.frames_per_video, training=True,
-        batch_size=FLAGS.batch_size * replicas, image_size=FLAGS.image_size,
-        resize_shape=common_flags.resize_shape(), shuffle_seed=FLAGS.seed, num_classes=num_classes,
-        on_error=FLAGS.on_error, report=report, return_metadata=True)
+
+    def dataset(input_context):  # each worker reads and decodes only its rows of every batch
+        return make_video_dataset(
+            list_file, FLAGS.dataset_dir, FLAGS.flow_dir, FLAGS.modality, FLAGS.frames_per_video,
+            training=True, batch_size=FLAGS.batch_size * replicas, image_size=FLAGS.image_size,
+            resize_shape=common_flags.resize_shape(), shuffle_seed=FLAGS.seed, num_classes=num_classes,
+            on_error=FLAGS.on_error, report=report, return_metadata=True, input_context=input_context)
 
     resuming = experiment.has_checkpoint(FLAGS.train_dir)
     # A cached run loads its initial weights even when resuming: the frozen prefix (equal to the

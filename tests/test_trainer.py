@@ -473,6 +473,103 @@ def test_multi_worker_run_fails_fast_when_a_worker_dies_and_resumes_on_restart(t
     assert not any(name.startswith(".worker") for name in os.listdir(tmp_path / "train"))
 
 
+PER_WORKER_INPUT = """
+    import json, os, signal, sys
+    train_dir, index, ports, kill_at, out, list_file, root = sys.argv[1:8]
+    index, kill_at = int(index), int(kill_at)
+    if ports != "-":
+        os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": [f"localhost:{p}" for p in ports.split(",")]},
+                                              "task": {"type": "worker", "index": index}})
+    from actionvlad_tf.training import TrainConfig, make_strategy, train, worker_input_context
+    strategy = make_strategy(collective_timeout_s=20)
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    from actionvlad_tf.data.video_input import make_video_dataset
+    tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        inputs = keras.Input((2, 16, 16, 3))
+        features = keras.layers.Conv3D(4, (1, 3, 3), activation="relu")(inputs)
+        model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling3D()(features)))
+
+    def dataset(context):  # global batch 4: 4 videos on one worker, 2 on each of two
+        return make_video_dataset(list_file, root, frames_per_video=2, training=True, batch_size=4,
+                                  shuffle_seed=5, image_size=16, resize_shape=(20, 24),
+                                  return_metadata=True, input_context=context)
+
+    config = TrainConfig(train_dir=train_dir, max_number_of_steps=5, save_every_n_steps=2,
+                         learning_rate=0.01, progress=False, final_model_path="")
+    steps = []
+
+    def on_update(step, metrics):
+        steps.append(step)
+        if step == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    train(model, dataset, config, strategy=strategy, on_update=on_update)
+    np.savez(out, *model.get_weights())
+    # The videos of each step this worker's pipeline reads (a fresh copy of it: it is deterministic).
+    rows = [m["index"].numpy().tolist() for _, _, m in dataset(worker_input_context(strategy)).take(5)]
+    print("steps run", steps, "replicas", strategy.num_replicas_in_sync, "rows", json.dumps(rows), flush=True)
+"""
+
+
+def _per_worker_run(tmp_path, name, workers, kill_at=(0, 0)):
+    from frame_folders import write_list, write_video
+
+    root = tmp_path / "frames"
+    if not root.exists():
+        for i in range(10):
+            write_video(root, f"v{i}", 6, flow=False, textured=True, seed=i)
+        write_list(tmp_path / "list.txt", [f"v{i} 6 {i % 3}" for i in range(10)])
+    script = tmp_path / "per_worker.py"
+    script.write_text(textwrap.dedent(PER_WORKER_INPUT))
+    ports = ",".join(str(_free_port()) for _ in range(workers)) if workers > 1 else "-"
+    environment = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / name), str(i), ports, str(kill_at[i]),
+                               str(tmp_path / f"{name}{i}.npz"), str(tmp_path / "list.txt"), str(root)],
+                              cwd=REPO, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(workers)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    return [(p.returncode, *output) for p, output in zip(procs, outputs)]
+
+
+def _rows(stdout):
+    return json.loads(stdout.split(" rows ")[1])
+
+
+@pytest.mark.slow
+def test_per_worker_input_equals_one_worker_and_resumes_exactly(tmp_path):
+    """Two workers on loopback, each reading only its rows of every global batch (2 of 4 videos),
+    train to the weights of one worker reading all 4; a pair killed at step 3 (after the checkpoint
+    of step 2) and restarted resumes each worker's own input position and ends with exactly the
+    weights of the uninterrupted pair."""
+    (rc, one_out, one_err), = _per_worker_run(tmp_path, "one", 1)
+    assert rc == 0, one_err[-3000:]
+    pair = _per_worker_run(tmp_path, "pair", 2)
+    assert all(rc == 0 for rc, _, _ in pair), pair[0][2][-2000:] + pair[1][2][-2000:]
+    whole, halves = _rows(one_out), [_rows(out) for _, out, _ in pair]
+    assert all(len(rows) == 2 for half in halves for rows in half)
+    assert [a + b for a, b in zip(*halves)] == whole  # each worker decodes its half of each step
+    print("videos per step: one worker", whole, "worker 0", halves[0], "worker 1", halves[1])
+    one, two = np.load(tmp_path / "one0.npz"), np.load(tmp_path / "pair0.npz")
+    for key in one.files:
+        np.testing.assert_allclose(two[key], one[key], rtol=1e-5, atol=1e-6)
+    print("largest |pair - one|:", max(float(np.abs(two[k] - one[k]).max()) for k in one.files))
+
+    (rc0, _, err0), (rc1, _, _) = _per_worker_run(tmp_path, "killed", 2, kill_at=(0, 3))
+    assert rc1 == -9 and rc0 == 1 and "ckpt-2" in err0, err0[-2000:]
+    assert sorted(os.listdir(tmp_path / "killed" / "input_position")) == ["worker0", "worker1"]
+    resumed = _per_worker_run(tmp_path, "killed", 2)
+    assert all(rc == 0 for rc, _, _ in resumed), resumed[0][2][-2000:] + resumed[1][2][-2000:]
+    assert all("steps run [3, 4, 5] replicas 2" in out for _, out, _ in resumed)
+    for worker in (0, 1):
+        straight, again = np.load(tmp_path / f"pair{worker}.npz"), np.load(tmp_path / f"killed{worker}.npz")
+        for key in straight.files:
+            np.testing.assert_array_equal(again[key], straight[key])
+
+
 def test_checkpoint_without_data_position_resumes_weights_and_restarts_data(tmp_path, caplog):
     strategy = make_strategy()
     model = _linear_model(strategy, 0.0, np.ones((3, 2), np.float32), np.zeros(2, np.float32))

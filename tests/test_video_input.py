@@ -279,6 +279,42 @@ def test_distribute_datasets_from_function_shards_and_batches_per_replica(coded,
     assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-3000:]
 
 
+def test_training_pipelines_decode_only_their_rows_of_each_global_batch(tmp_path):
+    """Two input pipelines (one per worker) each yield their half of every global batch of the
+    one-pipeline stream (same videos, frames, crops, flips) and never open the other half's files:
+    the other pipeline's videos are corrupted and this one still runs."""
+    root, list_file = _textured(tmp_path, count=8, frames=6)
+    options = dict(frames_per_video=2, training=True, batch_size=4, shuffle_seed=3,
+                   return_metadata=True, **SMALL)
+
+    def pipeline(index):
+        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=index,
+                                             num_replicas_in_sync=2)
+        return make_video_dataset(list_file, root, input_context=context, **options)
+
+    whole = _batches(make_video_dataset(list_file, root, **options).take(4))  # two epochs
+    halves = [_batches(pipeline(i).take(4)) for i in (0, 1)]
+    decoded = [[list(batch[2]["index"]) for batch in half] for half in halves]
+    assert all(len(rows) == 2 for half in decoded for rows in half)  # 2 decodes per worker per step
+    for step, batch in enumerate(whole):
+        np.testing.assert_array_equal(batch[2]["index"], decoded[0][step] + decoded[1][step])
+        np.testing.assert_array_equal(
+            batch[0], np.concatenate([halves[0][step][0], halves[1][step][0]]))
+    # Worker 1's videos of the first epoch made unreadable: worker 0 never reads them.
+    for index in decoded[1][0] + decoded[1][1]:
+        for image in (root / f"v{index}").iterdir():
+            image.write_bytes(b"")
+    assert len(_batches(pipeline(0).take(2))) == 2
+    with pytest.raises(tf.errors.InvalidArgumentError, match="corrupt, truncated or empty"):
+        _batches(pipeline(1).take(2))
+    with pytest.raises(ValueError, match="needs a shuffle_seed"):
+        make_video_dataset(list_file, root, input_context=tf.distribute.InputContext(2, 0, 2),
+                           **{**options, "shuffle_seed": None})
+    with pytest.raises(ValueError, match="cannot be shared by 2"):
+        make_video_dataset(list_file, root, input_context=tf.distribute.InputContext(2, 0, 2),
+                           **{**options, "batch_size": 3})
+
+
 def test_real_tsn_folder(shared_data, tmp_path):
     """The real TSN-named folder: 10 frames (img_), 5 flow images per direction."""
     root = shared_data / "clips" / "frames"

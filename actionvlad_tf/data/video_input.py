@@ -181,6 +181,27 @@ def _folder_source(entries, keep, frames_root, flow_root):
                         else tf.string) for k, v in columns.items()})
 
 
+def _check_shareable(global_batch, input_context, shuffle_seed):
+    pipelines = input_context.num_input_pipelines
+    if global_batch % pipelines:
+        raise ValueError(f"the global batch of {global_batch} videos cannot be shared by "
+                         f"{pipelines} input pipelines")
+    if shuffle_seed is None:
+        raise ValueError(f"training with {pipelines} input pipelines needs a shuffle_seed: every "
+                         "pipeline must draw the same order to take its share of it")
+
+
+def share_of_global_batches(dataset, global_batch, input_context):
+    """The elements of `dataset` in this pipeline's rows of each global batch of `global_batch`:
+    pipeline p keeps positions p·b … p·b + b − 1 of every global batch (b = global batch /
+    pipelines), the rows its replicas train on (replica r of a global batch: rows r·b_r …)."""
+    share = global_batch // input_context.num_input_pipelines
+    first = input_context.input_pipeline_id * share
+    return dataset.enumerate().filter(
+        lambda position, _: (position % global_batch >= first)
+        & (position % global_batch < first + share)).map(lambda _, element: element)
+
+
 def _packed_source(packed_files, config, shuffle_seed, shuffle_buffer, input_context,
                    num_parallel_calls, deterministic):
     """Dataset of parsed records from shard files, or from a dataset of parsed records."""
@@ -259,8 +280,13 @@ def make_video_dataset(list_file=None, frames_root=None, flow_root=None, modalit
             streams of `modality`.
         shuffle_buffer: videos in the shuffle buffer of packed records in training (shard files
             are also shuffled every epoch).
-        input_context: a `tf.distribute.InputContext` (from `distribute_datasets_from_function`):
-            this pipeline's shard of the videos, with the per-replica batch size.
+        input_context: a `tf.distribute.InputContext` (from `distribute_datasets_from_function`,
+            or `training.worker_input_context`): this pipeline's share, batched by
+            `get_per_replica_batch_size(batch_size)`. In training each pipeline keeps its rows of
+            every GLOBAL batch of the one-pipeline stream (pipeline p: rows p·b … p·b + b − 1,
+            b = batch_size / pipelines) and reads and decodes only those videos, so the pipelines
+            together decode each global batch once and train on exactly what one pipeline would
+            (this needs `shuffle_seed`); in evaluation each pipeline takes every p-th video.
         num_parallel_calls: parallel reads/decodes (AUTOTUNE).
         raw_frames: yield the decoded uint8 frames [B, T, H, W, C] (a dict for rgb+flow) with no
             resize, crop or means, for callers that crop themselves (the feature cache); with
@@ -284,8 +310,13 @@ def make_video_dataset(list_file=None, frames_root=None, flow_root=None, modalit
     for stream, root in (("rgb", frames_root), ("flow", flow_root)):
         if list_file is not None and stream in config.streams and root is None:
             raise ValueError(f"modality {modality!r} needs the {stream} root folder")
+    global_batch = batch_size
+    shared = training and input_context is not None and input_context.num_input_pipelines > 1
+    if shared:
+        _check_shareable(global_batch, input_context, shuffle_seed)
     if input_context is not None:
         batch_size = input_context.get_per_replica_batch_size(batch_size)
+    eval_shard = input_context if not training else None
     deterministic = not training or shuffle_seed is not None
 
     if list_file is not None:
@@ -298,8 +329,8 @@ def make_video_dataset(list_file=None, frames_root=None, flow_root=None, modalit
             report.add(position, entries[position].path, entries[position].where, reason)
         bad = {p for p, _ in problems}
         keep = [p for p in range(len(entries)) if p not in bad]
-        if input_context is not None:
-            keep = keep[input_context.input_pipeline_id::input_context.num_input_pipelines]
+        if eval_shard is not None:
+            keep = keep[eval_shard.input_pipeline_id::eval_shard.num_input_pipelines]
         if not keep:
             raise ValueError(f"no readable video left in {list_file}")
         dataset = _folder_source(entries, keep, frames_root, flow_root)
@@ -308,13 +339,15 @@ def make_video_dataset(list_file=None, frames_root=None, flow_root=None, modalit
         read = _read_folder_files
     else:
         dataset = _packed_source(packed_files, config, shuffle_seed, shuffle_buffer,
-                                 input_context, num_parallel_calls, deterministic)
+                                 eval_shard, num_parallel_calls, deterministic)
         read = _select_packed_files
 
     if training:
         seeds = tf.data.Dataset.random(seed=shuffle_seed).batch(4)
         dataset = tf.data.Dataset.zip(dataset.repeat(), seeds).map(
             lambda e, s: {**e, "frame_seed": s[:2], "crop_seed": s[2:]})
+        if shared:  # before any file is read: the other rows are never opened or decoded
+            dataset = share_of_global_batches(dataset, global_batch, input_context)
     dataset = dataset.map(lambda e: _check_contents(read(e, config), config),
                           num_parallel_calls=num_parallel_calls, deterministic=deterministic)
     dataset = (dataset.map(_raise_on_problem) if on_error == "raise"

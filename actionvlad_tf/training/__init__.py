@@ -11,10 +11,11 @@ from actionvlad_tf.training.trainer import (
     make_strategy,
     recipe_defaults,
     train,
+    worker_input_context,
 )
 
 __all__ = [
     "FrozenSplit", "NonFiniteLossError", "TrainConfig", "TrainResult", "default_iter_size", "is_chief",
     "load_model_weights", "make_optimizer", "make_strategy", "recipe_defaults",
-    "split_at_frozen_boundary", "train",
+    "split_at_frozen_boundary", "train", "worker_input_context",
 ]

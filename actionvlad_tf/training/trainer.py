@@ -18,12 +18,16 @@ the gradients are all-reduced explicitly in replica context, clipped and accumul
 optimiser is applied in CROSS-replica context, where `_all_reduce_sum_gradients` finds no replica
 context and does not reduce again: nothing is summed twice.
 
-The data side: `train()` iterates a plain `tf.data` iterator of GLOBAL batches (so its position can
-be checkpointed; a distributed iterator cannot be) and hands each replica its slice of the batch.
-Under MultiWorkerMirroredStrategy every worker iterates the same seeded dataset and takes its
-replicas' slices.
+The data side: `train()` iterates a plain `tf.data` iterator (so its position can be checkpointed;
+a distributed iterator cannot be) and hands each replica its slice of the batch. Given a dataset,
+the iterator yields GLOBAL batches and every worker of a MultiWorkerMirroredStrategy iterates the
+same seeded dataset, decoding all of it. Given a dataset FUNCTION of a `tf.distribute.InputContext`
+(`worker_input_context`), each worker builds and iterates only its share: its rows of every global
+batch (`data.video_input.make_video_dataset` reads and decodes just those videos), and the position
+of each worker's iterator is checkpointed on its own (`train_dir/input_position/worker<i>/`).
 """
 import dataclasses
+import glob
 import json
 import logging
 import os
@@ -201,6 +205,30 @@ def make_strategy(devices=None, collective_timeout_s=None):
     return tf.distribute.MirroredStrategy(devices)
 
 
+INPUT_POSITION_DIR = "input_position"
+
+
+def _workers(strategy):
+    """(number of workers, this worker's index: the chief first, then the workers in order)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    if not cluster:
+        return 1, 0
+    chiefs = len(cluster.get("chief", []))
+    index = 0 if resolver.task_type == "chief" else chiefs + int(resolver.task_id)
+    return chiefs + len(cluster.get("worker", [])), index
+
+
+def worker_input_context(strategy=None):
+    """The `tf.distribute.InputContext` of this worker's input pipeline: one pipeline per worker,
+    `get_per_replica_batch_size(global batch)` giving the worker's rows of each global batch (its
+    replicas' slices together)."""
+    strategy = strategy or tf.distribute.get_strategy()
+    workers, index = _workers(strategy)
+    return tf.distribute.InputContext(num_input_pipelines=workers, input_pipeline_id=index,
+                                      num_replicas_in_sync=workers)
+
+
 def is_chief(strategy):
     """True for the worker that writes checkpoints, summaries and the final model."""
     resolver = getattr(strategy, "cluster_resolver", None)
@@ -305,18 +333,19 @@ def _unpack(element):
     return element[0], element[1], element[2] if len(element) == 3 else None
 
 
-def _per_replica(strategy, inputs, labels):
-    """The global batch split into one slice per replica (replica r: rows r·b … r·b + b − 1)."""
-    replicas = strategy.num_replicas_in_sync
-    if replicas == 1:
+def _per_replica(strategy, inputs, labels, first_replica=0, replicas=None):
+    """A batch of the rows of `replicas` replicas from `first_replica` on (default: the global
+    batch of all replicas) split into one slice per replica (replica r: rows (r − first)·b …)."""
+    replicas = replicas or strategy.num_replicas_in_sync
+    if strategy.num_replicas_in_sync == 1:
         return inputs, labels
     batch = int(labels.shape[0])
     if batch % replicas:
-        raise ValueError(f"global batch of {batch} videos cannot be split over {replicas} replicas")
+        raise ValueError(f"batch of {batch} videos cannot be split over {replicas} replicas")
     size = batch // replicas
 
     def replica_slice(context):
-        start = context.replica_id_in_sync_group * size
+        start = (context.replica_id_in_sync_group - first_replica) * size
         return tf.nest.map_structure(lambda t: t[start:start + size], (inputs, labels))
 
     return strategy.experimental_distribute_values_from_function(replica_slice)
@@ -425,6 +454,35 @@ def _restore_latest(tracked, directory):
     raise RuntimeError(f"no readable checkpoint in {directory}:\n" + "\n".join(errors))
 
 
+class _WorkerInputPosition:
+    """One worker's iterator position, saved beside each checkpoint of the step it was saved at
+    (`train_dir/input_position/worker<i>/ckpt-<step>`): each worker of a per-worker input reads
+    its own share, so no worker's position stands for another's."""
+
+    def __init__(self, iterator, train_dir, worker, keep):
+        self.checkpoint = tf.train.Checkpoint(iterator=iterator)
+        self.directory = os.path.join(train_dir, INPUT_POSITION_DIR, f"worker{worker}")
+        self.keep = keep
+
+    def save(self, step):
+        prefix = self.checkpoint.write(os.path.join(self.directory, f"ckpt-{step}"))
+        saved = sorted(int(name[5:-6]) for name in os.listdir(self.directory)
+                       if name.startswith("ckpt-") and name.endswith(".index"))
+        for old in saved[:-self.keep]:
+            for path in glob.glob(os.path.join(self.directory, f"ckpt-{old}.*")):
+                os.remove(path)
+        return prefix
+
+    def restore(self, step):
+        prefix = os.path.join(self.directory, f"ckpt-{step}")
+        if not tf.io.gfile.exists(prefix + ".index"):
+            log.warning("no input position of this worker at step %d (%s); its data restart from "
+                        "the beginning", step, prefix)
+            return None
+        self.checkpoint.read(prefix).assert_consumed()
+        return prefix
+
+
 def _check_iterator_checkpointable(iterator):
     probe = tempfile.mkdtemp(prefix="iterator_probe_")
     try:
@@ -475,6 +533,9 @@ def train(model, dataset, config, strategy=None, stage=None, export_model=None, 
         dataset: `tf.data.Dataset` of GLOBAL micro-batches (batch_size × replicas videos):
             (inputs, labels) or (inputs, labels, metadata); metadata (video paths or list indices)
             names the videos of a non-finite batch. It must not run out before training ends.
+            Or a function of a `tf.distribute.InputContext` returning this worker's dataset of
+            its rows of each global micro-batch (`make_video_dataset(..., input_context=...)`
+            with the global batch size): each worker then reads only its share.
         config: `TrainConfig`.
         strategy: from `make_strategy()` (default: the current strategy).
         stage: 1, 2 or 0 to call `set_training_stage(model, stage)` first; None keeps the model's
@@ -516,6 +577,14 @@ def train(model, dataset, config, strategy=None, stage=None, export_model=None, 
     steps = _StepFunctions(model, optimizer, strategy, config)
     if dynamic_loss_scale:
         steps.loss_scale.assign(INITIAL_LOSS_SCALE)
+    workers, worker = _workers(strategy)
+    per_worker = callable(dataset)
+    if per_worker:  # this worker's rows of each global batch, its replicas' slices in order
+        dataset = dataset(worker_input_context(strategy))
+        local_replicas = strategy.num_replicas_in_sync // workers
+        rows = dict(first_replica=worker * local_replicas, replicas=local_replicas)
+    else:
+        rows = {}
     iterator = iter(dataset)
     # Keras's SeedGenerator states (dropout) are variables of the model but not TF trackables:
     # track them explicitly, or a resumed run would redraw the masks of the first steps.
@@ -523,9 +592,14 @@ def train(model, dataset, config, strategy=None, stage=None, export_model=None, 
     rng_states = [v for v in model.variables if id(v) not in weights]
     tracked = dict(model=export_model or model, optimizer=optimizer, loss_scale=steps.loss_scale,
                    finite_in_a_row=steps.finite_in_a_row, rng_states=rng_states)
+    position = None
     if config.checkpoint_iterator:
         _check_iterator_checkpointable(iterator)
-        tracked["iterator"] = iterator
+        if per_worker and workers > 1:
+            position = _WorkerInputPosition(iterator, config.train_dir, worker,
+                                            config.keep_checkpoint_max)
+        else:
+            tracked["iterator"] = iterator
     checkpoint = tf.train.Checkpoint(**tracked)
     restored = _restore_latest(tracked, config.train_dir)
     resolver = getattr(strategy, "cluster_resolver", None)
@@ -539,11 +613,19 @@ def train(model, dataset, config, strategy=None, stage=None, export_model=None, 
     step = int(optimizer.iterations.numpy())
     if restored:
         log.info("resumed from %s at step %d", restored, step)
+        if position is not None:
+            position.restore(step)
+
+    def save(step):
+        if position is not None:  # before the checkpoint pointer moves to this step
+            position.save(step)
+        return checkpoints.save(step)
 
     writer = tf.summary.create_file_writer(config.train_dir) if chief else tf.summary.create_noop_writer()
     progress = tqdm(total=config.max_number_of_steps, initial=step, unit="step",
                     disable=not (config.progress and chief), desc=os.path.basename(config.train_dir))
-    loop = _TrainLoop(steps, strategy, iterator, config, dynamic_loss_scale, skipped, skipped_path, chief)
+    loop = _TrainLoop(steps, strategy, iterator, config, dynamic_loss_scale, skipped, skipped_path, chief,
+                      rows)
     durations, last_saved, saved_path = [], step if restored else None, restored
     loss = accuracy = float("nan")
     try:
@@ -562,7 +644,7 @@ def train(model, dataset, config, strategy=None, stage=None, export_model=None, 
                     _write_summaries(steps.variables, loss, accuracy, learning_rate, norms,
                                      update["update_norms"].numpy(), float(steps.loss_scale.numpy()))
             if step % config.save_every_n_steps == 0:
-                saved_path, last_saved = checkpoints.save(step), step
+                saved_path, last_saved = save(step), step
             if on_update is not None:
                 on_update(step, {"loss": loss, "accuracy": accuracy, "learning_rate": learning_rate})
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
@@ -578,7 +660,7 @@ def train(model, dataset, config, strategy=None, stage=None, export_model=None, 
         progress.close()
         writer.flush()
     if last_saved != step:
-        saved_path = checkpoints.save(step)
+        saved_path = save(step)
     model_path = config.final_model_path
     if model_path is None:
         model_path = os.path.join(config.train_dir, "model.keras")
@@ -606,8 +688,10 @@ def _write_summaries(variables, loss, accuracy, learning_rate, norms, update_nor
 class _TrainLoop:
     """Draws micro-batches and runs them, with loss-scale retries and the nan policy."""
 
-    def __init__(self, steps, strategy, iterator, config, dynamic_loss_scale, skipped, skipped_path, chief):
+    def __init__(self, steps, strategy, iterator, config, dynamic_loss_scale, skipped, skipped_path, chief,
+                 rows):
         self.steps, self.strategy, self.iterator, self.config = steps, strategy, iterator, config
+        self.rows = rows  # which replicas' rows a batch holds (`_per_replica`)
         self.dynamic_loss_scale, self.skipped, self.skipped_path = dynamic_loss_scale, skipped, skipped_path
         self.chief = chief
         self.drawn = 0
@@ -625,7 +709,7 @@ class _TrainLoop:
         """One micro-batch; a float16 overflow (finite loss, non-finite scaled gradient) is retried
         at half the loss scale, so no data is dropped for it."""
         while True:
-            out = self.steps.micro_step(*_per_replica(self.strategy, inputs, labels))
+            out = self.steps.micro_step(*_per_replica(self.strategy, inputs, labels, **self.rows))
             loss_finite, grads_finite = bool(out["loss_finite"]), bool(out["grads_finite"])
             scale = float(self.steps.loss_scale.numpy())
             if loss_finite and grads_finite:
