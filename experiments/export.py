@@ -8,7 +8,8 @@ layout) and `EXPORT_DIR/model.keras`.
 
 `serving_default` takes raw uint8 frames [T, H, W, 3] (`frames`) and, for two streams, flow stacks
 [T, H, W, 20] (`flow`) and does the eval preprocessing in the graph (`--num_crops` crops); the
-`preprocessed` signature takes preprocessed batches. See docs/export_and_tools.md.
+`preprocessed` signature takes preprocessed batches, and `clips` padded batches of whole clips of any
+length [B, N, H, W, 3] with `num_frames` [B], sampled in the graph. See docs/export_and_tools.md.
 """
 import keras
 from absl import app, flags
@@ -27,6 +28,8 @@ flags.DEFINE_string("export_dir", None, "The model's export folder; versions go 
 flags.DEFINE_integer("version", None, "Version folder; default the next free number.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing --version.")
 flags.DEFINE_integer("num_crops", 1, "Test crops done by serving_default: 1 or 5 (release §3.7).")
+flags.DEFINE_integer("clip_frames", None, "T sampled by the `clips` signature for a model built for any "
+                     "T (default 25); a model with a fixed T samples its T.")
 flags.mark_flags_as_required(["class_names", "export_dir"])
 FLAGS = flags.FLAGS
 
@@ -41,7 +44,7 @@ def main(argv):
         model = late_fuse(keras.saving.load_model(FLAGS.rgb_model), keras.saving.load_model(FLAGS.flow_model),
                           FLAGS.flow_weight)
     paths = export_saved_model(model, FLAGS.export_dir, read_class_names(FLAGS.class_names), FLAGS.num_crops,
-                               FLAGS.version, FLAGS.overwrite)
+                               FLAGS.version, FLAGS.overwrite, clip_frames=FLAGS.clip_frames)
     print(f"SavedModel: {paths['saved_model']}\nKeras model: {paths['keras']}")
 
 

@@ -11,7 +11,8 @@ import pytest
 import tensorflow as tf
 
 from actionvlad_tf.data.augment import preprocess_for_eval
-from actionvlad_tf.export.saved_model import export_saved_model, late_fuse
+from actionvlad_tf.data.sampling import frame_numbers, stack_numbers
+from actionvlad_tf.export.saved_model import clips_function, export_saved_model, late_fuse
 from actionvlad_tf.models import build_actionvlad, build_two_stream
 
 T, S, K, C = 3, 32, 4, 6
@@ -179,6 +180,58 @@ def test_two_stream_export_late_fuses_inside(tmp_path):
     np.testing.assert_allclose(got, 0.333 * single["rgb"] + 0.667 * single["flow"], atol=1e-5)
     with pytest.raises(ValueError, match="single-stream RGB model and a single-stream flow model"):
         late_fuse(flow_model, rgb)
+
+
+def _padded(videos):
+    """Clips of different lengths → one zero-padded batch [B, N_max, …] and their lengths."""
+    batch = np.zeros((len(videos), max(len(v) for v in videos), *videos[0].shape[1:]), np.uint8)
+    for b, video in enumerate(videos):
+        batch[b, :len(video)] = video
+    return batch
+
+
+def test_clips_signature_samples_any_length_in_batches(rgb_export, tmp_path):
+    """`clips`: padded batches of clips of different lengths; the graph picks each clip's T frames
+    with the release's step and equals the Keras model on the frames sampled in numpy, in a process
+    that imports only TensorFlow."""
+    model, paths = rgb_export
+    rng = np.random.default_rng(7)
+    clips = [_frames(rng, 3, frames=n) for n in (7, 20, 1)]
+    expected = np.stack([_keras_logits(model, {"rgb": c[frame_numbers(len(c), T) - 1]}) for c in clips])
+    inputs = {"frames": _padded(clips), "num_frames": np.array([7, 20, 1], np.int32)}
+    fresh = _run_fresh_process(tmp_path, paths["saved_model"], inputs, signature="clips")
+    np.testing.assert_allclose(fresh["logits"], expected, atol=1e-5)
+    np.testing.assert_allclose(fresh["probabilities"], tf.nn.softmax(expected).numpy(), atol=1e-6)
+    np.testing.assert_array_equal(fresh["top5_indices"], np.argsort(-expected, axis=1)[:, :5])
+    assert fresh["top5_classes"].shape == (3, 5)
+    print("clips of 7, 20, 1 frames: logits", np.round(fresh["logits"], 3).tolist())
+
+
+def test_clips_signature_of_two_streams_stacks_flow_in_the_graph(tmp_path):
+    """Two streams built for any T (the clips function samples `frames_per_video`): per-frame flow
+    images [B, M, H, W, 2] are stacked (x1, y1, …, x10, y10) from the shared frame numbers; bad
+    lengths are named."""
+    keras.utils.set_random_seed(2)
+    rgb = build_actionvlad(C, frames_per_video=None, image_size=S, num_clusters=K)
+    flow_model = build_actionvlad(C, modality="flow", frames_per_video=None, image_size=S, num_clusters=K)
+    fused = late_fuse(rgb, flow_model, flow_weight=0.667)
+    clips_fn, spec = clips_function(fused, CLASSES, frames_per_video=2)
+    assert [s.name for s in spec] == ["frames", "flow", "num_frames"]
+    rng = np.random.default_rng(8)
+    lengths = (12, 19)
+    clips = [_frames(rng, 3, frames=n) for n in lengths]
+    flows = [_frames(rng, 2, frames=n - 1) for n in lengths]
+    expected = []
+    for clip, flow in zip(clips, flows):
+        first = frame_numbers(len(clip), 2, "rgb+flow")
+        stacks = np.stack([np.concatenate([flow[k - 1] for k in row], -1) for row in stack_numbers(first)])
+        expected.append(_keras_logits(fused, {"rgb": clip[first - 1], "flow": stacks}))
+    got = clips_fn(tf.constant(_padded(clips)), tf.constant(_padded(flows)), tf.constant(lengths, tf.int32))
+    np.testing.assert_allclose(got["logits"].numpy(), np.stack(expected), atol=1e-5)
+    for lengths, message in (([10, 19], "one stack"), ([12, 20], "num_frames exceeds the frames given"),
+                             ([0, 19], "num_frames must be ≥ 1")):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            clips_fn(tf.constant(_padded(clips)), tf.constant(_padded(flows)), tf.constant(lengths, tf.int32))
 
 
 @pytest.mark.slow  # subprocesses of the absl entry points; the library is tested above

@@ -109,7 +109,7 @@ def frame_numbers_tf(num_frames, frames_per_video, modality="rgb", flow_stack=10
 
 
 def stack_numbers(first_numbers, flow_stack=10):
-    """[T] first numbers → [T, L] flow file numbers (first + j); numpy or TF, as given."""
+    """[…, T] first numbers → […, T, L] flow file numbers (first + j); numpy or TF, as given."""
     if isinstance(first_numbers, np.ndarray):
-        return first_numbers[:, None] + np.arange(flow_stack, dtype=first_numbers.dtype)
-    return first_numbers[:, None] + tf.range(flow_stack, dtype=first_numbers.dtype)
+        return first_numbers[..., None] + np.arange(flow_stack, dtype=first_numbers.dtype)
+    return first_numbers[..., None] + tf.range(flow_stack, dtype=first_numbers.dtype)

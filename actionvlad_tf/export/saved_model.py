@@ -1,6 +1,6 @@
 """SavedModel export for serving (TF Serving's versioned layout) and the `.keras` file beside it.
 
-`EXPORT_DIR/<version>/` is a SavedModel with two signatures:
+`EXPORT_DIR/<version>/` is a SavedModel with three signatures:
 
 * `serving_default`: one video as raw uint8 RGB frames `frames` [T, H, W, 3] of any H and W (and,
   for a two-stream model, flow stacks `flow` [T, H, W, 20] uint8, x/y interleaved, 128 = still).
@@ -9,6 +9,15 @@
   flow minus 128, all crops·T frames in one bag. Outputs `logits` [C], `probabilities` [C] (softmax
   of the logits; of the fused logits for two streams), `top5_indices` [k] int32 and `top5_classes`
   [k] string (class names baked in), k = min(5, C).
+* `clips`: a batch of whole clips of any length, TF Model Garden's video-classification
+  convention (`[B, N, H, W, 3]` uint8 in, per-video scores out): `frames` [B, N, H, W, 3] and
+  `num_frames` int32 [B] (video b is frames 0 … num_frames[b]−1, the rest is padding, so clips of
+  different lengths share a batch), and for flow models `flow` [B, M, H, W, 2] uint8 (flow image
+  k from frame k to k+1, x then y; num_frames[b]−1 of them valid; flow-only models take no
+  `frames`). In the graph each video's T frames (and flow stacks of L = 10 images from each) are
+  picked with the release's formula (`data.sampling`, §3.3: step ⌊(n−1)/(T−1)⌋ for RGB,
+  ⌊(n−L)/T⌋ with flow; the middle frame for T = 1) and preprocessed as `serving_default` does.
+  Outputs as `serving_default` with a batch axis.
 * `preprocessed`: already preprocessed batches [B, crops·T, S, S, C] float32 (`rgb`, `flow` as the
   model's inputs), the same outputs with a batch axis.
 
@@ -29,11 +38,14 @@ import tensorflow as tf
 
 from actionvlad_tf.atomic import ensure_writable_dir, save_keras_atomic
 from actionvlad_tf.data.augment import preprocess_for_eval
+from actionvlad_tf.data.sampling import frame_numbers_tf, stack_numbers
 from actionvlad_tf.models import WeightedLogitFusion
 from actionvlad_tf.models.actionvlad import DEFAULT_FLOW_WEIGHT
 
 MODALITY_BY_CHANNELS = {3: "rgb", 20: "flow"}
 SERVING_INPUT_NAMES = {"rgb": "frames", "flow": "flow"}
+CLIPS_SIGNATURE = "clips"
+DEFAULT_CLIP_FRAMES = 25  # T of the `clips` signature for a model built for any T (the release's)
 TOP_K = 5
 
 
@@ -143,6 +155,67 @@ def serving_functions(model, class_names, num_crops=1, resize_shape=None,
     return (serve, serve_spec), (preprocessed, batch_spec)
 
 
+def clips_function(model, class_names, num_crops=1, resize_shape=None, half_pixel_centers=False,
+                   frames_per_video=None):
+    """The `clips` signature's python function and its `tf.TensorSpec`s (module docstring).
+
+    T is the model's frame count per crop, or `frames_per_video` (default 25) for a model built
+    for any T; the streams of a two-stream model share the frame numbers (release §3.3).
+    """
+    streams = model_streams(model)
+    if len(class_names) != model.output.shape[-1]:
+        raise ValueError(f"{len(class_names)} class names for a model with {model.output.shape[-1]} classes")
+    counts = {None if f is None else f // num_crops for f, _, _ in streams.values()}
+    if len(counts) != 1:
+        raise ValueError(f"the streams take different frame counts {sorted(counts)}; the clips "
+                         "signature samples one set of frame numbers for both")
+    frames_per_video = counts.pop() or frames_per_video or DEFAULT_CLIP_FRAMES
+    modality = "+".join(streams)
+    flow_stack = streams["flow"][2] // 2 if "flow" in streams else 10
+    multi = isinstance(model.input, dict)
+
+    def clips(*inputs):
+        *videos, num_frames = inputs
+        videos = dict(zip(streams, videos))
+        n = tf.cast(num_frames, tf.int64)
+        checks = [tf.debugging.assert_equal(tf.shape(n)[0], tf.shape(v)[0], message=(
+            f"num_frames and {SERVING_INPUT_NAMES[m]} must have one entry per video (B)"))
+                  for m, v in videos.items()]
+        checks.append(tf.debugging.assert_positive(n, message="num_frames must be ≥ 1"))
+        if "rgb" in videos:
+            checks.append(tf.debugging.assert_less_equal(n, tf.shape(videos["rgb"], tf.int64)[1], message=(
+                "num_frames exceeds the frames given (N)")))
+        if "flow" in videos:
+            checks += [tf.debugging.assert_greater_equal(n - 1, tf.constant(flow_stack, tf.int64), message=(
+                f"flow needs num_frames − 1 ≥ {flow_stack} flow images (one stack)")),
+                       tf.debugging.assert_less_equal(n - 1, tf.shape(videos["flow"], tf.int64)[1], message=(
+                "num_frames − 1 exceeds the flow images given (M)"))]
+        with tf.control_dependencies(checks):
+            first = frame_numbers_tf(n[:, None], frames_per_video, modality, flow_stack)  # [B, T], 1-based
+        batch = {}
+        for stream, video in videos.items():
+            size, channels = streams[stream][1], streams[stream][2]
+            if stream == "rgb":
+                sampled = tf.gather(video, first - 1, batch_dims=1)  # [B, T, H, W, 3]
+            else:  # [B, T, L, H, W, 2] → [B, T, H, W, 2L], channels x1, y1, …, xL, yL
+                sampled = tf.gather(video, stack_numbers(first, flow_stack) - 1, batch_dims=1)
+                shape = tf.shape(sampled)
+                sampled = tf.reshape(tf.transpose(sampled, [0, 1, 3, 4, 2, 5]),
+                                     tf.concat([shape[:2], shape[3:5], [channels]], 0))
+            shape = tf.shape(sampled)
+            # All B·T frames as one video: frame-major crops keep each video's frames together.
+            frames = preprocess_for_eval(tf.reshape(sampled, tf.concat([[-1], shape[2:]], 0)), stream,
+                                         num_crops, size, resize_shape, half_pixel_centers)
+            batch[stream] = tf.reshape(frames, [shape[0], num_crops * frames_per_video, size, size, channels])
+        logits = model(batch if multi else batch[modality], training=False)
+        return _outputs(logits, class_names)
+
+    spec = [tf.TensorSpec([None, None, None, None, 3 if m == "rgb" else 2], tf.uint8, name=SERVING_INPUT_NAMES[m])
+            for m in streams]
+    spec.append(tf.TensorSpec([None], tf.int32, name="num_frames"))
+    return clips, spec
+
+
 def next_version(export_dir):
     """1 + the largest numeric version folder in `export_dir` (1 for a new export)."""
     versions = [int(p.name) for p in pathlib.Path(export_dir).glob("*") if p.is_dir() and p.name.isdigit()]
@@ -150,7 +223,7 @@ def next_version(export_dir):
 
 
 def export_saved_model(model, export_dir, class_names, num_crops=1, version=None, overwrite=False,
-                       resize_shape=None, half_pixel_centers=False, keras_file=True):
+                       resize_shape=None, half_pixel_centers=False, keras_file=True, clip_frames=None):
     """Writes `export_dir/<version>/` (SavedModel) and `export_dir/model.keras`.
 
     Args:
@@ -164,6 +237,8 @@ def export_saved_model(model, export_dir, class_names, num_crops=1, version=None
         resize_shape, half_pixel_centers: the eval resize (default: (256, 340) for 224² models, scaled
             with the model's crop size otherwise; TF1 semantics).
         keras_file: also write `model.keras`.
+        clip_frames: T sampled by the `clips` signature for a model built for any T (default 25);
+            a model with a fixed T samples its T.
     Returns {"saved_model": path, "keras": path or None}.
     """
     export_dir = pathlib.Path(ensure_writable_dir(export_dir, "export_dir"))
@@ -177,6 +252,8 @@ def export_saved_model(model, export_dir, class_names, num_crops=1, version=None
     archive.track(model)
     archive.add_endpoint("serving_default", serve, serve_spec)
     archive.add_endpoint("preprocessed", preprocessed, batch_spec)
+    archive.add_endpoint(CLIPS_SIGNATURE, *clips_function(
+        model, list(class_names), num_crops, resize_shape, half_pixel_centers, clip_frames))
     tmp = export_dir / f".{version}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
         archive.write_out(str(tmp), verbose=False)
