@@ -5,17 +5,20 @@ r"""Classify a video file with a trained ActionVLAD model (a `.keras` file or a 
   python experiments/predict.py --model=exports/two_stream --video=long.mp4 \
       --sliding_window --window=25 --stride=12
 
-Decodes the video, samples `frames_per_video` frames with the release's step (§3.3), computes TV-L1
+Streams the video (memory does not grow with its length: only the sampled frames, or the current
+window's, are kept), samples `frames_per_video` frames with the release's step (§3.3), computes TV-L1
 flow for a flow or two-stream model (`--flow_method`), and prints the top-5 classes with their
 probabilities. `--sliding_window` scores windows of `--window` consecutive frames every `--stride`
-frames and prints one timeline line per window (ActionVLAD issue #10). For flow, a window needs at
-least T + 10 frames to give distinct stacks (the release's flow step ⌊(n − 10)/T⌋, §3.3).
+frames, prints one timeline line per window (ActionVLAD issue #10) and, with `--timeline_png`, plots
+the class probabilities over time. For flow, a window needs at least T + 10 frames to give distinct
+stacks (the release's flow step ⌊(n − 10)/T⌋, §3.3).
 """
 from absl import app, flags
 
-from actionvlad_tf.data.extraction import FLOW_METHODS, read_video_frames
+from actionvlad_tf.data.extraction import FLOW_METHODS
 from actionvlad_tf.data.lists import read_class_names
 from actionvlad_tf.export import predictor
+from actionvlad_tf.viz.timeline import plot_timeline
 
 flags.DEFINE_string("model", None, "A .keras file, a SavedModel folder, or an export folder (highest version).")
 flags.DEFINE_string("video", None, "The video file to classify.")
@@ -29,6 +32,8 @@ flags.DEFINE_integer("top_k", 5, "Classes printed per video (at most 5).")
 flags.DEFINE_bool("sliding_window", False, "Score windows of --window frames every --stride frames.")
 flags.DEFINE_integer("window", predictor.DEFAULT_FRAMES_PER_VIDEO, "Frames per window.")
 flags.DEFINE_integer("stride", predictor.DEFAULT_FRAMES_PER_VIDEO, "Frames between window starts.")
+flags.DEFINE_string("timeline_png", None, "With --sliding_window: plot the top classes' probabilities "
+                    "over time into this PNG.")
 flags.mark_flags_as_required(["model", "video"])
 FLAGS = flags.FLAGS
 
@@ -42,24 +47,28 @@ def main(argv):
     del argv
     names = read_class_names(FLAGS.class_names) if FLAGS.class_names else None
     classifier = predictor.Classifier(FLAGS.model, names, FLAGS.num_crops)
-    frames = read_video_frames(FLAGS.video)
-    print(f"{FLAGS.video}: {len(frames)} frames {frames.shape[2]}x{frames.shape[1]}; model "
+    num_frames = predictor.count_video_frames(FLAGS.video)
+    width, height = predictor.video_size(FLAGS.video)
+    print(f"{FLAGS.video}: {num_frames} frames {width}x{height}; model "
           f"{classifier.path} ({'+'.join(classifier.modalities)})")
     if not FLAGS.sliding_window:
-        scores = predictor.classify_video(classifier, frames, FLAGS.frames_per_video, FLAGS.flow_method,
-                                          where=FLAGS.video)
+        scores = predictor.classify_video(classifier, FLAGS.video, FLAGS.frames_per_video, FLAGS.flow_method,
+                                          where=FLAGS.video, num_frames=num_frames)
         print(format_scores(scores, FLAGS.top_k))
         return
     fps = predictor.video_fps(FLAGS.video)
-    rows = []
+    rows, windows = [], []
     for start, end, scores in predictor.classify_windows(
-            classifier, frames, FLAGS.window, FLAGS.stride, FLAGS.frames_per_video, FLAGS.flow_method,
+            classifier, FLAGS.video, FLAGS.window, FLAGS.stride, FLAGS.frames_per_video, FLAGS.flow_method,
             where=FLAGS.video):
         seconds = f"{start / fps:7.2f}-{end / fps:7.2f} s  " if fps else ""
         best = scores["top5_indices"][0]
         rows.append(f"frames {start + 1:6d}-{end:6d}  {seconds}{scores['probabilities'][best]:7.2%}  "
                     f"{scores['top5_classes'][0]}")
+        windows.append((start, end, scores))
     print("\n".join(rows))
+    if FLAGS.timeline_png:
+        print(f"timeline: {plot_timeline(windows, FLAGS.timeline_png, fps, FLAGS.top_k, FLAGS.video)}")
 
 
 if __name__ == "__main__":

@@ -105,6 +105,48 @@ def test_sliding_windows(models):
                                atol=1e-6)
 
 
+def test_streamed_prediction_equals_the_decoded_array(models, tmp_path):
+    """A video file is streamed (only the sampled frames kept) with the scores of its decoded array,
+    for RGB and for two streams (frames kept for the flow stacks)."""
+    classifier = predictor.Classifier(models["rgb_keras"], CLASSES)
+    short = _write_video(tmp_path / "short.avi", 300)
+    np.testing.assert_allclose(predictor.classify_video(classifier, short)["probabilities"],
+                               predictor.classify_video(classifier, read_video_frames(short))["probabilities"],
+                               atol=1e-6)
+    two = predictor.Classifier(models["two_export"])
+    np.testing.assert_allclose(
+        predictor.classify_video(two, models["video"], flow_method="dis")["probabilities"],
+        predictor.classify_video(two, read_video_frames(models["video"]), flow_method="dis")["probabilities"],
+        atol=1e-6)
+    with pytest.raises(IndexError, match=r"frame\(s\) \[2\] \(1-based\) are not kept"):
+        predictor.read_sampled_frames(short, [1, 3], 300)[[0, 1]]
+
+
+@pytest.mark.slow
+def test_streamed_prediction_keeps_memory_bounded(models, tmp_path):
+    """Peak memory of prediction (Python and numpy allocations, tracemalloc) on a 3000-frame video
+    (165 MiB of decoded 160×120 frames) equals that on a 300-frame one, whole-video and windows."""
+    import tracemalloc
+
+    classifier = predictor.Classifier(models["rgb_keras"], CLASSES)
+    peaks = {}
+    for name, num_frames in (("short", 300), ("long", 3000)):
+        path = _write_video(tmp_path / f"{name}.avi", num_frames, 120, 160)
+        for mode in ("video", "windows"):
+            tracemalloc.start()
+            if mode == "video":
+                predictor.classify_video(classifier, path)
+            else:
+                windows = list(predictor.classify_windows(classifier, path, window=25, stride=250, progress=False))
+                assert len(windows) == len(predictor.window_starts(num_frames, 25, 250))
+            peaks[name, mode] = tracemalloc.get_traced_memory()[1] / 2**20
+            tracemalloc.stop()
+    print("peak MiB", {f"{n} {m}": round(v, 1) for (n, m), v in peaks.items()})
+    for mode in ("video", "windows"):
+        assert peaks["long", mode] < 0.25 * 3000 * 120 * 160 * 3 / 2**20  # all frames: 165 MiB
+        assert peaks["long", mode] < 1.2 * peaks["short", mode] + 1
+
+
 def _predict(*args):
     result = subprocess.run([sys.executable, "experiments/predict.py", *args], capture_output=True, text=True,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
@@ -121,11 +163,14 @@ def test_entry_point_two_stream_and_sliding_window(models):
     probabilities = [float(line.split()[0].rstrip("%")) for line in lines[1:]]
     assert probabilities == sorted(probabilities, reverse=True)
 
+    png = os.path.join(os.path.dirname(models["video"]), "timeline.png")
     out = _predict(f"--model={models['rgb_keras']}", f"--class_names={models['classes']}", f"--video={models['video']}",
-                   "--sliding_window", "--window=25", "--stride=15")
+                   "--sliding_window", "--window=25", "--stride=15", f"--timeline_png={png}")
     timeline = [line for line in out.splitlines() if line.startswith("frames")]
     assert [line.split()[1] for line in timeline] == ["1-", "16-"]
     assert "0.00-   1.00 s" in timeline[0]  # 25 frames at 25 fps
+    image = cv2.imread(png)
+    assert image is not None and image.shape[2] == 3 and f"timeline: {png}" in out
 
 
 def test_real_clip(models, shared_data):

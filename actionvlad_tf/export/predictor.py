@@ -1,11 +1,16 @@
 """Classifying a video file with a trained model: a `.keras` file or a SavedModel export.
 
-The video is decoded (`data.extraction.read_video_frames`), T frames (and, for flow, T stacks of
-L = 10 flow images) are picked with the release's step (`data.sampling.frame_numbers`, §3.3), flow
-is computed from the decoded frames with the data-prep flow code (TV-L1 by default, quantised as
-dense_flow, 128 = still), and the frames go through the model's serving function, which does the
-eval preprocessing (`export.saved_model`). A `.keras` model runs through the same serving function
-as its export, so both paths give the same scores.
+T frames (and, for flow, T stacks of L = 10 flow images) are picked with the release's step
+(`data.sampling.frame_numbers`, §3.3), flow is computed from the decoded frames with the data-prep
+flow code (TV-L1 by default, quantised as dense_flow, 128 = still), and the frames go through the
+model's serving function, which does the eval preprocessing (`export.saved_model`). A `.keras`
+model runs through the same serving function as its export, so both paths give the same scores.
+
+A video FILE is streamed, so memory does not grow with its length: `classify_video` decodes it
+twice, sequentially (once to count its n frames, which the sampling needs and which containers do
+not reliably state; once keeping only the T sampled frames, or the T·(L+1) that the flow stacks
+need), and `classify_windows` keeps only the current window's frames and flow. A decoded array
+([N, H, W, 3]) is accepted as well.
 
 For a long video or a stream, `classify_windows` scores windows of `window` consecutive frames every
 `stride` frames (the release author's suggestion for online use, ActionVLAD issue #10), each window
@@ -21,7 +26,7 @@ import tensorflow as tf
 import tqdm
 
 from actionvlad_tf.data import sampling
-from actionvlad_tf.data.extraction import compute_flow_images
+from actionvlad_tf.data.extraction import VideoReadError, compute_flow_images, iter_video_frames
 from actionvlad_tf.export.saved_model import SERVING_INPUT_NAMES, serving_functions
 
 DEFAULT_FRAMES_PER_VIDEO = 25
@@ -90,13 +95,51 @@ class Classifier:
         return result
 
 
+class FrameBuffer:
+    """Some frames of a video, indexed like the whole video's array: `len` is the video's frame
+    count (so far), `buffer[positions]` and `buffer[a:b]` (0-based) stack the kept frames. Frames
+    are kept by `add` and let go by `drop_before`; asking for a frame not kept is an error."""
+
+    def __init__(self, num_frames=0):
+        self.num_frames = num_frames
+        self._frames = {}
+
+    def add(self, position, frame):
+        self._frames[position] = frame
+        self.num_frames = max(self.num_frames, position + 1)
+
+    def drop_before(self, position):
+        for kept in [p for p in self._frames if p < position]:
+            del self._frames[kept]
+
+    def __len__(self):
+        return self.num_frames
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            positions = np.arange(*index.indices(self.num_frames))
+        else:
+            positions = np.asarray(index)
+        missing = [int(p) for p in positions.ravel() if int(p) not in self._frames]
+        if missing:
+            raise IndexError(f"frame(s) {[p + 1 for p in missing[:5]]} (1-based) are not kept")
+        frames = [self._frames[int(p)] for p in positions.ravel()]
+        return np.stack(frames).reshape(*positions.shape, *frames[0].shape)
+
+
 class FlowCache:
-    """Flow images of a decoded video, computed on demand pair by pair and kept: flow file k
-    (1-based) is the flow from frame k to frame k + 1, as `extract_flow` numbers them (§3.1)."""
+    """Flow images of a decoded video (an array or a `FrameBuffer`), computed on demand pair by pair
+    and kept until `drop_before`: flow file k (1-based) is the flow from frame k to frame k + 1, as
+    `extract_flow` numbers them (§3.1)."""
 
     def __init__(self, frames, method="tvl1"):
         self.frames, self.method = frames, method
         self._pairs = {}
+
+    def drop_before(self, number):
+        """Forgets the flow files before `number` (1-based)."""
+        for kept in [k for k in self._pairs if k < number]:
+            del self._pairs[kept]
 
     def stacks(self, first_numbers, flow_stack=FLOW_STACK):
         """[T] 1-based first flow file numbers → uint8 [T, H, W, 2L], channels x1, y1, …, xL, yL."""
@@ -130,6 +173,14 @@ def sample_inputs(frames, modalities, frames_per_video, flow, start=0, num_frame
     return inputs
 
 
+def video_size(path):
+    """(width, height) of a video file's frames, from the container (0, 0 where it does not say)."""
+    capture = cv2.VideoCapture(os.fspath(path))
+    size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    capture.release()
+    return size
+
+
 def video_fps(path):
     """Frames per second from the container, or None where it does not say."""
     capture = cv2.VideoCapture(os.fspath(path))
@@ -138,12 +189,64 @@ def video_fps(path):
     return fps if 0 < fps < 1000 else None
 
 
-def classify_video(classifier, frames, frames_per_video=DEFAULT_FRAMES_PER_VIDEO, flow_method="tvl1",
-                   where="video"):
-    """Scores of a whole decoded video (uint8 [N, H, W, 3] RGB)."""
+def count_video_frames(path):
+    """The number of frames of a video file, read sequentially to the end (as `iter_video_frames`
+    decodes it; the container's count is not trusted). Nothing is kept."""
+    capture = cv2.VideoCapture(os.fspath(path))
+    try:
+        if not capture.isOpened():
+            raise VideoReadError(f"{path}: cannot open as a video (not a video, or a codec this "
+                                 "OpenCV build lacks)")
+        count = 0
+        while capture.grab():
+            count += 1
+    finally:
+        capture.release()
+    if count == 0:
+        raise VideoReadError(f"{path}: no frame could be decoded (empty or corrupt video)")
+    return count
+
+
+def _rgb_frames(video):
+    """RGB frames of a video file (decoded one at a time) or of an array."""
+    if isinstance(video, (str, os.PathLike)):
+        return (cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in iter_video_frames(os.fspath(video)))
+    return iter(video)
+
+
+def _modality(modalities):
+    return "rgb+flow" if len(modalities) == 2 else modalities[0]
+
+
+def read_sampled_frames(path, numbers, num_frames):
+    """A `FrameBuffer` of a video file of `num_frames` frames holding only the frames `numbers`
+    (1-based), decoded sequentially."""
+    wanted = set(int(k) - 1 for k in np.ravel(numbers))
+    buffer = FrameBuffer(num_frames)
+    count = 0
+    for count, frame in enumerate(_rgb_frames(path), start=1):
+        if count - 1 in wanted:
+            buffer.add(count - 1, frame)
+        if count >= max(wanted) + 1:
+            break
+    if count < max(wanted) + 1:
+        raise VideoReadError(f"{path}: decoded {count} frames, fewer than the {num_frames} counted")
+    return buffer
+
+
+def classify_video(classifier, video, frames_per_video=DEFAULT_FRAMES_PER_VIDEO, flow_method="tvl1",
+                   where="video", num_frames=None):
+    """Scores of a whole video: a file (streamed: at most the sampled frames are kept, see the
+    module docstring; `num_frames` skips the counting pass) or decoded uint8 [N, H, W, 3] RGB."""
     frames_per_video = classifier.frames_per_video or frames_per_video
-    flow = FlowCache(frames, flow_method)
-    return classifier(sample_inputs(frames, classifier.modalities, frames_per_video, flow, where=where))
+    if isinstance(video, (str, os.PathLike)):
+        num_frames = num_frames or count_video_frames(video)
+        first = sampling.frame_numbers(num_frames, frames_per_video, _modality(classifier.modalities),
+                                       FLOW_STACK, where=where)
+        needed = first if "flow" not in classifier.modalities else sampling.stack_numbers(first, FLOW_STACK + 1)
+        video = read_sampled_frames(video, needed, num_frames)
+    flow = FlowCache(video, flow_method)
+    return classifier(sample_inputs(video, classifier.modalities, frames_per_video, flow, where=where))
 
 
 def window_starts(num_frames, window, stride):
@@ -154,16 +257,33 @@ def window_starts(num_frames, window, stride):
     return list(range(0, max(num_frames - window, 0) + 1, stride))
 
 
-def classify_windows(classifier, frames, window=DEFAULT_FRAMES_PER_VIDEO, stride=DEFAULT_FRAMES_PER_VIDEO,
+def classify_windows(classifier, video, window=DEFAULT_FRAMES_PER_VIDEO, stride=DEFAULT_FRAMES_PER_VIDEO,
                      frames_per_video=DEFAULT_FRAMES_PER_VIDEO, flow_method="tvl1", where="video",
                      progress=True):
     """Yields (start, end, scores) for each window of `window` frames every `stride` frames
-    (0-based, end exclusive), with a progress bar."""
+    (0-based, end exclusive; one window of the whole video when it is shorter), as the frames of
+    `video` (a file, decoded one at a time, or an array) arrive: only the current window's frames
+    and flow are kept. With a progress bar over the frames."""
+    window_starts(window, window, stride)  # checks the arguments
     frames_per_video = classifier.frames_per_video or frames_per_video
-    flow = FlowCache(frames, flow_method)
-    starts = window_starts(len(frames), window, stride)
-    for start in tqdm.tqdm(starts, desc="windows", unit="window", disable=not progress):
-        end = min(start + window, len(frames))
-        inputs = sample_inputs(frames, classifier.modalities, frames_per_video, flow, start, end - start,
+    buffer = FrameBuffer()
+    flow = FlowCache(buffer, flow_method)
+    start = 0
+
+    def score(start, end):
+        inputs = sample_inputs(buffer, classifier.modalities, frames_per_video, flow, start, end - start,
                                where=f"{where} frames {start + 1}-{end}")
-        yield start, end, classifier(inputs)
+        return start, end, classifier(inputs)
+
+    total = len(video) if not isinstance(video, (str, os.PathLike)) else None
+    with tqdm.tqdm(total=total, desc="frames", unit="frame", disable=not progress) as bar:
+        for position, frame in enumerate(_rgb_frames(video)):
+            buffer.add(position, frame)
+            bar.update()
+            if position + 1 == start + window:
+                yield score(start, start + window)
+                start += stride
+                buffer.drop_before(start)
+                flow.drop_before(start + 1)
+    if start == 0 and len(buffer):  # shorter than one window: the whole video
+        yield score(0, len(buffer))
