@@ -38,7 +38,10 @@ setup(
         "cpu": [f"tensorflow-cpu{TENSORFLOW}"],
         "gpu": [f"tensorflow[and-cuda]{TENSORFLOW}"],
         "tf": [f"tensorflow{TENSORFLOW}"],
+        # Data preparation on Apache Beam runners (data_prep/extract_*.py --runner).
+        "beam": ["apache-beam>=2.60"],
         "test": [
+            "apache-beam>=2.60",  # the Beam DirectRunner tests
             "pytest>=8",
             "pytest-xdist>=3.5",
             "hypothesis>=6.100",

@@ -28,7 +28,13 @@ flags.DEFINE_string("frame_template", RGB_TEMPLATE, "Frame file name in --frames
 flags.DEFINE_string("flow_template", FLOW_TEMPLATE, "Flow file name, {} = x or y.")
 flags.DEFINE_string("resize", "", "Resize frames before the flow: N (short side) or WxH.")
 flags.DEFINE_integer("quality", extraction.DEFAULT_JPEG_QUALITY, "JPEG quality (0-100).")
-flags.DEFINE_integer("num_workers", 1, "Processes, one video each at a time.")
+flags.DEFINE_integer("num_workers", 1, "Processes, one video each at a time (the local pool, or the "
+                     "DirectRunner's processes).")
+flags.DEFINE_string("runner", "", "Empty: the local process pool. A Beam runner (DirectRunner, "
+                    "DataflowRunner, FlinkRunner, SparkRunner) runs the same per-video work as an "
+                    "Apache Beam pipeline (pip install 'actionvlad_tf[beam]').")
+flags.DEFINE_string("beam_pipeline_options", "", "Beam options as key=value,key=value (e.g. "
+                    "project=p,region=r,temp_location=gs://b/tmp for Dataflow).")
 flags.DEFINE_bool("keep_extension", True, "With --videos: keep the extension in folder names.")
 flags.mark_flags_as_required(["output_dir"])
 flags.register_multi_flags_validator(
@@ -48,7 +54,8 @@ def main(argv):
         source_kind = "video"
     summary = extraction.extract_flow(jobs, FLAGS.output_dir, source_kind, FLAGS.method,
                                       FLAGS.bound, FLAGS.flow_template, FLAGS.frame_template,
-                                      FLAGS.resize, FLAGS.quality, FLAGS.num_workers)
+                                      FLAGS.resize, FLAGS.quality, FLAGS.num_workers,
+                                      runner=FLAGS.runner, pipeline_options=FLAGS.beam_pipeline_options)
     summary.ignored = ignored
     print(summary.report())
     sys.exit(0 if summary.ok else 1)

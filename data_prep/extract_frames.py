@@ -25,7 +25,13 @@ flags.DEFINE_string("template", RGB_TEMPLATE, "Frame file name, 1-indexed printf
 flags.DEFINE_string("resize", "", "Empty: keep the size; N: short side N (aspect kept); WxH: fixed "
                     "size, e.g. 340x256 as the common TSN dumps.")
 flags.DEFINE_integer("quality", extraction.DEFAULT_JPEG_QUALITY, "JPEG quality (0-100).")
-flags.DEFINE_integer("num_workers", 1, "Processes, one video each at a time.")
+flags.DEFINE_integer("num_workers", 1, "Processes, one video each at a time (the local pool, or the "
+                     "DirectRunner's processes).")
+flags.DEFINE_string("runner", "", "Empty: the local process pool. A Beam runner (DirectRunner, "
+                    "DataflowRunner, FlinkRunner, SparkRunner) runs the same per-video work as an "
+                    "Apache Beam pipeline (pip install 'actionvlad_tf[beam]').")
+flags.DEFINE_string("beam_pipeline_options", "", "Beam options as key=value,key=value (e.g. "
+                    "project=p,region=r,temp_location=gs://b/tmp for Dataflow).")
 flags.DEFINE_bool("keep_extension", True, "Keep the video file's extension in its folder name "
                   "(release §3.1: UCF101 folders are `v_x.avi`).")
 flags.mark_flags_as_required(["videos", "output_dir"])
@@ -37,7 +43,8 @@ def main(argv):
     jobs, ignored = extraction.find_videos(FLAGS.videos, FLAGS.video_root,
                                            keep_extension=FLAGS.keep_extension)
     summary = extraction.extract_frames(jobs, FLAGS.output_dir, FLAGS.template, FLAGS.resize,
-                                        FLAGS.quality, FLAGS.num_workers)
+                                        FLAGS.quality, FLAGS.num_workers,
+                                        runner=FLAGS.runner, pipeline_options=FLAGS.beam_pipeline_options)
     summary.ignored = ignored
     print(summary.report())
     sys.exit(0 if summary.ok else 1)

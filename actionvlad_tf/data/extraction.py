@@ -463,13 +463,18 @@ class ExtractionSummary:
         return "\n".join(lines)
 
 
-def run_jobs(jobs, work, output_dir, num_workers=1, description="videos", progress=True):
+def run_jobs(jobs, work, output_dir, num_workers=1, description="videos", progress=True,
+             runner=None, pipeline_options=()):
     """Runs `work(source, folder)` atomically for every job (see `run_atomic`).
 
     Finished folders are skipped without starting a worker. With num_workers > 1 the jobs run in
-    that many processes, each with one OpenCV thread (see `_worker_context`). Returns an
-    ExtractionSummary; failures are collected, not raised.
+    that many processes, each with one OpenCV thread (see `_worker_context`). With a Beam `runner`
+    ("DirectRunner", "DataflowRunner", …) the same per-video function runs as an Apache Beam
+    pipeline (`data.beam_extraction`; `pipeline_options` "key=value,…" or ["--key=value", …]).
+    Returns an ExtractionSummary; failures are collected, not raised.
     """
+    if pipeline_options and not runner:
+        raise ValueError(f"Beam pipeline options {pipeline_options!r} need a Beam runner")
     ensure_writable_dir(output_dir)
     summary = ExtractionSummary()
     pending = []
@@ -480,7 +485,10 @@ def run_jobs(jobs, work, output_dir, num_workers=1, description="videos", progre
             pending.append(job)
     one = functools.partial(_run_one, work, output_dir)
     bar = tqdm.tqdm(total=len(pending), desc=description, unit="video", disable=not progress)
-    if num_workers > 1 and len(pending) > 1:
+    if runner:
+        from actionvlad_tf.data.beam_extraction import run_on_beam  # Beam is an optional extra
+        _collect(run_on_beam(one, pending, output_dir, runner, pipeline_options, num_workers), summary, bar)
+    elif num_workers > 1 and len(pending) > 1:
         context = _worker_context()
         with concurrent.futures.ProcessPoolExecutor(min(num_workers, len(pending)),
                                                     mp_context=context,
@@ -506,23 +514,25 @@ def _collect(results, summary, bar):
 
 
 def extract_frames(jobs, output_dir, template=RGB_TEMPLATE, resize=None,
-                   quality=DEFAULT_JPEG_QUALITY, num_workers=1, progress=True):
-    """Frames of every video job into `<output_dir>/<name>/template`; returns the summary."""
+                   quality=DEFAULT_JPEG_QUALITY, num_workers=1, progress=True, **beam):
+    """Frames of every video job into `<output_dir>/<name>/template`; returns the summary.
+    `beam`: `runner` and `pipeline_options` of `run_jobs`."""
     file_names(template, [1])  # a bad template fails here, once, not in every worker
     work = functools.partial(write_video_frames, template=template, resize=parse_resize(resize),
                              quality=quality)
-    return run_jobs(jobs, work, output_dir, num_workers, "frames", progress)
+    return run_jobs(jobs, work, output_dir, num_workers, "frames", progress, **beam)
 
 
 def extract_flow(jobs, output_dir, source_kind="video", method="tvl1", bound=DEFAULT_FLOW_BOUND,
                  flow_template=FLOW_TEMPLATE, frame_template=RGB_TEMPLATE, resize=None,
-                 quality=DEFAULT_JPEG_QUALITY, num_workers=1, progress=True):
-    """Flow images of every job (video files or frame folders) into `<output_dir>/<name>/`."""
+                 quality=DEFAULT_JPEG_QUALITY, num_workers=1, progress=True, **beam):
+    """Flow images of every job (video files or frame folders) into `<output_dir>/<name>/`.
+    `beam`: `runner` and `pipeline_options` of `run_jobs`."""
     make_flow_estimator(method)  # bad arguments fail here, once, not in every worker
     file_names(frame_template, [1])
     flow_templates(flow_template)
     work = functools.partial(write_flow, source_kind=source_kind, method=method, bound=bound,
                              flow_template=flow_template, frame_template=frame_template,
                              resize=parse_resize(resize), quality=quality)
-    return run_jobs(jobs, work, output_dir, num_workers, f"flow ({method})", progress)
+    return run_jobs(jobs, work, output_dir, num_workers, f"flow ({method})", progress, **beam)
 
