@@ -16,6 +16,7 @@ from absl import app, flags
 
 from actionvlad_tf.data import extraction
 from actionvlad_tf.data.frames import FLOW_TEMPLATE, RGB_TEMPLATE
+import beam_flags  # noqa: F401,E402  (--runner, --beam_pipeline_options; data_prep/ is on sys.path)
 
 flags.DEFINE_string("frames", None, "Root of frame folders to compute flow from.")
 flags.DEFINE_string("videos", None, "Or: folder of videos, or a list file of videos.")
@@ -30,11 +31,6 @@ flags.DEFINE_string("resize", "", "Resize frames before the flow: N (short side)
 flags.DEFINE_integer("quality", extraction.DEFAULT_JPEG_QUALITY, "JPEG quality (0-100).")
 flags.DEFINE_integer("num_workers", 1, "Processes, one video each at a time (the local pool, or the "
                      "DirectRunner's processes).")
-flags.DEFINE_string("runner", "", "Empty: the local process pool. A Beam runner (DirectRunner, "
-                    "DataflowRunner, FlinkRunner, SparkRunner) runs the same per-video work as an "
-                    "Apache Beam pipeline (pip install 'actionvlad_tf[beam]').")
-flags.DEFINE_string("beam_pipeline_options", "", "Beam options as key=value,key=value (e.g. "
-                    "project=p,region=r,temp_location=gs://b/tmp for Dataflow).")
 flags.DEFINE_bool("keep_extension", True, "With --videos: keep the extension in folder names.")
 flags.mark_flags_as_required(["output_dir"])
 flags.register_multi_flags_validator(

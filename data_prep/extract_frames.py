@@ -15,6 +15,7 @@ from absl import app, flags
 
 from actionvlad_tf.data import extraction
 from actionvlad_tf.data.frames import RGB_TEMPLATE
+import beam_flags  # noqa: F401,E402  (--runner, --beam_pipeline_options; data_prep/ is on sys.path)
 
 flags.DEFINE_string("videos", None, "Folder of videos, or a list file of videos (`path[<TAB>name]`).")
 flags.DEFINE_string("output_dir", None, "Root of the frame folders to write.")
@@ -27,11 +28,6 @@ flags.DEFINE_string("resize", "", "Empty: keep the size; N: short side N (aspect
 flags.DEFINE_integer("quality", extraction.DEFAULT_JPEG_QUALITY, "JPEG quality (0-100).")
 flags.DEFINE_integer("num_workers", 1, "Processes, one video each at a time (the local pool, or the "
                      "DirectRunner's processes).")
-flags.DEFINE_string("runner", "", "Empty: the local process pool. A Beam runner (DirectRunner, "
-                    "DataflowRunner, FlinkRunner, SparkRunner) runs the same per-video work as an "
-                    "Apache Beam pipeline (pip install 'actionvlad_tf[beam]').")
-flags.DEFINE_string("beam_pipeline_options", "", "Beam options as key=value,key=value (e.g. "
-                    "project=p,region=r,temp_location=gs://b/tmp for Dataflow).")
 flags.DEFINE_bool("keep_extension", True, "Keep the video file's extension in its folder name "
                   "(release §3.1: UCF101 folders are `v_x.avi`).")
 flags.mark_flags_as_required(["videos", "output_dir"])

@@ -403,6 +403,19 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path):
     assert "steps run [5, 6, 7, 8]" in resumed.stdout  # it resumed, it did not start over
 
 
+KILLABLE_TRAINING = """
+    steps = []
+
+    def on_update(step, metrics):
+        steps.append(step)
+        if step == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    train(model, dataset, config, strategy=strategy, on_update=on_update)
+    np.savez(out, *model.get_weights())
+    print("steps run", steps, "replicas", strategy.num_replicas_in_sync, flush=True)
+"""
+
 MULTI_WORKER = """
     import json, os, signal, sys
     train_dir, index, ports, kill_at, out = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(","), int(sys.argv[4]), sys.argv[5]
@@ -422,17 +435,7 @@ MULTI_WORKER = """
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(40, seed=1).repeat().batch(4)
     config = TrainConfig(train_dir=train_dir, max_number_of_steps=6, save_every_n_steps=2, learning_rate=0.01,
                          progress=False)
-    steps = []
-
-    def on_update(step, metrics):
-        steps.append(step)
-        if step == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    train(model, dataset, config, strategy=strategy, on_update=on_update)
-    np.savez(out, *model.get_weights())
-    print("steps run", steps, "replicas", strategy.num_replicas_in_sync, flush=True)
-"""
+""" + KILLABLE_TRAINING
 
 
 def _free_port():
@@ -500,18 +503,10 @@ PER_WORKER_INPUT = """
 
     config = TrainConfig(train_dir=train_dir, max_number_of_steps=5, save_every_n_steps=2,
                          learning_rate=0.01, progress=False, final_model_path="")
-    steps = []
-
-    def on_update(step, metrics):
-        steps.append(step)
-        if step == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    train(model, dataset, config, strategy=strategy, on_update=on_update)
-    np.savez(out, *model.get_weights())
+""" + KILLABLE_TRAINING + """
     # The videos of each step this worker's pipeline reads (a fresh copy of it: it is deterministic).
     rows = [m["index"].numpy().tolist() for _, _, m in dataset(worker_input_context(strategy)).take(5)]
-    print("steps run", steps, "replicas", strategy.num_replicas_in_sync, "rows", json.dumps(rows), flush=True)
+    print("rows", json.dumps(rows), flush=True)
 """
 
 
@@ -536,7 +531,7 @@ def _per_worker_run(tmp_path, name, workers, kill_at=(0, 0)):
 
 
 def _rows(stdout):
-    return json.loads(stdout.split(" rows ")[1])
+    return json.loads(stdout.split("rows ", 1)[1])
 
 
 @pytest.mark.slow
