@@ -15,6 +15,8 @@ import os
 import keras
 import numpy as np
 
+from actionvlad_tf import zoo
+
 IMAGENET_WEIGHTS = {
     # (url, md5) exactly as keras.applications.vgg16 downloads them.
     False: (
@@ -80,8 +82,9 @@ def build_vgg16(
         conv_endpoint: "conv5" (pre-ReLU conv5_3, [N, H/16, W/16, 512], the ActionVLAD default),
             "conv4" (pre-ReLU conv4_3, [N, H/8, W/8, 512]) or "fc7" (pre-ReLU fc7, [N, 1, 1, 4096];
             needs a fixed `input_shape`). Ignored when `include_top` is set.
-        weights: None (random), "imagenet" (Keras's file, downloaded where a network is reachable)
-            or a path to a `.h5` / `.weights.h5` weights file with Keras VGG16 layer names.
+        weights: None (random), "imagenet" (Keras's file, downloaded where a network is reachable),
+            a shipped name (`actionvlad_tf.zoo`, e.g. "demo_standin", the offline stand-in) or a
+            path to a `.h5` / `.weights.h5` weights file with Keras VGG16 layer names.
         input_shape: (H, W, C) or (H, W); default (None, None, C) for conv endpoints.
         weight_decay: the release's slim L2 (wd·Σw²/2, release §1.6), applied as L2(wd/2) to conv
             and FC kernels only.
@@ -183,13 +186,14 @@ def imagenet_weights_file(include_top=False):
 
 
 def load_vgg16_weights(model, weights):
-    """Loads ImageNet or file weights into a model built by `build_vgg16`, by layer name.
+    """Loads ImageNet, shipped (`actionvlad_tf.zoo`) or file weights into a model built by
+    `build_vgg16`, by layer name.
 
     A 20-channel flow model receives the RGB first-layer kernel converted by
     `flow_kernel_from_rgb` (release §4) when the file holds a 3-channel one.
     """
     include_top = any(layer.name == "fc1" for layer in model.layers)
-    path = imagenet_weights_file(include_top) if weights == "imagenet" else weights
+    path = imagenet_weights_file(include_top) if weights == "imagenet" else zoo.resolve(weights)
     if not os.path.exists(path):
         raise FileNotFoundError(f"VGG16 weights file not found: {path}")
     source = _read_h5_weights(path)
@@ -208,8 +212,13 @@ def load_vgg16_weights(model, weights):
         if layer.name == "block1_conv1" and kernel.shape[2] == 3 and expected[2] != 3:
             kernel = flow_kernel_from_rgb(kernel, expected[2])
         if kernel.shape != expected:
+            file_width = source["block1_conv1"][0].shape[-1] / VGG16_BLOCKS[0][2]
+            model_width = model.get_layer("block1_conv1").weights[0].shape[-1] / VGG16_BLOCKS[0][2]
+            hint = (f" (the file is a width-{file_width:g} VGG-16, the model width {model_width:g}: "
+                    f"build it with width={file_width:g}, --backbone_width={file_width:g})"
+                    if file_width != model_width else "")
             raise ValueError(
-                f"{path}: layer {layer.name} kernel has shape {kernel.shape}, the model needs {expected}"
+                f"{path}: layer {layer.name} kernel has shape {kernel.shape}, the model needs {expected}{hint}"
             )
         layer.set_weights([kernel, bias])
 
