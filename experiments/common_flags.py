@@ -49,6 +49,9 @@ flags.DEFINE_float("dropout", 0.8, "Drop rate after fc6/fc7 of the frame baselin
 flags.DEFINE_string("backbone_weights", None,
                     "imagenet, a VGG16 .h5, or a .keras model (e.g. the trained frame baseline); "
                     "comma list rgb,flow for --modality=rgb+flow.")
+flags.DEFINE_float("backbone_width", 1.0,
+                   "VGG-16 width multiplier (conv 64·w … 512·w, fc 4096·w); 1 is the paper's. It must "
+                   "match --backbone_weights (the demo stand-in: its card's width).")
 flags.DEFINE_integer("num_crops", 1, "Test crops per frame, 1 or 5; all crops of all frames in one bag.")
 
 FLAGS = flags.FLAGS
