@@ -29,8 +29,10 @@ CONFIG_KEYS = ("backbone_weights", "backbone_width", "num_classes", "train_per_c
 
 
 def resolve_backbone(config, runs):
-    """(weights file or "imagenet", width, image size, caption) of config["backbone_weights"]."""
-    from actionvlad_tf.models import zoo
+    """(weights file or "imagenet", width, image size, caption) of config["backbone_weights"]: a name
+    of the package's zoo (the offline stand-in for ImageNet), imagenet, random, or a file."""
+    from actionvlad_tf import zoo
+    from actionvlad_tf.models.vgg16 import write_random_vgg16
 
     name = config["backbone_weights"]
     if name == "imagenet":
@@ -40,17 +42,17 @@ def resolve_backbone(config, runs):
         width = config.get("backbone_width") or 1.0
         size = config.get("image_size") or 64
         path = os.path.join(runs, f"backbone_random_w{width:g}_{size}_seed{config['seed']}.weights.h5")
-        zoo.write_random_vgg16(path, size, config["seed"], width)
-        return path, width, size, f"a seeded random VGG-16 (width {width:g})"
-    if name in zoo.PRETRAINED:
+        write_random_vgg16(path, size, config["seed"], width)
+        return path, width, size, f"a seeded random VGG-16 (width {width:g}), no pretraining"
+    if name in zoo.names():
         card = zoo.card(name)
-        width = card["width"]
-        return zoo.weights_path(name), width, config.get("image_size") or card["image_size"], (
-            f"VGG-16 at width {width:g} pretrained offline on generated stills ({name}, the stand-in for "
-            f"ImageNet; {card['val_accuracy']:.0f} % on its validation split)")
+        accuracy = ", ".join(f"{head} {100 * value:.0f} %" for head, value in card["val_accuracy"].items())
+        return zoo.resolve(name), card["width"], config.get("image_size") or card["image_size"], (
+            f"VGG-16 at width {card['width']:g} pretrained offline on generated stills ({name}, the "
+            f"stand-in for ImageNet; validation accuracy {accuracy})")
     if not os.path.isfile(name):
-        raise ValueError(f"--backbone_weights={name}: not a known name ({', '.join(zoo.PRETRAINED)}, "
-                             "imagenet, random) nor a file")
+        raise ValueError(f"backbone weights {name!r}: not a shipped name ({', '.join(zoo.names())}), "
+                         "imagenet, random, nor a file")
     return os.path.abspath(name), config.get("backbone_width") or 1.0, config.get("image_size") or 64, name
 
 

@@ -35,8 +35,8 @@ from absl import app, flags
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 flags.DEFINE_string("output_dir", "demo_out", "Where the demo writes everything.")
-flags.DEFINE_string("backbone_weights", "standin",
-                    "standin (the shipped VGG-16 pretrained offline on generated stills), imagenet (Keras's "
+flags.DEFINE_string("backbone_weights", "demo_standin",
+                    "demo_standin (the shipped VGG-16 pretrained offline on generated stills), imagenet (Keras's "
                     "VGG16 file, needs network), random (seeded He-initialised VGG-16), or a weights file.")
 flags.DEFINE_float("backbone_width", None, "Width multiplier of VGG-16 (default: the stand-in's, else 1).")
 flags.DEFINE_integer("num_classes", 6, "Demo classes (data_prep/make_demo_dataset.py).")
