@@ -91,7 +91,8 @@ def native_bfloat16():
 def he_initialise(model, seed, pixel_scale=PIXEL_SCALE):
     """He-normal kernels and zero biases for every conv / dense layer of `model`; the first conv's
     kernel divided by `pixel_scale` (inputs are 0-255 minus means) so activations start near unit
-    variance. Plain VGG-16 (no batch norm) under Keras's default Glorot init shrinks ~2× per layer."""
+    variance. Plain VGG-16 (no batch norm) under Keras's default Glorot init shrinks ~2× per layer.
+    Returns `model`."""
     initializer = keras.initializers.HeNormal(seed=seed)
     first = True
     for layer in model.layers:
@@ -103,6 +104,7 @@ def he_initialise(model, seed, pixel_scale=PIXEL_SCALE):
             layer.kernel.assign(initializer(layer.kernel.shape) * scale)
             layer.bias.assign(keras.ops.zeros_like(layer.bias))
             first = False
+    return model
 
 
 def build_pretrain_model(width=0.25, image_size=64, dropout=0.2, seed=0):
