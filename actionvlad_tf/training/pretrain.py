@@ -87,7 +87,8 @@ def native_bfloat16():
     There, bfloat16 trains several times faster than float32; on AVX2-only machines oneDNN has no
     bfloat16 convolutions (TF aborts), so float32 is used."""
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
-    if cap and not (cap.startswith("AVX512_CORE_BF16") or cap.startswith("AVX512_CORE_AMX") or cap == "ALL"):
+    if cap and cap not in ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16",
+                           "ALL", "DEFAULT"):
         return False
     return "avx512_bf16" in cpu_description() or "amx_bf16" in cpu_description()
 
