@@ -2,7 +2,7 @@ r"""The main job on the built-in demo data: the whole ActionVLAD pipeline, end t
 
   python experiments/demo.py --output_dir=demo_out
 
-1. generate the demo dataset (real video files of composite actions, `actionvlad_tf.data.synthetic`),
+1. generate the demo dataset (real video files of composite actions, `actionvlad_tf.prep.synthetic`),
 2. extract frames and optical flow and make the split lists (`data_prep/*`),
 3. for RGB and for flow: train and test the two-stream baseline (frame-level VGG-16, logits averaged
    over frames); cluster conv5 descriptors (k-means); train avg pooling, max pooling and ActionVLAD

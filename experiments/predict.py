@@ -13,9 +13,9 @@ least T + 10 frames to give distinct stacks (the release's flow step ⌊(n − 1
 """
 from absl import app, flags
 
-from actionvlad_tf.data.extraction import FLOW_METHODS, read_video_frames
 from actionvlad_tf.data.lists import read_class_names
 from actionvlad_tf.export import predictor
+from actionvlad_tf.prep.extraction import FLOW_METHODS, read_video_frames
 
 flags.DEFINE_string("model", None, "A .keras file, a SavedModel folder, or an export folder (highest version).")
 flags.DEFINE_string("video", None, "The video file to classify.")

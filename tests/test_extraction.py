@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from actionvlad_tf.data import extraction
-from actionvlad_tf.data.synthetic import write_video
+from actionvlad_tf.prep import extraction
+from actionvlad_tf.prep.synthetic import write_video
 
 
 def textured_frames(num_frames=6, height=48, width=64, shift=(2, 0), seed=0):

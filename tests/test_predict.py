@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from actionvlad_tf.data import sampling
-from actionvlad_tf.data.extraction import compute_flow_images, read_video_frames
 from actionvlad_tf.export import predictor
 from actionvlad_tf.export.saved_model import export_saved_model, save_keras_atomic
 from actionvlad_tf.models import build_actionvlad, build_two_stream
+from actionvlad_tf.prep.extraction import compute_flow_images, read_video_frames
 
 S, K, C = 32, 4, 7
 CLASSES = [f"action_{i}" for i in range(C)]

@@ -19,9 +19,9 @@ import tensorflow as tf
 from actionvlad_tf.benchmark.kernels import dtype_policy
 from actionvlad_tf.benchmark.timing import interleaved_times
 from actionvlad_tf.data.lists import read_list
-from actionvlad_tf.data.packed import write_packed_shards
 from actionvlad_tf.data.video_input import make_video_dataset
 from actionvlad_tf.models import backbones, build_actionvlad, set_training_stage
+from actionvlad_tf.prep.shards import write_packed_shards
 from actionvlad_tf.training import split_at_frozen_boundary
 from actionvlad_tf.training.feature_cache import build_feature_cache
 

@@ -1,6 +1,6 @@
 """Classifying a video file with a trained model: a `.keras` file or a SavedModel export.
 
-The video is decoded (`data.extraction.read_video_frames`), T frames (and, for flow, T stacks of
+The video is decoded (`prep.extraction.read_video_frames`), T frames (and, for flow, T stacks of
 L = 10 flow images) are picked with the release's step (`data.sampling.frame_numbers`, §3.3), flow
 is computed from the decoded frames with the data-prep flow code (TV-L1 by default, quantised as
 dense_flow, 128 = still), and the frames go through the model's serving function, which does the
@@ -21,8 +21,8 @@ import tensorflow as tf
 import tqdm
 
 from actionvlad_tf.data import sampling
-from actionvlad_tf.data.extraction import compute_flow_images
 from actionvlad_tf.export.saved_model import SERVING_INPUT_NAMES, serving_functions
+from actionvlad_tf.prep.extraction import compute_flow_images
 
 DEFAULT_FRAMES_PER_VIDEO = 25
 FLOW_STACK = 10
