@@ -231,7 +231,7 @@ def main(argv):
             "stage2_steps", "batch_size", "seed", "mixed_precision")},
         "seconds": {"total": round(time.time() - start, 1), **steps.seconds},
     }
-    from actionvlad_tf.evaluation.report import write_json
+    from actionvlad_tf.atomic import write_json
 
     write_json(os.path.join(out, "results.json"), summary)
     print(f"\nwall time {summary['seconds']['total']:.0f} s; everything under {out} "

@@ -9,7 +9,7 @@ import pytest
 
 from actionvlad_tf.layers import NetVLADPooling
 from actionvlad_tf.models import vgg16
-from actionvlad_tf.models.actionvlad import (
+from actionvlad_tf.models import (
     backbones, build_actionvlad, build_frame_classifier, build_two_stream, pooling_layers,
 )
 

@@ -256,8 +256,8 @@ def test_unwritable_output_folder_fails_before_any_work(tmp_path, writer, kind):
 FULL_DISK = r"""
 import json, os, resource, signal, sys
 import numpy as np
+from actionvlad_tf.atomic import write_json
 from actionvlad_tf.evaluation.logits_io import write_logits
-from actionvlad_tf.evaluation.report import write_json
 from actionvlad_tf.export.saved_model import save_keras_atomic
 from actionvlad_tf.models import build_actionvlad
 from actionvlad_tf.prep import extraction

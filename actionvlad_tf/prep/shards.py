@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from actionvlad_tf.atomic import atomic_output
+from actionvlad_tf.atomic import atomic_output, write_json
 from actionvlad_tf.data.frames import (FLOW_TEMPLATE, RGB_TEMPLATE,
                                        check_modality_and_error_policy, file_names,
                                        flow_file_names, jpeg_ok)
@@ -74,11 +74,6 @@ def shard_paths(output_prefix, num_shards):
     return [f"{output_prefix}-{i:05d}-of-{num_shards:05d}.tfrecord" for i in range(num_shards)]
 
 
-def _write_json(path, content):
-    with atomic_output(path) as partial, open(partial, "w", encoding="utf-8") as f:
-        json.dump(content, f, indent=1)
-
-
 def write_packed_shards(entries, output_prefix, frames_root=None, flow_root=None, modality="rgb",
                         num_shards=1, rgb_template=RGB_TEMPLATE, flow_template=FLOW_TEMPLATE,
                         on_error="raise", report=None, progress=True):
@@ -125,7 +120,7 @@ def write_packed_shards(entries, output_prefix, frames_root=None, flow_root=None
                         continue
                     writer.write(video_example(entry, position, contents).SerializeToString())
                     done["videos"] += 1
-                _write_json(sidecar, done)  # before the shard appears, so a shard implies it
+                write_json(sidecar, done)  # before the shard appears, so a shard implies it
         if done["skipped"] and report is None:
             raise ValueError(f"{path} (an earlier run with on_error='skip') left out "
                              f"{len(done['skipped'])} video(s); see {sidecar}")
@@ -133,6 +128,6 @@ def write_packed_shards(entries, output_prefix, frames_root=None, flow_root=None
             report.add(*skipped)
         total += done["videos"]
     bar.close()
-    _write_json(f"{output_prefix}.json", {"modality": modality, "videos": total,
+    write_json(f"{output_prefix}.json", {"modality": modality, "videos": total,
                                           "shards": [os.path.basename(p) for p in paths]})
     return paths
