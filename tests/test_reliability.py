@@ -1,4 +1,4 @@
-"""Reliability (issue 7): the bad-input corpus (`bad_inputs.py`) through the input pipeline under
+"""Reliability (docs/reliability.md): the bad-input corpus (`bad_inputs.py`) through the input pipeline under
 both error policies, list lines that no policy skips (and a property test of the list parser),
 paths with spaces and non-ASCII characters, unwritable and full output folders, safe-mode `.keras`
 files and the absence of unpickling. What other test files already show is referenced in

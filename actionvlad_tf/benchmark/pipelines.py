@@ -1,4 +1,4 @@
-"""Sections 3 and 4 of the benchmark table (issue 6): the input pipeline and end to end.
+"""Sections 3 and 4 of the benchmark table (docs/performance.md): the input pipeline and end to end.
 
 3. `bench_input_pipeline`: videos/s of `make_video_dataset` (25 RGB frames with a training crop;
    25 RGB frames × 5 test crops; 25 flow stacks with a training crop) from frame folders and from

@@ -8,8 +8,8 @@ eval preprocessing (`export.saved_model`). A `.keras` model runs through the sam
 as its export, so both paths give the same scores.
 
 For a long video or a stream, `classify_windows` scores windows of `window` consecutive frames every
-`stride` frames (the release author's suggestion for online use, ActionVLAD issue #10), each window
-sampled as a whole video would be.
+`stride` frames (the release author's suggestion for online use,
+https://github.com/rohitgirdhar/ActionVLAD/issues/10), each window sampled as a whole video would be.
 """
 import os
 import pathlib
