@@ -39,7 +39,8 @@ def main(argv):
         batch_size=FLAGS.frames_per_batch, num_crops=1, image_size=FLAGS.image_size,
         resize_shape=common_flags.resize_shape())
     features = experiment.descriptor_model(FLAGS.modality, FLAGS.conv_endpoint, FLAGS.fusion, FLAGS.image_size,
-                                           FLAGS.model_name, FLAGS.backbone_weights)
+                                           FLAGS.model_name, FLAGS.backbone_weights,
+                                           backbone_width=FLAGS.backbone_width)
     descriptors = sample_descriptors(lambda x: features(x, training=False), dataset, FLAGS.num_frames,
                                      FLAGS.descriptors_per_frame, seed=FLAGS.seed)
     centers, info = fit_centers(descriptors, FLAGS.num_clusters, seed=FLAGS.seed, algorithm=FLAGS.kmeans_algorithm,

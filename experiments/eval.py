@@ -66,7 +66,7 @@ def main(argv):
     model = experiment.build_model(
         num_classes, FLAGS.modality, FLAGS.pooling, FLAGS.conv_endpoint, FLAGS.fusion, FLAGS.frames_per_video,
         FLAGS.num_crops, FLAGS.image_size, FLAGS.num_clusters, FLAGS.netvlad_alpha, FLAGS.pooled_dropout,
-        0.0, FLAGS.model_name, None, FLAGS.dropout)
+        0.0, FLAGS.model_name, None, FLAGS.dropout, backbone_width=FLAGS.backbone_width)
     print(f"weights: {load_model_weights(model, FLAGS.checkpoint_path)}")
     logits = predict_in_list_order(model, dataset, len(entries))
     logits_file = FLAGS.logits_file or os.path.join(FLAGS.results_dir, "logits.h5")

@@ -128,7 +128,8 @@ def main(argv):
         model = experiment.build_model(
             num_classes, FLAGS.modality, FLAGS.pooling, FLAGS.conv_endpoint, FLAGS.fusion, FLAGS.frames_per_video,
             1, FLAGS.image_size, FLAGS.num_clusters, FLAGS.netvlad_alpha, FLAGS.pooled_dropout,
-            hyper.pop("weight_decay"), FLAGS.model_name, centers, FLAGS.dropout)
+            hyper.pop("weight_decay"), FLAGS.model_name, centers, FLAGS.dropout,
+            backbone_width=FLAGS.backbone_width)
         if initial:
             logging.info("initial weights from %s", load_model_weights(model, FLAGS.checkpoint_path))
         elif FLAGS.backbone_weights and fresh:
