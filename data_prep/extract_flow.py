@@ -14,9 +14,9 @@ import sys
 
 from absl import app, flags
 
-from actionvlad_tf.data import extraction
 from actionvlad_tf.data.frames import FLOW_TEMPLATE, RGB_TEMPLATE
-import beam_flags  # noqa: F401,E402  (--runner, --beam_pipeline_options; data_prep/ is on sys.path)
+from actionvlad_tf.prep import extraction
+import beam_flags  # noqa: E402  (--runner, --beam_pipeline_options; data_prep/ is on sys.path)
 
 flags.DEFINE_string("frames", None, "Root of frame folders to compute flow from.")
 flags.DEFINE_string("videos", None, "Or: folder of videos, or a list file of videos.")
@@ -51,7 +51,7 @@ def main(argv):
     summary = extraction.extract_flow(jobs, FLAGS.output_dir, source_kind, FLAGS.method,
                                       FLAGS.bound, FLAGS.flow_template, FLAGS.frame_template,
                                       FLAGS.resize, FLAGS.quality, FLAGS.num_workers,
-                                      runner=FLAGS.runner, pipeline_options=FLAGS.beam_pipeline_options)
+                                      runner=beam_flags.beam_runner(FLAGS.num_workers))
     summary.ignored = ignored
     print(summary.report())
     sys.exit(0 if summary.ok else 1)

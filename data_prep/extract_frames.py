@@ -13,9 +13,9 @@ import sys
 
 from absl import app, flags
 
-from actionvlad_tf.data import extraction
 from actionvlad_tf.data.frames import RGB_TEMPLATE
-import beam_flags  # noqa: F401,E402  (--runner, --beam_pipeline_options; data_prep/ is on sys.path)
+from actionvlad_tf.prep import extraction
+import beam_flags  # noqa: E402  (--runner, --beam_pipeline_options; data_prep/ is on sys.path)
 
 flags.DEFINE_string("videos", None, "Folder of videos, or a list file of videos (`path[<TAB>name]`).")
 flags.DEFINE_string("output_dir", None, "Root of the frame folders to write.")
@@ -40,7 +40,7 @@ def main(argv):
                                            keep_extension=FLAGS.keep_extension)
     summary = extraction.extract_frames(jobs, FLAGS.output_dir, FLAGS.template, FLAGS.resize,
                                         FLAGS.quality, FLAGS.num_workers,
-                                        runner=FLAGS.runner, pipeline_options=FLAGS.beam_pipeline_options)
+                                        runner=beam_flags.beam_runner(FLAGS.num_workers))
     summary.ignored = ignored
     print(summary.report())
     sys.exit(0 if summary.ok else 1)

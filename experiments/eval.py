@@ -15,12 +15,12 @@ from absl import app, flags
 from tqdm.auto import tqdm
 
 import common_flags
-from actionvlad_tf.atomic import ensure_writable_dir
+from actionvlad_tf.atomic import ensure_writable_dir, write_json
 from actionvlad_tf.data.lists import read_class_names, read_list
 from actionvlad_tf.data.video_input import make_video_dataset
-from actionvlad_tf.evaluation import charades_evaluate, charades_video_id, evaluate_logits, write_logits, write_results
-from actionvlad_tf.evaluation.report import write_json
+from actionvlad_tf.evaluation import charades_evaluate, charades_video_id, evaluate_logits, write_logits
 from actionvlad_tf.training import experiment, load_model_weights
+from actionvlad_tf.viz.report import write_results
 
 flags.DEFINE_string("checkpoint_path", None, "A train_dir (its latest checkpoint), a checkpoint or a .keras file.")
 flags.DEFINE_string("split_name", "test", "Evaluate {split_name}_split{N}.txt.")
@@ -66,7 +66,7 @@ def main(argv):
     model = experiment.build_model(
         num_classes, FLAGS.modality, FLAGS.pooling, FLAGS.conv_endpoint, FLAGS.fusion, FLAGS.frames_per_video,
         FLAGS.num_crops, FLAGS.image_size, FLAGS.num_clusters, FLAGS.netvlad_alpha, FLAGS.pooled_dropout,
-        0.0, FLAGS.model_name, None, FLAGS.dropout)
+        0.0, FLAGS.model_name, None, FLAGS.dropout, backbone_width=FLAGS.backbone_width)
     print(f"weights: {load_model_weights(model, FLAGS.checkpoint_path)}")
     logits = predict_in_list_order(model, dataset, len(entries))
     logits_file = FLAGS.logits_file or os.path.join(FLAGS.results_dir, "logits.h5")

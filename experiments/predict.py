@@ -9,15 +9,16 @@ Streams the video (memory does not grow with its length: only the sampled frames
 window's, are kept), samples `frames_per_video` frames with the release's step (§3.3), computes TV-L1
 flow for a flow or two-stream model (`--flow_method`), and prints the top-5 classes with their
 probabilities. `--sliding_window` scores windows of `--window` consecutive frames every `--stride`
-frames, prints one timeline line per window (ActionVLAD issue #10) and, with `--timeline_png`, plots
-the class probabilities over time. For flow, a window needs at least T + 10 frames to give distinct
-stacks (the release's flow step ⌊(n − 10)/T⌋, §3.3).
+frames, prints one timeline line per window (the release author's suggestion,
+https://github.com/rohitgirdhar/ActionVLAD/issues/10) and, with `--timeline_png`, plots the class
+probabilities over time. For flow, a window needs at least T + 10 frames to give distinct stacks
+(the release's flow step ⌊(n − 10)/T⌋, §3.3).
 """
 from absl import app, flags
 
-from actionvlad_tf.data.extraction import FLOW_METHODS
 from actionvlad_tf.data.lists import read_class_names
 from actionvlad_tf.export import predictor
+from actionvlad_tf.prep.extraction import FLOW_METHODS
 from actionvlad_tf.viz.timeline import plot_timeline
 
 flags.DEFINE_string("model", None, "A .keras file, a SavedModel folder, or an export folder (highest version).")

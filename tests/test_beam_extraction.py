@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-beam_extraction = pytest.importorskip("actionvlad_tf.data.beam_extraction")
-from actionvlad_tf.data import extraction  # noqa: E402
+beam_extraction = pytest.importorskip("actionvlad_tf.prep.beam_extraction")
+from actionvlad_tf.prep import extraction  # noqa: E402
 
 CLIPS = ("ucf101/v_ApplyEyeMakeup_g01_c01.avi", "ucf101/v_Basketball_g01_c01.avi",
          "hmdb51/TrumanShow_wave_f_nm_np1_fr_med_26.avi")
@@ -26,8 +26,8 @@ def test_pipeline_options_in_tfds_form():
     assert options["direct_num_workers"] == 2 and options["direct_running_mode"] == "multi_processing"
     options = beam_extraction.pipeline_options("DirectRunner", ["--direct_num_workers=3"]).get_all_options()
     assert options["direct_num_workers"] == 3 and options["direct_running_mode"] == "in_memory"
-    with pytest.raises(ValueError, match="need a Beam runner"):
-        extraction.run_jobs([], None, "unused", pipeline_options="project=p")
+    with pytest.raises(ValueError, match="without leading dashes"):
+        beam_extraction.BeamRunner("DirectRunner", "--direct_num_workers=2")
 
 
 def _same_tree(left, right):
@@ -56,11 +56,12 @@ def test_in_memory_direct_runner_writes_the_pools_files(tmp_path):
     (videos / "broken.avi").write_bytes(b"not a video")
     jobs, _ = extraction.find_videos(str(videos))
     pool = extraction.extract_frames(jobs, str(tmp_path / "pool"), progress=False)
-    beam = extraction.extract_frames(jobs, str(tmp_path / "beam"), progress=False, runner="DirectRunner")
+    in_memory = beam_extraction.BeamRunner("DirectRunner")
+    beam = extraction.extract_frames(jobs, str(tmp_path / "beam"), progress=False, runner=in_memory)
     assert sorted(beam.done) == sorted(pool.done) == ["v0.avi", "v1.avi"]
     assert beam.failed == pool.failed and [n for n, _ in beam.failed] == ["broken.avi"]
     assert _same_tree(str(tmp_path / "pool"), str(tmp_path / "beam")) == 12
-    again = extraction.extract_frames(jobs, str(tmp_path / "beam"), progress=False, runner="DirectRunner")
+    again = extraction.extract_frames(jobs, str(tmp_path / "beam"), progress=False, runner=in_memory)
     assert sorted(again.skipped) == ["v0.avi", "v1.avi"] and len(again.failed) == 1
 
 
@@ -73,7 +74,8 @@ def test_direct_runner_is_byte_identical_to_the_pool_on_real_clips(shared_data, 
     (videos / "broken.avi").write_bytes(b"not a video at all")
     jobs, _ = extraction.find_videos(str(videos))
     times, summaries = {}, {}
-    for name, beam in (("pool", {}), ("beam", {"runner": "DirectRunner"})):
+    beam_runner = beam_extraction.BeamRunner("DirectRunner", num_workers=2)
+    for name, beam in (("pool", {}), ("beam", {"runner": beam_runner})):
         started = time.perf_counter()
         summaries[name] = extraction.extract_frames(jobs, str(tmp_path / name / "frames"), num_workers=2,
                                                     progress=False, **beam)
@@ -95,7 +97,7 @@ def test_direct_runner_is_byte_identical_to_the_pool_on_real_clips(shared_data, 
     assert files["frames"] > 300 and files["flow"] > 600
 
     again = extraction.extract_frames(jobs, str(tmp_path / "beam" / "frames"), num_workers=2, progress=False,
-                                      runner="DirectRunner")
+                                      runner=beam_runner)
     assert sorted(again.skipped) == sorted(os.path.basename(c) for c in CLIPS) and not again.done
     assert [n for n, _ in again.failed] == ["broken.avi"]
     assert not [p for p in os.listdir(tmp_path / "beam" / "frames") if p.startswith(".")]  # no results left

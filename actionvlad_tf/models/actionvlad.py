@@ -9,7 +9,8 @@ import keras
 from keras import ops
 
 from actionvlad_tf.layers import NetVLADPooling, SpatioTemporalPooling
-from actionvlad_tf.models import vgg16
+from actionvlad_tf.models import bn_inception, vgg16
+from actionvlad_tf.models.parts import backbones, pooling_layers
 
 POOLINGS = ("netvlad", "avg", "max")
 FUSIONS = ("late", "concat", "early", "concat_vlad")
@@ -66,19 +67,20 @@ class WeightedLogitFusion(keras.layers.Layer):
 
 def build_backbone(
     model_name="vgg16", modality="rgb", conv_endpoint="conv5", weights=None, image_size=224,
-    weight_decay=4e-5, trainable_from=None, name=None,
+    weight_decay=4e-5, trainable_from=None, name=None, width=1.0,
 ):
-    """The per-frame feature extractor: frames [N, S, S, C] → pre-ReLU endpoint map [N, h, w, D]."""
+    """The per-frame feature extractor: frames [N, S, S, C] → pre-ReLU endpoint map [N, h, w, D].
+    `width`: VGG-16's width multiplier (`vgg16.build_vgg16`); bn_inception has only width 1."""
     name = name or f"{modality}_{model_name}"
     if model_name == "vgg16":
         input_shape = (image_size, image_size) if conv_endpoint == "fc7" else None
         return vgg16.build_vgg16(
             modality=modality, conv_endpoint=conv_endpoint, weights=weights, input_shape=input_shape,
-            weight_decay=weight_decay, trainable_from=trainable_from, name=name,
+            weight_decay=weight_decay, trainable_from=trainable_from, width=width, name=name,
         )
     if model_name == "bn_inception":
-        from actionvlad_tf.models import bn_inception
-
+        if width != 1.0:
+            raise ValueError(f"bn_inception has no width multiplier (width {width!r})")
         return bn_inception.build_bn_inception(
             modality=modality, conv_endpoint=conv_endpoint, weights=weights,
             weight_decay=weight_decay, trainable_from=trainable_from, name=name,
@@ -137,6 +139,7 @@ def build_actionvlad(
     backbone_weights=None,
     initial_centers=None,
     model_name="vgg16",
+    backbone_width=1.0,
     name="actionvlad",
 ):
     """ActionVLAD for one stream: [B, crops·T, S, S, C] → logits [B, num_classes].
@@ -159,13 +162,14 @@ def build_actionvlad(
         backbone_weights: None, "imagenet" or a weights file (see `vgg16.build_vgg16`).
         initial_centers: optional [K, D] k-means centres for the NetVLAD weights (release §5).
         model_name: "vgg16" or "bn_inception" (the Charades backbone, release §7).
+        backbone_width: VGG-16's width multiplier (1.0: the paper's; `vgg16.build_vgg16`).
         name: model name.
     """
     frames = None if frames_per_video is None else frames_per_video * num_crops
     video = _video_input(modality, frames, image_size, name=modality)
     backbone = build_backbone(
         model_name, modality, conv_endpoint, backbone_weights, image_size, weight_decay,
-        name=f"{modality}_{model_name}",
+        name=f"{modality}_{model_name}", width=backbone_width,
     )
     features = _frame_features(video, backbone)
     pooled, centers = _pool(features, pooling, num_clusters, netvlad_alpha, initial_centers, "pooling")
@@ -190,6 +194,7 @@ def build_two_stream(
     flow_weights=None,
     flow_weight=DEFAULT_FLOW_WEIGHT,
     initial_centers=None,
+    backbone_width=1.0,
     name=None,
 ):
     """Two-stream ActionVLAD on inputs {"rgb": [B, T, S, S, 3], "flow": [B, T, S, S, 20]}.
@@ -204,6 +209,7 @@ def build_two_stream(
     `pooled_dropout` defaults to 0.5 for the single-classifier fusions, where the release's dropout
     is active (§1.5), and to 0 for late fusion. `initial_centers`: for "late" and "concat_vlad" a
     pair (rgb, flow) of [K, D] arrays; for "concat" one [K, 2D] array; for "early" one [K, D] array.
+    `backbone_width`: both VGG-16s' width multiplier.
     """
     if fusion not in FUSIONS:
         raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
@@ -218,6 +224,7 @@ def build_two_stream(
             num_classes=num_classes, frames_per_video=frames_per_video, num_crops=num_crops,
             image_size=image_size, conv_endpoint=conv_endpoint, num_clusters=num_clusters,
             netvlad_alpha=netvlad_alpha, pooled_dropout=pooled_dropout, weight_decay=weight_decay,
+            backbone_width=backbone_width,
         )
         rgb = build_actionvlad(modality="rgb", backbone_weights=rgb_weights, initial_centers=centers[0], name="rgb_actionvlad", **kwargs)
         flow = build_actionvlad(modality="flow", backbone_weights=flow_weights, initial_centers=centers[1], name="flow_actionvlad", **kwargs)
@@ -231,7 +238,8 @@ def build_two_stream(
     features = {
         m: _frame_features(
             inputs[m],
-            build_backbone("vgg16", m, conv_endpoint, streams[m], image_size, weight_decay, name=f"{m}_vgg16"),
+            build_backbone("vgg16", m, conv_endpoint, streams[m], image_size, weight_decay, name=f"{m}_vgg16",
+                           width=backbone_width),
         )
         for m in streams
     }
@@ -266,6 +274,7 @@ def build_frame_classifier(
     weight_decay=5e-4,
     fc_dropout=0.8,
     trainable_from="fc1",
+    backbone_width=1.0,
     name=None,
 ):
     """The two-stream baseline (paper Tables 1–3 "2-Stream"; release §1.4 pooling None / avg): a
@@ -274,53 +283,20 @@ def build_frame_classifier(
 
     `trainable_from` (default fc6, i.e. `fc1`; release 005: fc6, fc7 and fc8 trained) selects the
     first trainable layer; "block1_conv1" trains everything (from scratch, as the demo does).
+    `backbone_width`: VGG-16's width multiplier.
     """
     video = _video_input(modality, frames_per_video, image_size, name=modality)
     backbone = vgg16.build_vgg16(
         modality=modality, weights=weights, input_shape=(image_size, image_size),
         weight_decay=weight_decay, include_top=True, num_classes=num_classes,
-        fc_dropout=fc_dropout, trainable_from=trainable_from, name=f"{modality}_vgg16",
+        fc_dropout=fc_dropout, trainable_from=trainable_from, width=backbone_width, name=f"{modality}_vgg16",
     )
     frame_logits = _frame_features(video, backbone)  # [B, T, C]
     logits = SpatioTemporalPooling("avg", name="frame_average", dtype="float32")(frame_logits)
     return keras.Model(video, logits, name=name or f"{modality}_two_stream_baseline")
 
 
-def pooling_layers(model):
-    """The NetVLAD / avg / max pooling layers of a model built here (nested models included)."""
-    found = []
-    for layer in model.layers:
-        if isinstance(layer, (NetVLADPooling, SpatioTemporalPooling)) and layer.name != "frame_average":
-            found.append(layer)
-        elif isinstance(layer, keras.Model):
-            found.extend(pooling_layers(layer))
-    return found
 
-
-def backbones(model):
-    """The per-frame backbone models of a model built here (nested models included)."""
-    found = []
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            found.extend(backbones(layer) if any(isinstance(l, keras.Model) for l in layer.layers) else [layer])
-    return found
-
-
-def release_head_variables(model, prefix="stream0/"):
-    """[(release checkpoint name, variable)] of the NetVLAD and the linear classifier of a
-    single-stream model built here (release §1.7: `NetVLAD/{centers, vlad_W, vlad_B}`,
-    `classifier/logits/{weights, biases}`; vlad_W is [1, 1, D, K] there, [D, K] here)."""
-    pairs = []
-    for layer in pooling_layers(model):
-        if isinstance(layer, NetVLADPooling):
-            pairs += [(f"{prefix}NetVLAD/centers", layer.centers),
-                      (f"{prefix}NetVLAD/vlad_W", layer.assignment_kernel),
-                      (f"{prefix}NetVLAD/vlad_B", layer.assignment_bias)]
-    for layer in model.layers:
-        if layer.name == "classifier":
-            pairs += [(f"{prefix}classifier/logits/weights", layer.kernel),
-                      (f"{prefix}classifier/logits/biases", layer.bias)]
-    return pairs
 
 
 def set_training_stage(model, stage, trainable_from=None):
@@ -360,6 +336,4 @@ def _first_trainable(backbone):
     first = getattr(backbone, "first_trainable", None)
     if first:
         return first
-    from actionvlad_tf.models import bn_inception
-
     return bn_inception.first_trainable_layer(backbone)

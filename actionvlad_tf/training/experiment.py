@@ -12,6 +12,7 @@ import os
 import keras
 import tensorflow as tf
 
+from actionvlad_tf import hardware
 from actionvlad_tf.models import (backbones, build_actionvlad, build_backbone, build_frame_classifier,
                                   build_two_stream)
 from actionvlad_tf.models import bn_inception
@@ -64,15 +65,16 @@ def per_stream(value, modality):
 def build_model(num_classes, modality="rgb", pooling="netvlad", conv_endpoint="conv5", fusion="late",
                 frames_per_video=25, num_crops=1, image_size=224, num_clusters=64, netvlad_alpha=1000.0,
                 pooled_dropout=None, weight_decay=4e-5, model_name="vgg16", initial_centers=None,
-                fc_dropout=0.8):
+                fc_dropout=0.8, backbone_width=1.0):
     """The model of a flag set (module docstring), with random backbone weights (see
-    `load_backbone_weights`). `pooled_dropout` None: the release's default for the variant (off,
+    `load_backbone_weights`; `backbone_width`: VGG-16's width multiplier). `pooled_dropout` None: the release's default for the variant (off,
     except after the single-classifier two-stream fusions). `initial_centers`: [K, D] k-means centres."""
     if conv_endpoint == FRAME_BASELINE_ENDPOINT:
         if modality not in ("rgb", "flow") or model_name != "vgg16":
             raise ValueError("the frame baseline (conv_endpoint fc8) is one VGG-16 stream, rgb or flow")
         return build_frame_classifier(num_classes, modality=modality, frames_per_video=frames_per_video * num_crops,
-                                      image_size=image_size, weight_decay=weight_decay, fc_dropout=fc_dropout)
+                                      image_size=image_size, weight_decay=weight_decay, fc_dropout=fc_dropout,
+                                      backbone_width=backbone_width)
     if modality == "rgb+flow":
         if fusion in ("late", "concat_vlad") and initial_centers is not None:
             raise ValueError(f"fusion {fusion!r} has one VLAD per stream: train each stream's model and "
@@ -80,12 +82,14 @@ def build_model(num_classes, modality="rgb", pooling="netvlad", conv_endpoint="c
         return build_two_stream(num_classes, fusion=fusion, frames_per_video=frames_per_video, num_crops=num_crops,
                                 image_size=image_size, conv_endpoint=conv_endpoint, num_clusters=num_clusters,
                                 netvlad_alpha=netvlad_alpha, pooled_dropout=pooled_dropout,
-                                weight_decay=weight_decay, initial_centers=initial_centers)
+                                weight_decay=weight_decay, initial_centers=initial_centers,
+                                backbone_width=backbone_width)
     return build_actionvlad(num_classes, modality=modality, frames_per_video=frames_per_video, num_crops=num_crops,
                             image_size=image_size, pooling=pooling, conv_endpoint=conv_endpoint,
                             num_clusters=num_clusters, netvlad_alpha=netvlad_alpha,
                             pooled_dropout=pooled_dropout or 0.0, weight_decay=weight_decay,
-                            initial_centers=initial_centers, model_name=model_name)
+                            initial_centers=initial_centers, model_name=model_name,
+                            backbone_width=backbone_width)
 
 
 def load_backbone_weights(model_or_backbones, weights, modality):
@@ -128,12 +132,13 @@ def _copy_backbone_layers(path, backbone):
 
 
 def descriptor_model(modality, conv_endpoint="conv5", fusion="late", image_size=224, model_name="vgg16",
-                     weights=None):
+                     weights=None, backbone_width=1.0):
     """frames → the maps k-means clusters (release §5): the frozen backbone at `conv_endpoint`, or
     for rgb+flow the two streams' maps concatenated on channels ("concat", [K, 2D] centres) or on
     height ("early": both streams' descriptors in one bag, [K, D] centres)."""
     streams = STREAMS[modality]
-    nets = [build_backbone(model_name, stream, conv_endpoint, None, image_size, 0.0, name=f"{stream}_{model_name}")
+    nets = [build_backbone(model_name, stream, conv_endpoint, None, image_size, 0.0, name=f"{stream}_{model_name}",
+                           width=backbone_width)
             for stream in streams]
     if weights is not None:
         load_backbone_weights(nets, weights, modality)
@@ -147,13 +152,15 @@ def descriptor_model(modality, conv_endpoint="conv5", fusion="late", image_size=
     return keras.Model(inputs, joined, name=f"{fusion}_descriptors")
 
 
-def set_precision(mixed_precision):
-    """Mixed precision before building: float16 on GPU (the trainer scales the loss), bfloat16 on
-    CPU; NetVLAD and the logits stay float32. Returns the policy name."""
-    name = "float32"
-    if mixed_precision:
-        name = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+def set_precision(mixed_precision="auto"):
+    """Sets the Keras dtype policy before building and prints it with the reason: `mixed_precision`
+    is auto (bfloat16 on a CPU only where it has native bfloat16, bfloat16 or float16 on a GPU,
+    float32 otherwise: `actionvlad_tf.hardware.choose_precision`), float32, bfloat16, float16, or a
+    boolean (true: float16 on GPU with loss scaling in the trainer, bfloat16 on CPU). NetVLAD and the
+    logits stay float32. Returns the policy name."""
+    name, reason = hardware.choose_precision(mixed_precision)
     keras.mixed_precision.set_global_policy(name)
+    print(f"precision: {name} ({reason})", flush=True)
     return name
 
 

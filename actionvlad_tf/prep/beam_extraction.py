@@ -1,7 +1,7 @@
-"""Data preparation on Apache Beam: the per-video work of `data.extraction` as a Beam pipeline.
+"""Data preparation on Apache Beam: the per-video work of `prep.extraction` as a Beam pipeline.
 
-`extraction.run_jobs(..., runner="DirectRunner")` (and `data_prep/extract_frames.py --runner`,
-`extract_flow.py --runner`) hands the pending videos to `run_on_beam`, which runs exactly the
+`extraction.run_jobs(..., runner=BeamRunner("DirectRunner"))` (and `data_prep/extract_frames.py
+--runner`, `extract_flow.py --runner`) hands the pending videos to `run_on_beam`, which runs exactly the
 function the local process pool runs (`extraction._run_one`: the atomic partial-folder write, the
 skip of finished folders, the failure caught and named) once per video in a Beam `ParDo`, so the
 files are byte for byte the pool's. Each worker uses one OpenCV thread, as the pool does.
@@ -13,8 +13,8 @@ ordinary file operations, so on a cluster `output_dir` (and the videos) must be 
 every worker mounts at the same path (NFS, Filestore, a FUSE-mounted bucket). The per-video results
 are written as JSON lines into a hidden folder of `output_dir` and read back for the summary.
 
-Apache Beam is an optional extra (`pip install actionvlad_tf[beam]`): this module is imported only
-when a runner is asked for.
+Apache Beam is an optional extra (`pip install actionvlad_tf[beam]`): `prep.extraction` does not
+import this module; the entry points import it only when a runner is asked for.
 """
 import glob
 import json
@@ -30,7 +30,7 @@ except ImportError as error:  # pragma: no cover - depends on the installation
                       "(or apache-beam)") from error
 import cv2
 
-from actionvlad_tf.data.extraction import Job
+from actionvlad_tf.prep.extraction import Job
 
 RESULTS_PREFIX = ".beam_results"
 
@@ -101,3 +101,16 @@ def run_on_beam(run_one, jobs, output_dir, runner, options=(), num_workers=1):
         raise RuntimeError(f"the Beam pipeline returned no result for {len(missing)} video(s), "
                            f"first {missing[0]}")
     return [(job, by_name[job.name]["status"], by_name[job.name]["note"]) for job in jobs]
+
+
+class BeamRunner:
+    """The `runner` of `extraction.run_jobs`: runs the per-video function on a Beam runner
+    ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner") with `options` ("key=value,…"
+    or ["--key=value", …]); the DirectRunner runs `num_workers` processes unless the options say."""
+
+    def __init__(self, runner, options=(), num_workers=1):
+        pipeline_options(runner, options, num_workers)  # bad options fail here, before any video
+        self.runner, self.options, self.num_workers = runner, options, num_workers
+
+    def __call__(self, run_one, jobs, output_dir):
+        return run_on_beam(run_one, jobs, output_dir, self.runner, self.options, self.num_workers)

@@ -463,18 +463,16 @@ class ExtractionSummary:
         return "\n".join(lines)
 
 
-def run_jobs(jobs, work, output_dir, num_workers=1, description="videos", progress=True,
-             runner=None, pipeline_options=()):
+def run_jobs(jobs, work, output_dir, num_workers=1, description="videos", progress=True, runner=None):
     """Runs `work(source, folder)` atomically for every job (see `run_atomic`).
 
     Finished folders are skipped without starting a worker. With num_workers > 1 the jobs run in
-    that many processes, each with one OpenCV thread (see `_worker_context`). With a Beam `runner`
-    ("DirectRunner", "DataflowRunner", …) the same per-video function runs as an Apache Beam
-    pipeline (`data.beam_extraction`; `pipeline_options` "key=value,…" or ["--key=value", …]).
-    Returns an ExtractionSummary; failures are collected, not raised.
+    that many processes, each with one OpenCV thread (see `_worker_context`). A `runner` instead
+    runs them elsewhere: a callable (run_one, pending jobs, output_dir) → [(job, status, note)] that
+    calls `run_one(job)` once per job, e.g. `prep.beam_extraction.BeamRunner("DirectRunner")` (the
+    same per-video function as an Apache Beam pipeline). Returns an ExtractionSummary; failures
+    are collected, not raised.
     """
-    if pipeline_options and not runner:
-        raise ValueError(f"Beam pipeline options {pipeline_options!r} need a Beam runner")
     ensure_writable_dir(output_dir)
     summary = ExtractionSummary()
     pending = []
@@ -485,9 +483,8 @@ def run_jobs(jobs, work, output_dir, num_workers=1, description="videos", progre
             pending.append(job)
     one = functools.partial(_run_one, work, output_dir)
     bar = tqdm.tqdm(total=len(pending), desc=description, unit="video", disable=not progress)
-    if runner:
-        from actionvlad_tf.data.beam_extraction import run_on_beam  # Beam is an optional extra
-        _collect(run_on_beam(one, pending, output_dir, runner, pipeline_options, num_workers), summary, bar)
+    if runner is not None:
+        _collect(runner(one, pending, output_dir), summary, bar)
     elif num_workers > 1 and len(pending) > 1:
         context = _worker_context()
         with concurrent.futures.ProcessPoolExecutor(min(num_workers, len(pending)),
@@ -514,25 +511,25 @@ def _collect(results, summary, bar):
 
 
 def extract_frames(jobs, output_dir, template=RGB_TEMPLATE, resize=None,
-                   quality=DEFAULT_JPEG_QUALITY, num_workers=1, progress=True, **beam):
+                   quality=DEFAULT_JPEG_QUALITY, num_workers=1, progress=True, runner=None):
     """Frames of every video job into `<output_dir>/<name>/template`; returns the summary.
-    `beam`: `runner` and `pipeline_options` of `run_jobs`."""
+    `runner`: see `run_jobs` (None: this machine's processes)."""
     file_names(template, [1])  # a bad template fails here, once, not in every worker
     work = functools.partial(write_video_frames, template=template, resize=parse_resize(resize),
                              quality=quality)
-    return run_jobs(jobs, work, output_dir, num_workers, "frames", progress, **beam)
+    return run_jobs(jobs, work, output_dir, num_workers, "frames", progress, runner)
 
 
 def extract_flow(jobs, output_dir, source_kind="video", method="tvl1", bound=DEFAULT_FLOW_BOUND,
                  flow_template=FLOW_TEMPLATE, frame_template=RGB_TEMPLATE, resize=None,
-                 quality=DEFAULT_JPEG_QUALITY, num_workers=1, progress=True, **beam):
+                 quality=DEFAULT_JPEG_QUALITY, num_workers=1, progress=True, runner=None):
     """Flow images of every job (video files or frame folders) into `<output_dir>/<name>/`.
-    `beam`: `runner` and `pipeline_options` of `run_jobs`."""
+    `runner`: see `run_jobs` (None: this machine's processes)."""
     make_flow_estimator(method)  # bad arguments fail here, once, not in every worker
     file_names(frame_template, [1])
     flow_templates(flow_template)
     work = functools.partial(write_flow, source_kind=source_kind, method=method, bound=bound,
                              flow_template=flow_template, frame_template=frame_template,
                              resize=parse_resize(resize), quality=quality)
-    return run_jobs(jobs, work, output_dir, num_workers, f"flow ({method})", progress, **beam)
+    return run_jobs(jobs, work, output_dir, num_workers, f"flow ({method})", progress, runner)
 
