@@ -47,6 +47,8 @@ setup(
             "nbclient>=0.10",
             "nbformat>=5.10",
             "ipykernel>=6.29",
+            "import-linter>=2.1",  # tests/test_import_graph.py checks .importlinter's contracts
+            "jax>=0.4.30",  # the layer tests run under KERAS_BACKEND=jax too
         ],
     },
 )

@@ -9,11 +9,12 @@ frozen backbone's pre-ReLU --conv_endpoint map; every descriptor L2-normalised; 
 from absl import app, flags
 
 import common_flags
+from actionvlad_tf.centers import save_centers
 from actionvlad_tf.data.lists import read_list
 from actionvlad_tf.data.video_input import make_video_dataset
 from actionvlad_tf.training import experiment
 from actionvlad_tf.training.kmeans import (ALGORITHMS, RELEASE_NUM_FRAMES, fit_centers, sample_descriptors,
-                                           sample_frame_entries, save_centers)
+                                           sample_frame_entries)
 
 flags.DEFINE_string("centers", None, "Output .npz of the centres.")
 flags.DEFINE_integer("num_frames", RELEASE_NUM_FRAMES, "Frames whose descriptors are clustered (release 5000).")

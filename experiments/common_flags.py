@@ -5,6 +5,7 @@ its own flags.
 """
 from absl import flags
 
+from actionvlad_tf import hardware
 from actionvlad_tf.data import augment
 from actionvlad_tf.models.actionvlad import FUSIONS, POOLINGS
 
@@ -26,7 +27,11 @@ flags.DEFINE_enum("on_error", "raise", ["raise", "skip"],
                   "Unreadable videos: raise an error naming them, or skip them and report them at the end.")
 flags.DEFINE_integer("seed", 0, "Seed of initialisation, shuffling, crops and k-means.")
 flags.DEFINE_bool("deterministic", False, "Deterministic TF ops (a resumed run equals an uninterrupted one).")
-flags.DEFINE_bool("mixed_precision", False, "mixed_float16 on GPU (loss scaling), mixed_bfloat16 on CPU.")
+flags.DEFINE_enum("mixed_precision", "auto", list(hardware.PRECISION_CHOICES) + ["true", "false"],
+                  "auto: bfloat16 on a CPU only where it has native bfloat16 (AMX / AVX512-BF16), bfloat16 "
+                  "(compute capability >= 8) or float16 on a GPU, float32 otherwise; or float32 / bfloat16 / "
+                  "float16; true = the device's mixed precision (float16 GPU, bfloat16 CPU), false = float32. "
+                  "The choice is printed with its reason.", case_sensitive=False)
 
 # Model (release §1).
 flags.DEFINE_enum("model_name", "vgg16", ["vgg16", "bn_inception"], "Backbone.")

@@ -15,12 +15,12 @@ from absl import app, flags
 from tqdm.auto import tqdm
 
 import common_flags
-from actionvlad_tf.atomic import ensure_writable_dir
+from actionvlad_tf.atomic import ensure_writable_dir, write_json
 from actionvlad_tf.data.lists import read_class_names, read_list
 from actionvlad_tf.data.video_input import make_video_dataset
-from actionvlad_tf.evaluation import charades_evaluate, charades_video_id, evaluate_logits, write_logits, write_results
-from actionvlad_tf.evaluation.report import write_json
+from actionvlad_tf.evaluation import charades_evaluate, charades_video_id, evaluate_logits, write_logits
 from actionvlad_tf.training import experiment, load_model_weights
+from actionvlad_tf.viz.report import write_results
 
 flags.DEFINE_string("checkpoint_path", None, "A train_dir (its latest checkpoint), a checkpoint or a .keras file.")
 flags.DEFINE_string("split_name", "test", "Evaluate {split_name}_split{N}.txt.")

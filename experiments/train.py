@@ -16,6 +16,7 @@ from absl import app, flags, logging
 
 import common_flags
 from actionvlad_tf.atomic import atomic_output, ensure_writable_dir
+from actionvlad_tf.centers import load_centers
 from actionvlad_tf.data.frames import DatasetReport
 from actionvlad_tf.data.video_input import make_video_dataset
 from actionvlad_tf.training import (TrainConfig, default_iter_size, load_model_weights, make_strategy,
@@ -23,7 +24,6 @@ from actionvlad_tf.training import (TrainConfig, default_iter_size, load_model_w
 from actionvlad_tf.models import set_training_stage
 from actionvlad_tf.training import experiment
 from actionvlad_tf.training.feature_cache import cached_training_inputs
-from actionvlad_tf.training.kmeans import load_centers
 from actionvlad_tf.training.trainer import LEARNING_RATE_DECAY_TYPES, NAN_POLICIES, OPTIMIZERS
 
 flags.DEFINE_string("train_dir", None, "Checkpoints, summaries, flags.txt and model.keras; a restart resumes.")

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from actionvlad_tf import zoo
+from actionvlad_tf.atomic import atomic_keras_output
 
 IMAGENET_WEIGHTS = {
     # (url, md5) exactly as keras.applications.vgg16 downloads them.
@@ -250,3 +251,25 @@ def _read_h5_weights(path):
             for name, (_, values) in zip(names[prefix], sorted(found, key=lambda pair: pair[0])):
                 weights[name] = values
     return weights
+
+
+PIXEL_SCALE = 64.0  # about the standard deviation of mean-subtracted 0-255 pixels
+
+
+def write_random_vgg16(path, image_size, seed, width=1.0):
+    """A seeded He-initialised VGG-16 (fc6/fc7 sized for `image_size`), written once to `path`: what
+    a backbone trained from nothing starts from. Glorot-initialised (Keras's default) plain VGG-16
+    features shrink ~2× per layer; He keeps their scale, and the first kernel is divided by the pixel
+    scale (inputs are 0-255 minus means) so activations stay near unit variance."""
+    if os.path.exists(path):
+        return path
+    keras.utils.set_random_seed(seed)
+    model = build_vgg16(conv_endpoint="fc7", input_shape=(image_size, image_size), width=width)
+    initializer = keras.initializers.HeNormal(seed=seed)
+    for layer in model.layers:
+        if layer.weights:
+            scale = 1.0 / PIXEL_SCALE if layer.name == "block1_conv1" else 1.0
+            layer.weights[0].assign(initializer(layer.weights[0].shape) * scale)
+    with atomic_keras_output(path) as temporary:
+        model.save_weights(temporary)
+    return path
