@@ -22,7 +22,7 @@ from absl import app, flags
 from actionvlad_tf.convert import release_ckpt
 from actionvlad_tf.atomic import save_keras_atomic
 from actionvlad_tf.models import build_actionvlad, build_frame_classifier, build_two_stream
-from actionvlad_tf.models.actionvlad import DEFAULT_FLOW_WEIGHT
+from actionvlad_tf.specs import FLOW_WEIGHT
 
 flags.DEFINE_string("checkpoint", None, "checkpoint: the release checkpoint (file, V2 prefix or folder); "
                     "the RGB one with --flow_checkpoint.")
@@ -31,7 +31,7 @@ flags.DEFINE_bool("two_stream_checkpoint", False, "checkpoint: --checkpoint hold
                   "(flow) of one model (release §1.5, §2.4).")
 flags.DEFINE_string("prefix", None, "checkpoint: stream scope in the checkpoint (stream0/, stream1/ or '' "
                     "for checkpoint_style None); default: detected.")
-flags.DEFINE_float("flow_weight", DEFAULT_FLOW_WEIGHT, "checkpoint: late-fusion flow weight (release 0.667).")
+flags.DEFINE_float("flow_weight", FLOW_WEIGHT, "checkpoint: late-fusion flow weight (release 0.667).")
 flags.DEFINE_integer("frames_per_video", None, "checkpoint: T of the Keras model; default any number of frames.")
 flags.DEFINE_integer("image_size", 224, "checkpoint: crop size S.")
 flags.DEFINE_bool("allow_missing", False, "checkpoint: keep initial values for weights the checkpoint lacks "

@@ -109,12 +109,13 @@ ENTRY_POINT_PARSER = """
     entry, flagfiles = sys.argv[1], sys.argv[2:]
     module = __import__(entry)
     from absl import flags
+    from flagfiles import expand_flagfiles
     problems = []
     for flagfile in flagfiles:
         values = flags.FLAGS
         values.unparse_flags()
         try:
-            values(["prog", f"--flagfile={flagfile}"])
+            values(expand_flagfiles(["prog", f"--flagfile={flagfile}"]))
         except flags.Error as error:
             problems.append(f"{flagfile}: {error}")
     print("\\n".join(problems) or "all parsed")

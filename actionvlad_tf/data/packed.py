@@ -29,11 +29,11 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from actionvlad_tf.atomic import atomic_output
+from actionvlad_tf.specs import STREAMS
 from actionvlad_tf.data.frames import (FLOW_TEMPLATE, RGB_TEMPLATE,
                                        check_modality_and_error_policy, file_names,
                                        flow_file_names, jpeg_ok)
 
-STREAMS = {"rgb": ("rgb",), "flow": ("flow",), "rgb+flow": ("rgb", "flow")}
 
 
 def _int64(values):

@@ -22,10 +22,10 @@ import tqdm
 
 from actionvlad_tf.data import sampling
 from actionvlad_tf.data.extraction import compute_flow_images
+from actionvlad_tf.specs import FLOW_STACK
 from actionvlad_tf.export.saved_model import SERVING_INPUT_NAMES, serving_functions
 
 DEFAULT_FRAMES_PER_VIDEO = 25
-FLOW_STACK = 10
 
 
 def resolve_model_path(path):
