@@ -136,3 +136,38 @@ def test_every_flagfile_parses_with_its_entry_point(tmp_path, entry):
                          env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.strip().endswith("all parsed"), run.stdout
+
+
+def test_a_flagfile_runs_from_another_folder(tmp_path):
+    """A repository flagfile named by its absolute path runs from any folder: its includes
+    (`--flagfile=_hmdb51.flags`) resolve beside it, so train.py gets past flag parsing and stops at
+    the data, whose paths stay relative to the working folder."""
+    environment = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    flagfile = CONFIGS / "hmdb51_rgb_split1_stage1.flags"
+    run = subprocess.run([sys.executable, str(REPO / "experiments" / "train.py"), f"--flagfile={flagfile}"],
+                         cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0
+    assert "Flags parsing error" not in run.stderr
+    assert "list file not found: data/hmdb51/lists/train_split1.txt" in run.stderr, run.stderr[-3000:]
+
+
+def test_flagfile_includes_resolve_beside_the_flagfile(tmp_path, monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("flagfiles", REPO / "experiments" / "flagfiles.py")
+    flagfiles = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(flagfiles)
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "_part.flags").write_text("# a partial\n--num_clusters=8\n--seed=3\n")
+    (tmp_path / "configs" / "run.flags").write_text("--flagfile=_part.flags\n--seed=4\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert flagfiles.expand_flagfiles(["prog", f"--flagfile={tmp_path}/configs/run.flags", "--x=1"]) == [
+        "prog", "--num_clusters=8", "--seed=3", "--seed=4", "--x=1"]
+    (tmp_path / "configs" / "bad.flags").write_text("--seed=1\n--flagfile=_missing.flags\n")
+    with pytest.raises(Exception, match=r"bad.flags:2: flagfile _missing.flags not found"):
+        flagfiles.expand_flagfiles(["prog", f"--flagfile={tmp_path}/configs/bad.flags"])
+    (tmp_path / "configs" / "loop.flags").write_text("--flagfile=loop.flags\n")
+    with pytest.raises(Exception, match="includes itself"):
+        flagfiles.expand_flagfiles(["prog", f"--flagfile={tmp_path}/configs/loop.flags"])
