@@ -8,7 +8,6 @@ own flags and runs with `flagfiles.run(main)`. The allowed values of --dataset_n
 """
 from absl import flags
 
-import flagfiles  # noqa: F401  (the entry points run through flagfiles.run)
 from actionvlad_tf.data import augment
 from actionvlad_tf.data.datasets import DATASETS, dataset_spec as _dataset_spec
 from actionvlad_tf.models.actionvlad import FUSIONS
@@ -100,7 +99,10 @@ def specs():
     return dataset, model_spec(dataset.num_classes), input_spec()
 
 
-flags.register_multi_flags_validator(
-    ["dataset_list_dir", "packed_files", "tfds_name"],
-    lambda values: bool(values["dataset_list_dir"] or values["packed_files"] or values["tfds_name"]),
-    "give --dataset_list_dir (lists of videos in frame folders), --packed_files or --tfds_name")
+
+def require_videos():
+    """Makes one source of videos required: a list folder (frame folders), shards or TFDS."""
+    flags.register_multi_flags_validator(
+        ["dataset_list_dir", "packed_files", "tfds_name"],
+        lambda values: bool(values["dataset_list_dir"] or values["packed_files"] or values["tfds_name"]),
+        "give --dataset_list_dir (lists of videos in frame folders), --packed_files or --tfds_name")
