@@ -99,7 +99,7 @@ class ModelSpec:
 
     def __post_init__(self):
         if self.modality not in STREAMS:
-            raise ValueError(f"modality must be one of {MODALITIES}, got {self.modality!r}")
+            raise ValueError(f"modality {self.modality!r} is not one of {MODALITIES}")
 
     @property
     def streams(self):
@@ -155,7 +155,7 @@ class InputSpec:
 
     def __post_init__(self):
         if self.modality not in STREAMS:
-            raise ValueError(f"modality must be one of {MODALITIES}, got {self.modality!r}")
+            raise ValueError(f"modality {self.modality!r} is not one of {MODALITIES}")
         if self.packed_files and self.tfds_name:
             raise ValueError("give packed_files or tfds_name, not both")
 

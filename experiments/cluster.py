@@ -39,4 +39,5 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["centers"])
+    common_flags.require_videos()
     flagfiles.run(main)

@@ -40,4 +40,5 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["checkpoint_path", "results_dir"])
+    common_flags.require_videos()
     flagfiles.run(main)

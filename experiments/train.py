@@ -76,4 +76,5 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["train_dir"])
+    common_flags.require_videos()
     flagfiles.run(main)

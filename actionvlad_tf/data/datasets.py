@@ -14,10 +14,37 @@ from actionvlad_tf.data.lists import read_class_names, read_list
 from actionvlad_tf.specs import CHARADES_NUM_CLASSES, DatasetSpec
 
 CLASS_NAME_FILES = ("actions.txt", "classInd.txt")  # looked for in the list folder of a custom dataset
+# The release's actions.txt (label order: alphabetical).
+HMDB51_CLASSES = (
+    "brush_hair", "cartwheel", "catch", "chew", "clap", "climb", "climb_stairs", "dive", "draw_sword",
+    "dribble", "drink", "eat", "fall_floor", "fencing", "flic_flac", "golf", "handstand", "hit", "hug",
+    "jump", "kick", "kick_ball", "kiss", "laugh", "pick", "pour", "pullup", "punch", "push", "pushup",
+    "ride_bike", "ride_horse", "run", "shake_hands", "shoot_ball", "shoot_bow", "shoot_gun", "sit", "situp",
+    "smile", "smoke", "somersault", "stand", "swing_baseball", "sword", "sword_exercise", "talk", "throw",
+    "turn", "walk", "wave",
+)
+# UCF101's classInd.txt (label order: alphabetical, case-insensitive).
+UCF101_CLASSES = (
+    "ApplyEyeMakeup", "ApplyLipstick", "Archery", "BabyCrawling", "BalanceBeam", "BandMarching",
+    "BaseballPitch", "Basketball", "BasketballDunk", "BenchPress", "Biking", "Billiards", "BlowDryHair",
+    "BlowingCandles", "BodyWeightSquats", "Bowling", "BoxingPunchingBag", "BoxingSpeedBag", "BreastStroke",
+    "BrushingTeeth", "CleanAndJerk", "CliffDiving", "CricketBowling", "CricketShot", "CuttingInKitchen",
+    "Diving", "Drumming", "Fencing", "FieldHockeyPenalty", "FloorGymnastics", "FrisbeeCatch", "FrontCrawl",
+    "GolfSwing", "Haircut", "Hammering", "HammerThrow", "HandstandPushups", "HandstandWalking",
+    "HeadMassage", "HighJump", "HorseRace", "HorseRiding", "HulaHoop", "IceDancing", "JavelinThrow",
+    "JugglingBalls", "JumpingJack", "JumpRope", "Kayaking", "Knitting", "LongJump", "Lunges",
+    "MilitaryParade", "Mixing", "MoppingFloor", "Nunchucks", "ParallelBars", "PizzaTossing", "PlayingCello",
+    "PlayingDaf", "PlayingDhol", "PlayingFlute", "PlayingGuitar", "PlayingPiano", "PlayingSitar",
+    "PlayingTabla", "PlayingViolin", "PoleVault", "PommelHorse", "PullUps", "Punch", "PushUps", "Rafting",
+    "RockClimbingIndoor", "RopeClimbing", "Rowing", "SalsaSpin", "ShavingBeard", "Shotput", "SkateBoarding",
+    "Skiing", "Skijet", "SkyDiving", "SoccerJuggling", "SoccerPenalty", "StillRings", "SumoWrestling",
+    "Surfing", "Swing", "TableTennisShot", "TaiChi", "TennisSwing", "ThrowDiscus", "TrampolineJumping",
+    "Typing", "UnevenBars", "VolleyballSpiking", "WalkingWithDog", "WallPushups", "WritingOnBoard", "YoYo",
+)
 
 DATASETS = {
-    "hmdb51": DatasetSpec("hmdb51", 51, class_names_file="actions.txt"),
-    "ucf101": DatasetSpec("ucf101", 101, class_names_file="classInd.txt"),
+    "hmdb51": DatasetSpec("hmdb51", 51, HMDB51_CLASSES, class_names_file="actions.txt"),
+    "ucf101": DatasetSpec("ucf101", 101, UCF101_CLASSES, class_names_file="classInd.txt"),
     "charades": DatasetSpec("charades", CHARADES_NUM_CLASSES, multi_label=True, metric="charades_map"),
 }
 
