@@ -113,12 +113,20 @@ def test_hmdb51_runs_follow_the_release_recipe(split, modality):
             "adam", 1e-4, 5.0)
         assert (int(resolved["num_steps_per_decay"]), float(resolved["learning_rate_decay_factor"])) == (5000, 0.1)
         assert float(resolved["weight_decay"]) == 4e-5 and float(resolved["netvlad_alpha"]) == 1000.0
+    # each variable's gradient is clipped per micro-batch of the release's: 4 × 2 clones, then 4 × 4
+    assert (int(stage1["batch_size"]), int(stage2["batch_size"])) == (8, 16)
+    if modality == "flow":  # from the release's per-split two-stream flow network, converted
+        assert stage1["backbone_weights"] == f"runs/release/hmdb51_twostream_flow_split{split}/model.keras"
     assert evaluation["num_crops"] == {"rgb": "1", "flow": "5"}[modality]  # README numbers, §8 row 10
     assert stage2["checkpoint_path"] == stage1["train_dir"] and evaluation["checkpoint_path"] == stage2["train_dir"]
 
 
 def test_every_consumed_file_is_produced_by_another_flagfile():
-    produced, consumed = set(), collections.defaultdict(list)
+    """... or by experiments/release_model.py (a released checkpoint, converted to its default output)."""
+    from actionvlad_tf.convert.release_models import RELEASE_MODELS
+
+    produced = {f"runs/release/{name}/model.keras" for name in RELEASE_MODELS}
+    consumed = collections.defaultdict(list)
     for path in RUNNABLE:
         entry, resolved = _entry_point(path), _resolve(path)
         if entry == "cluster":
