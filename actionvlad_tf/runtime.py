@@ -3,14 +3,18 @@ policy and determinism (seeds, deterministic TF ops)."""
 import keras
 import tensorflow as tf
 
+from actionvlad_tf import hardware
 
-def set_precision(mixed_precision):
-    """Mixed precision before building: float16 on GPU (the trainer scales the loss), bfloat16 on
-    CPU; NetVLAD and the logits stay float32. Returns the policy name."""
-    name = "float32"
-    if mixed_precision:
-        name = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+
+def set_precision(mixed_precision="auto"):
+    """Sets the Keras dtype policy before building and prints it with the reason: `mixed_precision`
+    is auto (bfloat16 on a CPU only where it has native bfloat16, bfloat16 or float16 on a GPU,
+    float32 otherwise: `actionvlad_tf.hardware.choose_precision`), float32, bfloat16, float16, or a
+    boolean (true: float16 on GPU with loss scaling in the trainer, bfloat16 on CPU). NetVLAD and the
+    logits stay float32. Returns the policy name."""
+    name, reason = hardware.choose_precision(mixed_precision)
     keras.mixed_precision.set_global_policy(name)
+    print(f"precision: {name} ({reason})", flush=True)
     return name
 
 

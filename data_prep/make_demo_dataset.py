@@ -20,6 +20,8 @@ flags.DEFINE_integer("num_classes", 6, f"Classes (1 … {synthetic.MAX_CLASSES};
                      "streams confuse some pairs by design).")
 flags.DEFINE_integer("train_per_class", 10, "Training videos per class.")
 flags.DEFINE_integer("test_per_class", 5, "Test videos per class.")
+flags.DEFINE_integer("val_per_class", 0, "Training videos per class held out as split 2's test list "
+                     "(a validation split cut from the training videos; split 2 trains on the rest).")
 flags.DEFINE_integer("num_frames", 36, "Frames per video.")
 flags.DEFINE_integer("height", 96, "Frame height.")
 flags.DEFINE_integer("width", 128, "Frame width.")
@@ -33,7 +35,8 @@ def main(argv):
     start = time.perf_counter()
     summary = synthetic.generate_demo_dataset(
         FLAGS.output_dir, FLAGS.num_classes, FLAGS.train_per_class, FLAGS.test_per_class,
-        FLAGS.num_frames, FLAGS.height, FLAGS.width, seed=FLAGS.seed)
+        FLAGS.num_frames, FLAGS.height, FLAGS.width, seed=FLAGS.seed,
+        val_per_class=FLAGS.val_per_class)
     print(f"{summary.num_videos} videos ({summary.written} written, {summary.kept} kept), "
           f"{summary.num_frames} frames, {summary.video_bytes / 1e6:.1f} MB, "
           f"{time.perf_counter() - start:.1f} s")

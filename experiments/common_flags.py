@@ -8,6 +8,7 @@ own flags and runs with `flagfiles.run(main)`. The allowed values of --dataset_n
 """
 from absl import flags
 
+from actionvlad_tf import hardware
 from actionvlad_tf.data import augment
 from actionvlad_tf.data.datasets import DATASETS, dataset_spec as _dataset_spec
 from actionvlad_tf.models.actionvlad import FUSIONS
@@ -32,7 +33,11 @@ flags.DEFINE_enum("on_error", "raise", ["raise", "skip"],
                   "Unreadable videos: raise an error naming them, or skip them and report them at the end.")
 flags.DEFINE_integer("seed", 0, "Seed of initialisation, shuffling, crops and k-means.")
 flags.DEFINE_bool("deterministic", False, "Deterministic TF ops (a resumed run equals an uninterrupted one).")
-flags.DEFINE_bool("mixed_precision", False, "mixed_float16 on GPU (loss scaling), mixed_bfloat16 on CPU.")
+flags.DEFINE_enum("mixed_precision", "auto", list(hardware.PRECISION_CHOICES) + ["true", "false"],
+                  "auto: bfloat16 on a CPU only where it has native bfloat16 (AMX / AVX512-BF16), bfloat16 "
+                  "(compute capability >= 8) or float16 on a GPU, float32 otherwise; or float32 / bfloat16 / "
+                  "float16; true = the device's mixed precision (float16 GPU, bfloat16 CPU), false = float32. "
+                  "The choice is printed with its reason.", case_sensitive=False)
 
 # Model (release §1).
 flags.DEFINE_enum("model_name", "vgg16", list(BACKBONES), "Backbone (every stream of every fusion).")
@@ -50,8 +55,10 @@ flags.DEFINE_float("dropout", 0.8, "Drop rate after fc6/fc7 of the frame baselin
 flags.DEFINE_string("backbone_weights", None,
                     "imagenet, a VGG16 .h5, or a .keras model (e.g. the trained frame baseline); "
                     "comma list rgb,flow for --modality=rgb+flow.")
+flags.DEFINE_float("backbone_width", 1.0,
+                   "VGG-16 width multiplier (conv 64·w … 512·w, fc 4096·w); 1 is the paper's. It must "
+                   "match --backbone_weights (the demo stand-in: its card's width).")
 flags.DEFINE_integer("num_crops", 1, "Test crops per frame, 1 or 5; all crops of all frames in one bag.")
-flags.DEFINE_float("backbone_width", 1.0, "Channel multiplier of the backbone (1: the published network).")
 
 # Packed videos instead of frame folders (docs/data_pipeline.md).
 flags.DEFINE_string("packed_files", None,

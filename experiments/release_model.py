@@ -34,7 +34,7 @@ def main(argv):
     done = release_models.fetch_convert_evaluate(
         FLAGS.name, FLAGS.models_dir, output, common_flags.input_spec() if evaluate else None,
         FLAGS.results_dir or os.path.dirname(os.path.abspath(output)), FLAGS.checkpoint_file, FLAGS.sha256,
-        FLAGS.image_size)
+        FLAGS.image_size, FLAGS.mixed_precision)
     print(f"{done['path']}: SHA-256 {done['sha256']}")
     print(done["report"].summary())
     print(f"Keras model: {done['model']}")

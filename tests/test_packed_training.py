@@ -34,7 +34,7 @@ def test_training_from_shards_equals_training_from_folders(tmp_path):
     models = {}
     for name, inputs in (("folders", folders), ("packed", packed)):
         options = TrainOptions(train_dir=str(tmp_path / name), recipe={"max_number_of_steps": 3}, iter_size=1,
-                               save_every_n_steps=3, seed=5)
+                               save_every_n_steps=3, seed=5, mixed_precision="float32")
         result, _ = train_experiment(dataset, model, inputs, options)
         assert result.step == 3
         models[name] = _weights(result.model_path)
@@ -44,7 +44,7 @@ def test_training_from_shards_equals_training_from_folders(tmp_path):
     logits = {}
     for name, inputs in (("folders", folders), ("packed", packed)):
         results = evaluate_experiment(dataset, model, inputs, str(tmp_path / "folders" / "model.keras"),
-                                      str(tmp_path / f"eval_{name}"))
+                                      str(tmp_path / f"eval_{name}"), mixed_precision="float32")
         assert results["num_videos"] == 6
         with h5py.File(results["logits_file"], "r") as h5:
             logits[name] = h5["stream0/logits"][()]

@@ -176,7 +176,7 @@ def convert(name, checkpoint, output, image_size=224):
 
 
 def fetch_convert_evaluate(name, directory, output, input_spec=None, results_dir=None, local_file=None,
-                           sha256=None, image_size=224):
+                           sha256=None, image_size=224, mixed_precision="auto"):
     """Name → evaluated Keras model: `fetch`, `convert` to `output`, and with an `input_spec` (where
     the test videos are; its modality and split are set from the checkpoint) evaluate on the test
     split into `results_dir`. Returns a dict: path, sha256, model (the .keras path), report (the
@@ -200,5 +200,6 @@ def fetch_convert_evaluate(name, directory, output, input_spec=None, results_dir
                      conv_endpoint="fc8" if arch["include_top"] else "conv5",
                      num_clusters=arch["num_clusters"] or 64, image_size=inputs.image_size,
                      frames_per_video=inputs.frames_per_video, num_crops=inputs.num_crops)
-    done["results"] = evaluate_experiment(dataset, spec, inputs, output, results_dir)
+    done["results"] = evaluate_experiment(dataset, spec, inputs, output, results_dir,
+                                          mixed_precision=mixed_precision)
     return done

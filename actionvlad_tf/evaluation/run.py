@@ -46,7 +46,7 @@ def predict_in_list_order(model, dataset, num_videos=None):
 
 
 def evaluate_experiment(dataset_spec, model_spec, input_spec, checkpoint_path, results_dir, logits_file=None,
-                        split_name="test", charades_csv=None, seed=0, deterministic=False, mixed_precision=False):
+                        split_name="test", charades_csv=None, seed=0, deterministic=False, mixed_precision="auto"):
     """Evaluates the weights at `checkpoint_path` (a train_dir, a checkpoint or a `.keras` file) on
     the `split_name` split; returns the results dict (module docstring) with "num_videos",
     "logits_file" and "weights" added."""

@@ -126,8 +126,8 @@ def build_actionvlad(
     backbone_weights=None,
     initial_centers=None,
     model_name="vgg16",
-    name="actionvlad",
     backbone_width=1.0,
+    name="actionvlad",
 ):
     """ActionVLAD for one stream: [B, crops·T, S, S, C] → logits [B, num_classes].
 
@@ -197,10 +197,10 @@ def build_two_stream(
     flow_weights=None,
     flow_weight=FLOW_WEIGHT,
     initial_centers=None,
+    backbone_width=1.0,
     name=None,
     pooling="netvlad",
     model_name="vgg16",
-    backbone_width=1.0,
 ):
     """Two-stream ActionVLAD on inputs {"rgb": [B, T, S, S, 3], "flow": [B, T, S, S, 20]}, each
     stream a `model_name` backbone, pooled by `pooling` (every fusion honours both).
@@ -215,6 +215,7 @@ def build_two_stream(
     `pooled_dropout` defaults to 0.5 for the single-classifier fusions, where the release's dropout
     is active (§1.5), and to 0 for late fusion. `initial_centers`: for "late" and "concat_vlad" a
     pair (rgb, flow) of [K, D] arrays; for "concat" one [K, 2D] array; for "early" one [K, D] array.
+    `backbone_width`: both VGG-16s' width multiplier.
     """
     if fusion not in FUSIONS:
         raise ValueError(f"fusion must be one of {sorted(FUSIONS)}, got {fusion!r}")
@@ -288,6 +289,7 @@ def build_frame_classifier(
     weight_decay=5e-4,
     fc_dropout=0.8,
     trainable_from="fc1",
+    backbone_width=1.0,
     name=None,
 ):
     """The two-stream baseline (paper Tables 1–3 "2-Stream"; release §1.4 pooling None / avg): a
@@ -296,12 +298,13 @@ def build_frame_classifier(
 
     `trainable_from` (default fc6, i.e. `fc1`; release 005: fc6, fc7 and fc8 trained) selects the
     first trainable layer; "block1_conv1" trains everything (from scratch, as the demo does).
+    `backbone_width`: VGG-16's width multiplier.
     """
     video = _video_input(modality, frames_per_video, image_size, name=modality)
     backbone = vgg16.build_vgg16(
         modality=modality, weights=weights, input_shape=(image_size, image_size),
         weight_decay=weight_decay, include_top=True, num_classes=num_classes,
-        fc_dropout=fc_dropout, trainable_from=trainable_from, name=f"{modality}_vgg16",
+        fc_dropout=fc_dropout, trainable_from=trainable_from, width=backbone_width, name=f"{modality}_vgg16",
     )
     frame_logits = _frame_features(video, backbone)  # [B, T, C]
     logits = SpatioTemporalPooling("avg", name="frame_average", dtype="float32")(frame_logits)

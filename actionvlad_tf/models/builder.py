@@ -28,7 +28,7 @@ def build_model(spec, initial_centers=None):
         return build_frame_classifier(spec.num_classes, modality=spec.modality,
                                       frames_per_video=spec.frames_per_video * spec.num_crops,
                                       image_size=spec.image_size, weight_decay=spec.weight_decay,
-                                      fc_dropout=spec.fc_dropout)
+                                      fc_dropout=spec.fc_dropout, backbone_width=spec.backbone_width)
     if spec.modality == "rgb+flow":
         if spec.fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {sorted(FUSIONS)}, got {spec.fusion!r}")

@@ -29,11 +29,10 @@ class Backbone:
 
 
 def _build_vgg16(modality, conv_endpoint, weights, image_size, weight_decay, trainable_from, name, width=1.0):
-    extra = {} if width == 1.0 else {"width": width}  # the width multiplier, where build_vgg16 has it
     return vgg16.build_vgg16(
         modality=modality, conv_endpoint=conv_endpoint, weights=weights,
         input_shape=(image_size, image_size) if conv_endpoint == "fc7" else None,
-        weight_decay=weight_decay, trainable_from=trainable_from, name=name, **extra)
+        weight_decay=weight_decay, trainable_from=trainable_from, width=width, name=name)
 
 
 def _build_bn_inception(modality, conv_endpoint, weights, image_size, weight_decay, trainable_from, name,

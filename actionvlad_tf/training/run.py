@@ -54,7 +54,7 @@ class TrainOptions:
     cache_dtype: str = "float32"
     seed: int = 0
     deterministic: bool = False
-    mixed_precision: bool = False
+    mixed_precision: str = "auto"
 
 
 def has_checkpoint(train_dir):
@@ -168,7 +168,7 @@ class ClusterOptions:
     backbone_weights: Optional[str] = None
     seed: int = 0
     deterministic: bool = False
-    mixed_precision: bool = False
+    mixed_precision: str = "auto"
 
 
 def cluster_experiment(dataset_spec, model_spec, input_spec, options):
