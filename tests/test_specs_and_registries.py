@@ -5,13 +5,10 @@ import numpy as np
 import pytest
 
 from actionvlad_tf.data import datasets
-from actionvlad_tf.data.video_input import make_dataset, make_video_dataset
 from actionvlad_tf.layers import NetVLADPooling, SpatioTemporalPooling
 from actionvlad_tf.models import FUSIONS, POOLINGS, backbones, build_model, pooling_layers
 from actionvlad_tf.models.bn_inception import is_bn_inception
-from actionvlad_tf.specs import DatasetSpec, InputSpec, ModelSpec
-
-from frame_folders import write_video
+from actionvlad_tf.specs import DatasetSpec, ModelSpec
 
 
 def _inputs(spec, batch=1):
@@ -109,14 +106,3 @@ def test_a_toy_dataset_is_one_registration(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="train_split1.txt"):  # label 2 of a 2-class dataset
         datasets.read_entries(spec, datasets.split_list_file(tmp_path / "lists", "train", 1))
 
-
-def test_make_video_dataset_is_make_dataset_of_its_input_spec(tmp_path):
-    for name in ("a", "b"):
-        write_video(tmp_path / "frames", name, 6, flow=False, textured=True, size=(40, 48))
-    (tmp_path / "list.txt").write_text("a 6 0\nb 6 1\n")
-    kwargs = dict(frames_root=str(tmp_path / "frames"), frames_per_video=2, batch_size=2, image_size=32,
-                  resize_shape=(40, 48))
-    (old_video, old_label), = list(make_video_dataset(str(tmp_path / "list.txt"), **kwargs))
-    (new_video, new_label), = list(make_dataset(InputSpec(**kwargs), list_file=str(tmp_path / "list.txt")))
-    np.testing.assert_array_equal(old_video, new_video)
-    np.testing.assert_array_equal(old_label, new_label)
