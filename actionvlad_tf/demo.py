@@ -12,6 +12,16 @@ import json
 import os
 import time
 
+import numpy as np
+
+from actionvlad_tf import hardware, zoo
+from actionvlad_tf.atomic import atomic_output, write_json
+from actionvlad_tf.data.lists import read_list
+from actionvlad_tf.evaluation import late_fusion, read_logits, top_k_accuracy
+from actionvlad_tf.models.vgg16 import write_random_vgg16
+from actionvlad_tf.prep import synthetic
+from actionvlad_tf.workflow import Step, Workflow, code_version, last_lines
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout: entry points live here
 STREAMS = ("rgb", "flow")
 POOLINGS = ("avg", "max", "netvlad")
@@ -31,8 +41,6 @@ CONFIG_KEYS = ("backbone_weights", "backbone_width", "num_classes", "train_per_c
 def resolve_backbone(config, runs):
     """(weights file or "imagenet", width, image size, caption) of config["backbone_weights"]: a name
     of the package's zoo (the offline stand-in for ImageNet), imagenet, random, or a file."""
-    from actionvlad_tf import zoo
-    from actionvlad_tf.models.vgg16 import write_random_vgg16
 
     name = config["backbone_weights"]
     if name == "imagenet":
@@ -58,7 +66,6 @@ def resolve_backbone(config, runs):
 
 def build_steps(config, out, backbone, width, image_size, precision):
     """The demo's steps (`actionvlad_tf.workflow.Step`) for one seed under `out`."""
-    from actionvlad_tf.workflow import Step
 
     data, runs, results = (os.path.join(out, d) for d in ("data", "runs", "results"))
     lists = os.path.join(data, "lists")
@@ -166,7 +173,6 @@ def build_steps(config, out, backbone, width, image_size, precision):
 def held_out_videos(config, data):
     """Paths of held-out videos that no model trained on, one per class in turn: the test videos,
     or with evaluate_on "val" the validation videos."""
-    from actionvlad_tf.data import synthetic
 
     classes = synthetic.demo_classes(config["num_classes"])
     first, count = config["train_per_class"] + 1, config["test_per_class"]
@@ -178,10 +184,6 @@ def held_out_videos(config, data):
 
 def fuse_all(results_dir, list_file):
     """Late fusion (raw logits, flow weight 0.667, release §6.3) of every method's two streams."""
-    import numpy as np
-
-    from actionvlad_tf.data.lists import read_list
-    from actionvlad_tf.evaluation import late_fusion, read_logits, top_k_accuracy
 
     labels = np.array([entry.label for entry in read_list(list_file)])
     table = {}
@@ -210,9 +212,6 @@ def run_demo(config, out, precision, reason):
     """The whole demo for one configuration (`CONFIG_KEYS` and "jobs") under `out`, with the Keras
     precision `precision` (float32 / bfloat16 / float16) chosen for `reason`; prints progress, the
     table and the predictions, writes `results.json` and returns its content."""
-    from actionvlad_tf import hardware
-    from actionvlad_tf.evaluation.report import write_json
-    from actionvlad_tf.workflow import Workflow, code_version, last_lines
 
     start = time.time()
     runs = os.path.join(out, "runs")
@@ -260,8 +259,6 @@ def run_demo(config, out, precision, reason):
 
 def seeds_table(summaries, caption):
     """Markdown: mean ± standard deviation over seeds of every row and column."""
-    import numpy as np
-
     seeds = [s["config"]["seed"] for s in summaries]
     lines = [f"Demo top-1 accuracy (%), mean ± standard deviation over seeds {', '.join(map(str, seeds))} "
              f"({summaries[0]['num_test_videos']} test videos per seed, chance "
@@ -284,7 +281,6 @@ def seeds_table(summaries, caption):
 def run_seeds(config, out, seeds, precision, reason, table_files=()):
     """`run_demo` once per seed in `<out>/seed_N`; writes the mean ± std table (`seeds_table`) to
     `<out>/seeds.md` and each of `table_files`, and `<out>/seeds.json`; returns the table."""
-    from actionvlad_tf.atomic import atomic_output
 
     summaries = []
     for seed in seeds:

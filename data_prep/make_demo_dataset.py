@@ -1,4 +1,4 @@
-r"""The built-in demo dataset: short videos of composite actions (actionvlad_tf.data.synthetic).
+r"""The built-in demo dataset: short videos of composite actions (actionvlad_tf.prep.synthetic).
 
   python data_prep/make_demo_dataset.py --output_dir=demo_out/data
   python data_prep/extract_frames.py --videos=demo_out/data/videos --output_dir=demo_out/data/frames
@@ -13,7 +13,7 @@ import time
 
 from absl import app, flags
 
-from actionvlad_tf.data import synthetic
+from actionvlad_tf.prep import synthetic
 
 flags.DEFINE_string("output_dir", None, "Where the dataset goes.")
 flags.DEFINE_integer("num_classes", 6, f"Classes (1 … {synthetic.MAX_CLASSES}; beyond 6, single "

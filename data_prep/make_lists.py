@@ -25,8 +25,8 @@ import sys
 
 from absl import app, flags
 
-from actionvlad_tf.data import splits
 from actionvlad_tf.data.frames import RGB_TEMPLATE
+from actionvlad_tf.prep import splits
 
 flags.DEFINE_enum("dataset", None, list(splits.LIST_MAKERS), "Which official split format to read.")
 flags.DEFINE_string("split_dir", None, "Official split folder (UCF101 ucfTrainTestlist, HMDB51 "

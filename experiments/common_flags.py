@@ -92,6 +92,8 @@ def model_spec(num_classes, weight_decay=0.0):
 
 def input_spec():
     """The `InputSpec` of the data flags (the library sets training, batch and seed per use)."""
+    if FLAGS.tfds_name:  # registers action_vlad_frames; TFDS is imported only for a TFDS run
+        import actionvlad_tf.prep.tfds_builder  # noqa: F401
     return InputSpec(
         modality=FLAGS.modality, frames_per_video=FLAGS.frames_per_video, batch_size=FLAGS.batch_size,
         num_crops=FLAGS.num_crops, image_size=FLAGS.image_size, resize_shape=resize_shape(),

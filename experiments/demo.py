@@ -3,7 +3,7 @@ r"""The main job on the built-in demo data: the release's whole chain, end to en
   python experiments/demo.py --output_dir=demo_out
   python experiments/demo.py --output_dir=demo_out --seeds=0,1,2 --seeds_table=docs/demo_seeds.md
 
-1. generate the demo dataset (real video files of composite actions, `actionvlad_tf.data.synthetic`),
+1. generate the demo dataset (real video files of composite actions, `actionvlad_tf.prep.synthetic`),
    extract frames and optical flow, make the split lists (`data_prep/*`);
 2. the backbone: the release starts RGB from ImageNet VGG-16; offline, the demo uses the project's
    pretrained stand-in (VGG-16 topology pretrained on generated stills, `--backbone_weights`);

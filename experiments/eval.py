@@ -14,6 +14,7 @@ from absl import flags
 import common_flags
 import flagfiles
 from actionvlad_tf.evaluation.run import evaluate_experiment
+from actionvlad_tf.viz.report import write_results
 
 flags.DEFINE_string("checkpoint_path", None, "A train_dir (its latest checkpoint), a checkpoint or a .keras file.")
 flags.DEFINE_string("split_name", "test", "Evaluate {split_name}_split{N}.txt.")
@@ -29,6 +30,7 @@ def main(argv):
     results = evaluate_experiment(dataset, model, inputs, FLAGS.checkpoint_path, FLAGS.results_dir,
                                   FLAGS.logits_file, FLAGS.split_name, FLAGS.charades_csv, FLAGS.seed,
                                   FLAGS.deterministic, FLAGS.mixed_precision)
+    write_results(results, FLAGS.results_dir)
     print(f"weights: {results['weights']}")
     print(f"logits ({results['num_videos']}, {model.num_classes}) → {results['logits_file']}")
     if "mAP" in results:

@@ -29,6 +29,7 @@ flags.DEFINE_float("learning_rate", _DEFAULTS.learning_rate, "Peak learning rate
 flags.DEFINE_integer("warmup_steps", _DEFAULTS.warmup_steps, "Linear warm-up updates.")
 flags.DEFINE_float("clipnorm", _DEFAULTS.clipnorm, "Global gradient-norm clip (0: none).")
 flags.DEFINE_float("label_smoothing", _DEFAULTS.label_smoothing, "Label smoothing of every head.")
+flags.DEFINE_float("aux_weight", _DEFAULTS.aux_weight, "Loss weight of the conv3_3 and conv4_3 heads (deep supervision).")
 flags.DEFINE_float("dropout", _DEFAULTS.dropout, "Dropout on the pooled conv5 vector before the heads.")
 flags.DEFINE_integer("curriculum_steps", _DEFAULTS.curriculum_steps,
                      "Updates over which the sampled objects widen from the larger half to all sizes (0: off).")
@@ -49,7 +50,7 @@ def main(argv):
     config = pretrain.PretrainConfig(
         width=FLAGS.width, image_size=FLAGS.image_size, steps=FLAGS.steps, batch_size=FLAGS.batch_size,
         learning_rate=FLAGS.learning_rate, warmup_steps=FLAGS.warmup_steps, clipnorm=FLAGS.clipnorm,
-        label_smoothing=FLAGS.label_smoothing, dropout=FLAGS.dropout,
+        label_smoothing=FLAGS.label_smoothing, aux_weight=FLAGS.aux_weight, dropout=FLAGS.dropout,
         curriculum_steps=FLAGS.curriculum_steps, train_images=FLAGS.train_images, val_images=FLAGS.val_images,
         radius_range=tuple(float(v) for v in FLAGS.radius_range), mixed_precision=FLAGS.mixed_precision,
         seed=FLAGS.seed, eval_every=FLAGS.eval_every)

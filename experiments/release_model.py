@@ -16,6 +16,7 @@ from absl import flags
 import common_flags
 import flagfiles
 from actionvlad_tf.convert import release_models
+from actionvlad_tf.viz.report import write_results
 
 flags.DEFINE_enum("name", None, list(release_models.RELEASE_MODELS), "The released checkpoint.")
 flags.DEFINE_string("models_dir", ".", "Root of get_models.sh's models/ folder (downloads go there).")
@@ -40,6 +41,7 @@ def main(argv):
     print(f"Keras model: {done['model']}")
     if "results" in done:
         results, expected = done["results"], done["expected"]
+        write_results(results, FLAGS.results_dir or os.path.dirname(os.path.abspath(output)))
         figure = f"top-1 {results['top1']:.2f}" if "top1" in results else f"mAP {results['mAP']:.2f}"
         print(f"{figure} on {results['num_videos']} videos"
               + (f" (the release: {expected:.2f} at 25 frames × 5 crops)" if expected is not None else ""))

@@ -18,8 +18,8 @@ from absl import app, flags
 from keras.saving import load_model
 
 import viz_flags  # noqa: F401  (--model, --frames_per_video, --flow_method)
-from actionvlad_tf.data.extraction import read_video_frames
-from actionvlad_tf.export.predictor import FlowCache, sample_inputs
+from actionvlad_tf.prep.extraction import read_video_frames
+from actionvlad_tf.prep.video_inputs import FlowCache, sample_inputs
 from actionvlad_tf.viz import common, tsne
 
 flags.DEFINE_enum("mode", "conv5_vs_fc7", ["conv5_vs_fc7", "rgb_vs_flow"], "Fig. 5 or Fig. 10.")

@@ -11,6 +11,7 @@ import tensorflow as tf
 from actionvlad_tf.models import bn_inception
 from actionvlad_tf.models.actionvlad import build_actionvlad, set_training_stage
 from actionvlad_tf.models.vgg16 import flow_kernel_from_rgb
+from harness import check_config_round_trip
 
 # Release §7 table: channels per endpoint, and the spatial stride from the input.
 ENDPOINT_SHAPES = {
@@ -120,11 +121,9 @@ def test_frozen_batchnorm_stays_frozen_during_a_training_step():
 
 def test_frozen_batchnorm_config_round_trip():
     layer = bn_inception.FrozenBatchNormalization(epsilon=1e-5, momentum=0.9, name="bn")
-    clone = bn_inception.FrozenBatchNormalization.from_config(layer.get_config())
+    clone = check_config_round_trip(layer, ("epsilon", "momentum"))
     clone.trainable = True
     assert clone.trainable is False and clone.epsilon == 1e-5
-    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
-    assert isinstance(restored, bn_inception.FrozenBatchNormalization)
 
 
 def _release_values(model, stream="stream0", rgb_first_conv=False, seed=0):

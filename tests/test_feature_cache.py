@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from actionvlad_tf.centers import save_centers
 from actionvlad_tf.data import augment
 from actionvlad_tf.data.video_input import make_video_dataset
 from actionvlad_tf.models import build_actionvlad, set_training_stage
 from actionvlad_tf.training import TrainConfig, split_at_frozen_boundary, train
-from actionvlad_tf.training.kmeans import save_centers
 from actionvlad_tf.training.feature_cache import (FeatureCache, build_feature_cache, cache_key,
                                                   cached_training_inputs, view_seed)
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from actionvlad_tf.data.datasets import dataset_spec
 from actionvlad_tf.data.lists import read_list
-from actionvlad_tf.data.packed import write_packed_shards
+from actionvlad_tf.prep.shards import write_packed_shards
 from actionvlad_tf.evaluation.run import evaluate_experiment
 from actionvlad_tf.specs import InputSpec, ModelSpec
 from actionvlad_tf.training.run import TrainOptions, train_experiment

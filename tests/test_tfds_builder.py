@@ -4,8 +4,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from actionvlad_tf.data.tfds_builder import ActionVladFrames, ActionVladFramesConfig
 from actionvlad_tf.data.video_input import make_video_dataset
+from actionvlad_tf.prep.tfds_builder import ActionVladFrames, ActionVladFramesConfig
 from frame_folders import write_list, write_video
 
 

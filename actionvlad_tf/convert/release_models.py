@@ -21,7 +21,10 @@ from typing import Optional
 
 from actionvlad_tf.atomic import save_keras_atomic
 from actionvlad_tf.convert import release_ckpt
+from actionvlad_tf.data.datasets import dataset_spec
+from actionvlad_tf.evaluation.run import evaluate_experiment
 from actionvlad_tf.models import build_actionvlad, build_frame_classifier
+from actionvlad_tf.specs import ModelSpec
 
 _BOX = "https://cmu.box.com/shared/static/"
 ACTIONVLAD_DIR = "models/PreTrained/ActionVLAD-pretrained"
@@ -181,10 +184,6 @@ def fetch_convert_evaluate(name, directory, output, input_spec=None, results_dir
     the test videos are; its modality and split are set from the checkpoint) evaluate on the test
     split into `results_dir`. Returns a dict: path, sha256, model (the .keras path), report (the
     conversion's) and, when evaluated, results (`evaluate_experiment`'s) and expected."""
-    from actionvlad_tf.data.datasets import dataset_spec
-    from actionvlad_tf.evaluation.run import evaluate_experiment
-    from actionvlad_tf.specs import ModelSpec
-
     entry = release_model(name)
     path, digest = fetch(name, directory, local_file, sha256)
     model, report, arch = convert(name, path, output, input_spec.image_size if input_spec else image_size)

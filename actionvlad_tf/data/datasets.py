@@ -4,7 +4,7 @@
     register_dataset(DatasetSpec(name="toy", num_classes=4, class_names=("a", "b", "c", "d")))
 
 `--dataset_name` accepts any registered name (or another name with `--num_classes`). A dataset
-with official split files also registers a list maker in `actionvlad_tf.data.splits.LIST_MAKERS`
+with official split files also registers a list maker in `actionvlad_tf.prep.splits.LIST_MAKERS`
 so `data_prep/make_lists.py` can write its list files (docs/extending.md).
 """
 import dataclasses

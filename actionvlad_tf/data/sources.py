@@ -24,8 +24,8 @@ def records(input_spec, split_name):
         return input_spec.packed_pattern(split_name)
     import tensorflow_datasets as tfds  # optional dependency: only a TFDS run needs it
 
-    import actionvlad_tf.data.tfds_builder  # noqa: F401  (registers action_vlad_frames)
-
+    # `actionvlad_tf.prep.tfds_builder` registers action_vlad_frames (the entry points import it
+    # for --tfds_name; prep sits above data).
     builder = tfds.builder(input_spec.tfds_name, data_dir=input_spec.tfds_data_dir)
     return builder.as_dataset(split=split_name, shuffle_files=False,
                               decoders={s: tfds.decode.SkipDecoding() for s in input_spec.streams})

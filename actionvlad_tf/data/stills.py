@@ -10,7 +10,7 @@ its action classes:
   them), its colour bin (`COLOUR_BINS`: 8 hue bins of 45° centred on 0°, 45°, … with continuous hues
   drawn within ±40 % of a bin's width of its centre, plus "grey" for unsaturated objects) and its
   texture (`TEXTURES`: flat, stripes, checker, dots, noise; brightness modulation of the colour);
-* object radii log-uniform in `radius_range` px (default 3–20 px at 64², i.e. 6–40 px wide; the
+* object radii log-uniform in `radius_range` px (default 4–20 px at 64², i.e. 8–40 px wide; the
   demo's objects are 8–20 px wide in its 64² crops, more when the training crop zooms in),
   anywhere in the image, at any rotation, shapes of equal area at equal radius;
 * backgrounds of four kinds: smooth colour fields, linear gradients, low-contrast stripes/checker
@@ -33,7 +33,7 @@ HUE_BINS = 8
 COLOUR_BINS = tuple(f"hue{round(360 * i / HUE_BINS)}" for i in range(HUE_BINS)) + ("grey",)
 TEXTURES = ("flat", "stripes", "checker", "dots", "noise")
 LABELS = {"shape": SHAPES, "colour": COLOUR_BINS, "texture": TEXTURES}
-DEFAULT_RADIUS_RANGE = (3.0, 20.0)
+DEFAULT_RADIUS_RANGE = (4.0, 20.0)
 _SUB = 16  # OpenCV sub-pixel drawing: coordinates in 1/16 px
 _HUE_SPREAD = 0.4  # hues within ±40 % of a bin's width of its centre
 
@@ -203,7 +203,7 @@ def generate_stills(num_images, seed=0, size=64, radius_range=DEFAULT_RADIUS_RAN
     saturation = np.where(grey, rng.uniform(0.0, 0.12, n), rng.uniform(0.55, 1.0, n))
     value = np.where(grey, rng.uniform(0.15, 1.0, n), rng.uniform(0.45, 1.0, n))
     colour = _hsv_to_bgr(hue, saturation, value)  # [n, 3]
-    contrast = rng.uniform(0.35, 0.6, (n, 1, 1))
+    contrast = rng.uniform(0.15, 0.4, (n, 1, 1))  # textures keep the silhouette
     pattern = 1 - contrast.astype(np.float32) + contrast.astype(np.float32) * _patterns(rng, labels["texture"], size)
     foreground = colour[:, None, None, :] * pattern[..., None]
 

@@ -2,9 +2,10 @@
 what `experiments/eval.py` and `experiments/fuse.py` call (release §2.2, §6).
 
 `evaluate_experiment`: T frames, 1 or 5 crops in one bag, videos in list order; writes the logits
-`.h5` (dataset `stream0/logits`, rows in list order) and in `results_dir` `results.json` (top-1,
-top-5, mean class and per-class accuracy), `confusion.npy` and `.png`; for a dataset whose metric is
-"charades_map" the whole-video mAP and wAP of the official script instead.
+`.h5` (dataset `stream0/logits`, rows in list order) and returns the figures: top-1, top-5, mean
+class and per-class accuracy and the confusion matrix, or for a dataset whose metric is
+"charades_map" the whole-video mAP and wAP of the official script (`viz.report.write_results`
+writes them to a results folder).
 """
 import os
 
@@ -17,7 +18,6 @@ from actionvlad_tf.atomic import ensure_writable_dir
 from actionvlad_tf.data import datasets, sources
 from actionvlad_tf.data.lists import read_list
 from actionvlad_tf.evaluation import fusion, logits_io, metrics
-from actionvlad_tf.evaluation.report import write_json, write_results
 from actionvlad_tf.models.builder import build_model
 from actionvlad_tf.training.trainer import load_model_weights
 
@@ -48,8 +48,9 @@ def predict_in_list_order(model, dataset, num_videos=None):
 def evaluate_experiment(dataset_spec, model_spec, input_spec, checkpoint_path, results_dir, logits_file=None,
                         split_name="test", charades_csv=None, seed=0, deterministic=False, mixed_precision="auto"):
     """Evaluates the weights at `checkpoint_path` (a train_dir, a checkpoint or a `.keras` file) on
-    the `split_name` split; returns the results dict (module docstring) with "num_videos",
-    "logits_file" and "weights" added."""
+    the `split_name` split; returns the figures (module docstring) with "num_videos", "logits_file"
+    and "weights" added. `results_dir`: where the caller writes them (checked writable first), and
+    the default folder of the logits."""
     # The outputs are written after the whole evaluation: check them first.
     ensure_writable_dir(results_dir, "the results folder")
     logits_file = logits_file or os.path.join(results_dir, "logits.h5")
@@ -69,10 +70,8 @@ def evaluate_experiment(dataset_spec, model_spec, input_spec, checkpoint_path, r
             raise ValueError("the Charades metric needs Charades_v1_test.csv (charades_csv or the list folder)")
         csv = charades_csv or os.path.join(input_spec.list_dir, "Charades_v1_test.csv")
         results = metrics.charades_evaluate(logits, [logits_io.charades_video_id(p) for p in paths], csv)
-        write_json(os.path.join(results_dir, "results.json"), results)
         return {**results, **common}
     results = metrics.evaluate_logits(logits, labels, datasets.class_names(dataset_spec, input_spec.list_dir))
-    write_results(results, results_dir)
     return {**results, **common}
 
 

@@ -8,8 +8,9 @@ in one bag.
 import keras
 from keras import ops
 
-from actionvlad_tf.layers import NetVLADPooling, SpatioTemporalPooling
-from actionvlad_tf.models import registry, vgg16
+from actionvlad_tf.layers import SpatioTemporalPooling
+from actionvlad_tf.models import bn_inception, registry, vgg16
+from actionvlad_tf.models.parts import backbones, pooling_layers
 from actionvlad_tf.models.registry import BACKBONES, POOLINGS  # noqa: F401  (re-exported)
 from actionvlad_tf.specs import FLOW_WEIGHT, ModelSpec
 
@@ -311,41 +312,7 @@ def build_frame_classifier(
     return keras.Model(video, logits, name=name or f"{modality}_two_stream_baseline")
 
 
-def pooling_layers(model):
-    """The NetVLAD / avg / max pooling layers of a model built here (nested models included)."""
-    found = []
-    for layer in model.layers:
-        if layer.name == "pooling" or layer.name.endswith("_pooling"):  # `_pool`'s names
-            found.append(layer)
-        elif isinstance(layer, keras.Model):
-            found.extend(pooling_layers(layer))
-    return found
 
-
-def backbones(model):
-    """The per-frame backbone models of a model built here (nested models included)."""
-    found = []
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            found.extend(backbones(layer) if any(isinstance(l, keras.Model) for l in layer.layers) else [layer])
-    return found
-
-
-def release_head_variables(model, prefix="stream0/"):
-    """[(release checkpoint name, variable)] of the NetVLAD and the linear classifier of a
-    single-stream model built here (release §1.7: `NetVLAD/{centers, vlad_W, vlad_B}`,
-    `classifier/logits/{weights, biases}`; vlad_W is [1, 1, D, K] there, [D, K] here)."""
-    pairs = []
-    for layer in pooling_layers(model):
-        if isinstance(layer, NetVLADPooling):
-            pairs += [(f"{prefix}NetVLAD/centers", layer.centers),
-                      (f"{prefix}NetVLAD/vlad_W", layer.assignment_kernel),
-                      (f"{prefix}NetVLAD/vlad_B", layer.assignment_bias)]
-    for layer in model.layers:
-        if layer.name == "classifier":
-            pairs += [(f"{prefix}classifier/logits/weights", layer.kernel),
-                      (f"{prefix}classifier/logits/biases", layer.bias)]
-    return pairs
 
 
 def set_training_stage(model, stage, trainable_from=None):
@@ -385,6 +352,4 @@ def _first_trainable(backbone):
     first = getattr(backbone, "first_trainable", None)
     if first:
         return first
-    from actionvlad_tf.models import bn_inception
-
     return bn_inception.first_trainable_layer(backbone)

@@ -5,7 +5,7 @@ The network is `vgg16.build_vgg16` itself (conv5 endpoint, plain: no batch norm,
 with three linear heads — shape, colour bin, texture — on the global max and mean of ReLU(conv5_3),
 trained from scratch with Adam
 (linear warm-up, cosine decay, global gradient-norm clipping, label smoothing, and a size
-curriculum that shows the larger half of the objects first). Inputs are preprocessed exactly as the
+curriculum that shows the largest 30 % of the objects first). Inputs are preprocessed exactly as the
 pipeline does (release §3.5): BGR 0–255 minus the Caffe means, so the weights transfer as they are.
 The heads sit on conv5, the map ActionVLAD pools, so that every conv5 cell learns to say what
 object it sees wherever it is (a fully convolutional task, no fc6/fc7: those stay He-initialised
@@ -34,7 +34,10 @@ from actionvlad_tf.models import vgg16
 
 PIXEL_SCALE = 64.0  # about the standard deviation of mean-subtracted 0-255 pixels
 HEADS = tuple(stills.LABELS)  # shape, colour, texture
-SMALL_RADIUS = 8.0  # px: objects up to 16 px wide, the demo's hard case
+SMALL_RADIUS = 8.0
+# Heads on conv5 (the map ActionVLAD pools) and, as deep supervision, on conv3_3 and conv4_3: their
+# short gradient paths get a plain (batch-norm-free) VGG-16 off the loss plateau several times sooner.
+SUPERVISED_LAYERS = {"conv3": "block3_conv3", "conv4": "block4_conv3", "conv5": "block5_conv3"}  # px: objects up to 16 px wide, the demo's hard case
 
 
 @dataclasses.dataclass
@@ -49,8 +52,9 @@ class PretrainConfig:
     warmup_steps: int = 100
     clipnorm: float = 1.0
     label_smoothing: float = 0.1
+    aux_weight: float = 0.5  # loss weight of the conv3 and conv4 heads
     dropout: float = 0.2
-    curriculum_steps: int = 300
+    curriculum_steps: int = 500
     train_images: int = 16000
     val_images: int = 1000
     radius_range: tuple = stills.DEFAULT_RADIUS_RANGE
@@ -83,7 +87,8 @@ def native_bfloat16():
     There, bfloat16 trains several times faster than float32; on AVX2-only machines oneDNN has no
     bfloat16 convolutions (TF aborts), so float32 is used."""
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
-    if cap and not (cap.startswith("AVX512_CORE_BF16") or cap.startswith("AVX512_CORE_AMX") or cap == "ALL"):
+    if cap and cap not in ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16",
+                           "ALL", "DEFAULT"):
         return False
     return "avx512_bf16" in cpu_description() or "amx_bf16" in cpu_description()
 
@@ -91,7 +96,8 @@ def native_bfloat16():
 def he_initialise(model, seed, pixel_scale=PIXEL_SCALE):
     """He-normal kernels and zero biases for every conv / dense layer of `model`; the first conv's
     kernel divided by `pixel_scale` (inputs are 0-255 minus means) so activations start near unit
-    variance. Plain VGG-16 (no batch norm) under Keras's default Glorot init shrinks ~2× per layer."""
+    variance. Plain VGG-16 (no batch norm) under Keras's default Glorot init shrinks ~2× per layer.
+    Returns `model`."""
     initializer = keras.initializers.HeNormal(seed=seed)
     first = True
     for layer in model.layers:
@@ -103,20 +109,29 @@ def he_initialise(model, seed, pixel_scale=PIXEL_SCALE):
             layer.kernel.assign(initializer(layer.kernel.shape) * scale)
             layer.bias.assign(keras.ops.zeros_like(layer.bias))
             first = False
+    return model
 
 
 def build_pretrain_model(width=0.25, image_size=64, dropout=0.2, seed=0):
-    """frames [N, S, S, 3] (BGR minus means) → {"shape", "colour", "texture"} logits; the backbone is
-    the nested model "vgg16" (`build_vgg16`, conv5 endpoint, everything trainable), He-initialised."""
+    """frames [N, S, S, 3] (BGR minus means) → {"shape", "colour", "texture"} logits from conv5, and
+    the same from conv3_3 and conv4_3 ("conv3/shape", …: deep supervision, dropped after
+    pretraining). The backbone is the nested model "vgg16" (the layers of `build_vgg16`, conv5
+    endpoint, everything trainable, tapped at `SUPERVISED_LAYERS`), He-initialised."""
     backbone = vgg16.build_vgg16(conv_endpoint="conv5", input_shape=(image_size, image_size), width=width,
-                                 trainable_from="block1_conv1", name="vgg16")
+                                 trainable_from="block1_conv1", name="vgg16_conv5")
+    taps = keras.Model(backbone.input, [backbone.get_layer(name).output for name in SUPERVISED_LAYERS.values()],
+                       name="vgg16")
     inputs = keras.Input((image_size, image_size, 3), name="frames")
-    conv5 = keras.layers.ReLU(name="conv5_relu")(backbone(inputs))
-    x = keras.layers.Concatenate(name="conv5_pooled")([keras.layers.GlobalMaxPooling2D(name="conv5_max")(conv5),
-                                                      keras.layers.GlobalAveragePooling2D(name="conv5_mean")(conv5)])
-    x = keras.layers.Dropout(dropout, name="pooled_dropout")(x)
-    outputs = {head: keras.layers.Dense(len(stills.LABELS[head]), dtype="float32", name=f"{head}_logits")(x)
-               for head in HEADS}
+    outputs = {}
+    for (tap, layer_name), features in zip(SUPERVISED_LAYERS.items(), taps(inputs)):
+        features = keras.layers.ReLU(name=f"{tap}_relu")(features)  # conv3_3 has its ReLU already: a no-op
+        x = keras.layers.Concatenate(name=f"{tap}_pooled")([keras.layers.GlobalMaxPooling2D(name=f"{tap}_max")(features),
+                                                            keras.layers.GlobalAveragePooling2D(name=f"{tap}_mean")(features)])
+        x = keras.layers.Dropout(dropout, name=f"{tap}_dropout")(x)
+        prefix = "" if tap == "conv5" else f"{tap}/"
+        for head in HEADS:
+            outputs[prefix + head] = keras.layers.Dense(
+                len(stills.LABELS[head]), dtype="float32", name=f"{prefix.replace('/', '_')}{head}_logits")(x)
     model = keras.Model(inputs, outputs, name="stills_pretrain")
     he_initialise(model, seed)
     return model
@@ -152,9 +167,9 @@ def chance_levels():
 
 
 def _curriculum_indices(rng, order, step, config):
-    """A batch of pool indices: from the larger half of the objects at step 0, widening linearly to
+    """A batch of pool indices: from the largest 30 % of the objects at step 0, widening linearly to
     all of them at `curriculum_steps` (`order` sorts the pool by radius, largest first)."""
-    fraction = 1.0 if config.curriculum_steps <= 0 else min(1.0, 0.5 + 0.5 * step / config.curriculum_steps)
+    fraction = 1.0 if config.curriculum_steps <= 0 else min(1.0, 0.3 + 0.7 * step / config.curriculum_steps)
     eligible = max(config.batch_size, int(round(fraction * len(order))))
     return order[rng.integers(0, eligible, config.batch_size)]
 
@@ -194,8 +209,10 @@ def pretrain(config, log=print):
         x = tf.where(flip[:, None, None, None], tf.reverse(x, [2]), x)  # labels are flip-invariant
         with tf.GradientTape() as tape:
             logits = model(x, training=True)
-            losses = {h: loss_fn(tf.one_hot(labels[h], depths[h]), logits[h]) for h in HEADS}
-            loss = tf.add_n(list(losses.values()))
+            loss = tf.add_n([
+                (1.0 if "/" not in name else config.aux_weight)
+                * loss_fn(tf.one_hot(labels[name.rpartition("/")[2]], depths[name.rpartition("/")[2]]), value)
+                for name, value in logits.items()])
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss

@@ -24,8 +24,8 @@ from actionvlad_tf.data.frames import DatasetReport
 from actionvlad_tf.models import set_training_stage
 from actionvlad_tf.models.builder import build_model, descriptor_model, load_backbone_weights
 from actionvlad_tf.training.feature_cache import cached_training_inputs
-from actionvlad_tf.training.kmeans import (RELEASE_NUM_FRAMES, fit_centers, load_centers, sample_descriptors,
-                                           sample_frame_entries, save_centers)
+from actionvlad_tf.centers import load_centers, save_centers
+from actionvlad_tf.training.kmeans import RELEASE_NUM_FRAMES, fit_centers, sample_descriptors, sample_frame_entries
 from actionvlad_tf.training.trainer import (TrainConfig, default_iter_size, load_model_weights, make_strategy,
                                             recipe_defaults, train)
 

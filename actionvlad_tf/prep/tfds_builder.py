@@ -1,7 +1,7 @@
 """A tensorflow-datasets builder of frame/flow folders and list files (manual download).
 
     import tensorflow_datasets as tfds
-    import actionvlad_tf.data.tfds_builder  # registers "action_vlad_frames"
+    import actionvlad_tf.prep.tfds_builder  # registers "action_vlad_frames"
 
     builder = tfds.builder("action_vlad_frames/hmdb51_split1", data_dir="~/tensorflow_datasets")
     builder.download_and_prepare(
@@ -29,7 +29,7 @@ import tensorflow_datasets as tfds
 
 from actionvlad_tf.data.datasets import DATASETS
 from actionvlad_tf.data.lists import read_list
-from actionvlad_tf.data.packed import read_video_contents
+from actionvlad_tf.prep.shards import read_video_contents
 from actionvlad_tf.specs import FLOW_TEMPLATE, RGB_TEMPLATE, STREAMS
 
 _DESCRIPTION = """\

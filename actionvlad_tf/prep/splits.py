@@ -33,9 +33,9 @@ import re
 import cv2
 
 from actionvlad_tf.atomic import atomic_output
-from actionvlad_tf.data.extraction import VideoReadError, count_frames
 from actionvlad_tf.data.frames import RGB_TEMPLATE
 from actionvlad_tf.data.lists import UNLABELLED, read_class_names, read_list
+from actionvlad_tf.prep.extraction import VideoReadError, count_frames
 
 HMDB51_FLAGS = {"1": "train", "2": "test", "0": None}
 # ISO 14651 (glibc) order of ASCII punctuation, which the en_US locale compares only on ties.
