@@ -47,7 +47,7 @@ def test_name_to_evaluated_model_offline(tmp_path, hmdb51_checkpoint, monkeypatc
     inputs = InputSpec(frames_per_video=2, batch_size=3, image_size=32, resize_shape=(40, 48),
                        frames_root=str(data / "frames"), list_dir=str(data / "lists"))
     done = release_models.fetch_convert_evaluate(entry.name, str(tmp_path / "root"), str(tmp_path / "m.keras"),
-                                                 inputs, str(tmp_path / "eval"))
+                                                 inputs, str(tmp_path / "eval"), mixed_precision="float32")
     downloaded = tmp_path / "root" / entry.path
     assert done["path"] == str(downloaded) and downloaded.read_bytes() == hmdb51_checkpoint.read_bytes()
     assert (tmp_path / "root" / f"{entry.path}.sha256").read_text().split()[0] == done["sha256"]
