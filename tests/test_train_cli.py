@@ -138,6 +138,7 @@ def test_every_flagfile_parses_with_its_entry_point(tmp_path, entry):
     assert run.stdout.strip().endswith("all parsed"), run.stdout
 
 
+@pytest.mark.slow  # a subprocess of train.py; the resolution itself is tested below in the default run
 def test_a_flagfile_runs_from_another_folder(tmp_path):
     """A repository flagfile named by its absolute path runs from any folder: its includes
     (`--flagfile=_hmdb51.flags`) resolve beside it, so train.py gets past flag parsing and stops at
