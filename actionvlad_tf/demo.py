@@ -41,7 +41,6 @@ CONFIG_KEYS = ("backbone_weights", "backbone_width", "num_classes", "train_per_c
 def resolve_backbone(config, runs):
     """(weights file or "imagenet", width, image size, caption) of config["backbone_weights"]: a name
     of the package's zoo (the offline stand-in for ImageNet), imagenet, random, or a file."""
-
     name = config["backbone_weights"]
     if name == "imagenet":
         return "imagenet", config.get("backbone_width") or 1.0, config.get("image_size") or 224, \
@@ -66,7 +65,6 @@ def resolve_backbone(config, runs):
 
 def build_steps(config, out, backbone, width, image_size, precision):
     """The demo's steps (`actionvlad_tf.workflow.Step`) for one seed under `out`."""
-
     data, runs, results = (os.path.join(out, d) for d in ("data", "runs", "results"))
     lists = os.path.join(data, "lists")
     split_id = 2 if config["evaluate_on"] == "val" else 1
@@ -173,7 +171,6 @@ def build_steps(config, out, backbone, width, image_size, precision):
 def held_out_videos(config, data):
     """Paths of held-out videos that no model trained on, one per class in turn: the test videos,
     or with evaluate_on "val" the validation videos."""
-
     classes = synthetic.demo_classes(config["num_classes"])
     first, count = config["train_per_class"] + 1, config["test_per_class"]
     if config["evaluate_on"] == "val":
@@ -184,7 +181,6 @@ def held_out_videos(config, data):
 
 def fuse_all(results_dir, list_file):
     """Late fusion (raw logits, flow weight 0.667, release §6.3) of every method's two streams."""
-
     labels = np.array([entry.label for entry in read_list(list_file)])
     table = {}
     for key, _ in ROWS:
@@ -212,7 +208,6 @@ def run_demo(config, out, precision, reason):
     """The whole demo for one configuration (`CONFIG_KEYS` and "jobs") under `out`, with the Keras
     precision `precision` (float32 / bfloat16 / float16) chosen for `reason`; prints progress, the
     table and the predictions, writes `results.json` and returns its content."""
-
     start = time.time()
     runs = os.path.join(out, "runs")
     os.makedirs(runs, exist_ok=True)
@@ -281,7 +276,6 @@ def seeds_table(summaries, caption):
 def run_seeds(config, out, seeds, precision, reason, table_files=()):
     """`run_demo` once per seed in `<out>/seed_N`; writes the mean ± std table (`seeds_table`) to
     `<out>/seeds.md` and each of `table_files`, and `<out>/seeds.json`; returns the table."""
-
     summaries = []
     for seed in seeds:
         print(f"\n=== seed {seed} ===", flush=True)

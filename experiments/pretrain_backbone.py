@@ -1,5 +1,5 @@
 r"""Makes the demo's offline stand-in for ImageNet VGG-16 weights: the VGG-16 topology pretrained from
-scratch on generated stills (`actionvlad_tf.data.stills`, `actionvlad_tf.training.pretrain`).
+scratch on generated stills (`actionvlad_tf.prep.stills`, `actionvlad_tf.training.pretrain`).
 
   python experiments/pretrain_backbone.py --output=standin
   # writes standin.weights.h5 (the backbone), standin.heads.npz (the stills heads), standin.json (card)

@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-from actionvlad_tf.data import stills
+from actionvlad_tf.prep import stills
 
 
 def test_deterministic_labelled_and_in_range():

@@ -1,4 +1,4 @@
-"""Pretraining the VGG-16 topology on the generated stills (`data.stills`): the offline stand-in for
+"""Pretraining the VGG-16 topology on the generated stills (`prep.stills`): the offline stand-in for
 ImageNet weights (docs/pretrained_standin.md).
 
 The network is `vgg16.build_vgg16` itself (conv5 endpoint, plain: no batch norm, He initialisation)
@@ -28,9 +28,9 @@ import numpy as np
 import tensorflow as tf
 
 from actionvlad_tf.atomic import atomic_keras_output, atomic_output
-from actionvlad_tf.data import stills
 from actionvlad_tf.data.augment import BGR_MEANS
 from actionvlad_tf.models import vgg16
+from actionvlad_tf.prep import stills
 
 PIXEL_SCALE = 64.0  # about the standard deviation of mean-subtracted 0-255 pixels
 HEADS = tuple(stills.LABELS)  # shape, colour, texture
@@ -318,7 +318,7 @@ def write_card(path, summary, command=None, weights_file=None):
     accuracy, wall time, CPU."""
     config = summary["config"]
     card = {
-        "what": "VGG-16 topology pretrained from scratch on generated stills (actionvlad_tf.data.stills): "
+        "what": "VGG-16 topology pretrained from scratch on generated stills (actionvlad_tf.prep.stills): "
                 "an offline stand-in for ImageNet weights, not ImageNet",
         "weights_file": os.path.basename(weights_file) if weights_file else None,
         "command": command,

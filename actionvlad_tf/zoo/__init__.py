@@ -1,7 +1,7 @@
 """Pretrained weights shipped inside the package, by name: a model zoo of one.
 
 `demo_standin`: the VGG-16 topology (width ¼) pretrained from scratch on generated stills
-(`actionvlad_tf.data.stills`, `actionvlad_tf.training.pretrain`) — an offline stand-in for ImageNet
+(`actionvlad_tf.prep.stills`, `actionvlad_tf.training.pretrain`) — an offline stand-in for ImageNet
 weights, which cannot be downloaded here, made by the command in its card `demo_standin.json`
 (docs/pretrained_standin.md). `--backbone_weights=demo_standin --backbone_width=<card width>` loads
 it exactly as `--backbone_weights=imagenet` or a path would.
