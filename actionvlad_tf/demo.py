@@ -33,7 +33,8 @@ ROWS = (
     ("netvlad", "ActionVLAD (stage 2)"),
 )
 CONFIG_KEYS = ("backbone_weights", "backbone_width", "num_classes", "train_per_class", "val_per_class",
-                "test_per_class", "evaluate_on", "frames_per_video", "image_size", "num_clusters", "flow_method",
+               "test_per_class", "evaluate_on", "frames_per_video", "image_size", "num_clusters", "flow_method",
+               "flow_bound",
                 "baseline_steps", "baseline_learning_rate", "stage1_steps", "stage1_learning_rate",
                 "stage2_steps", "stage2_learning_rate", "batch_size", "seed", "mixed_precision", "predict_videos")
 
@@ -80,7 +81,8 @@ def build_steps(config, out, backbone, width, image_size, precision):
             deps=("dataset",), outputs=(os.path.join(data, "frames"),)),
         Step("flow", "data_prep/extract_flow.py", dict(
             frames=os.path.join(data, "frames"), output_dir=os.path.join(data, "flow"),
-            method=config["flow_method"], num_workers=2), deps=("frames",), outputs=(os.path.join(data, "flow"),)),
+            method=config["flow_method"], bound=config["flow_bound"], num_workers=2), deps=("frames",),
+            outputs=(os.path.join(data, "flow"),)),
         Step("lists", "data_prep/make_lists.py", dict(
             dataset="ucf101", split_dir=os.path.join(data, "splits"), frames_dir=os.path.join(data, "frames"),
             output_dir=lists), deps=("frames",), outputs=(lists,)),
@@ -159,7 +161,7 @@ def build_steps(config, out, backbone, width, image_size, precision):
     for index, video_path in enumerate(videos[: config["predict_videos"]]):
         steps.append(Step(f"predict_{index + 1}", "experiments/predict.py", dict(
             model=export, video=video_path, frames_per_video=config["frames_per_video"], top_k=3,
-            flow_method=config["flow_method"]), deps=("export",), outputs=()))
+            flow_method=config["flow_method"], flow_bound=config["flow_bound"]), deps=("export",), outputs=()))
     words = os.path.join(out, "action_words")
     steps.append(Step("action_words", "experiments/viz_action_words.py", dict(
         model=os.path.join(runs, "rgb_netvlad_stage2", "model.keras"), videos=",".join(videos[:4]),

@@ -51,6 +51,9 @@ flags.DEFINE_integer("image_size", None, "Crop side (default: the stand-in's; pa
 flags.DEFINE_integer("num_clusters", 16, "K (paper: 64).")
 flags.DEFINE_string("flow_method", "dis", "Optical flow for the demo (tvl1 is the default of extract_flow.py "
                     "but takes ~15 CPU-minutes on the demo videos).")
+flags.DEFINE_float("flow_bound", 5.0, "Flow is clipped to ±bound pixels before quantisation (release: 20 for "
+                   "real videos; the demo's objects move 2–4 pixels per frame, which 20 would squeeze "
+                   "into a sixth of the 0–255 range).")
 flags.DEFINE_integer("baseline_steps", 150, "Updates of each two-stream frame network.")
 flags.DEFINE_float("baseline_learning_rate", 1e-3, "Adam learning rate of the two-stream frame networks.")
 flags.DEFINE_integer("stage1_steps", 100, "Updates of stage 1 (paper: 10000).")
