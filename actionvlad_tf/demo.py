@@ -34,9 +34,8 @@ ROWS = (
 )
 CONFIG_KEYS = ("backbone_weights", "backbone_width", "num_classes", "train_per_class", "val_per_class",
                "test_per_class", "evaluate_on", "frames_per_video", "image_size", "num_clusters", "flow_method",
-               "flow_bound",
-                "baseline_steps", "baseline_learning_rate", "stage1_steps", "stage1_learning_rate",
-                "stage2_steps", "stage2_learning_rate", "batch_size", "seed", "mixed_precision", "predict_videos")
+               "flow_bound", "baseline_steps", "baseline_learning_rate", "stage1_steps", "stage1_learning_rate",
+               "stage2_steps", "stage2_learning_rate", "batch_size", "seed", "mixed_precision", "predict_videos")
 
 
 def resolve_backbone(config, runs):
