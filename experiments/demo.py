@@ -40,8 +40,8 @@ flags.DEFINE_string("backbone_weights", "demo_standin",
                     "VGG16 file, needs network), random (seeded He-initialised VGG-16), or a weights file.")
 flags.DEFINE_float("backbone_width", None, "Width multiplier of VGG-16 (default: the stand-in's, else 1).")
 flags.DEFINE_integer("num_classes", 6, "Demo classes (data_prep/make_demo_dataset.py).")
-flags.DEFINE_integer("train_per_class", 30, "Training videos per class.")
-flags.DEFINE_integer("val_per_class", 8, "Of those, held out as the validation split (--evaluate_on=val).")
+flags.DEFINE_integer("train_per_class", 50, "Training videos per class.")
+flags.DEFINE_integer("val_per_class", 10, "Of those, held out as the validation split (--evaluate_on=val).")
 flags.DEFINE_integer("test_per_class", 20, "Test videos per class.")
 flags.DEFINE_enum("evaluate_on", "test", ["test", "val"],
                   "test: train on all training videos, test on the test videos; val: train on split 2 "
@@ -51,11 +51,14 @@ flags.DEFINE_integer("image_size", None, "Crop side (default: the stand-in's; pa
 flags.DEFINE_integer("num_clusters", 16, "K (paper: 64).")
 flags.DEFINE_string("flow_method", "dis", "Optical flow for the demo (tvl1 is the default of extract_flow.py "
                     "but takes ~15 CPU-minutes on the demo videos).")
-flags.DEFINE_integer("baseline_steps", 150, "Updates of each two-stream frame network.")
+flags.DEFINE_float("flow_bound", 5.0, "Flow is clipped to ±bound pixels before quantisation (release: 20 for "
+                   "real videos; the demo's objects move 2–4 pixels per frame, which 20 would squeeze "
+                   "into a sixth of the 0–255 range).")
+flags.DEFINE_integer("baseline_steps", 300, "Updates of each two-stream frame network.")
 flags.DEFINE_float("baseline_learning_rate", 1e-3, "Adam learning rate of the two-stream frame networks.")
-flags.DEFINE_integer("stage1_steps", 100, "Updates of stage 1 (paper: 10000).")
+flags.DEFINE_integer("stage1_steps", 300, "Updates of stage 1 (paper: 10000).")
 flags.DEFINE_float("stage1_learning_rate", 0.01, "Stage 1 learning rate (release 0.01).")
-flags.DEFINE_integer("stage2_steps", 50, "Updates of stage 2 (paper: 8000).")
+flags.DEFINE_integer("stage2_steps", 100, "Updates of stage 2 (paper: 8000).")
 flags.DEFINE_float("stage2_learning_rate", 1e-4, "Stage 2 learning rate (release 1e-4).")
 flags.DEFINE_integer("batch_size", 4, "Videos per micro-batch; iter_size makes 16 per update, as the release.")
 flags.DEFINE_integer("seed", 0, "Seed of the data, the backbone and training.")

@@ -16,7 +16,8 @@ from absl import app, flags
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from actionvlad_tf.data import augment, extraction, synthetic  # noqa: E402
+from actionvlad_tf.data import augment  # noqa: E402
+from actionvlad_tf.prep import extraction, synthetic  # noqa: E402
 from actionvlad_tf.evaluation import probe  # noqa: E402
 
 flags.DEFINE_string("work_dir", None, "Folder for the demo dataset, its frames and probe.json.", required=True)

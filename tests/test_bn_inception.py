@@ -341,18 +341,19 @@ def test_trainer_split_cuts_bn_inception_at_the_block(stage, features):
 
 
 def test_entry_points_load_bn_inception_backbone_weights(tmp_path, monkeypatch):
-    """`--backbone_weights` of train.py / cluster.py (training.experiment) reaches the BN-Inception
-    loader: "imagenet" and release-named files alike."""
-    from actionvlad_tf.training import experiment
+    """`--backbone_weights` of train.py / cluster.py (models.builder, through the backbone registry)
+    reaches the BN-Inception loader: "imagenet" and release-named files alike."""
+    from actionvlad_tf.models import builder
+    from actionvlad_tf.specs import ModelSpec
 
     model = build_actionvlad(5, model_name="bn_inception", conv_endpoint="conv2/3x3", num_clusters=4,
                              image_size=32, frames_per_video=2)
     values = _release_values(model, stream=None, seed=5)
     backbone_values = {n: v for n, v in values.items() if n.startswith("InceptionV2_TSN/")}
     np.savez(tmp_path / "tsn.npz", **backbone_values)
-    experiment.load_backbone_weights(model, str(tmp_path / "tsn.npz"), "rgb")
+    builder.load_backbone_weights(model, str(tmp_path / "tsn.npz"), "rgb", "bn_inception")
     kernel = model.get_layer("rgb_bn_inception").get_layer("conv2_3x3").kernel
     np.testing.assert_array_equal(np.array(kernel), backbone_values["InceptionV2_TSN/conv2/3x3/Conv/weights"])
     monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="bn_inception_imagenet.npz"):
-        experiment.descriptor_model("rgb", "conv2/3x3", model_name="bn_inception", weights="imagenet")
+        builder.descriptor_model(ModelSpec(5, backbone="bn_inception", conv_endpoint="conv2/3x3"), weights="imagenet")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from actionvlad_tf import zoo
-from actionvlad_tf.data import stills
+from actionvlad_tf.prep import stills
 from actionvlad_tf.models import vgg16
 from actionvlad_tf.training import experiment, pretrain
 
@@ -74,7 +74,8 @@ def test_shipped_standin_is_what_its_card_says():
 
 @pytest.mark.slow
 def test_standin_conv5_separates_demo_objects_far_better_than_random(tmp_path):
-    from actionvlad_tf.data import augment, extraction, synthetic
+    from actionvlad_tf.data import augment
+    from actionvlad_tf.prep import extraction, synthetic
     from actionvlad_tf.evaluation import probe
 
     synthetic.generate_demo_dataset(tmp_path / "demo", train_per_class=4, test_per_class=2, progress=False)

@@ -9,7 +9,7 @@ from actionvlad_tf.workflow import Step, StepFailed, Workflow
 
 CONFIG = dict(backbone_weights="x", backbone_width=0.25, num_classes=3, train_per_class=4, val_per_class=1,
               test_per_class=2, evaluate_on="test", frames_per_video=3, image_size=32, num_clusters=2,
-              flow_method="dis", baseline_steps=2, baseline_learning_rate=1e-3, stage1_steps=2,
+              flow_method="dis", flow_bound=5.0, baseline_steps=2, baseline_learning_rate=1e-3, stage1_steps=2,
               stage1_learning_rate=0.01, stage2_steps=2, stage2_learning_rate=1e-4, batch_size=2, seed=0,
               mixed_precision="auto", predict_videos=2, jobs=1)
 

@@ -26,7 +26,7 @@ keeps complete shards (resume). `<prefix>.json` lists the shards at the end.
 """
 import tensorflow as tf
 
-STREAMS = {"rgb": ("rgb",), "flow": ("flow",), "rgb+flow": ("rgb", "flow")}
+from actionvlad_tf.specs import STREAMS  # noqa: F401  (re-exported)
 
 
 def parse_video_example(serialized, modality="rgb"):

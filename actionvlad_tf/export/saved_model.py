@@ -63,6 +63,16 @@ def late_fuse(rgb_model, flow_model, flow_weight=DEFAULT_FLOW_WEIGHT, name="acti
     return keras.Model(inputs, logits, name=name)
 
 
+def load_model_or_late_fusion(model_path=None, rgb_path=None, flow_path=None, flow_weight=DEFAULT_FLOW_WEIGHT):
+    """The `.keras` model at `model_path`, or the `late_fuse` of separately trained RGB and flow
+    `.keras` models at `rgb_path` and `flow_path` (give one or the other)."""
+    if bool(model_path) == bool(rgb_path or flow_path) or bool(rgb_path) != bool(flow_path):
+        raise ValueError("give either one model, or both an RGB and a flow model")
+    if model_path:
+        return keras.saving.load_model(model_path)
+    return late_fuse(keras.saving.load_model(rgb_path), keras.saving.load_model(flow_path), flow_weight)
+
+
 def _outputs(logits, class_names):
     """The signature outputs from logits [..., C]."""
     k = min(TOP_K, len(class_names))

@@ -2,17 +2,18 @@
 and the modality of each video input."""
 import keras
 
-from actionvlad_tf.layers import NetVLADPooling, SpatioTemporalPooling
+from actionvlad_tf.layers import NetVLADPooling
 from actionvlad_tf.models.vgg16 import MODALITY_CHANNELS
 
 MODALITY_BY_CHANNELS = {channels: modality for modality, channels in MODALITY_CHANNELS.items()}
 
 
 def pooling_layers(model):
-    """The NetVLAD / avg / max pooling layers of a model built here (nested models included)."""
+    """The pooling layers of a model built here, any registered pooling (named "pooling" or
+    "<stream>_pooling" by the model builders; nested models included)."""
     found = []
     for layer in model.layers:
-        if isinstance(layer, (NetVLADPooling, SpatioTemporalPooling)) and layer.name != "frame_average":
+        if layer.name == "pooling" or layer.name.endswith("_pooling"):
             found.append(layer)
         elif isinstance(layer, keras.Model):
             found.extend(pooling_layers(layer))

@@ -6,9 +6,9 @@ import numpy as np
 
 from actionvlad_tf.data import sampling
 from actionvlad_tf.prep.extraction import compute_flow_images
+from actionvlad_tf.specs import FLOW_STACK
 
 DEFAULT_FRAMES_PER_VIDEO = 25
-FLOW_STACK = 10
 
 
 class FrameBuffer:

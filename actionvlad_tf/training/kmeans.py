@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from actionvlad_tf.data.sampling import frame_numbers
 from actionvlad_tf.layers import l2_normalize  # the normalisation NetVLAD applies to its descriptors
+from actionvlad_tf.specs import FLOW_STACK
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ ALGORITHMS = ("kmeans", "minibatch")
 RELEASE_NUM_FRAMES = 5000  # `--nfeats 5000`: frames, i.e. 980k descriptors (§8 row 18)
 
 
-def sample_frame_entries(entries, num_frames, modality="rgb", flow_stack=10, seed=0):
+def sample_frame_entries(entries, num_frames, modality="rgb", flow_stack=FLOW_STACK, seed=0):
     """`num_frames` single-frame clips for descriptor sampling (release §5.1: T = 1, shuffled
     videos, cycling through the list as often as needed, each visit a new random frame).
 

@@ -13,11 +13,15 @@ def write_results(results, out_dir):
     - `results.json`: every entry but the confusion matrix;
     - `confusion.npy`: the [C, C] counts (rows = true class);
     - `confusion.png`: the row-normalised matrix, class names on the axes for up to 60 classes.
+    Multi-label results (Charades mAP / wAP, no confusion matrix) give `results.json` only.
 
     Returns:
-        dict of the three written paths.
+        dict of the written paths.
     """
     out_dir = pathlib.Path(out_dir)
+    if "confusion" not in results:
+        write_json(out_dir / "results.json", results)
+        return {"results.json": out_dir / "results.json"}
     confusion = np.asarray(results["confusion"])
     paths = {name: out_dir / name for name in ("results.json", "confusion.npy", "confusion.png")}
     write_json(paths["results.json"], {key: value for key, value in results.items() if key != "confusion"})
