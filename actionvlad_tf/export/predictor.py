@@ -20,6 +20,7 @@ import tensorflow as tf
 import tqdm
 
 from actionvlad_tf.export.saved_model import SERVING_INPUT_NAMES, serving_functions
+from actionvlad_tf.prep.extraction import DEFAULT_FLOW_BOUND
 from actionvlad_tf.prep.video_inputs import DEFAULT_FRAMES_PER_VIDEO, FlowCache, sample_inputs
 
 def resolve_model_path(path):
@@ -93,10 +94,11 @@ def video_fps(path):
 
 
 def classify_video(classifier, frames, frames_per_video=DEFAULT_FRAMES_PER_VIDEO, flow_method="tvl1",
-                   where="video"):
-    """Scores of a whole decoded video (uint8 [N, H, W, 3] RGB)."""
+                   where="video", flow_bound=DEFAULT_FLOW_BOUND):
+    """Scores of a whole decoded video (uint8 [N, H, W, 3] RGB); flow (for flow models) by
+    `flow_method`, quantised at ±`flow_bound` as the model's training flow was."""
     frames_per_video = classifier.frames_per_video or frames_per_video
-    flow = FlowCache(frames, flow_method)
+    flow = FlowCache(frames, flow_method, flow_bound)
     return classifier(sample_inputs(frames, classifier.modalities, frames_per_video, flow, where=where))
 
 
@@ -110,11 +112,11 @@ def window_starts(num_frames, window, stride):
 
 def classify_windows(classifier, frames, window=DEFAULT_FRAMES_PER_VIDEO, stride=DEFAULT_FRAMES_PER_VIDEO,
                      frames_per_video=DEFAULT_FRAMES_PER_VIDEO, flow_method="tvl1", where="video",
-                     progress=True):
+                     progress=True, flow_bound=DEFAULT_FLOW_BOUND):
     """Yields (start, end, scores) for each window of `window` frames every `stride` frames
     (0-based, end exclusive), with a progress bar."""
     frames_per_video = classifier.frames_per_video or frames_per_video
-    flow = FlowCache(frames, flow_method)
+    flow = FlowCache(frames, flow_method, flow_bound)
     starts = window_starts(len(frames), window, stride)
     for start in tqdm.tqdm(starts, desc="windows", unit="window", disable=not progress):
         end = min(start + window, len(frames))
