@@ -162,3 +162,70 @@ def opencv_pairs_per_second(first, second, processes):
 def _opencv_chunk(first, second):
     opencv_tvl1(first, second)
     return len(first)
+
+
+def clip_videos(clips_dir):
+    """The videos of a clips folder (`ucf101/*`, `hmdb51/*`, any depth), sorted."""
+    found = []
+    for extension in ("avi", "mp4", "mkv", "webm"):
+        found += glob.glob(os.path.join(clips_dir, "**", f"*.{extension}"), recursive=True)
+    return sorted(found)
+
+
+def bench_flow(height=256, width=340, pairs=16, batch=16, repeats=2, warmup=1, xla=True,
+               accuracy_shape=(96, 128), clips_dir=None, clip_frames=6, gpu_batch=64):
+    """Flow pairs per second side by side, and accuracy against the truth and against OpenCV.
+
+    Speed: OpenCV's TV-L1 in 1 process and in one process per core (as extract_flow.py runs it),
+    `tvl1_tf` on the CPU batched `batch` pairs per call, as a graph and with XLA, and on the first
+    GPU (XLA, `gpu_batch` pairs per call) where there is one. The pairs are synthetic smooth
+    motions of up to 3 px at height × width. Accuracy: `synthetic_accuracy` at accuracy_shape and,
+    with `clips_dir`, `clip_agreement` on the first `clip_frames` frames of every clip.
+    """
+    from actionvlad_tf.benchmark.timing import interleaved_times  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    made = [synthetic_pair("smooth", height, width, 1.0 + 2.0 * (k % 3) / 2, seed=k)
+            for k in range(pairs)]
+    first, second = np.stack([m[0] for m in made]), np.stack([m[1] for m in made])
+    cores = os.cpu_count() or 1
+    rates = {}
+    for processes in sorted({1, cores}):
+        rates[f"opencv_{processes}_process{'es' if processes > 1 else ''}"] = max(
+            opencv_pairs_per_second(first, second, processes) for _ in range(repeats))
+    models = {"tvl1_tf_cpu_graph": tvl1.TVL1(device="/CPU:0")}
+    if xla:
+        models["tvl1_tf_cpu_xla"] = tvl1.TVL1(jit_compile=True, device="/CPU:0")
+    calls = {}
+    for name, model in models.items():
+        calls[name] = (lambda m: lambda: [m(first[k:k + batch], second[k:k + batch])
+                                          for k in range(0, pairs, batch)])(model)
+    if tf.config.list_physical_devices("GPU"):
+        gpu_model = tvl1.TVL1(jit_compile=True, device="/GPU:0")
+        reps = -(-gpu_batch // pairs)
+        gpu_first, gpu_second = np.tile(first, (reps, 1, 1)), np.tile(second, (reps, 1, 1))
+        calls["tvl1_tf_gpu_xla"] = lambda: gpu_model(gpu_first[:gpu_batch], gpu_second[:gpu_batch])
+    times = interleaved_times(calls, repeats=repeats, warmup=warmup)
+    for name, timing in times.items():
+        count = gpu_batch if name.endswith("gpu_xla") else pairs
+        rates[name] = count / timing.median
+    reference = rates[f"opencv_{cores}_process{'es' if cores > 1 else ''}"]
+    results = {"shape": dict(height=height, width=width, pairs=pairs, batch=batch,
+                             gpu_batch=gpu_batch),
+               "pairs_per_s": rates,
+               "vs_opencv_all_cores": {k: v / reference for k, v in rates.items()},
+               "samples_s": {k: t.samples for k, t in times.items()}}
+    accuracy_model = models["tvl1_tf_cpu_graph"]
+    results["synthetic"] = synthetic_accuracy(*accuracy_shape, model=accuracy_model)
+    if clips_dir and os.path.isdir(clips_dir):
+        clips = {}
+        for video in clip_videos(clips_dir):
+            frames = read_video_gray(video, clip_frames)
+            clips[os.path.relpath(video, clips_dir)] = dict(
+                clip_agreement(frames, accuracy_model), height=int(frames.shape[1]),
+                width=int(frames.shape[2]))
+        results["clips"] = clips
+        weights = np.array([c["pairs"] * c["height"] * c["width"] for c in clips.values()], float)
+        results["clips_overall"] = {
+            key: float(np.average([c[key] for c in clips.values()], weights=weights))
+            for key in ("epe", "quantized_equal", "quantized_within_1", "quantized_within_2")}
+    return results
