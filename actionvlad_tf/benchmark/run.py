@@ -12,8 +12,9 @@ from actionvlad_tf.benchmark.timing import interleaved_times, matmul_pass
 
 log = logging.getLogger(__name__)
 
-SECTIONS = ("netvlad", "backbone", "input_pipeline", "end_to_end", "flow")
-DEFAULT_SECTIONS = SECTIONS[:4]  # flow: on request (--sections=flow), minutes of TV-L1 on a CPU
+SECTIONS = ("netvlad", "backbone", "input_pipeline", "end_to_end", "flow", "updates")
+# flow and updates on request (--sections=flow,updates): minutes of TV-L1, and the paper's shape.
+DEFAULT_SECTIONS = SECTIONS[:4]
 CLIPS_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "clips")
 # Shapes and repeats. Full: the paper's (release §2.5: T = 25, 224² crops of 340×256 frames,
 # K = 64, conv5_3 maps of 14 × 14 × 512); repeats chosen so the whole run stays under 10 minutes
@@ -29,7 +30,13 @@ SIZES = {
         end_to_end=dict(num_clusters=64, batch_videos=1, cache_videos=1, cache_views=1),
         flow=dict(height=256, width=340, pairs=16, batch=16, accuracy_shape=(96, 128),
                   clip_frames=6),
-        repeats=dict(netvlad=3, backbone=3, input_pipeline=3, end_to_end=3, flow=2),
+        # The main job's update (experiments/demo.py: T = 10, 64² crops, K = 16, 6 classes,
+        # 4 micro-batches of 4 videos) and the paper's (T = 25, 224², K = 64, 51 classes).
+        updates=dict(main_job=dict(frames=10, image_size=64, num_clusters=16, num_classes=6,
+                                   videos=16, micro_batch=4),
+                     paper=dict(frames=25, image_size=224, num_clusters=64, num_classes=51,
+                                videos=16, micro_batch=4)),
+        repeats=dict(netvlad=3, backbone=3, input_pipeline=3, end_to_end=3, flow=2, updates=2),
     ),
     "quick": dict(
         matmul_size=256,
@@ -40,7 +47,9 @@ SIZES = {
                       videos_per_sample=2),
         end_to_end=dict(num_clusters=4, batch_videos=1, cache_videos=2, cache_views=2),
         flow=dict(height=40, width=48, pairs=4, batch=2, accuracy_shape=(40, 48), clip_frames=2),
-        repeats=dict(netvlad=2, backbone=2, input_pipeline=2, end_to_end=2, flow=1),
+        updates=dict(main_job=dict(frames=2, image_size=32, num_clusters=4, num_classes=3,
+                                   videos=4, micro_batch=2)),
+        repeats=dict(netvlad=2, backbone=2, input_pipeline=2, end_to_end=2, flow=1, updates=1),
     ),
 }
 
@@ -121,6 +130,12 @@ def run_benchmark(sections=DEFAULT_SECTIONS, quick=False, repeats=None, warmup=1
         from actionvlad_tf.benchmark import flow  # pylint: disable=import-outside-toplevel
         results["flow"] = flow.bench_flow(**sizes["flow"], repeats=rounds["flow"], warmup=warmup,
                                           xla=xla, clips_dir=None if quick else clips_dir)
+    if "updates" in sections:
+        log.info("section 6: training updates")
+        from actionvlad_tf.benchmark import updates  # pylint: disable=import-outside-toplevel
+        results["updates"] = {name: updates.bench_updates(**shape, repeats=rounds["updates"],
+                                                          warmup=warmup)
+                              for name, shape in sizes["updates"].items()}
     results["peak"] = _peak(results, sizes["matmul_size"])
     results["machine"]["load_after"] = _load()
     results["wall_s"] = time.perf_counter() - started

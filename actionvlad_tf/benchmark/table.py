@@ -175,7 +175,23 @@ def format_table(results):
             out += _table(["clip", "size", "pairs", "EPE px", "mean |flow|", "% equal", "% ±1",
                            "% ±2"], rows)
 
-    peak = results.get("peak")
+    peak = results.get("peak") or {}
+    for name, update in (results.get("updates") or {}).items():
+        s = update["shape"]
+        out += ["", f"6. One stage-2 update on the feature cache, {name}: {s['videos']} videos × "
+                f"{s['frames']} frames, conv5 on {s['map_size']}² maps, K = {s['num_clusters']}, "
+                f"{s['num_classes']} classes ({update['flop'] / 1e9:.1f} GFLOP, "
+                f"{s['variables']} variables)"]
+        rows = []
+        for variant, figures in update["variants"].items():
+            rows.append([variant, f"{figures['median_s'] * 1e3:.0f}", f"{figures['gflops']:.0f}"]
+                        + [f"{100 * figures['gflops'] * 1e9 / peak[key]:.0f}"
+                           if peak.get(key) else "n/a"
+                           for key in ("measured_peak_flops", "theoretical_peak_flops")])
+        out += _table(["what", "ms", "GFLOP/s", "% best GEMM", "% theoretical"], rows)
+        bound = update["flop"] / peak["measured_peak_flops"] if peak.get("measured_peak_flops") else None
+        if bound:
+            out.append(f"FLOP bound at the best GEMM rate: {bound * 1e3:.0f} ms")
     if peak:
         gemms = ", ".join(f"{k} {v / 1e9:.0f}" for k, v in peak["gemm_flops"].items())
         theory = peak.get("theoretical_peak_flops")
