@@ -268,29 +268,32 @@ def warp_bicubic(images, flow_x, flow_y):
     ix, iy = tf.cast(x0, tf.int32), tf.cast(y0, tf.int32)
     wx, wy = _cubic_weights(fx), _cubic_weights(fy)
     flat = tf.reshape(images, [-1, height * width, channels])
-    total = 0.0
+    rows = []
     for i in range(4):
         row = iy + (i - 1)
         row_ok = (row >= 0) & (row < height)
         row_index = tf.clip_by_value(row, 0, height - 1) * width
-        acc = 0.0
+        taps, weights = [], []
         for j in range(4):
             col = ix + (j - 1)
             ok = row_ok & (col >= 0) & (col < width)
-            index = row_index + tf.clip_by_value(col, 0, width - 1)
-            taps = tf.gather(flat, index, batch_dims=1)  # [B, H, W, C]
-            acc += taps * tf.expand_dims(tf.where(ok, wx[j], 0.0), -1)
-        total += acc * tf.expand_dims(wy[i], -1)
-    return total
+            taps.append(tf.gather(flat, row_index + tf.clip_by_value(col, 0, width - 1),
+                                  batch_dims=1))  # [B, H, W, C]
+            weights.append(tf.where(ok, wx[j], 0.0))
+        # Σ_j w_j·tap_j as one reduction (no chain of adds for grappler to rewrite)
+        row_sum = tf.reduce_sum(tf.stack(taps, -1) * tf.stack(weights, -1)[..., None, :], -1)
+        rows.append(row_sum * tf.expand_dims(wy[i], -1))
+    return tf.reduce_sum(tf.stack(rows, -1), -1)
 
 
-def _threshold_step(u1, u2, i1wx, i1wy, grad, rho_c, l_t):
-    """v = u + TH(ρ(u)): the three cases of the data term's proximal step."""
-    rho = rho_c + (i1wx * u1 + i1wy * u2)
-    lt_grad = l_t * grad
-    safe_grad = tf.where(grad > FLOAT_EPSILON, grad, 1.0)
-    fi = tf.where(grad > FLOAT_EPSILON, -rho / safe_grad, 0.0)
-    scale = tf.where(rho < -lt_grad, l_t, tf.where(rho > lt_grad, -l_t, fi))
+def _threshold_step(u1, u2, i1wx, i1wy, rho_c, lt_grad, inverse_grad, l_t):
+    """v = u + TH(ρ(u)): the three cases of the data term's proximal step.
+
+    `lt_grad` = λθ|∇I1w|² and `inverse_grad` = 1/|∇I1w|² (0 where |∇I1w|² ≤ float epsilon) are
+    fixed for a warp, so they are computed once per warp rather than at every iteration.
+    """
+    rho = tf.add(rho_c, tf.add(i1wx * u1, i1wy * u2))
+    scale = tf.where(rho < -lt_grad, l_t, tf.where(rho > lt_grad, -l_t, -rho * inverse_grad))
     return u1 + scale * i1wx, u2 + scale * i1wy
 
 
@@ -307,7 +310,7 @@ def _one_scale(i0, i1, u1, u2, params):
     i1x, i1y = centered_gradient(i1)
     i1_and_gradient = tf.stack([i1, i1x, i1y], axis=-1)
 
-    def iterate(i1wx, i1wy, grad, rho_c):
+    def iterate(i1wx, i1wy, rho_c, lt_grad, inverse_grad):
         def cond(n, active, *_):
             return (n < total) & tf.reduce_any(active)
 
@@ -318,16 +321,17 @@ def _one_scale(i0, i1, u1, u2, params):
                     return (tf.where(keep, median_filter(u1, median), u1),
                             tf.where(keep, median_filter(u2, median), u2))
                 u1, u2 = tf.cond(n % inner == 0, filtered, lambda: (u1, u2))
-            v1, v2 = _threshold_step(u1, u2, i1wx, i1wy, grad, rho_c, l_t)
+            v1, v2 = _threshold_step(u1, u2, i1wx, i1wy, rho_c, lt_grad, inverse_grad, l_t)
             new_u1 = v1 + theta * divergence(p11, p12)
             new_u2 = v2 + theta * divergence(p21, p22)
             step_error = tf.reduce_sum(tf.square(new_u1 - u1) + tf.square(new_u2 - u2), [1, 2])
             u1x, u1y = forward_gradient(new_u1)
             u2x, u2y = forward_gradient(new_u2)
-            ng1 = 1.0 + taut * tf.sqrt(tf.square(u1x) + tf.square(u1y))
-            ng2 = 1.0 + taut * tf.sqrt(tf.square(u2x) + tf.square(u2y))
-            new_p = ((p11 + taut * u1x) / ng1, (p12 + taut * u1y) / ng1,
-                     (p21 + taut * u2x) / ng2, (p22 + taut * u2y) / ng2)
+            # p ← (p + τ/θ·∇u) / (1 + τ/θ·|∇u|), dividing by multiplying with the reciprocal.
+            ng1 = 1.0 / (1.0 + taut * tf.sqrt(tf.square(u1x) + tf.square(u1y)))
+            ng2 = 1.0 / (1.0 + taut * tf.sqrt(tf.square(u2x) + tf.square(u2y)))
+            new_p = ((p11 + taut * u1x) * ng1, (p12 + taut * u1y) * ng1,
+                     (p21 + taut * u2x) * ng2, (p22 + taut * u2y) * ng2)
             u1 = tf.where(keep, new_u1, u1)
             u2 = tf.where(keep, new_u2, u2)
             p11, p12, p21, p22 = (tf.where(keep, new, old)
@@ -342,16 +346,20 @@ def _one_scale(i0, i1, u1, u2, params):
         i1w, i1wx, i1wy = warped[..., 0], warped[..., 1], warped[..., 2]
         grad = tf.square(i1wx) + tf.square(i1wy)
         rho_c = i1w - i1wx * u1 - i1wy * u2 - i0
-        body, cond = iterate(i1wx, i1wy, grad, rho_c)
+        has_grad = grad > FLOAT_EPSILON
+        inverse_grad = tf.where(has_grad, 1.0 / tf.where(has_grad, grad, 1.0), 0.0)
+        body, cond = iterate(i1wx, i1wy, rho_c, l_t * grad, inverse_grad)
         error = tf.ones_like(i0[:, 0, 0]) * np.finfo(np.float32).max
         state = (tf.constant(0), error > scaled_epsilon, error, u1, u2, p11, p12, p21, p22)
-        state = tf.while_loop(cond, body, state, maximum_iterations=total)
+        # One iteration at a time (each needs the last): overlapping frames of nested loops made
+        # grappler's add rewrites collide on their temporaries in a long run.
+        state = tf.while_loop(cond, body, state, maximum_iterations=total, parallel_iterations=1)
         return (w + 1,) + tuple(state[3:])
 
     zeros = tf.zeros_like(i0)
     state = (tf.constant(0), u1, u2, zeros, zeros, zeros, zeros)
     state = tf.while_loop(lambda w, *_: w < params.warps, warp, state,
-                          maximum_iterations=params.warps)
+                          maximum_iterations=params.warps, parallel_iterations=1)
     return state[1], state[2]
 
 
