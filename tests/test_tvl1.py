@@ -13,8 +13,10 @@ HEIGHT, WIDTH = 40, 48
 
 @pytest.fixture(scope="module")
 def model():
-    """One compiled TV-L1 (graph mode: tracing is seconds, XLA's compilation tens of seconds)."""
-    return tvl1.TVL1()
+    """The graph-mode TV-L1 that `extract_flow --method=tvl1_tf` uses without XLA (tracing takes
+    seconds, XLA's compilation tens of seconds); the tests call it on batches of 2 pairs only, so
+    it is traced once."""
+    return extraction._tf_tvl1(False)  # pylint: disable=protected-access
 
 
 @pytest.fixture(scope="module")
@@ -109,11 +111,12 @@ def test_bad_input_is_named():
 
 def test_translation_is_recovered_as_opencv_does(model, pairs):
     first, second, truth = pairs[0]
-    flow = model(first[None], second[None]).numpy()[0]
+    flows = model(np.stack([first, second]), np.stack([second, first])).numpy()  # there and back
     inner = (slice(6, -6), slice(6, -6))
-    assert tvl1.endpoint_error(flow[inner], truth[inner]) < 0.1
-    expected = cv2.optflow.DualTVL1OpticalFlow_create().calc(first, second, None)
-    assert tvl1.endpoint_error(flow, expected) < 0.05
+    for flow, expected_truth, (a, b) in zip(flows, (truth, -truth), ((first, second), (second, first))):
+        assert tvl1.endpoint_error(flow[inner], expected_truth[inner]) < 0.1
+        expected = cv2.optflow.DualTVL1OpticalFlow_create().calc(a, b, None)
+        assert tvl1.endpoint_error(flow, expected) < 0.05
 
 
 def test_batch_equals_one_by_one(pairs):
@@ -138,6 +141,7 @@ def test_float_input_is_scaled_as_opencv():
 def test_extraction_quantises_as_the_opencv_path(pairs, monkeypatch):
     """`--method=tvl1_tf` writes quantize_flow of the TF flow, and agrees with `tvl1` within ±2."""
     monkeypatch.setattr(extraction, "TF_FLOW_XLA", False)  # XLA compiles for tens of seconds
+    monkeypatch.setattr(extraction, "TF_FLOW_BATCH", 2)  # the `model` fixture's trace
     first, second, _ = pairs[1]
     frames = np.stack([first, second, first])  # two pairs: there and back
     rgb = np.repeat(frames[..., None], 3, axis=-1)
