@@ -18,6 +18,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["actionvlad_tf", "actionvlad_tf.*"]),
+    # The shipped offline stand-in backbone (--backbone_weights=demo_standin) and its card.
+    package_data={"actionvlad_tf.zoo": ["*.weights.h5", "*.heads.npz", "*.json"]},
     install_requires=[
         "keras>=3.3",
         "numpy>=1.26",
@@ -45,6 +47,8 @@ setup(
             "nbclient>=0.10",
             "nbformat>=5.10",
             "ipykernel>=6.29",
+            "import-linter>=2.1",  # tests/test_import_graph.py checks .importlinter's contracts
+            "jax>=0.4.30",  # the layer tests run under KERAS_BACKEND=jax too
         ],
     },
 )

@@ -1,9 +1,13 @@
 """Atomic file output: a file others trust appears complete or not at all (house rule, WORKSPACE.md)."""
 import contextlib
+import json
+import math
 import os
 import pathlib
 import secrets
 import tempfile
+
+import numpy as np
 
 
 @contextlib.contextmanager
@@ -81,3 +85,24 @@ def save_keras_atomic(model, path):
     with atomic_keras_output(path) as temporary:
         model.save(temporary)
     return str(path)
+
+
+def _jsonable(value):
+    """numpy scalars/arrays -> Python; NaN/inf -> None, since JSON has no such numbers."""
+    if isinstance(value, dict):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json(path, payload):
+    """Writes `payload` as indented JSON, atomically; NaN and inf become null."""
+    with atomic_output(path) as temporary:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(_jsonable(payload), handle, indent=2, allow_nan=False)
+            handle.write("\n")

@@ -16,7 +16,7 @@ from absl import app, flags
 
 from actionvlad_tf.data.frames import FLOW_TEMPLATE, RGB_TEMPLATE, DatasetReport
 from actionvlad_tf.data.lists import read_list
-from actionvlad_tf.data.packed import write_packed_shards
+from actionvlad_tf.prep.shards import write_packed_shards
 
 flags.DEFINE_string("list", None, "list file (3 or 4 columns, release §3.2)")
 flags.DEFINE_string("frames_root", None, "root of <video>/image_%05d.jpg folders")

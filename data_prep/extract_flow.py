@@ -16,8 +16,8 @@ import sys
 
 from absl import app, flags
 
-from actionvlad_tf.data import extraction
 from actionvlad_tf.data.frames import FLOW_TEMPLATE, RGB_TEMPLATE
+from actionvlad_tf.prep import extraction
 
 flags.DEFINE_string("frames", None, "Root of frame folders to compute flow from.")
 flags.DEFINE_string("videos", None, "Or: folder of videos, or a list file of videos.")

@@ -13,8 +13,8 @@ import sys
 
 from absl import app, flags
 
-from actionvlad_tf.data import extraction
 from actionvlad_tf.data.frames import RGB_TEMPLATE
+from actionvlad_tf.prep import extraction
 
 flags.DEFINE_string("videos", None, "Folder of videos, or a list file of videos (`path[<TAB>name]`).")
 flags.DEFINE_string("output_dir", None, "Root of the frame folders to write.")

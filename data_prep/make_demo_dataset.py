@@ -1,4 +1,4 @@
-r"""The built-in demo dataset: short videos of composite actions (actionvlad_tf.data.synthetic).
+r"""The built-in demo dataset: short videos of composite actions (actionvlad_tf.prep.synthetic).
 
   python data_prep/make_demo_dataset.py --output_dir=demo_out/data
   python data_prep/extract_frames.py --videos=demo_out/data/videos --output_dir=demo_out/data/frames
@@ -13,13 +13,15 @@ import time
 
 from absl import app, flags
 
-from actionvlad_tf.data import synthetic
+from actionvlad_tf.prep import synthetic
 
 flags.DEFINE_string("output_dir", None, "Where the dataset goes.")
 flags.DEFINE_integer("num_classes", 6, f"Classes (1 … {synthetic.MAX_CLASSES}; beyond 6, single "
                      "streams confuse some pairs by design).")
 flags.DEFINE_integer("train_per_class", 10, "Training videos per class.")
 flags.DEFINE_integer("test_per_class", 5, "Test videos per class.")
+flags.DEFINE_integer("val_per_class", 0, "Training videos per class held out as split 2's test list "
+                     "(a validation split cut from the training videos; split 2 trains on the rest).")
 flags.DEFINE_integer("num_frames", 36, "Frames per video.")
 flags.DEFINE_integer("height", 96, "Frame height.")
 flags.DEFINE_integer("width", 128, "Frame width.")
@@ -33,7 +35,8 @@ def main(argv):
     start = time.perf_counter()
     summary = synthetic.generate_demo_dataset(
         FLAGS.output_dir, FLAGS.num_classes, FLAGS.train_per_class, FLAGS.test_per_class,
-        FLAGS.num_frames, FLAGS.height, FLAGS.width, seed=FLAGS.seed)
+        FLAGS.num_frames, FLAGS.height, FLAGS.width, seed=FLAGS.seed,
+        val_per_class=FLAGS.val_per_class)
     print(f"{summary.num_videos} videos ({summary.written} written, {summary.kept} kept), "
           f"{summary.num_frames} frames, {summary.video_bytes / 1e6:.1f} MB, "
           f"{time.perf_counter() - start:.1f} s")

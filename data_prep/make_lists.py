@@ -25,10 +25,10 @@ import sys
 
 from absl import app, flags
 
-from actionvlad_tf.data import splits
 from actionvlad_tf.data.frames import RGB_TEMPLATE
+from actionvlad_tf.prep import splits
 
-flags.DEFINE_enum("dataset", None, list(splits.DATASETS), "Which official split format to read.")
+flags.DEFINE_enum("dataset", None, list(splits.LIST_MAKERS), "Which official split format to read.")
 flags.DEFINE_string("split_dir", None, "Official split folder (UCF101 ucfTrainTestlist, HMDB51 "
                     "testTrainMulti_7030_splits, or the folder of the Charades csv files).")
 flags.DEFINE_string("frames_dir", None, "Root of the extracted frame folders (frame counts).")

@@ -1,4 +1,4 @@
-r"""The performance table of issue 6: NetVLAD, backbone, input pipeline, end to end.
+r"""The performance table (docs/performance.md): NetVLAD, backbone, input pipeline, end to end.
 
 Reproduce the table of docs/performance.md (about 4–6 minutes on 2 CPU cores):
 

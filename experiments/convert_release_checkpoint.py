@@ -13,16 +13,17 @@ its pickled k-means centres to `.npz`.
       --pickle=models/kmeans-init/hmdb51/rgb_conv5_kmeans64.pkl --output=centers/rgb_k64.npz
 
 The report lists every variable assigned, passed over (optimiser state), unmapped or missing.
-Evaluate the converted model with `experiments/eval.py`.
+Evaluate the converted model with `experiments/eval.py`, or go from a released checkpoint's name to
+an evaluated model in one command with `experiments/release_model.py`.
 """
 import logging
 
 from absl import app, flags
 
-from actionvlad_tf.convert import release_ckpt
+from actionvlad_tf.convert import release_ckpt, release_models
 from actionvlad_tf.atomic import save_keras_atomic
-from actionvlad_tf.models import build_actionvlad, build_frame_classifier, build_two_stream
-from actionvlad_tf.models.actionvlad import DEFAULT_FLOW_WEIGHT
+from actionvlad_tf.models import build_two_stream
+from actionvlad_tf.specs import FLOW_WEIGHT
 
 flags.DEFINE_string("checkpoint", None, "checkpoint: the release checkpoint (file, V2 prefix or folder); "
                     "the RGB one with --flow_checkpoint.")
@@ -31,7 +32,7 @@ flags.DEFINE_bool("two_stream_checkpoint", False, "checkpoint: --checkpoint hold
                   "(flow) of one model (release §1.5, §2.4).")
 flags.DEFINE_string("prefix", None, "checkpoint: stream scope in the checkpoint (stream0/, stream1/ or '' "
                     "for checkpoint_style None); default: detected.")
-flags.DEFINE_float("flow_weight", DEFAULT_FLOW_WEIGHT, "checkpoint: late-fusion flow weight (release 0.667).")
+flags.DEFINE_float("flow_weight", FLOW_WEIGHT, "checkpoint: late-fusion flow weight (release 0.667).")
 flags.DEFINE_integer("frames_per_video", None, "checkpoint: T of the Keras model; default any number of frames.")
 flags.DEFINE_integer("image_size", 224, "checkpoint: crop size S.")
 flags.DEFINE_bool("allow_missing", False, "checkpoint: keep initial values for weights the checkpoint lacks "
@@ -42,19 +43,6 @@ flags.DEFINE_string("pickle", None, "kmeans: the release's pickled sklearn KMean
 flags.DEFINE_string("output", None, "checkpoint: the .keras file to write; kmeans: the .npz file.")
 FLAGS = flags.FLAGS
 COMMANDS = ("checkpoint", "kmeans")
-
-
-def _single_stream(values, prefix):
-    arch = release_ckpt.release_architecture(values, prefix)
-    num_classes = arch["num_classes"] or FLAGS.num_classes
-    if num_classes is None:
-        raise app.UsageError("the checkpoint has no classifier: pass --num_classes")
-    if arch["include_top"]:
-        return build_frame_classifier(num_classes, arch["modality"], frames_per_video=FLAGS.frames_per_video or 25,
-                                      image_size=FLAGS.image_size)
-    return build_actionvlad(num_classes, arch["modality"], frames_per_video=FLAGS.frames_per_video,
-                            image_size=FLAGS.image_size, pooling=arch["pooling"] or "netvlad",
-                            num_clusters=arch["num_clusters"] or FLAGS.num_clusters)
 
 
 def convert_checkpoint():
@@ -70,7 +58,11 @@ def convert_checkpoint():
         reports = release_ckpt.convert_two_stream(model, FLAGS.checkpoint, FLAGS.flow_checkpoint, rgb_prefix,
                                                   allow_missing=FLAGS.allow_missing, values=values)
     else:
-        model = _single_stream(values, FLAGS.prefix)
+        try:
+            model = release_models.model_for_checkpoint(values, FLAGS.prefix, FLAGS.num_classes, FLAGS.num_clusters,
+                                                        FLAGS.frames_per_video, FLAGS.image_size)
+        except ValueError as error:
+            raise app.UsageError(str(error)) from error
         reports = [release_ckpt.load_release_checkpoint(model, FLAGS.checkpoint, FLAGS.prefix,
                                                         FLAGS.allow_missing, values)]
     for report in reports:

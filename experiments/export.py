@@ -10,18 +10,17 @@ layout) and `EXPORT_DIR/model.keras`.
 [T, H, W, 20] (`flow`) and does the eval preprocessing in the graph (`--num_crops` crops); the
 `preprocessed` signature takes preprocessed batches. See docs/export_and_tools.md.
 """
-import keras
 from absl import app, flags
 
 import actionvlad_tf  # noqa: F401  (registers the layers that load_model needs)
 from actionvlad_tf.data.lists import read_class_names
-from actionvlad_tf.export.saved_model import export_saved_model, late_fuse
-from actionvlad_tf.models.actionvlad import DEFAULT_FLOW_WEIGHT
+from actionvlad_tf.export.saved_model import export_saved_model, load_model_or_late_fusion
+from actionvlad_tf.specs import FLOW_WEIGHT
 
 flags.DEFINE_string("model", None, "A trained .keras model (single stream or two-stream).")
 flags.DEFINE_string("rgb_model", None, "With --flow_model: separately trained streams, late-fused in the export.")
 flags.DEFINE_string("flow_model", None, "The flow stream's .keras model (with --rgb_model).")
-flags.DEFINE_float("flow_weight", DEFAULT_FLOW_WEIGHT, "w in (1-w)*rgb + w*flow logits (release 0.667).")
+flags.DEFINE_float("flow_weight", FLOW_WEIGHT, "w in (1-w)*rgb + w*flow logits (release 0.667).")
 flags.DEFINE_string("class_names", None, "Class names in label order (actions.txt / classInd.txt).")
 flags.DEFINE_string("export_dir", None, "The model's export folder; versions go in numbered subfolders.")
 flags.DEFINE_integer("version", None, "Version folder; default the next free number.")
@@ -35,11 +34,7 @@ def main(argv):
     del argv
     if bool(FLAGS.model) == bool(FLAGS.rgb_model and FLAGS.flow_model) or bool(FLAGS.rgb_model) != bool(FLAGS.flow_model):
         raise app.UsageError("give either --model, or both --rgb_model and --flow_model")
-    if FLAGS.model:
-        model = keras.saving.load_model(FLAGS.model)
-    else:
-        model = late_fuse(keras.saving.load_model(FLAGS.rgb_model), keras.saving.load_model(FLAGS.flow_model),
-                          FLAGS.flow_weight)
+    model = load_model_or_late_fusion(FLAGS.model, FLAGS.rgb_model, FLAGS.flow_model, FLAGS.flow_weight)
     paths = export_saved_model(model, FLAGS.export_dir, read_class_names(FLAGS.class_names), FLAGS.num_crops,
                                FLAGS.version, FLAGS.overwrite)
     print(f"SavedModel: {paths['saved_model']}\nKeras model: {paths['keras']}")

@@ -12,11 +12,11 @@ percent); otherwise a small table.
 """
 import json
 
-import numpy as np
 from absl import app, flags
 
-from actionvlad_tf.data.lists import read_list
-from actionvlad_tf.evaluation import fusion, logits_io, metrics
+import flagfiles
+from actionvlad_tf.evaluation import fusion, logits_io
+from actionvlad_tf.evaluation.run import fuse_logit_files
 
 flags.DEFINE_string("rgb", None, "RGB logits .h5 (dataset --dataset), rows in --list_file order.")
 flags.DEFINE_string("flow", None, "Flow logits .h5, rows in --list_file order.")
@@ -37,52 +37,6 @@ flags.DEFINE_bool("json", False, "Print one JSON object instead of a table.")
 FLAGS = flags.FLAGS
 
 
-def _load_split(list_file, rgb_path, flow_path, dataset):
-    """Labels of a list and its RGB / flow logits, row counts checked against the list."""
-    labels = np.array([entry.label for entry in read_list(list_file)], dtype=np.int64)
-    rgb, flow = (logits_io.read_logits(path, expected_rows=labels.size, list_file=list_file, dataset=dataset)
-                 for path in (rgb_path, flow_path))
-    return labels, rgb, flow
-
-
-def _figures(prefix, scores, labels):
-    figures = metrics.evaluate_logits(scores, labels)
-    return {f"{prefix}_top1": figures["top1"], f"{prefix}_top5": figures["top5"],
-            f"{prefix}_mean_class": figures["mean_class_accuracy"]}
-
-
-def run_fusion(list_file, rgb_path, flow_path, flow_weight=fusion.FLOW_WEIGHT, normalize="none",
-               dataset=logits_io.LOGITS_DATASET, idt_path=None, idt_dataset=logits_io.IDT_DATASET,
-               idt_weight=fusion.IDT_WEIGHT, search=None, search_step=0.01, output=None):
-    """Fuses one list's logits; returns the figures as a flat dict (accuracies in percent).
-
-    `search` is an optional (list_file, rgb_path, flow_path) validation triple: the flow weight is then
-    the grid weight with the best validation top-1, and `flow_weight` is ignored.
-    """
-    searched = {}
-    if search is not None:
-        val_labels, val_rgb, val_flow = _load_split(*search, dataset)
-        grid = np.round(np.arange(0.0, 1.0 + search_step / 2, search_step), 6)
-        flow_weight, _, accuracies = fusion.search_flow_weight(val_rgb, val_flow, val_labels, grid, normalize)
-        searched["search_best_top1"] = float(accuracies.max())
-    labels, rgb, flow = _load_split(list_file, rgb_path, flow_path, dataset)
-    fused = fusion.late_fusion(rgb, flow, flow_weight, normalize)
-    result = {"num_videos": int(labels.size), "normalize": normalize, "flow_weight": float(flow_weight),
-              **searched}
-    result.update(_figures("rgb", rgb, labels))
-    result.update(_figures("flow", flow, labels))
-    result.update(_figures("fused", fused, labels))
-    if idt_path is not None:
-        idt = logits_io.read_logits(idt_path, labels.size, list_file, idt_dataset)
-        fused = fusion.fuse_idt(fused, idt, idt_weight)
-        result["idt_weight"] = float(idt_weight)
-        result.update(_figures("idt", idt, labels))
-        result.update(_figures("fused_idt", fused, labels))
-    if output is not None:
-        logits_io.write_logits(output, fused, dataset)
-    return result
-
-
 def main(argv):
     del argv
     for name in ("rgb", "flow", "list_file"):
@@ -91,7 +45,7 @@ def main(argv):
     search_paths = (FLAGS.search_list, FLAGS.search_rgb, FLAGS.search_flow)
     if any(search_paths) and not all(search_paths):
         raise app.UsageError("--search_list, --search_rgb and --search_flow go together")
-    result = run_fusion(
+    result = fuse_logit_files(
         FLAGS.list_file, FLAGS.rgb, FLAGS.flow, FLAGS.flow_weight, FLAGS.normalize, FLAGS.dataset,
         FLAGS.idt, FLAGS.idt_dataset, FLAGS.idt_weight, search_paths if all(search_paths) else None,
         FLAGS.search_step, FLAGS.output)
@@ -107,4 +61,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    flagfiles.run(main)

@@ -8,14 +8,15 @@ r"""Classify a video file with a trained ActionVLAD model (a `.keras` file or a 
 Decodes the video, samples `frames_per_video` frames with the release's step (§3.3), computes TV-L1
 flow for a flow or two-stream model (`--flow_method`), and prints the top-5 classes with their
 probabilities. `--sliding_window` scores windows of `--window` consecutive frames every `--stride`
-frames and prints one timeline line per window (ActionVLAD issue #10). For flow, a window needs at
-least T + 10 frames to give distinct stacks (the release's flow step ⌊(n − 10)/T⌋, §3.3).
+frames and prints one timeline line per window (the release author's suggestion,
+https://github.com/rohitgirdhar/ActionVLAD/issues/10). For flow, a window
+needs at least T + 10 frames to give distinct stacks (the release's flow step ⌊(n − 10)/T⌋, §3.3).
 """
 from absl import app, flags
 
-from actionvlad_tf.data.extraction import FLOW_METHODS, read_video_frames
 from actionvlad_tf.data.lists import read_class_names
 from actionvlad_tf.export import predictor
+from actionvlad_tf.prep.extraction import FLOW_METHODS, read_video_frames
 
 flags.DEFINE_string("model", None, "A .keras file, a SavedModel folder, or an export folder (highest version).")
 flags.DEFINE_string("video", None, "The video file to classify.")

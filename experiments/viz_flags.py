@@ -6,7 +6,7 @@ import keras
 from absl import flags
 
 import actionvlad_tf  # noqa: F401  (registers the layers that load_model needs)
-from actionvlad_tf.data.extraction import FLOW_METHODS
+from actionvlad_tf.prep.extraction import FLOW_METHODS
 from actionvlad_tf.viz import common
 
 flags.DEFINE_string("model", None, "A trained .keras ActionVLAD model (viz_tsne rgb_vs_flow: a late-fusion one).")

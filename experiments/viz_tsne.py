@@ -13,15 +13,13 @@ streams), all descriptors L2-normalised as NetVLAD sees them.
 """
 import os
 
-import keras
 import numpy as np
 from absl import app, flags
+from keras.saving import load_model
 
 import viz_flags  # noqa: F401  (--model, --frames_per_video, --flow_method)
-from actionvlad_tf.data.augment import preprocess_for_eval
-from actionvlad_tf.data.extraction import read_video_frames
-from actionvlad_tf.export.predictor import FlowCache, sample_inputs
-from actionvlad_tf.models.vgg16 import build_vgg16
+from actionvlad_tf.prep.extraction import read_video_frames
+from actionvlad_tf.prep.video_inputs import FlowCache, sample_inputs
 from actionvlad_tf.viz import common, tsne
 
 flags.DEFINE_enum("mode", "conv5_vs_fc7", ["conv5_vs_fc7", "rgb_vs_flow"], "Fig. 5 or Fig. 10.")
@@ -37,45 +35,12 @@ flags.mark_flags_as_required(["videos", "output"])
 FLAGS = flags.FLAGS
 
 
-def conv5_vs_fc7(rng):
-    """Fig. 5 panels: conv5_3 descriptors and fc7 vectors of the same frames, labelled by video."""
-    vgg = build_vgg16(conv_endpoint="fc7", input_shape=(224, 224), weights=FLAGS.vgg_weights)
-    taps = keras.Model(vgg.input, [vgg.get_layer("block5_conv3").output, vgg.output])
-    conv, fc, conv_labels, fc_labels = [], [], [], []
-    for index, video in enumerate(FLAGS.videos):
-        decoded = read_video_frames(video)
-        frames = sample_inputs(decoded, ("rgb",), FLAGS.frames_per_video, None, where=video)["rgb"]
-        conv5, fc7 = (keras.ops.convert_to_numpy(t) for t in taps(preprocess_for_eval(frames, "rgb")))
-        positions = tsne.sample_positions(len(conv5), conv5.shape[1], conv5.shape[2], FLAGS.descriptors_per_frame, rng)
-        conv.append(tsne.take_descriptors(conv5, positions))
-        fc.append(tsne.take_descriptors(fc7, np.arange(len(fc7))))
-        conv_labels += [index] * len(positions)
-        fc_labels += [index] * len(fc7)
-    return [("conv5_3 (pre-ReLU)", np.concatenate(conv), conv_labels),
-            ("fc7 (pre-ReLU)", np.concatenate(fc), fc_labels)], None
-
-
-def rgb_vs_flow(rng):
-    """Fig. 10 panel: conv5 descriptors of corresponding RGB and flow frames, labelled by stream."""
-    if FLAGS.model:
-        joint = keras.saving.load_model(FLAGS.model)
-        models = [common.stream_model(joint, m) for m in ("rgb", "flow")]
-    else:
-        models = [keras.saving.load_model(path) for path in (FLAGS.rgb_model, FLAGS.flow_model)]
-    features = [[], []]
+def _sampled(modalities, flow_method=None):
+    """Per video of --videos, its frames sampled with the release's step ({stream: frames})."""
     for video in FLAGS.videos:
         decoded = read_video_frames(video)
-        inputs = sample_inputs(decoded, ("rgb", "flow"), FLAGS.frames_per_video, FlowCache(decoded, FLAGS.flow_method),
-                               where=video)
-        maps = [common.vlad_internals(model, preprocess_for_eval(inputs[m], m, 1, model.input.shape[2]).numpy())[
-            "descriptors"] for model, m in zip(models, ("rgb", "flow"))]
-        positions = tsne.sample_positions(len(maps[0]), maps[0].shape[1], maps[0].shape[2],
-                                          FLAGS.descriptors_per_frame, rng)
-        for stream, conv5 in enumerate(maps):
-            features[stream].append(tsne.take_descriptors(conv5, positions))
-    rgb, flow = (np.concatenate(f) for f in features)
-    return [("conv5 of corresponding frames", np.concatenate([rgb, flow]), [0] * len(rgb) + [1] * len(flow))], [
-        "appearance (RGB)", "motion (flow)"]
+        flow = FlowCache(decoded, flow_method) if "flow" in modalities else None
+        yield sample_inputs(decoded, modalities, FLAGS.frames_per_video, flow, where=video)
 
 
 def main(argv):
@@ -83,9 +48,17 @@ def main(argv):
     if FLAGS.mode == "rgb_vs_flow" and not (FLAGS.model or (FLAGS.rgb_model and FLAGS.flow_model)):
         raise app.UsageError("rgb_vs_flow needs --model or --rgb_model and --flow_model")
     rng = np.random.default_rng(FLAGS.seed)
-    panels, label_names = conv5_vs_fc7(rng) if FLAGS.mode == "conv5_vs_fc7" else rgb_vs_flow(rng)
-    if label_names is None:
+    if FLAGS.mode == "conv5_vs_fc7":
+        panels = tsne.conv5_vs_fc7_panels((v["rgb"] for v in _sampled(("rgb",))), FLAGS.vgg_weights,
+                                          FLAGS.descriptors_per_frame, rng)
         label_names = [os.path.splitext(os.path.basename(v))[0][:24] for v in FLAGS.videos]
+    else:
+        joint = load_model(FLAGS.model) if FLAGS.model else None
+        models = ([common.stream_model(joint, m) for m in ("rgb", "flow")] if joint is not None
+                  else [load_model(path) for path in (FLAGS.rgb_model, FLAGS.flow_model)])
+        panels = tsne.rgb_vs_flow_panels(*models, _sampled(("rgb", "flow"), FLAGS.flow_method),
+                                         FLAGS.descriptors_per_frame, rng)
+        label_names = ["appearance (RGB)", "motion (flow)"]
     tsne.plot_tsne(panels, FLAGS.output, label_names, FLAGS.seed)
     print(f"{FLAGS.output}: " + "; ".join(f"{title}: {len(features)} points" for title, features, _ in panels))
 

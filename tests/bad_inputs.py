@@ -1,4 +1,4 @@
-"""The bad-input corpus of issue 7, written by the tests into their tmp_path (nothing is stored).
+"""The bad-input corpus of docs/reliability.md, written by the tests into their tmp_path (nothing is stored).
 
 A dataset root whose name holds a space and non-ASCII characters, with frame and flow folders
 (release layout §3.1, `frame_folders.write_video`) and a list (§3.2) of every kind of video:

@@ -9,7 +9,8 @@ import pytest
 
 from actionvlad_tf.layers import NetVLADPooling
 from actionvlad_tf.models import vgg16
-from actionvlad_tf.models.actionvlad import (
+from harness import run_model_saving_test
+from actionvlad_tf.models import (
     backbones, build_actionvlad, build_frame_classifier, build_two_stream, pooling_layers,
 )
 
@@ -100,13 +101,8 @@ def test_frame_classifier_averages_frame_logits():
 
 
 def test_keras_file_round_trip(tmp_path):
-    model = build_two_stream(5, fusion="late", **TINY)
-    inputs = {"rgb": _video(3), "flow": _video(20, seed=1)}
-    model.save(tmp_path / "m.keras")
-    reloaded = keras.saving.load_model(tmp_path / "m.keras")
-    np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(reloaded(inputs)), keras.ops.convert_to_numpy(model(inputs)), rtol=1e-5, atol=1e-6
-    )
+    run_model_saving_test(build_two_stream(5, fusion="late", **TINY),
+                          {"rgb": _video(3), "flow": _video(20, seed=1)}, tmp_path)
 
 
 def test_real_shape_parameter_count():

@@ -11,6 +11,7 @@ import tensorflow as tf
 from actionvlad_tf.models import bn_inception
 from actionvlad_tf.models.actionvlad import build_actionvlad, set_training_stage
 from actionvlad_tf.models.vgg16 import flow_kernel_from_rgb
+from harness import check_config_round_trip
 
 # Release §7 table: channels per endpoint, and the spatial stride from the input.
 ENDPOINT_SHAPES = {
@@ -120,11 +121,9 @@ def test_frozen_batchnorm_stays_frozen_during_a_training_step():
 
 def test_frozen_batchnorm_config_round_trip():
     layer = bn_inception.FrozenBatchNormalization(epsilon=1e-5, momentum=0.9, name="bn")
-    clone = bn_inception.FrozenBatchNormalization.from_config(layer.get_config())
+    clone = check_config_round_trip(layer, ("epsilon", "momentum"))
     clone.trainable = True
     assert clone.trainable is False and clone.epsilon == 1e-5
-    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
-    assert isinstance(restored, bn_inception.FrozenBatchNormalization)
 
 
 def _release_values(model, stream="stream0", rgb_first_conv=False, seed=0):
@@ -342,18 +341,19 @@ def test_trainer_split_cuts_bn_inception_at_the_block(stage, features):
 
 
 def test_entry_points_load_bn_inception_backbone_weights(tmp_path, monkeypatch):
-    """`--backbone_weights` of train.py / cluster.py (training.experiment) reaches the BN-Inception
-    loader: "imagenet" and release-named files alike."""
-    from actionvlad_tf.training import experiment
+    """`--backbone_weights` of train.py / cluster.py (models.builder, through the backbone registry)
+    reaches the BN-Inception loader: "imagenet" and release-named files alike."""
+    from actionvlad_tf.models import builder
+    from actionvlad_tf.specs import ModelSpec
 
     model = build_actionvlad(5, model_name="bn_inception", conv_endpoint="conv2/3x3", num_clusters=4,
                              image_size=32, frames_per_video=2)
     values = _release_values(model, stream=None, seed=5)
     backbone_values = {n: v for n, v in values.items() if n.startswith("InceptionV2_TSN/")}
     np.savez(tmp_path / "tsn.npz", **backbone_values)
-    experiment.load_backbone_weights(model, str(tmp_path / "tsn.npz"), "rgb")
+    builder.load_backbone_weights(model, str(tmp_path / "tsn.npz"), "rgb", "bn_inception")
     kernel = model.get_layer("rgb_bn_inception").get_layer("conv2_3x3").kernel
     np.testing.assert_array_equal(np.array(kernel), backbone_values["InceptionV2_TSN/conv2/3x3/Conv/weights"])
     monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="bn_inception_imagenet.npz"):
-        experiment.descriptor_model("rgb", "conv2/3x3", model_name="bn_inception", weights="imagenet")
+        builder.descriptor_model(ModelSpec(5, backbone="bn_inception", conv_endpoint="conv2/3x3"), weights="imagenet")

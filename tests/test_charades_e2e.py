@@ -1,4 +1,4 @@
-"""The Charades path end to end through the entry points (issue 8): a tiny BN-Inception ActionVLAD
+"""The Charades path end to end through the entry points: a tiny BN-Inception ActionVLAD
 trained on clips of a 4-column list, then evaluated on whole videos with the official mAP / wAP.
 
 Training videos hold frames only inside their annotated clips, so a training sample outside

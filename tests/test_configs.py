@@ -1,18 +1,22 @@
 """Tests of experiments/configs/*.flags: syntax, flag names, the release recipe, and that the files chain.
 
 Files whose name starts with `_` are partials (shared recipe pieces) included by the others through
-`--flagfile=`; every other file says in its header the command that runs it. Includes are expanded
-with absl itself, so the tests see exactly what the entry point will parse (later values win).
+`--flagfile=` (relative to the including file); every other file says in its header the command
+that runs it. Includes are expanded by the entry points' own `experiments/flagfiles.py`, so the tests
+see exactly what the entry point will parse (later values win).
 """
 import collections
+import importlib.util
 import pathlib
 import re
 
 import pytest
-from absl import flags
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = REPO_ROOT / "experiments" / "configs"
+_SPEC = importlib.util.spec_from_file_location("flagfiles", REPO_ROOT / "experiments" / "flagfiles.py")
+flagfiles = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(flagfiles)
 
 # Flag names of train.py / eval.py / cluster.py (defined there by the training helper; its own test checks
 # that each entry point defines those its flagfiles use).
@@ -45,8 +49,7 @@ def _entry_point(path):
 
 def _resolve(path):
     """The flags an entry point gets from `path`, includes expanded in place, last value winning."""
-    args = flags.FlagValues().read_flags_from_files(
-        ["prog", f"--flagfile={path.relative_to(REPO_ROOT)}"], force_gnu=False)[1:]
+    args = flagfiles.expand_flagfiles(["prog", f"--flagfile={path.relative_to(REPO_ROOT)}"])[1:]
     pairs = [LINE.match(arg).groups() for arg in args]
     return dict(pairs)
 
@@ -90,7 +93,7 @@ def test_flags_are_those_of_the_entry_point(path):
 
 def test_every_partial_is_included_somewhere():
     included = {match for path in ALL for match in
-                re.findall(r"^--flagfile=experiments/configs/(\S+)$", path.read_text(), re.M)}
+                re.findall(r"^--flagfile=(\S+)$", path.read_text(), re.M)}
     assert {path.name for path in PARTIALS} <= included
     assert included <= {path.name for path in ALL}, "an include names a missing file"
 
@@ -110,12 +113,20 @@ def test_hmdb51_runs_follow_the_release_recipe(split, modality):
             "adam", 1e-4, 5.0)
         assert (int(resolved["num_steps_per_decay"]), float(resolved["learning_rate_decay_factor"])) == (5000, 0.1)
         assert float(resolved["weight_decay"]) == 4e-5 and float(resolved["netvlad_alpha"]) == 1000.0
+    # each variable's gradient is clipped per micro-batch of the release's: 4 × 2 clones, then 4 × 4
+    assert (int(stage1["batch_size"]), int(stage2["batch_size"])) == (8, 16)
+    if modality == "flow":  # from the release's per-split two-stream flow network, converted
+        assert stage1["backbone_weights"] == f"runs/release/hmdb51_twostream_flow_split{split}/model.keras"
     assert evaluation["num_crops"] == {"rgb": "1", "flow": "5"}[modality]  # README numbers, §8 row 10
     assert stage2["checkpoint_path"] == stage1["train_dir"] and evaluation["checkpoint_path"] == stage2["train_dir"]
 
 
 def test_every_consumed_file_is_produced_by_another_flagfile():
-    produced, consumed = set(), collections.defaultdict(list)
+    """... or by experiments/release_model.py (a released checkpoint, converted to its default output)."""
+    from actionvlad_tf.convert.release_models import RELEASE_MODELS
+
+    produced = {f"runs/release/{name}/model.keras" for name in RELEASE_MODELS}
+    consumed = collections.defaultdict(list)
     for path in RUNNABLE:
         entry, resolved = _entry_point(path), _resolve(path)
         if entry == "cluster":

@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from actionvlad_tf.data import splits
-from actionvlad_tf.data.extraction import count_frames
-from actionvlad_tf.data.synthetic import write_video
+from actionvlad_tf.prep import splits
+from actionvlad_tf.prep.extraction import count_frames
+from actionvlad_tf.prep.synthetic import write_video
 
 
 def run(repo_root, script, *args):

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from actionvlad_tf.data import extraction
-from actionvlad_tf.data.synthetic import write_video
+from actionvlad_tf.prep import extraction
+from actionvlad_tf.prep.synthetic import write_video
 
 
 def textured_frames(num_frames=6, height=48, width=64, shift=(2, 0), seed=0):
@@ -131,7 +131,7 @@ def test_read_video_frames_is_rgb_and_sequential(tmp_path):
 
 
 def test_raw_mpeg4_stream_is_decoded_fully(tmp_path):
-    # The container claims nonsense; only sequential decoding gives the frames (issue 3).
+    # The container claims nonsense; only sequential decoding gives the frames.
     frames = textured_frames(num_frames=23, height=96, width=128)
     path = tmp_path / "v_raw.mp4"
     write_raw_mpeg4(path, frames)

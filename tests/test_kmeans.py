@@ -3,10 +3,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from actionvlad_tf.centers import load_centers, save_centers
 from actionvlad_tf.data.lists import VideoEntry
 from actionvlad_tf.data.sampling import frame_numbers
-from actionvlad_tf.training.kmeans import (fit_centers, l2_normalize_rows, load_centers, sample_descriptors,
-                                           sample_frame_entries, save_centers)
+from actionvlad_tf.evaluation.fusion import l2_normalize_rows
+from actionvlad_tf.training.kmeans import fit_centers, sample_descriptors, sample_frame_entries
 
 
 def _entries(count=3, frames=30):

@@ -1,11 +1,15 @@
 """NetVLADPooling against an independent float64 numpy implementation of Eq. (1) + the release's
-normalisations, plus gradients, serialisation, masking and mixed precision."""
+normalisations, plus gradients and the shared layer harness (serialisation, masking, mixed precision).
+Runs on every Keras backend (tests/test_backends.py); the gradient checks use TensorFlow."""
+import keras
 import numpy as np
 import pytest
-import tensorflow as tf
-import keras
 
 from actionvlad_tf.layers import NetVLADPooling
+from harness import run_layer_test, to_numpy
+
+tensorflow_only = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                                     reason="gradient checks written with tf.GradientTape")
 
 
 def reference_netvlad(x, kernel, bias, centers, num_clusters, normalize_input=True, intra=True, final=True):
@@ -123,9 +127,12 @@ def test_set_centers_on_built_layer_keeps_ghost_columns():
         layer.set_centers(np.zeros((3, 8)))
 
 
+@tensorflow_only
 def test_stable_at_alpha_1000_and_beyond():
     """Logits near ±2000 (α = 1000, unit descriptors): finite values and gradients, also for
-    all-zero and identical descriptors and α = 1e4 (issue 7, Numbers)."""
+    all-zero and identical descriptors and α = 1e4."""
+    import tensorflow as tf
+
     rng = np.random.default_rng(6)
     centers = rng.normal(size=(4, 8)).astype(np.float32)
     centers /= np.linalg.norm(centers, axis=1, keepdims=True)
@@ -148,7 +155,10 @@ def test_stable_at_alpha_1000_and_beyond():
                 assert np.isfinite(tf.convert_to_tensor(g).numpy()).all(), (alpha, name)
 
 
+@tensorflow_only
 def test_gradient_matches_finite_differences():
+    import tensorflow as tf
+
     layer, _, _, _ = make_layer(6, 3, alpha=2.0)
     x = tf.constant(np.random.default_rng(7).normal(size=(2, 4, 6)), tf.float64)
     weights = tf.constant(np.random.default_rng(8).normal(size=(2, 18)), tf.float64)
@@ -160,72 +170,25 @@ def test_gradient_matches_finite_differences():
     np.testing.assert_allclose(theoretical[0], numerical[0], atol=2e-3)
 
 
-def test_mask_removes_padded_frames_exactly():
-    layer, _, _, _ = make_layer(8, 4, alpha=3.0)
-    rng = np.random.default_rng(9)
-    video = rng.normal(size=(1, 3, 2, 2, 8)).astype(np.float32)
-    padded = np.concatenate([video, rng.normal(size=(1, 2, 2, 2, 8)).astype(np.float32)], axis=1)
-    frame_mask = np.array([[True, True, True, False, False]])
-    np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(layer(padded, mask=frame_mask)),
-        keras.ops.convert_to_numpy(layer(video)), atol=1e-6,
-    )
-    position_mask = np.broadcast_to(frame_mask[:, :, None, None], (1, 5, 2, 2))
-    np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(layer(padded, mask=position_mask)),
-        keras.ops.convert_to_numpy(layer(video)), atol=1e-6,
-    )
-
-
-def test_config_round_trip_and_keras_file(tmp_path):
-    centers = np.random.default_rng(10).normal(size=(4, 8)).astype(np.float32)
-    layer = NetVLADPooling(4, alpha=50.0, initial_centers=centers, ghost_clusters=1, intra_normalization=False, name="vlad")
+@pytest.mark.parametrize("options", [{}, dict(ghost_clusters=1, intra_normalization=False, alpha=50.0)])
+def test_layer_harness(options, tmp_path):
+    """Config and `.keras` round trips, eager = symbolic, one fitted step, mixed precision, and a
+    mask over padded frames (or over every position) that equals the unpadded video exactly."""
+    rng = np.random.default_rng(10)
+    centers = rng.normal(size=(4, 8)).astype(np.float32)
+    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
+    video = rng.normal(size=(2, 3, 2, 2, 8)).astype(np.float32) * 30.0
+    padded = np.concatenate([video, rng.normal(size=(2, 2, 2, 2, 8)).astype(np.float32)], axis=1)
+    frame_mask = np.array([[True] * 3 + [False] * 2] * 2)
+    layer = run_layer_test(NetVLADPooling, dict(num_clusters=4, initial_centers=centers, **options), video,
+                           (2, 32), tmp_path, mixed_precision_atol=0.02, padded_input=padded, mask=frame_mask)
+    position_mask = np.broadcast_to(frame_mask[:, :, None, None], (2, 5, 2, 2))
+    np.testing.assert_allclose(to_numpy(layer(padded, mask=position_mask)), to_numpy(layer(video)), atol=1e-6)
     config = layer.get_config()
-    clone = NetVLADPooling.from_config(config)
-    assert clone.get_config() == config
     for key in ("num_clusters", "alpha", "ghost_clusters", "normalize_input", "intra_normalization",
                 "output_normalization", "output_details", "initial_centers", "epsilon",
                 "assignment_kernel_initializer", "assignment_bias_initializer", "centers_initializer"):
         assert key in config
-
-    inputs = keras.Input((3, 2, 2, 8))
-    model = keras.Model(inputs, keras.layers.Dense(3)(layer(inputs)))
-    x = np.random.default_rng(11).normal(size=(2, 3, 2, 2, 8)).astype(np.float32)
-    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x, np.array([0, 2]), epochs=1, verbose=0)  # one training step
-    path = tmp_path / "vlad.keras"
-    model.save(path)
-    reloaded = keras.saving.load_model(path)  # registered: no custom_objects
-    np.testing.assert_array_equal(model.predict(x, verbose=0), reloaded.predict(x, verbose=0))
-
-
-def test_symbolic_and_eager_calls_agree():
-    layer, _, _, _ = make_layer(8, 4)
-    inputs = keras.Input((None, 8))
-    model = keras.Model(inputs, layer(inputs))
-    assert model.output_shape == (None, 32)
-    x = np.random.default_rng(12).normal(size=(2, 5, 8)).astype(np.float32)
-    np.testing.assert_allclose(model.predict(x, verbose=0), keras.ops.convert_to_numpy(layer(x)), atol=1e-6)
-
-
-@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
-def test_mixed_precision_is_finite_and_close(policy):
-    rng = np.random.default_rng(13)
-    centers = rng.normal(size=(4, 16)).astype(np.float32)
-    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
-    x = rng.normal(size=(2, 3, 4, 4, 16)).astype(np.float32) * 30.0
-    reference = keras.ops.convert_to_numpy(NetVLADPooling(4, initial_centers=centers)(x))
-    keras.mixed_precision.set_global_policy(policy)
-    try:
-        layer = NetVLADPooling(4, initial_centers=centers)
-        got = layer(x)
-        assert layer.assignment_kernel.dtype == "float32"
-        got = keras.ops.convert_to_numpy(keras.ops.cast(got, "float32"))
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    assert np.isfinite(got).all()
-    # Inputs are rounded to the low-precision compute dtype before the float32 math.
-    np.testing.assert_allclose(got, reference, atol=0.02)
 
 
 def test_bad_shapes_raise():

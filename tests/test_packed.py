@@ -10,8 +10,9 @@ import tensorflow as tf
 
 from actionvlad_tf.data.frames import DatasetReport
 from actionvlad_tf.data.lists import read_list
-from actionvlad_tf.data.packed import parse_video_example, write_packed_shards
+from actionvlad_tf.data.packed import parse_video_example
 from actionvlad_tf.data.video_input import make_video_dataset
+from actionvlad_tf.prep.shards import write_packed_shards
 from frame_folders import write_list, write_video
 
 SMALL = {"image_size": 16, "resize_shape": (20, 24)}

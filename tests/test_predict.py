@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from actionvlad_tf.data import sampling
-from actionvlad_tf.data.extraction import compute_flow_images, read_video_frames
 from actionvlad_tf.export import predictor
 from actionvlad_tf.export.saved_model import export_saved_model, save_keras_atomic
 from actionvlad_tf.models import build_actionvlad, build_two_stream
+from actionvlad_tf.prep import video_inputs
+from actionvlad_tf.prep.extraction import compute_flow_images, read_video_frames
 
 S, K, C = 32, 4, 7
 CLASSES = [f"action_{i}" for i in range(C)]
@@ -71,7 +72,7 @@ def test_keras_and_saved_model_agree_on_a_video(models):
     assert from_keras["top5_classes"][0] == CLASSES[int(np.argmax(from_keras["probabilities"]))]
     unnamed = predictor.Classifier(models["rgb_keras"])
     assert unnamed.modalities == ("rgb",) and unnamed.frames_per_video is None
-    assert unnamed(predictor.sample_inputs(frames, ("rgb",), 25, None))["top5_classes"][0].isdigit()
+    assert unnamed(video_inputs.sample_inputs(frames, ("rgb",), 25, None))["top5_classes"][0].isdigit()
     with pytest.raises(ValueError, match="baked in"):
         predictor.Classifier(models["rgb_export"], CLASSES)
     with pytest.raises(FileNotFoundError, match="not a .keras file"):
@@ -83,7 +84,7 @@ def test_flow_stacks_follow_the_release_numbering():
     frames = rng.integers(0, 255, (30, 24, 32, 3), dtype=np.uint8)
     first = sampling.frame_numbers(30, 4, "flow")  # ⌊(30 − 10)/4⌋ = 5: files 1, 6, 11, 16
     np.testing.assert_array_equal(first, [1, 6, 11, 16])
-    stacks = predictor.FlowCache(frames, "dis").stacks(first)
+    stacks = video_inputs.FlowCache(frames, "dis").stacks(first)
     flow_x, flow_y = compute_flow_images(frames, "dis")
     assert stacks.shape == (4, 24, 32, 20) and stacks.dtype == np.uint8
     for i, f in enumerate(first):  # channels x_f, y_f, x_f+1, …: flow file f is frames f → f + 1

@@ -1,4 +1,4 @@
-"""Reliability (issue 7): the bad-input corpus (`bad_inputs.py`) through the input pipeline under
+"""Reliability (docs/reliability.md): the bad-input corpus (`bad_inputs.py`) through the input pipeline under
 both error policies, list lines that no policy skips (and a property test of the list parser),
 paths with spaces and non-ASCII characters, unwritable and full output folders, safe-mode `.keras`
 files and the absence of unpickling. What other test files already show is referenced in
@@ -17,13 +17,13 @@ import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actionvlad_tf.data import extraction
 from actionvlad_tf.data.frames import DatasetReport
 from actionvlad_tf.data.lists import VideoEntry, read_list
-from actionvlad_tf.data.synthetic import write_video
 from actionvlad_tf.data.video_input import make_video_dataset
 from actionvlad_tf.export.saved_model import export_saved_model, late_fuse
 from actionvlad_tf.models import build_actionvlad, build_two_stream
+from actionvlad_tf.prep import extraction
+from actionvlad_tf.prep.synthetic import write_video
 from actionvlad_tf.training import TrainConfig, make_strategy, train
 from bad_inputs import L, NUM_CLASSES, SMALL, T, VIDEOS, write_corpus
 from frame_folders import write_list
@@ -256,12 +256,12 @@ def test_unwritable_output_folder_fails_before_any_work(tmp_path, writer, kind):
 FULL_DISK = r"""
 import json, os, resource, signal, sys
 import numpy as np
-from actionvlad_tf.data import extraction
-from actionvlad_tf.data.synthetic import write_video
+from actionvlad_tf.atomic import write_json
 from actionvlad_tf.evaluation.logits_io import write_logits
-from actionvlad_tf.evaluation.report import write_json
 from actionvlad_tf.export.saved_model import save_keras_atomic
 from actionvlad_tf.models import build_actionvlad
+from actionvlad_tf.prep import extraction
+from actionvlad_tf.prep.synthetic import write_video
 out = sys.argv[1]
 model = build_actionvlad(4, frames_per_video=3, image_size=32, num_clusters=4, weight_decay=0)
 video = os.path.join(out, "clip.avi")

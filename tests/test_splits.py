@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from actionvlad_tf.data import splits
-from actionvlad_tf.data.extraction import VideoReadError
 from actionvlad_tf.data.lists import read_list
+from actionvlad_tf.prep import splits
+from actionvlad_tf.prep.extraction import VideoReadError
 
 
 def make_frames(frames_dir, video, count):

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from actionvlad_tf.data import synthetic
-from actionvlad_tf.data.extraction import read_video_frames
 from actionvlad_tf.data.lists import read_class_names
+from actionvlad_tf.prep import synthetic
+from actionvlad_tf.prep.extraction import read_video_frames
 
 TINY = dict(num_classes=3, train_per_class=2, test_per_class=1, num_frames=9, height=48, width=64)
 

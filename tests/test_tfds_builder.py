@@ -4,8 +4,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from actionvlad_tf.data.tfds_builder import ActionVladFrames, ActionVladFramesConfig
 from actionvlad_tf.data.video_input import make_video_dataset
+from actionvlad_tf.prep.tfds_builder import ActionVladFrames, ActionVladFramesConfig
 from frame_folders import write_list, write_video
 
 
@@ -79,7 +79,52 @@ def test_bad_input_names_the_video(tmp_path, manual):
 def test_registered_release_configs(tmp_path):
     builder = tfds.builder("action_vlad_frames/ucf101_split2", data_dir=str(tmp_path))
     assert builder.info.features["label"].num_classes == 101
+    assert builder.info.features["label"].names[:3] == ["ApplyEyeMakeup", "ApplyLipstick", "Archery"]
+    hmdb51 = tfds.builder("action_vlad_frames/hmdb51_split1", data_dir=str(tmp_path))
+    assert hmdb51.info.features["label"].names[0] == "brush_hair" and hmdb51.info.features["label"].num_classes == 51
+    info = builder.info
+    assert "ActionVLAD" in info.description and "Girdhar" in info.citation
+    assert info.homepage.startswith("https://") and info.supervised_keys == ({"rgb": "rgb", "flow": "flow"}, "label")
     assert builder.builder_config.lists == {"train": "train_split2.txt", "test": "test_split2.txt"}
     assert "manual_dir" in ActionVladFrames.MANUAL_DOWNLOAD_INSTRUCTIONS
     with pytest.raises(ValueError, match="2 class names for 3 classes"):
         ActionVladFramesConfig(name="x", num_classes=3, lists={}, class_names=["a", "b"])
+
+
+def test_release_class_names_are_those_of_the_release_lists(shared_data):
+    """The registered names follow the label order of the release's lists (actions.txt for HMDB51;
+    the classes of UCF101's list lines, label by label)."""
+    from actionvlad_tf.data.datasets import DATASETS
+    from actionvlad_tf.data.lists import read_class_names
+
+    assert list(DATASETS["hmdb51"].class_names) == read_class_names(shared_data / "hmdb51" / "actions.txt")
+    entries = [line.split() for line in (shared_data / "ucf101" / "test_split1.txt").read_text().splitlines()]
+    by_label = {int(label): path.split("/")[0] for path, _, label in entries}
+    assert list(DATASETS["ucf101"].class_names) == [by_label[k] for k in range(101)]
+
+
+def test_a_registered_config_is_an_input_source(tmp_path, manual):
+    """`InputSpec(tfds_name=...)` (train.py / eval.py --tfds_name) reads a built TFDS split and gives
+    the batches of the frame folders; `as_supervised` gives (video, label)."""
+    from actionvlad_tf.data import sources
+    from actionvlad_tf.data.datasets import DATASETS
+    from actionvlad_tf.specs import InputSpec
+
+    (manual / "lists" / "train.txt").rename(manual / "lists" / "train_split1.txt")
+    (manual / "lists" / "test.txt").rename(manual / "lists" / "test_split1.txt")
+    builder = tfds.builder("action_vlad_frames/hmdb51_split1", data_dir=str(tmp_path / "tfds"))
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
+    video, label = next(iter(builder.as_dataset(split="test", as_supervised=True)))
+    assert set(video) == {"rgb", "flow"} and int(label) == 2
+    common = dict(modality="rgb+flow", frames_per_video=3, flow_stack=3, batch_size=2, image_size=16,
+                  resize_shape=(20, 24), return_metadata=True)
+    from_tfds, entries = sources.split_dataset(
+        DATASETS["hmdb51"], InputSpec(tfds_name="action_vlad_frames/hmdb51_split1",
+                                      tfds_data_dir=str(tmp_path / "tfds"), **common), "train")
+    assert entries is None  # no list folder: the records carry path, label and position
+    from_folders, entries = sources.split_dataset(
+        DATASETS["hmdb51"], InputSpec(frames_root=str(manual / "frames"), list_dir=str(manual / "lists"), **common),
+        "train")
+    assert len(entries) == 2
+    (tfds_batch,), (folder_batch,) = list(from_tfds), list(from_folders)
+    tf.nest.map_structure(np.testing.assert_array_equal, tfds_batch, folder_batch)

@@ -61,7 +61,7 @@ def test_cluster_train_two_stages_and_evaluate(tmp_path):
     assert "4 centres of dimension 512 from 48 descriptors" in out  # 32² input: 2 × 2 conv5 positions
     train = common + ["--batch_size=2", "--iter_size=2", "--max_number_of_steps=2", "--save_every_n_steps=1"]
     out = _run("train", *train, "--stage=1", "--centers=runs/centers.npz", "--train_dir=runs/stage1", cwd=tmp_path)
-    assert out.startswith("step 2:")
+    assert re.search(r"^step 2:", out, re.M)  # after the "precision: …" line
     stage1 = tmp_path / "runs" / "stage1"
     assert {"checkpoint", "model.keras", "flags.txt"} <= set(os.listdir(stage1))
     assert "--stage=1" in (stage1 / "flags.txt").read_text()
@@ -109,12 +109,13 @@ ENTRY_POINT_PARSER = """
     entry, flagfiles = sys.argv[1], sys.argv[2:]
     module = __import__(entry)
     from absl import flags
+    from flagfiles import expand_flagfiles
     problems = []
     for flagfile in flagfiles:
         values = flags.FLAGS
         values.unparse_flags()
         try:
-            values(["prog", f"--flagfile={flagfile}"])
+            values(expand_flagfiles(["prog", f"--flagfile={flagfile}"]))
         except flags.Error as error:
             problems.append(f"{flagfile}: {error}")
     print("\\n".join(problems) or "all parsed")
@@ -135,3 +136,39 @@ def test_every_flagfile_parses_with_its_entry_point(tmp_path, entry):
                          env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.strip().endswith("all parsed"), run.stdout
+
+
+@pytest.mark.slow  # a subprocess of train.py; the resolution itself is tested below in the default run
+def test_a_flagfile_runs_from_another_folder(tmp_path):
+    """A repository flagfile named by its absolute path runs from any folder: its includes
+    (`--flagfile=_hmdb51.flags`) resolve beside it, so train.py gets past flag parsing and stops at
+    the data, whose paths stay relative to the working folder."""
+    environment = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    flagfile = CONFIGS / "hmdb51_rgb_split1_stage1.flags"
+    run = subprocess.run([sys.executable, str(REPO / "experiments" / "train.py"), f"--flagfile={flagfile}"],
+                         cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0
+    assert "Flags parsing error" not in run.stderr
+    assert "list file not found: data/hmdb51/lists/train_split1.txt" in run.stderr, run.stderr[-3000:]
+
+
+def test_flagfile_includes_resolve_beside_the_flagfile(tmp_path, monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("flagfiles", REPO / "experiments" / "flagfiles.py")
+    flagfiles = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(flagfiles)
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "_part.flags").write_text("# a partial\n--num_clusters=8\n--seed=3\n")
+    (tmp_path / "configs" / "run.flags").write_text("--flagfile=_part.flags\n--seed=4\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert flagfiles.expand_flagfiles(["prog", f"--flagfile={tmp_path}/configs/run.flags", "--x=1"]) == [
+        "prog", "--num_clusters=8", "--seed=3", "--seed=4", "--x=1"]
+    (tmp_path / "configs" / "bad.flags").write_text("--seed=1\n--flagfile=_missing.flags\n")
+    with pytest.raises(Exception, match=r"bad.flags:2: flagfile _missing.flags not found"):
+        flagfiles.expand_flagfiles(["prog", f"--flagfile={tmp_path}/configs/bad.flags"])
+    (tmp_path / "configs" / "loop.flags").write_text("--flagfile=loop.flags\n")
+    with pytest.raises(Exception, match="includes itself"):
+        flagfiles.expand_flagfiles(["prog", f"--flagfile={tmp_path}/configs/loop.flags"])

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from actionvlad_tf import tvl1
 from actionvlad_tf.benchmark.flow import synthetic_pair
-from actionvlad_tf.data import extraction
+from actionvlad_tf.prep import extraction
 
 HEIGHT, WIDTH = 40, 48
 

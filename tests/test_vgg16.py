@@ -122,3 +122,30 @@ def test_missing_weights_give_clear_errors(tmp_path, monkeypatch):
     monkeypatch.setattr(keras.utils, "get_file", offline)
     with pytest.raises(RuntimeError, match="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"):
         vgg16.build_vgg16(weights="imagenet")
+
+
+def test_width_multiplier_scales_every_layer_and_survives_saving(tmp_path):
+    full = vgg16.build_vgg16(include_top=True, num_classes=5, input_shape=(32, 32))
+    quarter = vgg16.build_vgg16(include_top=True, num_classes=5, input_shape=(32, 32), width=0.25)
+    for layer in quarter.layers:
+        if layer.weights and layer.name != "predictions":
+            assert layer.weights[0].shape[-1] == full.get_layer(layer.name).weights[0].shape[-1] // 4, layer.name
+    assert quarter.get_layer("fc1").weights[0].shape == (1 * 1 * 128, 1024)
+    # Every conv kernel and fc kernel is 1/16 of the full one, except block1_conv1's input side
+    # (3 channels at any width) and the 5-way head (1/4).
+    expected = sum(
+        (np.prod(l.weights[0].shape) // (4 if l.name in ("block1_conv1", "predictions") else 16))
+        + l.weights[1].shape[0] // (1 if l.name == "predictions" else 4)
+        for l in full.layers if l.weights)
+    assert quarter.count_params() == expected
+    conv5 = vgg16.build_vgg16(width=0.25)
+    assert conv5(np.zeros((1, 64, 64, 3), np.float32)).shape == (1, 4, 4, 128)
+    assert vgg16.build_vgg16(width=0.001).get_layer("block1_conv1").weights[0].shape[-1] == 1
+    with pytest.raises(ValueError, match="width"):
+        vgg16.build_vgg16(width=0)
+    # A saved video model rebuilds at its width (eval, export and predict load it).
+    video = build_actionvlad(3, frames_per_video=2, image_size=32, num_clusters=4, backbone_width=0.25)
+    video.save(tmp_path / "m.keras")
+    reloaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert reloaded.count_params() == video.count_params()
+    assert reloaded.get_layer("rgb_vgg16").output.shape[-1] == 128

@@ -303,7 +303,7 @@ def test_real_tsn_folder(shared_data, tmp_path):
 
 def test_real_clip_yields_release_shapes(shared_data, tmp_path):
     """Frames and (DIS) flow of a real HMDB51 clip → [25, 224, 224, 3] and [25, 224, 224, 20]."""
-    extraction = pytest.importorskip("actionvlad_tf.data.extraction")
+    extraction = pytest.importorskip("actionvlad_tf.prep.extraction")
     clip = shared_data / "clips" / "hmdb51" / "TrumanShow_wave_f_nm_np1_fr_med_26.avi"
     folder = tmp_path / "frames" / "wave" / "truman"
     folder.mkdir(parents=True)

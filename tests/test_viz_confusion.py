@@ -1,4 +1,4 @@
-"""Tests of actionvlad_tf.viz.confusion and evaluation.report.write_results (results folder of eval.py)."""
+"""Tests of actionvlad_tf.viz.confusion and viz.report.write_results (results folder of eval.py)."""
 import json
 import os
 
@@ -6,8 +6,8 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from actionvlad_tf.evaluation import metrics, report
-from actionvlad_tf.viz import confusion
+from actionvlad_tf.evaluation import metrics
+from actionvlad_tf.viz import confusion, report
 
 
 def _pixels(path):

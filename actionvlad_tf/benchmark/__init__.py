@@ -1,4 +1,4 @@
-"""Benchmark library behind `experiments/bench.py` (issue 6): timing, FLOP and memory accounting,
+"""Benchmark library behind `experiments/bench.py` (docs/performance.md): timing, FLOP and memory accounting,
 the release's NetVLAD and a broadcast-residual NetVLAD as references, the four table sections and
 the table itself."""
 from actionvlad_tf.benchmark.reference_netvlad import (netvlad_broadcast_reference,

@@ -10,14 +10,17 @@
   ±20 px quantised values (the flow JPEGs) that agree within ±1 and ±2.
 """
 import glob
+import multiprocessing
 import os
 import time
 
 import cv2
 import numpy as np
+import tensorflow as tf
 
 from actionvlad_tf import tvl1
-from actionvlad_tf.data.extraction import quantize_flow
+from actionvlad_tf.benchmark.timing import interleaved_times
+from actionvlad_tf.prep.extraction import quantize_flow
 
 SYNTHETIC_KINDS = ("translation", "rotation", "smooth")
 
@@ -149,7 +152,6 @@ def clip_agreement(frames, model=None, bound=20.0):
 def opencv_pairs_per_second(first, second, processes):
     """Wall-clock pairs/s of OpenCV's TV-L1 over `processes` worker processes (one OpenCV thread
     each, as extract_flow.py runs it), splitting the pairs among them."""
-    import multiprocessing  # pylint: disable=import-outside-toplevel
     context = multiprocessing.get_context("forkserver")
     chunks = [(first[k::processes], second[k::processes]) for k in range(processes)]
     with context.Pool(processes, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
@@ -182,8 +184,6 @@ def bench_flow(height=256, width=340, pairs=16, batch=16, repeats=2, warmup=1, x
     motions of up to 3 px at height × width. Accuracy: `synthetic_accuracy` at accuracy_shape and,
     with `clips_dir`, `clip_agreement` on the first `clip_frames` frames of every clip.
     """
-    from actionvlad_tf.benchmark.timing import interleaved_times  # pylint: disable=import-outside-toplevel
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
     made = [synthetic_pair("smooth", height, width, 1.0 + 2.0 * (k % 3) / 2, seed=k)
             for k in range(pairs)]
     first, second = np.stack([m[0] for m in made]), np.stack([m[1] for m in made])

@@ -1,4 +1,4 @@
-"""Sections 1 and 2 of the benchmark table (issue 6): the kernels, each a function returning a
+"""Sections 1 and 2 of the benchmark table (docs/performance.md): the kernels, each a function returning a
 JSON-ready dict.
 
 1. `bench_netvlad`: NetVLADPooling against the release's per-cluster loop and a broadcast-residual

@@ -1,4 +1,4 @@
-"""The machine beside every figure: CPU model, vector extensions, GPU, and its peak FLOP rate.
+"""The machine's peak FLOP rate beside every figure (the machine itself: `actionvlad_tf.hardware`).
 
 Two peaks, because "% of a 4096² tf.linalg.matmul" says little on a CPU where TensorFlow's GEMM
 is weak (on a 2-core AVX2 EPYC VGG-16's convolutions ran at 154 % of it):
@@ -15,66 +15,46 @@ import os
 import subprocess
 import sys
 
-import tensorflow as tf
+from actionvlad_tf import hardware
 
 # Environment variables that cap BLAS / OpenMP threads; unset for the NumPy GEMM probe.
 THREAD_OVERRIDES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                     "BLIS_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_VERBOSE")
-VECTOR_FLAGS = {"avx2": "AVX2", "fma": "FMA", "avx512f": "AVX-512", "avx512_bf16": "AVX512-BF16",
-                "amx_tile": "AMX", "amx_bf16": "AMX-BF16", "avx512_fp16": "AVX512-FP16"}
 FLOPS_PER_CYCLE = (("avx512f", 64), ("avx2", 32), ("sse2", 16))  # float32, 2 FMA units
 AMX_BF16_FLOPS_PER_CYCLE = 2048  # 1024 bfloat16 multiply-adds per cycle per core
 
 
-def _cpuinfo(path="/proc/cpuinfo"):
-    fields = {}
-    try:
-        with open(path, encoding="utf-8") as handle:
-            for line in handle:
-                key, _, value = line.partition(":")
-                fields.setdefault(key.strip(), []).append(value.strip())
-    except OSError:
-        pass
-    return fields
-
-
-def _max_mhz(info):
+def _max_mhz():
+    """The highest clock the kernel reports, in MHz (cpufreq's maximum, else /proc/cpuinfo)."""
     candidates = []
     try:
         with open("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq", encoding="utf-8") as f:
             candidates.append(int(f.read()) / 1000.0)
     except (OSError, ValueError):
         pass
-    for value in info.get("cpu MHz", []):
-        try:
-            candidates.append(float(value))
-        except ValueError:
-            pass
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "cpu MHz":
+                    candidates.append(float(value))
+    except (OSError, ValueError):
+        pass
     return max(candidates) if candidates else None
 
 
 def describe_machine():
-    """{cpu_model, cpu_count, vector_extensions, cpu_mhz, onednn_max_cpu_isa, gpus, peak_*}."""
-    info = _cpuinfo()
-    flags = set((info.get("flags") or [""])[0].split())
-    model = (info.get("model name") or ["unknown CPU"])[0]
-    cores = os.cpu_count() or 1
-    mhz = _max_mhz(info)
+    """`hardware.machine_summary()` plus the clock and the theoretical float32 / bfloat16 peaks."""
+    summary = hardware.machine_summary()
+    flags = hardware.cpu_info()["flags"]
+    cores, mhz = summary["cpu_cores"], _max_mhz()
     per_cycle = next((n for flag, n in FLOPS_PER_CYCLE if flag in flags), 8)
-    gpus = []
-    for device in tf.config.list_physical_devices("GPU"):
-        details = tf.config.experimental.get_device_details(device)
-        gpus.append(details.get("device_name", device.name))
     peak = lambda per: None if mhz is None else cores * mhz * 1e6 * per  # noqa: E731
-    return {
-        "cpu_model": model, "cpu_count": cores,
-        "vector_extensions": [name for flag, name in VECTOR_FLAGS.items() if flag in flags],
-        "cpu_mhz": mhz, "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
-        "gpus": gpus,
-        "theoretical_peak_float32_flops": peak(per_cycle),
-        "theoretical_peak_bfloat16_flops": peak(AMX_BF16_FLOPS_PER_CYCLE)
-        if "amx_bf16" in flags else (peak(2 * per_cycle) if "avx512_bf16" in flags else None),
-    }
+    bfloat16 = (AMX_BF16_FLOPS_PER_CYCLE if "amx_bf16" in flags
+                else 2 * per_cycle if "avx512_bf16" in flags else None)
+    return {**summary, "cpu_count": cores, "cpu_mhz": mhz,
+            "theoretical_peak_float32_flops": peak(per_cycle),
+            "theoretical_peak_bfloat16_flops": peak(bfloat16) if bfloat16 else None}
 
 
 def machine_line(machine):
@@ -82,7 +62,7 @@ def machine_line(machine):
     clock = f" at {machine['cpu_mhz'] / 1000:.2f} GHz" if machine.get("cpu_mhz") else ""
     isa = machine.get("onednn_max_cpu_isa")
     gpus = ", ".join(machine.get("gpus") or []) or "no GPU"
-    return (f"{machine['cpu_model']}, {machine['cpu_count']} CPUs{clock}, "
+    return (f"{machine['cpu_model']}, {machine['cpu_cores']} CPUs{clock}, "
             f"{' '.join(machine['vector_extensions']) or 'no AVX'}"
             f"{f' (ONEDNN_MAX_CPU_ISA={isa})' if isa else ''}; {gpus}")
 

@@ -1,4 +1,4 @@
-"""Sections 3 and 4 of the benchmark table (issue 6): the input pipeline and end to end.
+"""Sections 3 and 4 of the benchmark table (docs/performance.md): the input pipeline and end to end.
 
 3. `bench_input_pipeline`: videos/s of `make_video_dataset` (25 RGB frames with a training crop;
    25 RGB frames × 5 test crops; 25 flow stacks with a training crop) from frame folders and from
@@ -19,9 +19,9 @@ import tensorflow as tf
 from actionvlad_tf.benchmark.kernels import dtype_policy
 from actionvlad_tf.benchmark.timing import interleaved_times
 from actionvlad_tf.data.lists import read_list
-from actionvlad_tf.data.packed import write_packed_shards
 from actionvlad_tf.data.video_input import make_video_dataset
 from actionvlad_tf.models import backbones, build_actionvlad, set_training_stage
+from actionvlad_tf.prep.shards import write_packed_shards
 from actionvlad_tf.training import split_at_frozen_boundary
 from actionvlad_tf.training.feature_cache import build_feature_cache
 

@@ -1,4 +1,4 @@
-"""Two NetVLAD implementations the benchmark measures `NetVLADPooling` against (issue 6).
+"""Two NetVLAD implementations the benchmark measures `NetVLADPooling` against (docs/performance.md).
 
 Both take the descriptors [B, T, H, W, D] and the layer's weights (assignment kernel [D, K], bias
 [K], centres [K, D]) and return the normalised vector [B, K·D] in the release's cluster-major order;

@@ -7,7 +7,7 @@ import time
 
 import tensorflow as tf
 
-from actionvlad_tf.benchmark import kernels, machine, pipelines, table
+from actionvlad_tf.benchmark import flow, kernels, machine, pipelines, table, updates
 from actionvlad_tf.benchmark.timing import interleaved_times, matmul_pass
 
 log = logging.getLogger(__name__)
@@ -127,12 +127,10 @@ def run_benchmark(sections=DEFAULT_SECTIONS, quick=False, repeats=None, warmup=1
                     repeats=rounds["end_to_end"], warmup=warmup)
     if "flow" in sections:
         log.info("section 5: optical flow")
-        from actionvlad_tf.benchmark import flow  # pylint: disable=import-outside-toplevel
         results["flow"] = flow.bench_flow(**sizes["flow"], repeats=rounds["flow"], warmup=warmup,
                                           xla=xla, clips_dir=None if quick else clips_dir)
     if "updates" in sections:
         log.info("section 6: training updates")
-        from actionvlad_tf.benchmark import updates  # pylint: disable=import-outside-toplevel
         results["updates"] = {name: updates.bench_updates(**shape, repeats=rounds["updates"],
                                                           warmup=warmup)
                               for name, shape in sizes["updates"].items()}

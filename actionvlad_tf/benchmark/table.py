@@ -1,4 +1,4 @@
-"""The benchmark's printed table and its targets (issue 6), from the sections' JSON-ready dicts."""
+"""The benchmark's printed table and its targets (docs/performance.md), from the sections' JSON-ready dicts."""
 from actionvlad_tf.benchmark.machine import machine_line
 
 MEBI = 2**20
@@ -13,7 +13,7 @@ def _le(value, threshold):
 
 
 def evaluate_targets(results):
-    """[{target, value, threshold, holds}] for every issue-6 target the run's sections measured."""
+    """[{target, value, threshold, holds}] for every performance target the run's sections measured."""
     rows = []
 
     def add(target, value, threshold, compare):

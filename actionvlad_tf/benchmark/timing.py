@@ -1,6 +1,6 @@
 """Timing, FLOP and memory accounting for the benchmark.
 
-Rules (issue 6): every figure is a median over repeats after warm-up; figures that are compared are
+Rules: every figure is a median over repeats after warm-up; figures that are compared are
 measured side by side in one run, calls interleaved round-robin so that load from other processes
 hits each alike; a timed function returns what it computes (a gradient that is neither applied nor
 returned is pruned by `tf.function`), and the result is fetched to the host before the clock stops.

@@ -23,7 +23,7 @@ import os
 
 import numpy as np
 
-from actionvlad_tf.models.bn_inception import release_weight_map
+from actionvlad_tf.models.bn_inception import load_release_bn_inception, release_weight_map
 
 # TF1 slot names per optimizer (`<var>/<slot>`) and its non-slot variables (float32 scalars).
 OPTIMIZER_SLOTS = {
@@ -141,8 +141,6 @@ def convert_charades_shard(shard_path, output_path, model, block="inception_5a")
     """Finds the layout of the release's Charades shard, loads its weights onto `model` (an
     ActionVLAD built with `model_name="bn_inception"`, e.g. 157 classes, K = 64, inception_5a) and
     writes them atomically to `output_path` (`.weights.h5`). Returns the layout's label."""
-    from actionvlad_tf.models.bn_inception import load_release_bn_inception
-
     if not output_path.endswith(".weights.h5"):
         raise ValueError(f"output_path must end in .weights.h5, got {output_path}")
     layouts = candidate_layouts(model_variables(model), block)

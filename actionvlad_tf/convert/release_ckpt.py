@@ -29,6 +29,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
+from actionvlad_tf.centers import save_centers
 from actionvlad_tf.models import backbones, release_head_variables
 from actionvlad_tf.models.vgg16 import VGG16_BLOCKS
 
@@ -284,8 +285,6 @@ def kmeans_centers_from_pickle(path):
 
 
 def save_centers_npz(centers, path):
-    """Writes the centres in the project's format (`training.kmeans.save_centers`, WORKSPACE.md)."""
-    from actionvlad_tf.training.kmeans import save_centers
-
+    """Writes the centres in the project's format (`actionvlad_tf.centers`, WORKSPACE.md)."""
     save_centers(path, centers, source="release k-means pickle")
     return path

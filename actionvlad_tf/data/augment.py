@@ -25,8 +25,9 @@ import math
 
 import tensorflow as tf
 
+from actionvlad_tf.specs import RELEASE_IMAGE_SIZE  # noqa: F401  (re-exported)
+
 RELEASE_RESIZE_SHAPE = (256, 340)
-RELEASE_IMAGE_SIZE = 224
 TRAIN_SCALES = (1.0, 0.875, 0.75, 0.66)
 BGR_MEANS = (104.0, 117.0, 123.0)
 FLOW_MEAN = 128.0

@@ -15,9 +15,8 @@ import numpy as np
 import tensorflow as tf
 
 from actionvlad_tf.data.sampling import MODALITIES
+from actionvlad_tf.specs import FLOW_TEMPLATE, RGB_TEMPLATE  # noqa: F401  (re-exported)
 
-RGB_TEMPLATE = "image_%05d.jpg"
-FLOW_TEMPLATE = "flow_{}_%05d.jpg"
 FLOW_DIRECTIONS = ("x", "y")
 _NUMBER_FIELD = re.compile(r"%(0?)(\d*)d")
 _JPEG_START = b"\xff\xd8\xff"

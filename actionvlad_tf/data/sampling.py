@@ -26,7 +26,7 @@ import types
 import numpy as np
 import tensorflow as tf
 
-MODALITIES = ("rgb", "flow", "rgb+flow")
+from actionvlad_tf.specs import FLOW_STACK, MODALITIES  # noqa: F401  (MODALITIES re-exported)
 
 _NUMPY = types.SimpleNamespace(
     float=lambda x: np.asarray(x, np.float64),
@@ -74,7 +74,7 @@ def _first_numbers(n, start, frames_per_video, modality, flow_stack, temporal_ji
     return 1 + start + offsets
 
 
-def frame_numbers(num_frames, frames_per_video, modality="rgb", flow_stack=10, start_frame=0,
+def frame_numbers(num_frames, frames_per_video, modality="rgb", flow_stack=FLOW_STACK, start_frame=0,
                   temporal_jitter=False, rng=None, where="video"):
     """numpy: the T first file numbers (1-based, int64 [T]) of a video's samples.
 
@@ -94,7 +94,7 @@ def frame_numbers(num_frames, frames_per_video, modality="rgb", flow_stack=10, s
                           temporal_jitter, u, _NUMPY)
 
 
-def frame_numbers_tf(num_frames, frames_per_video, modality="rgb", flow_stack=10, start_frame=0,
+def frame_numbers_tf(num_frames, frames_per_video, modality="rgb", flow_stack=FLOW_STACK, start_frame=0,
                      temporal_jitter=False, uniform=None):
     """TensorFlow: as `frame_numbers`, with `num_frames`/`start_frame` scalar tensors.
 
@@ -108,7 +108,7 @@ def frame_numbers_tf(num_frames, frames_per_video, modality="rgb", flow_stack=10
                           temporal_jitter, u, _TF)
 
 
-def stack_numbers(first_numbers, flow_stack=10):
+def stack_numbers(first_numbers, flow_stack=FLOW_STACK):
     """[T] first numbers → [T, L] flow file numbers (first + j); numpy or TF, as given."""
     if isinstance(first_numbers, np.ndarray):
         return first_numbers[:, None] + np.arange(flow_stack, dtype=first_numbers.dtype)

@@ -24,7 +24,6 @@ silently. Decoded frames are uint8, so a bad frame can never reach the model as 
 """
 import glob
 import os
-import types
 
 import tensorflow as tf
 
@@ -34,8 +33,9 @@ from actionvlad_tf.data.frames import (FLOW_TEMPLATE, RGB_TEMPLATE,
                                        decode_frames, file_names, find_video_problems,
                                        flow_file_names, jpeg_ok)
 from actionvlad_tf.data.lists import read_list
-from actionvlad_tf.data.packed import STREAMS, parse_video_example
+from actionvlad_tf.data.packed import parse_video_example
 from actionvlad_tf.data.sampling import check_sampling_arguments, frame_numbers_tf, stack_numbers
+from actionvlad_tf.specs import FLOW_STACK, InputSpec
 
 
 def _sample(element, config):
@@ -220,18 +220,45 @@ def _packed_source(packed_files, config, shuffle_seed, shuffle_buffer, input_con
 def make_video_dataset(list_file=None, frames_root=None, flow_root=None, modality="rgb",
                        frames_per_video=25, training=False, batch_size=1, num_crops=1,
                        image_size=augment.RELEASE_IMAGE_SIZE,
-                       resize_shape=None, flow_stack=10,
+                       resize_shape=None, flow_stack=FLOW_STACK,
                        rgb_template=RGB_TEMPLATE, flow_template=FLOW_TEMPLATE, shuffle_seed=None,
                        temporal_jitter=False, invert_flow_on_flip=False, half_pixel_centers=False,
                        num_classes=None, on_error="raise", report=None, validate=False,
                        return_metadata=False, packed_files=None, shuffle_buffer=64,
                        input_context=None, num_parallel_calls=tf.data.AUTOTUNE,
                        raw_frames=False):
-    """A `tf.data.Dataset` of `(video, label)` (or `(video, label, metadata)`) batches.
+    """A `tf.data.Dataset` of `(video, label)` (or `(video, label, metadata)`) batches: `make_dataset`
+    of the `InputSpec` of these arguments.
 
     Args:
         list_file: list file path (3 or 4 columns) or a list of `VideoEntry`; not with
             `packed_files`.
+        packed_files: packed shards (a glob pattern or a list of paths) instead of a list and
+            frame folders, or a dataset of parsed records (`packed.parse_video_example`, or
+            the TFDS builder's records with `SkipDecoding` on the streams); they must hold the
+            streams of `modality`.
+        report: a `DatasetReport` that collects skipped videos (`on_error="skip"`).
+        input_context: a `tf.distribute.InputContext` (from `distribute_datasets_from_function`):
+            this pipeline's shard of the videos, with the per-replica batch size.
+        the others: the `InputSpec` fields of the same names (`make_dataset`).
+    """
+    spec = InputSpec(
+        modality=modality, frames_per_video=frames_per_video, training=training, batch_size=batch_size,
+        num_crops=num_crops, image_size=image_size, resize_shape=resize_shape, flow_stack=flow_stack,
+        rgb_template=rgb_template, flow_template=flow_template, shuffle_seed=shuffle_seed,
+        temporal_jitter=temporal_jitter, invert_flow_on_flip=invert_flow_on_flip,
+        half_pixel_centers=half_pixel_centers, num_classes=num_classes, on_error=on_error, validate=validate,
+        return_metadata=return_metadata, shuffle_buffer=shuffle_buffer, num_parallel_calls=num_parallel_calls,
+        raw_frames=raw_frames, frames_root=frames_root, flow_root=flow_root)
+    return make_dataset(spec, list_file=list_file, packed_files=packed_files, report=report,
+                        input_context=input_context)
+
+
+def make_dataset(spec, list_file=None, packed_files=None, report=None, input_context=None):
+    """A `tf.data.Dataset` of `(video, label)` (or `(video, label, metadata)`) batches of the
+    videos of `list_file` in the frame folders of `spec`, or of `packed_files`.
+
+    `spec` (an `InputSpec`) fields:
         frames_root: root of `<video>/image_%05d.jpg` folders (RGB).
         flow_root: root of `<video>/flow_{x,y}_%05d.jpg` folders; defaults to `frames_root` (TSN
             dumps keep frames and flow in one folder).
@@ -250,37 +277,28 @@ def make_video_dataset(list_file=None, frames_root=None, flow_root=None, modalit
         half_pixel_centers: modern resize instead of the release's TF1 resize.
         num_classes: labels ≥ num_classes are list errors.
         on_error: "raise" or "skip" (needs `report`; implies `validate`).
-        report: a `DatasetReport` that collects skipped videos.
         validate: scan every video folder before building the dataset; all problems at once.
         return_metadata: add {"index", "path"} per video.
-        packed_files: packed shards (a glob pattern or a list of paths) instead of a list and
-            frame folders, or a dataset of parsed records (`packed.parse_video_example`, or
-            the TFDS builder's records with `SkipDecoding` on the streams); they must hold the
-            streams of `modality`.
         shuffle_buffer: videos in the shuffle buffer of packed records in training (shard files
             are also shuffled every epoch).
-        input_context: a `tf.distribute.InputContext` (from `distribute_datasets_from_function`):
-            this pipeline's shard of the videos, with the per-replica batch size.
         num_parallel_calls: parallel reads/decodes (AUTOTUNE).
         raw_frames: yield the decoded uint8 frames [B, T, H, W, C] (a dict for rgb+flow) with no
             resize, crop or means, for callers that crop themselves (the feature cache); with
             frames of different sizes keep batch_size 1.
+    `list_file`, `packed_files`, `report`, `input_context`: see `make_video_dataset`.
     """
-    check_modality_and_error_policy(modality, on_error, report)
-    if training and num_crops != 1:
+    check_modality_and_error_policy(spec.modality, spec.on_error, report)
+    if spec.training and spec.num_crops != 1:
         raise ValueError("training takes one random crop per video (num_crops=1)")
     if (list_file is None) == (packed_files is None):
         raise ValueError("give either list_file (with frame folders) or packed_files")
-    flow_root = flow_root if flow_root is not None else frames_root
-    config = types.SimpleNamespace(
-        modality=modality, streams=STREAMS[modality], frames_per_video=frames_per_video,
-        training=training, random_frames=training and (temporal_jitter or frames_per_video == 1),
-        num_crops=num_crops, image_size=image_size,
-        resize_shape=tuple(resize_shape or augment.default_resize_shape(image_size)),
-        flow_stack=flow_stack, rgb_template=rgb_template, flow_template=flow_template,
-        temporal_jitter=temporal_jitter, invert_flow_on_flip=invert_flow_on_flip,
-        half_pixel_centers=half_pixel_centers, raw_frames=raw_frames)
-    augment.eval_crop_offsets(num_crops, image_size, config.resize_shape)  # sizes fit, early
+    config = spec.replace(
+        flow_root=spec.flow_root if spec.flow_root is not None else spec.frames_root,
+        resize_shape=tuple(spec.resize_shape or augment.default_resize_shape(spec.image_size)))
+    modality, training, frames_root, flow_root = config.modality, config.training, config.frames_root, config.flow_root
+    on_error, shuffle_seed, batch_size = config.on_error, config.shuffle_seed, config.batch_size
+    num_parallel_calls = config.num_parallel_calls
+    augment.eval_crop_offsets(config.num_crops, config.image_size, config.resize_shape)  # sizes fit, early
     for stream, root in (("rgb", frames_root), ("flow", flow_root)):
         if list_file is not None and stream in config.streams and root is None:
             raise ValueError(f"modality {modality!r} needs the {stream} root folder")
@@ -290,7 +308,7 @@ def make_video_dataset(list_file=None, frames_root=None, flow_root=None, modalit
 
     if list_file is not None:
         entries, problems = _entries_and_problems(list_file, config, frames_root, flow_root,
-                                                  validate or on_error == "skip", num_classes)
+                                                  config.validate or on_error == "skip", config.num_classes)
         if problems and on_error == "raise":
             raise ValueError(f"{len(problems)} video(s) cannot be read:\n" + "\n".join(
                 f"{entries[p].path} ({entries[p].where}): {reason}" for p, reason in problems))
@@ -307,7 +325,7 @@ def make_video_dataset(list_file=None, frames_root=None, flow_root=None, modalit
             dataset = dataset.shuffle(len(keep), seed=shuffle_seed, reshuffle_each_iteration=True)
         read = _read_folder_files
     else:
-        dataset = _packed_source(packed_files, config, shuffle_seed, shuffle_buffer,
+        dataset = _packed_source(packed_files, config, shuffle_seed, config.shuffle_buffer,
                                  input_context, num_parallel_calls, deterministic)
         read = _select_packed_files
 
@@ -322,6 +340,6 @@ def make_video_dataset(list_file=None, frames_root=None, flow_root=None, modalit
     dataset = dataset.map(lambda e: _decode_and_preprocess(e, config),
                           num_parallel_calls=num_parallel_calls, deterministic=deterministic)
     dataset = dataset.batch(batch_size, drop_remainder=training)
-    if not return_metadata:
+    if not config.return_metadata:
         dataset = dataset.map(lambda video, label, metadata: (video, label))
     return dataset.prefetch(tf.data.AUTOTUNE)

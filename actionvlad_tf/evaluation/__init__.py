@@ -7,11 +7,10 @@ from actionvlad_tf.evaluation.logits_io import (charades_video_id, read_charades
 from actionvlad_tf.evaluation.metrics import (charades_evaluate, charades_map, evaluate_logits,
                                               mean_class_accuracy, read_charades_ground_truth,
                                               top_k_accuracy)
-from actionvlad_tf.evaluation.report import write_results
 
 __all__ = [
     "charades_evaluate", "charades_map", "charades_video_id", "evaluate_logits", "fuse_idt",
     "fuse_streams", "late_fusion", "mean_class_accuracy", "normalize_scores", "read_charades_ground_truth",
     "read_charades_submission", "read_logits", "scores_for_videos", "search_flow_weight", "top_k_accuracy",
-    "write_charades_submission", "write_logits", "write_results",
+    "write_charades_submission", "write_logits",
 ]

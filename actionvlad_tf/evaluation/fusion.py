@@ -8,9 +8,9 @@ speak of averaging softmax probabilities, which scores about 2.3 points lower on
 import numpy as np
 
 from actionvlad_tf.evaluation.metrics import top_k_accuracy
+from actionvlad_tf.specs import FLOW_WEIGHT  # noqa: F401  (re-exported; release `--temporal_ratio 0.667`, §6.3)
 
 NORMALIZATIONS = ("none", "softmax", "l2")
-FLOW_WEIGHT = 0.667  # release `--temporal_ratio 0.667`, README "1:2" (§6.3)
 IDT_WEIGHT = 0.25  # release combine_streams `--idt_wt 0.25` for HMDB51 (§6.4); Charades uses 0.5
 
 

@@ -11,7 +11,7 @@ import pathlib
 
 import numpy as np
 
-CHARADES_NUM_CLASSES = 157
+from actionvlad_tf.specs import CHARADES_NUM_CLASSES  # noqa: F401  (re-exported)
 
 
 def _as_scores(scores, name="scores"):

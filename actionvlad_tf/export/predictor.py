@@ -1,32 +1,26 @@
 """Classifying a video file with a trained model: a `.keras` file or a SavedModel export.
 
-The video is decoded (`data.extraction.read_video_frames`), T frames (and, for flow, T stacks of
-L = 10 flow images) are picked with the release's step (`data.sampling.frame_numbers`, §3.3), flow
+The video is decoded (`prep.extraction.read_video_frames`), T frames (and, for flow, T stacks of
+L = 10 flow images) are picked with the release's step (`prep.video_inputs.sample_inputs`, §3.3), flow
 is computed from the decoded frames with the data-prep flow code (TV-L1 by default, quantised as
 dense_flow, 128 = still), and the frames go through the model's serving function, which does the
 eval preprocessing (`export.saved_model`). A `.keras` model runs through the same serving function
 as its export, so both paths give the same scores.
 
 For a long video or a stream, `classify_windows` scores windows of `window` consecutive frames every
-`stride` frames (the release author's suggestion for online use, ActionVLAD issue #10), each window
-sampled as a whole video would be.
+`stride` frames (the release author's suggestion for online use,
+https://github.com/rohitgirdhar/ActionVLAD/issues/10), each window sampled as a whole video would be.
 """
 import os
 import pathlib
 
 import cv2
 import keras
-import numpy as np
 import tensorflow as tf
 import tqdm
 
-from actionvlad_tf.data import sampling
-from actionvlad_tf.data.extraction import compute_flow_images
 from actionvlad_tf.export.saved_model import SERVING_INPUT_NAMES, serving_functions
-
-DEFAULT_FRAMES_PER_VIDEO = 25
-FLOW_STACK = 10
-
+from actionvlad_tf.prep.video_inputs import DEFAULT_FRAMES_PER_VIDEO, FlowCache, sample_inputs
 
 def resolve_model_path(path):
     """("keras" | "saved_model", path): a `.keras` file, a SavedModel folder, or an export folder
@@ -88,46 +82,6 @@ class Classifier:
         result = {k: v.numpy() for k, v in outputs.items()}
         result["top5_classes"] = [c.decode() for c in result["top5_classes"]]
         return result
-
-
-class FlowCache:
-    """Flow images of a decoded video, computed on demand pair by pair and kept: flow file k
-    (1-based) is the flow from frame k to frame k + 1, as `extract_flow` numbers them (§3.1)."""
-
-    def __init__(self, frames, method="tvl1"):
-        self.frames, self.method = frames, method
-        self._pairs = {}
-
-    def stacks(self, first_numbers, flow_stack=FLOW_STACK):
-        """[T] 1-based first flow file numbers → uint8 [T, H, W, 2L], channels x1, y1, …, xL, yL."""
-        numbers = sampling.stack_numbers(np.asarray(first_numbers, np.int64), flow_stack)  # [T, L]
-        self._compute(sorted(set(numbers.ravel().tolist()) - set(self._pairs)))
-        return np.stack([np.stack([c for k in row for c in self._pairs[k]], axis=-1) for row in numbers])
-
-    def _compute(self, numbers):
-        """Computes the missing flow files, one run of consecutive numbers at a time."""
-        runs = np.split(np.asarray(numbers), np.flatnonzero(np.diff(numbers) != 1) + 1) if numbers else []
-        for run in runs:
-            first, last = int(run[0]), int(run[-1])
-            if last >= len(self.frames):
-                raise ValueError(f"flow file {last} needs frame {last + 1}, the video has {len(self.frames)}")
-            flow_x, flow_y = compute_flow_images(self.frames[first - 1:last + 1], self.method)
-            for offset, k in enumerate(range(first, last + 1)):
-                self._pairs[k] = (flow_x[offset], flow_y[offset])
-
-
-def sample_inputs(frames, modalities, frames_per_video, flow, start=0, num_frames=None, where="video"):
-    """The model inputs of the `num_frames` frames from `start` (0-based; default: all) with the
-    release's sampling (§3.3): {modality: uint8 [T, H, W, C]}. `flow` is a `FlowCache` of `frames`."""
-    num_frames = len(frames) - start if num_frames is None else num_frames
-    modality = "rgb+flow" if len(modalities) == 2 else modalities[0]
-    first = sampling.frame_numbers(num_frames, frames_per_video, modality, FLOW_STACK, where=where) + start
-    inputs = {}
-    if "rgb" in modalities:
-        inputs["rgb"] = frames[first - 1]
-    if "flow" in modalities:
-        inputs["flow"] = flow.stacks(first)
-    return inputs
 
 
 def video_fps(path):

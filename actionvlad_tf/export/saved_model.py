@@ -29,30 +29,12 @@ import tensorflow as tf
 
 from actionvlad_tf.atomic import ensure_writable_dir, save_keras_atomic
 from actionvlad_tf.data.augment import preprocess_for_eval
-from actionvlad_tf.models import WeightedLogitFusion
+from actionvlad_tf.models import WeightedLogitFusion, model_streams
 from actionvlad_tf.models.actionvlad import DEFAULT_FLOW_WEIGHT
 
-MODALITY_BY_CHANNELS = {3: "rgb", 20: "flow"}
 SERVING_INPUT_NAMES = {"rgb": "frames", "flow": "flow"}
 TOP_K = 5
 
-
-def model_streams(model):
-    """{modality: (frames or None, image size, channels)} of a model's video input(s), in the
-    order rgb, flow. Modality is read from the channel count (3 RGB, 20 flow)."""
-    inputs = model.input if isinstance(model.input, dict) else {"single": model.input}
-    streams = {}
-    for tensor in inputs.values():
-        shape = tuple(tensor.shape)
-        if len(shape) != 5 or shape[2] is None or shape[2] != shape[3]:
-            raise ValueError(f"{model.name}: input {tensor.name} has shape {shape}; expected videos "
-                             "[B, T, S, S, C] with a fixed square crop S")
-        modality = MODALITY_BY_CHANNELS.get(shape[-1])
-        if modality is None or modality in streams:
-            raise ValueError(f"{model.name}: cannot tell the modality of input {tensor.name} "
-                             f"({shape[-1]} channels; expected one 3-channel RGB and/or one 20-channel flow input)")
-        streams[modality] = (shape[1], shape[2], shape[-1])
-    return {m: streams[m] for m in ("rgb", "flow") if m in streams}
 
 
 def late_fuse(rgb_model, flow_model, flow_weight=DEFAULT_FLOW_WEIGHT, name="actionvlad_late_fusion"):
@@ -67,6 +49,16 @@ def late_fuse(rgb_model, flow_model, flow_weight=DEFAULT_FLOW_WEIGHT, name="acti
     logits = WeightedLogitFusion([1.0 - flow_weight, flow_weight], name="late_fusion")(
         [rgb_model(inputs["rgb"]), flow_model(inputs["flow"])])
     return keras.Model(inputs, logits, name=name)
+
+
+def load_model_or_late_fusion(model_path=None, rgb_path=None, flow_path=None, flow_weight=DEFAULT_FLOW_WEIGHT):
+    """The `.keras` model at `model_path`, or the `late_fuse` of separately trained RGB and flow
+    `.keras` models at `rgb_path` and `flow_path` (give one or the other)."""
+    if bool(model_path) == bool(rgb_path or flow_path) or bool(rgb_path) != bool(flow_path):
+        raise ValueError("give either one model, or both an RGB and a flow model")
+    if model_path:
+        return keras.saving.load_model(model_path)
+    return late_fuse(keras.saving.load_model(rgb_path), keras.saving.load_model(flow_path), flow_weight)
 
 
 def _outputs(logits, class_names):

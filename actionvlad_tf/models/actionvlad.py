@@ -8,14 +8,14 @@ in one bag.
 import keras
 from keras import ops
 
-from actionvlad_tf.layers import NetVLADPooling, SpatioTemporalPooling
-from actionvlad_tf.models import vgg16
+from actionvlad_tf.layers import SpatioTemporalPooling
+from actionvlad_tf.models import bn_inception, registry, vgg16
+from actionvlad_tf.models.parts import backbones, pooling_layers
+from actionvlad_tf.models.registry import BACKBONES, POOLINGS  # noqa: F401  (re-exported)
+from actionvlad_tf.specs import FLOW_WEIGHT, ModelSpec
 
-POOLINGS = ("netvlad", "avg", "max")
-FUSIONS = ("late", "concat", "early", "concat_vlad")
-BACKBONES = ("vgg16", "bn_inception")
 CLASSIFIER_STDDEV = 0.01  # truncated normal, release §1.3
-DEFAULT_FLOW_WEIGHT = 0.667  # late fusion RGB:flow = 1:2 on raw logits (release §6.3)
+DEFAULT_FLOW_WEIGHT = FLOW_WEIGHT  # late fusion RGB:flow = 1:2 on raw logits (release §6.3)
 
 
 @keras.saving.register_keras_serializable(package="actionvlad_tf")
@@ -66,24 +66,13 @@ class WeightedLogitFusion(keras.layers.Layer):
 
 def build_backbone(
     model_name="vgg16", modality="rgb", conv_endpoint="conv5", weights=None, image_size=224,
-    weight_decay=4e-5, trainable_from=None, name=None,
+    weight_decay=4e-5, trainable_from=None, name=None, width=1.0,
 ):
-    """The per-frame feature extractor: frames [N, S, S, C] → pre-ReLU endpoint map [N, h, w, D]."""
+    """The per-frame feature extractor `registry.BACKBONES[model_name]` builds: frames
+    [N, S, S, C] → endpoint map [N, h, w, D] (pre-ReLU for VGG-16)."""
     name = name or f"{modality}_{model_name}"
-    if model_name == "vgg16":
-        input_shape = (image_size, image_size) if conv_endpoint == "fc7" else None
-        return vgg16.build_vgg16(
-            modality=modality, conv_endpoint=conv_endpoint, weights=weights, input_shape=input_shape,
-            weight_decay=weight_decay, trainable_from=trainable_from, name=name,
-        )
-    if model_name == "bn_inception":
-        from actionvlad_tf.models import bn_inception
-
-        return bn_inception.build_bn_inception(
-            modality=modality, conv_endpoint=conv_endpoint, weights=weights,
-            weight_decay=weight_decay, trainable_from=trainable_from, name=name,
-        )
-    raise ValueError(f"model_name must be one of {BACKBONES}, got {model_name!r}")
+    return registry.backbone_entry(model_name).build(
+        modality, conv_endpoint, weights, image_size, weight_decay, trainable_from, name, width)
 
 
 def _video_input(modality, frames, image_size, name):
@@ -95,12 +84,13 @@ def _frame_features(video, backbone):
     return UnfoldFrames(name=f"{backbone.name}_unfold")([backbone(FoldFrames(name=f"{backbone.name}_fold")(video)), video])
 
 
-def _pool(features, pooling, num_clusters, netvlad_alpha, initial_centers, name):
-    if pooling == "netvlad":
-        return NetVLADPooling(num_clusters, alpha=netvlad_alpha, name=name)(features), initial_centers
-    if pooling in ("avg", "max"):
-        return SpatioTemporalPooling(pooling, name=name)(features), None
-    raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+def _pool(features, spec, initial_centers, name):
+    """The registered pooling `spec.pooling` of [B, T, h, w, D] maps; k-means centres set after
+    the model is built (`_set_initial_centers`) need a layer with `set_centers`."""
+    layer = registry.pooling_layer(spec, name)
+    if initial_centers is not None and not hasattr(layer, "set_centers"):
+        raise ValueError(f"pooling {spec.pooling!r} takes no k-means centres")
+    return layer(features)
 
 
 def _classify(pooled, num_classes, pooled_dropout, weight_decay, name="classifier"):
@@ -137,6 +127,7 @@ def build_actionvlad(
     backbone_weights=None,
     initial_centers=None,
     model_name="vgg16",
+    backbone_width=1.0,
     name="actionvlad",
 ):
     """ActionVLAD for one stream: [B, crops·T, S, S, C] → logits [B, num_classes].
@@ -147,7 +138,8 @@ def build_actionvlad(
         frames_per_video: T (25); None accepts any number of frames.
         num_crops: crops per frame at test time; all crops·T frames form one bag (release §3.7).
         image_size: S, the crop side (224).
-        pooling: "netvlad" (ActionVLAD), "avg" or "max" over the pre-ReLU map (release §1.4).
+        pooling: a key of `registry.POOLINGS`: "netvlad" (ActionVLAD), "avg" or "max" over the
+            pre-ReLU map (release §1.4).
         conv_endpoint: "conv5" (pre-ReLU conv5_3), "conv4" or "fc7" (paper Table 2a); a block name
             for bn_inception ("inception_5a").
         num_clusters: K (64).
@@ -158,20 +150,36 @@ def build_actionvlad(
             and biases (release §1.6).
         backbone_weights: None, "imagenet" or a weights file (see `vgg16.build_vgg16`).
         initial_centers: optional [K, D] k-means centres for the NetVLAD weights (release §5).
-        model_name: "vgg16" or "bn_inception" (the Charades backbone, release §7).
+        model_name: a key of `registry.BACKBONES`: "vgg16" or "bn_inception" (the Charades
+            backbone, release §7).
         name: model name.
+        backbone_width: channel multiplier of the backbone (1.0: the published network).
     """
-    frames = None if frames_per_video is None else frames_per_video * num_crops
-    video = _video_input(modality, frames, image_size, name=modality)
-    backbone = build_backbone(
-        model_name, modality, conv_endpoint, backbone_weights, image_size, weight_decay,
-        name=f"{modality}_{model_name}",
-    )
-    features = _frame_features(video, backbone)
-    pooled, centers = _pool(features, pooling, num_clusters, netvlad_alpha, initial_centers, "pooling")
-    logits = _classify(pooled, num_classes, pooled_dropout, weight_decay)
+    spec = ModelSpec(num_classes, modality=modality, backbone=model_name, pooling=pooling,
+                     conv_endpoint=conv_endpoint, num_clusters=num_clusters, netvlad_alpha=netvlad_alpha,
+                     pooled_dropout=pooled_dropout, weight_decay=weight_decay, image_size=image_size,
+                     frames_per_video=frames_per_video, num_crops=num_crops, backbone_width=backbone_width)
+    return _single_stream(spec, backbone_weights, initial_centers, name)
+
+
+def _frames(spec):
+    return None if spec.frames_per_video is None else spec.frames_per_video * spec.num_crops
+
+
+def _stream_features(spec, stream, weights):
+    """(video input, per-frame maps [B, T, h, w, D]) of one stream's backbone."""
+    video = _video_input(stream, _frames(spec), spec.image_size, name=stream)
+    backbone = build_backbone(spec.backbone, stream, spec.conv_endpoint, weights, spec.image_size,
+                              spec.weight_decay, name=f"{stream}_{spec.backbone}", width=spec.backbone_width)
+    return video, _frame_features(video, backbone)
+
+
+def _single_stream(spec, backbone_weights=None, initial_centers=None, name="actionvlad", stream=None):
+    video, features = _stream_features(spec, stream or spec.modality, backbone_weights)
+    pooled = _pool(features, spec, initial_centers, "pooling")
+    logits = _classify(pooled, spec.num_classes, spec.pooled_dropout or 0.0, spec.weight_decay)
     model = keras.Model(video, logits, name=name)
-    _set_initial_centers(model, "pooling", centers)
+    _set_initial_centers(model, "pooling", initial_centers)
     return model
 
 
@@ -188,73 +196,89 @@ def build_two_stream(
     weight_decay=4e-5,
     rgb_weights=None,
     flow_weights=None,
-    flow_weight=DEFAULT_FLOW_WEIGHT,
+    flow_weight=FLOW_WEIGHT,
     initial_centers=None,
+    backbone_width=1.0,
     name=None,
+    pooling="netvlad",
+    model_name="vgg16",
 ):
-    """Two-stream ActionVLAD on inputs {"rgb": [B, T, S, S, 3], "flow": [B, T, S, S, 20]}.
+    """Two-stream ActionVLAD on inputs {"rgb": [B, T, S, S, 3], "flow": [B, T, S, S, 20]}, each
+    stream a `model_name` backbone, pooled by `pooling` (every fusion honours both).
 
-    fusion (paper Sec. 3.3, Fig. 4; release §1.5 `stream_pool_type`):
+    fusion (paper Sec. 3.3, Fig. 4; release §1.5 `stream_pool_type`), a key of `FUSIONS`:
         "late": one ActionVLAD per stream, logits (1 − w)·rgb + w·flow with w = `flow_weight`
             (release wtd-avg-pool-logits; paper Late Fusion). No pooled dropout by default.
-        "concat": pre-ReLU maps concatenated on channels (2D), one ActionVLAD (Concat Fusion).
+        "concat": maps concatenated on channels (2D), one pooling (Concat Fusion).
         "early": RGB and flow descriptors in one bag, one D-dim vocabulary (Early Fusion).
-        "concat_vlad": one ActionVLAD per stream, the two vectors concatenated (2·K·D, norm √2),
-            one classifier (the release's `concat-netvlad`, no paper name).
+        "concat_vlad": one pooling per stream, the two vectors concatenated (2·K·D for NetVLAD,
+            norm √2), one classifier (the release's `concat-netvlad`, no paper name).
     `pooled_dropout` defaults to 0.5 for the single-classifier fusions, where the release's dropout
     is active (§1.5), and to 0 for late fusion. `initial_centers`: for "late" and "concat_vlad" a
     pair (rgb, flow) of [K, D] arrays; for "concat" one [K, 2D] array; for "early" one [K, D] array.
+    `backbone_width`: both VGG-16s' width multiplier.
     """
     if fusion not in FUSIONS:
-        raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
-    frames = None if frames_per_video is None else frames_per_video * num_crops
-    name = name or f"actionvlad_{fusion}_fusion"
+        raise ValueError(f"fusion must be one of {sorted(FUSIONS)}, got {fusion!r}")
     if pooled_dropout is None:
         pooled_dropout = 0.0 if fusion == "late" else 0.5
-    streams = {"rgb": rgb_weights, "flow": flow_weights}
-    if fusion == "late":
-        centers = initial_centers or (None, None)
-        kwargs = dict(
-            num_classes=num_classes, frames_per_video=frames_per_video, num_crops=num_crops,
-            image_size=image_size, conv_endpoint=conv_endpoint, num_clusters=num_clusters,
-            netvlad_alpha=netvlad_alpha, pooled_dropout=pooled_dropout, weight_decay=weight_decay,
-        )
-        rgb = build_actionvlad(modality="rgb", backbone_weights=rgb_weights, initial_centers=centers[0], name="rgb_actionvlad", **kwargs)
-        flow = build_actionvlad(modality="flow", backbone_weights=flow_weights, initial_centers=centers[1], name="flow_actionvlad", **kwargs)
-        inputs = {"rgb": _video_input("rgb", frames, image_size, "rgb"), "flow": _video_input("flow", frames, image_size, "flow")}
-        logits = WeightedLogitFusion([1.0 - flow_weight, flow_weight], name="late_fusion")(
-            [rgb(inputs["rgb"]), flow(inputs["flow"])]
-        )
-        return keras.Model(inputs, logits, name=name)
+    spec = ModelSpec(num_classes, modality="rgb+flow", backbone=model_name, pooling=pooling, fusion=fusion,
+                     conv_endpoint=conv_endpoint, num_clusters=num_clusters, netvlad_alpha=netvlad_alpha,
+                     pooled_dropout=pooled_dropout, weight_decay=weight_decay, image_size=image_size,
+                     frames_per_video=frames_per_video, num_crops=num_crops, backbone_width=backbone_width)
+    weights = {"rgb": rgb_weights, "flow": flow_weights}
+    return FUSIONS[fusion](spec, weights, initial_centers, flow_weight, name or f"actionvlad_{fusion}_fusion")
 
-    inputs = {m: _video_input(m, frames, image_size, m) for m in streams}
-    features = {
-        m: _frame_features(
-            inputs[m],
-            build_backbone("vgg16", m, conv_endpoint, streams[m], image_size, weight_decay, name=f"{m}_vgg16"),
-        )
-        for m in streams
-    }
-    if fusion == "concat_vlad":
-        pooled = [
-            NetVLADPooling(num_clusters, alpha=netvlad_alpha, name=f"{m}_pooling")(features[m]) for m in streams
-        ]
-        pooled = keras.layers.Concatenate(name="concat_vlad")(pooled)
-    else:
-        # concat: channels (assumes spatial correspondence); early: height, so both streams'
-        # descriptors share one bag and one vocabulary (release §1.5).
-        axis = -1 if fusion == "concat" else 2
-        joint = keras.layers.Concatenate(axis=axis, name=f"{fusion}_features")([features["rgb"], features["flow"]])
-        pooled = NetVLADPooling(num_clusters, alpha=netvlad_alpha, name="pooling")(joint)
-    logits = _classify(pooled, num_classes, pooled_dropout, weight_decay)
-    model = keras.Model(inputs, logits, name=name)
-    if initial_centers is not None:
-        if fusion == "concat_vlad":
-            for m, c in zip(streams, initial_centers):
-                _set_initial_centers(model, f"{m}_pooling", c)
-        else:
-            _set_initial_centers(model, "pooling", initial_centers)
+
+def _late_fusion(spec, weights, initial_centers, flow_weight, name):
+    centers = dict(zip(spec.streams, initial_centers or (None, None)))
+    streams = {m: _single_stream(spec, weights[m], centers[m], f"{m}_actionvlad", stream=m) for m in spec.streams}
+    inputs = {m: _video_input(m, _frames(spec), spec.image_size, m) for m in spec.streams}
+    logits = WeightedLogitFusion([1.0 - flow_weight, flow_weight], name="late_fusion")(
+        [streams[m](inputs[m]) for m in spec.streams])
+    return keras.Model(inputs, logits, name=name)
+
+
+def _concat_vlad_fusion(spec, weights, initial_centers, flow_weight, name):
+    del flow_weight
+    inputs, features = _two_stream_features(spec, weights)
+    centers = dict(zip(spec.streams, initial_centers or (None, None)))
+    pooled = keras.layers.Concatenate(name="concat_vlad")(
+        [_pool(features[m], spec, centers[m], f"{m}_pooling") for m in spec.streams])
+    model = keras.Model(inputs, _classify(pooled, spec.num_classes, spec.pooled_dropout, spec.weight_decay), name=name)
+    for m in spec.streams:
+        _set_initial_centers(model, f"{m}_pooling", centers[m])
     return model
+
+
+def _joint_fusion(axis):
+    """concat (axis −1: channels, assumes spatial correspondence) or early (axis 2: height, so both
+    streams' descriptors share one bag and one vocabulary, release §1.5): one pooling."""
+    def build(spec, weights, initial_centers, flow_weight, name):
+        del flow_weight
+        inputs, features = _two_stream_features(spec, weights)
+        joint = keras.layers.Concatenate(axis=axis, name=f"{spec.fusion}_features")(
+            [features[m] for m in spec.streams])
+        pooled = _pool(joint, spec, initial_centers, "pooling")
+        model = keras.Model(inputs, _classify(pooled, spec.num_classes, spec.pooled_dropout, spec.weight_decay),
+                            name=name)
+        _set_initial_centers(model, "pooling", initial_centers)
+        return model
+    return build
+
+
+def _two_stream_features(spec, weights):
+    pairs = {m: _stream_features(spec, m, weights[m]) for m in spec.streams}
+    return {m: pair[0] for m, pair in pairs.items()}, {m: pair[1] for m, pair in pairs.items()}
+
+
+# Two-stream fusions: name → build(spec, {stream: weights}, initial_centers, flow_weight, name).
+FUSIONS = {
+    "late": _late_fusion,
+    "concat": _joint_fusion(-1),
+    "early": _joint_fusion(2),
+    "concat_vlad": _concat_vlad_fusion,
+}
 
 
 def build_frame_classifier(
@@ -266,6 +290,7 @@ def build_frame_classifier(
     weight_decay=5e-4,
     fc_dropout=0.8,
     trainable_from="fc1",
+    backbone_width=1.0,
     name=None,
 ):
     """The two-stream baseline (paper Tables 1–3 "2-Stream"; release §1.4 pooling None / avg): a
@@ -274,53 +299,20 @@ def build_frame_classifier(
 
     `trainable_from` (default fc6, i.e. `fc1`; release 005: fc6, fc7 and fc8 trained) selects the
     first trainable layer; "block1_conv1" trains everything (from scratch, as the demo does).
+    `backbone_width`: VGG-16's width multiplier.
     """
     video = _video_input(modality, frames_per_video, image_size, name=modality)
     backbone = vgg16.build_vgg16(
         modality=modality, weights=weights, input_shape=(image_size, image_size),
         weight_decay=weight_decay, include_top=True, num_classes=num_classes,
-        fc_dropout=fc_dropout, trainable_from=trainable_from, name=f"{modality}_vgg16",
+        fc_dropout=fc_dropout, trainable_from=trainable_from, width=backbone_width, name=f"{modality}_vgg16",
     )
     frame_logits = _frame_features(video, backbone)  # [B, T, C]
     logits = SpatioTemporalPooling("avg", name="frame_average", dtype="float32")(frame_logits)
     return keras.Model(video, logits, name=name or f"{modality}_two_stream_baseline")
 
 
-def pooling_layers(model):
-    """The NetVLAD / avg / max pooling layers of a model built here (nested models included)."""
-    found = []
-    for layer in model.layers:
-        if isinstance(layer, (NetVLADPooling, SpatioTemporalPooling)) and layer.name != "frame_average":
-            found.append(layer)
-        elif isinstance(layer, keras.Model):
-            found.extend(pooling_layers(layer))
-    return found
 
-
-def backbones(model):
-    """The per-frame backbone models of a model built here (nested models included)."""
-    found = []
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            found.extend(backbones(layer) if any(isinstance(l, keras.Model) for l in layer.layers) else [layer])
-    return found
-
-
-def release_head_variables(model, prefix="stream0/"):
-    """[(release checkpoint name, variable)] of the NetVLAD and the linear classifier of a
-    single-stream model built here (release §1.7: `NetVLAD/{centers, vlad_W, vlad_B}`,
-    `classifier/logits/{weights, biases}`; vlad_W is [1, 1, D, K] there, [D, K] here)."""
-    pairs = []
-    for layer in pooling_layers(model):
-        if isinstance(layer, NetVLADPooling):
-            pairs += [(f"{prefix}NetVLAD/centers", layer.centers),
-                      (f"{prefix}NetVLAD/vlad_W", layer.assignment_kernel),
-                      (f"{prefix}NetVLAD/vlad_B", layer.assignment_bias)]
-    for layer in model.layers:
-        if layer.name == "classifier":
-            pairs += [(f"{prefix}classifier/logits/weights", layer.kernel),
-                      (f"{prefix}classifier/logits/biases", layer.bias)]
-    return pairs
 
 
 def set_training_stage(model, stage, trainable_from=None):
@@ -360,6 +352,4 @@ def _first_trainable(backbone):
     first = getattr(backbone, "first_trainable", None)
     if first:
         return first
-    from actionvlad_tf.models import bn_inception
-
     return bn_inception.first_trainable_layer(backbone)

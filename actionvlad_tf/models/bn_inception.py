@@ -22,10 +22,9 @@ import warnings
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from actionvlad_tf.layers import NetVLADPooling
-from actionvlad_tf.models.actionvlad import release_head_variables
+from actionvlad_tf.models.parts import release_head_variables
 from actionvlad_tf.models.vgg16 import MODALITY_CHANNELS, flow_kernel_from_rgb, set_trainable_from
 
 RELEASE_SCOPE = "InceptionV2_TSN"
@@ -357,6 +356,8 @@ def _read_source(source):
         warnings.warn(f"unpickling {path} runs code stored in the file; load only files you trust",
                       UserWarning, stacklevel=3)
         return tsn_npy_to_release(np.load(path, allow_pickle=True, encoding="latin1").item())
+    import tensorflow as tf  # only a TF checkpoint needs TensorFlow: the models build on any Keras backend
+
     return _read_source(tf.train.load_checkpoint(path))
 
 

@@ -15,6 +15,9 @@ import os
 import keras
 import numpy as np
 
+from actionvlad_tf import zoo
+from actionvlad_tf.atomic import atomic_keras_output
+
 IMAGENET_WEIGHTS = {
     # (url, md5) exactly as keras.applications.vgg16 downloads them.
     False: (
@@ -29,7 +32,7 @@ IMAGENET_WEIGHTS = {
     ),
 }
 
-# (block, number of convs, width), as VGG-16.
+# (block, number of convs, channels), as VGG-16 (times the width multiplier, `scaled_width`).
 VGG16_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))
 PRE_RELU_LAYERS = ("block4_conv3", "block5_conv3", "fc2")
 CONV_ENDPOINTS = {"conv4": "block4_conv3", "conv5": "block5_conv3", "fc7": "fc2"}
@@ -37,6 +40,16 @@ CONV_ENDPOINTS = {"conv4": "block4_conv3", "conv5": "block5_conv3", "fc7": "fc2"
 # the ActionVLAD layer" (Sec. 4.3): conv5_1 for conv5, conv4_1 for conv4, fc7 for fc7.
 FIRST_TRAINABLE = {"conv5": "block5_conv1", "conv4": "block4_conv1", "fc7": "fc2"}
 MODALITY_CHANNELS = {"rgb": 3, "flow": 20}
+
+
+FC_WIDTH = 4096  # fc6 (`fc1`) and fc7 (`fc2`)
+
+
+def scaled_width(channels, width=1.0):
+    """`channels` (a VGG-16 layer width) times the width multiplier, rounded, at least 1."""
+    if not width > 0:
+        raise ValueError(f"width must be positive, got {width!r}")
+    return max(1, int(round(channels * width)))
 
 
 def conv_layer_names():
@@ -60,6 +73,7 @@ def build_vgg16(
     num_classes=None,
     fc_dropout=0.8,
     trainable_from=None,
+    width=1.0,
     name="vgg16",
 ):
     """A VGG-16 model from frames [N, H, W, C] to the pre-ReLU `conv_endpoint` map.
@@ -69,8 +83,9 @@ def build_vgg16(
         conv_endpoint: "conv5" (pre-ReLU conv5_3, [N, H/16, W/16, 512], the ActionVLAD default),
             "conv4" (pre-ReLU conv4_3, [N, H/8, W/8, 512]) or "fc7" (pre-ReLU fc7, [N, 1, 1, 4096];
             needs a fixed `input_shape`). Ignored when `include_top` is set.
-        weights: None (random), "imagenet" (Keras's file, downloaded where a network is reachable)
-            or a path to a `.h5` / `.weights.h5` weights file with Keras VGG16 layer names.
+        weights: None (random), "imagenet" (Keras's file, downloaded where a network is reachable),
+            a shipped name (`actionvlad_tf.zoo`, e.g. "demo_standin", the offline stand-in) or a
+            path to a `.h5` / `.weights.h5` weights file with Keras VGG16 layer names.
         input_shape: (H, W, C) or (H, W); default (None, None, C) for conv endpoints.
         weight_decay: the release's slim L2 (wd·Σw²/2, release §1.6), applied as L2(wd/2) to conv
             and FC kernels only.
@@ -81,6 +96,9 @@ def build_vgg16(
             used after fc6 for the fc7 endpoint (release §8 row 21).
         trainable_from: name of the first trainable layer; earlier layers are frozen. Default: the
             layer before the endpoint's block (conv5 → block5_conv1, paper Sec. 3.4).
+        width: width multiplier: conv widths 64·w … 512·w, fc6 / fc7 4096·w (`scaled_width`);
+            1.0 is the paper's VGG-16. The built layers carry their widths, so a saved `.keras`
+            model reloads at its width.
         name: the model name.
     """
     channels = MODALITY_CHANNELS[modality] if isinstance(modality, str) else int(modality)
@@ -104,12 +122,12 @@ def build_vgg16(
     inputs = keras.Input(shape=input_shape, name="frames")
     x = inputs
     endpoint = None
-    for block, num_convs, width in VGG16_BLOCKS:
+    for block, num_convs, channels_out in VGG16_BLOCKS:
         for i in range(1, num_convs + 1):
             layer_name = f"block{block}_conv{i}"
             pre_relu = layer_name in PRE_RELU_LAYERS
             x = keras.layers.Conv2D(
-                width, 3, padding="same", activation=None if pre_relu else "relu",
+                scaled_width(channels_out, width), 3, padding="same", activation=None if pre_relu else "relu",
                 kernel_regularizer=regularizer, name=layer_name,
             )(x)
             if layer_name == stop_at:
@@ -122,9 +140,9 @@ def build_vgg16(
         x = keras.layers.MaxPooling2D(2, strides=2, name=f"block{block}_pool")(x)
     if endpoint is None:
         x = keras.layers.Flatten(name="flatten")(x)
-        x = keras.layers.Dense(4096, activation="relu", kernel_regularizer=regularizer, name="fc1")(x)
+        x = keras.layers.Dense(scaled_width(FC_WIDTH, width), activation="relu", kernel_regularizer=regularizer, name="fc1")(x)
         x = keras.layers.Dropout(fc_dropout, name="fc1_dropout")(x)
-        x = keras.layers.Dense(4096, kernel_regularizer=regularizer, name="fc2")(x)
+        x = keras.layers.Dense(scaled_width(FC_WIDTH, width), kernel_regularizer=regularizer, name="fc2")(x)
         if include_top:
             x = keras.layers.ReLU(name="fc2_relu")(x)
             x = keras.layers.Dropout(fc_dropout, name="fc2_dropout")(x)
@@ -132,7 +150,7 @@ def build_vgg16(
                 num_classes, kernel_regularizer=regularizer, dtype="float32", name="predictions"
             )(x)
         else:
-            endpoint = keras.layers.Reshape((1, 1, 4096), name="fc7_map")(x)
+            endpoint = keras.layers.Reshape((1, 1, scaled_width(FC_WIDTH, width)), name="fc7_map")(x)
     model = keras.Model(inputs, endpoint, name=name)
 
     if weights is not None:
@@ -169,13 +187,14 @@ def imagenet_weights_file(include_top=False):
 
 
 def load_vgg16_weights(model, weights):
-    """Loads ImageNet or file weights into a model built by `build_vgg16`, by layer name.
+    """Loads ImageNet, shipped (`actionvlad_tf.zoo`) or file weights into a model built by
+    `build_vgg16`, by layer name.
 
     A 20-channel flow model receives the RGB first-layer kernel converted by
     `flow_kernel_from_rgb` (release §4) when the file holds a 3-channel one.
     """
     include_top = any(layer.name == "fc1" for layer in model.layers)
-    path = imagenet_weights_file(include_top) if weights == "imagenet" else weights
+    path = imagenet_weights_file(include_top) if weights == "imagenet" else zoo.resolve(weights)
     if not os.path.exists(path):
         raise FileNotFoundError(f"VGG16 weights file not found: {path}")
     source = _read_h5_weights(path)
@@ -194,8 +213,13 @@ def load_vgg16_weights(model, weights):
         if layer.name == "block1_conv1" and kernel.shape[2] == 3 and expected[2] != 3:
             kernel = flow_kernel_from_rgb(kernel, expected[2])
         if kernel.shape != expected:
+            file_width = source["block1_conv1"][0].shape[-1] / VGG16_BLOCKS[0][2]
+            model_width = model.get_layer("block1_conv1").weights[0].shape[-1] / VGG16_BLOCKS[0][2]
+            hint = (f" (the file is a width-{file_width:g} VGG-16, the model width {model_width:g}: "
+                    f"build it with width={file_width:g}, --backbone_width={file_width:g})"
+                    if file_width != model_width else "")
             raise ValueError(
-                f"{path}: layer {layer.name} kernel has shape {kernel.shape}, the model needs {expected}"
+                f"{path}: layer {layer.name} kernel has shape {kernel.shape}, the model needs {expected}{hint}"
             )
         layer.set_weights([kernel, bias])
 
@@ -227,3 +251,25 @@ def _read_h5_weights(path):
             for name, (_, values) in zip(names[prefix], sorted(found, key=lambda pair: pair[0])):
                 weights[name] = values
     return weights
+
+
+PIXEL_SCALE = 64.0  # about the standard deviation of mean-subtracted 0-255 pixels
+
+
+def write_random_vgg16(path, image_size, seed, width=1.0):
+    """A seeded He-initialised VGG-16 (fc6/fc7 sized for `image_size`), written once to `path`: what
+    a backbone trained from nothing starts from. Glorot-initialised (Keras's default) plain VGG-16
+    features shrink ~2× per layer; He keeps their scale, and the first kernel is divided by the pixel
+    scale (inputs are 0-255 minus means) so activations stay near unit variance."""
+    if os.path.exists(path):
+        return path
+    keras.utils.set_random_seed(seed)
+    model = build_vgg16(conv_endpoint="fc7", input_shape=(image_size, image_size), width=width)
+    initializer = keras.initializers.HeNormal(seed=seed)
+    for layer in model.layers:
+        if layer.weights:
+            scale = 1.0 / PIXEL_SCALE if layer.name == "block1_conv1" else 1.0
+            layer.weights[0].assign(initializer(layer.weights[0].shape) * scale)
+    with atomic_keras_output(path) as temporary:
+        model.save_weights(temporary)
+    return path

@@ -1,4 +1,4 @@
-"""Feature cache: the frozen part of a training stage computed once per video and view (issue 6).
+"""Feature cache: the frozen part of a training stage computed once per video and view.
 
 In stage 2 (release §2.5: conv5_1 onwards trains) every step recomputes conv1_1 … pool4, about
 four fifths of VGG-16's work, on weights that never change; in stage 1 (only the classifier trains)

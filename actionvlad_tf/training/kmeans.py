@@ -5,20 +5,21 @@ shuffled video at a time, the single test crop), takes the first 5000 frames (50
 descriptors × 512), L2-normalises every descriptor ("V.IMP": the network sees normalised
 descriptors) and runs scikit-learn's KMeans with K = 64. Here the same, with a fixed seed (the
 release's had none, §8 row 19); the centres are returned as k-means gives them, NOT re-normalised
-(§5.3: means of unit vectors, ‖c‖ < 1), and stored as `.npz` (never a pickle).
+(§5.3: means of unit vectors, ‖c‖ < 1), and stored as `.npz` (never a pickle; `actionvlad_tf.centers`).
 """
 import dataclasses
 import logging
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from tqdm.auto import tqdm
 
-from actionvlad_tf.atomic import atomic_output
 from actionvlad_tf.data.sampling import frame_numbers
-from actionvlad_tf.evaluation.fusion import l2_normalize_rows  # x / sqrt(max(‖x‖², 1e-12)), as NetVLAD
+from actionvlad_tf.layers import l2_normalize  # the normalisation NetVLAD applies to its descriptors
+from actionvlad_tf.specs import FLOW_STACK
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ ALGORITHMS = ("kmeans", "minibatch")
 RELEASE_NUM_FRAMES = 5000  # `--nfeats 5000`: frames, i.e. 980k descriptors (§8 row 18)
 
 
-def sample_frame_entries(entries, num_frames, modality="rgb", flow_stack=10, seed=0):
+def sample_frame_entries(entries, num_frames, modality="rgb", flow_stack=FLOW_STACK, seed=0):
     """`num_frames` single-frame clips for descriptor sampling (release §5.1: T = 1, shuffled
     videos, cycling through the list as often as needed, each visit a new random frame).
 
@@ -88,7 +89,7 @@ def sample_descriptors(feature_fn, frames, num_frames, descriptors_per_frame=Non
         if out is None:
             out = np.empty((num_frames * keep, depth), np.float32)
         rows = per_frame.reshape(-1, depth)
-        out[filled:filled + len(rows)] = l2_normalize_rows(rows)
+        out[filled:filled + len(rows)] = keras.ops.convert_to_numpy(l2_normalize(rows))
         filled += len(rows)
         used += batch
         bar.update(batch)
@@ -126,31 +127,3 @@ def fit_centers(descriptors, num_clusters=64, seed=0, algorithm="kmeans", n_init
     info = {"inertia": float(estimator.inertia_), "iterations": int(estimator.n_iter_),
             "seconds": time.perf_counter() - started}
     return estimator.cluster_centers_.astype(np.float32), info
-
-
-def save_centers(path, centers, **metadata):
-    """Writes `centers` [K, D] (and scalar/array metadata) to an `.npz`, atomically."""
-    centers = np.asarray(centers, np.float32)
-    if centers.ndim != 2 or not np.isfinite(centers).all():
-        raise ValueError(f"centres must be a finite [K, D] array, got shape {centers.shape}")
-    with atomic_output(path) as temporary, open(temporary, "wb") as handle:
-        np.savez(handle, centers=centers, **{k: np.asarray(v) for k, v in metadata.items()})
-    return str(path)
-
-
-def load_centers(path, num_clusters=None, descriptor_size=None):
-    """The `centers` [K, D] of an `.npz` written by `save_centers` (no pickle is ever loaded)."""
-    with np.load(path, allow_pickle=False) as data:
-        if "centers" not in data:
-            raise ValueError(f"{path}: no 'centers' array (it holds {sorted(data.files)})")
-        try:
-            centers = data["centers"].astype(np.float32)
-        except ValueError as error:  # an object array: numpy refuses to unpickle it
-            raise ValueError(f"{path}: 'centers' is not a numeric array ({error}); refused") from None
-    expected = (num_clusters, descriptor_size)
-    if centers.ndim != 2 or any(e is not None and e != s for e, s in zip(expected, centers.shape)):
-        raise ValueError(f"{path}: centres have shape {centers.shape}, the model needs "
-                         f"[{num_clusters or 'K'}, {descriptor_size or 'D'}]")
-    if not np.isfinite(centers).all():
-        raise ValueError(f"{path}: centres hold NaN or inf")
-    return centers

@@ -36,8 +36,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from actionvlad_tf.atomic import atomic_output, ensure_writable_dir
-from actionvlad_tf.atomic import save_keras_atomic
+from actionvlad_tf.atomic import ensure_writable_dir, save_keras_atomic, write_json
 from actionvlad_tf.models import set_training_stage
 
 log = logging.getLogger(__name__)
@@ -276,12 +275,6 @@ def load_model_weights(model, path):
         raise FileNotFoundError(f"checkpoint not found: {prefix}")
     tf.train.Checkpoint(model=model).restore(prefix).expect_partial().assert_existing_objects_matched()
     return prefix
-
-
-def _write_json_atomic(path, payload):
-    with atomic_output(path) as temporary, open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2)
-        handle.write("\n")
 
 
 def _video_names(metadata):
@@ -666,7 +659,7 @@ class _TrainLoop:
             self.skipped.append({"step": step + 1, "what": what, "videos": names})
             log.warning("skipped: %s", message)
             if self.chief:
-                _write_json_atomic(self.skipped_path, self.skipped)
+                write_json(self.skipped_path, self.skipped)
             if consecutive_skips >= self.config.max_consecutive_skips:
                 raise NonFiniteLossError(f"{consecutive_skips} non-finite micro-batches in a row, the "
                                          f"model has diverged; last: {message}")

@@ -7,11 +7,10 @@ from matplotlib.figure import Figure
 
 from actionvlad_tf.atomic import atomic_output
 from actionvlad_tf.data.augment import BGR_MEANS, preprocess_for_eval
-from actionvlad_tf.data.extraction import read_video_frames
-from actionvlad_tf.export.predictor import DEFAULT_FRAMES_PER_VIDEO, FlowCache, sample_inputs
-from actionvlad_tf.export.saved_model import model_streams
 from actionvlad_tf.layers import NetVLADPooling
-from actionvlad_tf.models import pooling_layers
+from actionvlad_tf.models import model_streams, pooling_layers
+from actionvlad_tf.prep.extraction import read_video_frames
+from actionvlad_tf.prep.video_inputs import DEFAULT_FRAMES_PER_VIDEO, FlowCache, sample_inputs
 
 
 def new_figure(width, height):

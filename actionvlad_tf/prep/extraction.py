@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 import tqdm
 
+from actionvlad_tf import tvl1
 from actionvlad_tf.atomic import ensure_writable_dir, naming_os_errors
 from actionvlad_tf.data.frames import FLOW_TEMPLATE, RGB_TEMPLATE, file_names, flow_templates
 
@@ -34,7 +35,7 @@ VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".m
                     ".wmv", ".3gp", ".ogv", ".ts")
 FLOW_METHODS = ("tvl1", "tvl1_tf", "dis", "farneback")
 TF_FLOW_BATCH = 16  # frame pairs per call of the TensorFlow TV-L1 ("tvl1_tf")
-# XLA for "tvl1_tf": 1.8× the plain graph on a CPU (docs/performance.md), once it has compiled
+# XLA for "tvl1_tf": 3.3× the plain graph on a CPU (docs/performance.md), once it has compiled
 # (tens of seconds per frame size).
 TF_FLOW_XLA = True
 DEFAULT_FLOW_BOUND = 20.0  # TSN dense_flow's default bound, in pixels per frame
@@ -162,7 +163,6 @@ def make_flow_estimator(method="tvl1"):
 
 @functools.lru_cache(maxsize=None)
 def _tf_tvl1(jit_compile):
-    from actionvlad_tf import tvl1  # TensorFlow only where this method is used
     return tvl1.TVL1(jit_compile=jit_compile)
 
 

@@ -243,15 +243,21 @@ class DemoSummary:
 
 
 def generate_demo_dataset(output_dir, num_classes=6, train_per_class=10, test_per_class=5,
-                          num_frames=36, height=96, width=128, fps=24, seed=0, progress=True):
+                          num_frames=36, height=96, width=128, fps=24, seed=0, progress=True,
+                          val_per_class=0):
     """Writes the demo dataset (module docstring) into output_dir and returns a DemoSummary.
 
     Each video's randomness comes from (seed, class, video), so any subset is regenerated
     identically, in any order. Train videos are groups 1 … train_per_class, test videos the next
-    test_per_class groups.
+    test_per_class groups. With `val_per_class`, split 2 is a validation split cut from split 1's
+    training videos: its test list is the last `val_per_class` training groups of each class and
+    its training list the rest, so choices can be made without looking at the test videos.
     """
     if num_frames < len(SHAPES):
         raise ValueError(f"num_frames must be at least {len(SHAPES)}, got {num_frames}")
+    if not 0 <= val_per_class < train_per_class:
+        raise ValueError(f"val_per_class must be in [0, train_per_class), got {val_per_class}")
+    val_lines, fit_lines = [], []
     classes = demo_classes(num_classes)
     split_dir = os.path.join(output_dir, "splits")
     train_lines, test_lines, manifest_videos = [], [], []
@@ -274,12 +280,18 @@ def generate_demo_dataset(output_dir, num_classes=6, train_per_class=10, test_pe
         is_train = group <= train_per_class
         (train_lines if is_train else test_lines).append(
             f"{name} {label + 1}" if is_train else name)
+        if is_train:
+            is_val = group > train_per_class - val_per_class
+            (val_lines if is_val else fit_lines).append(name if is_val else f"{name} {label + 1}")
         manifest_videos.append({"path": name, "label": label,
                                 "split": "train" if is_train else "test", "segments": segments})
     _write_text(os.path.join(split_dir, "classInd.txt"),
                 [f"{i} {c.name}" for i, c in enumerate(classes, start=1)])
     _write_text(os.path.join(split_dir, "trainlist01.txt"), train_lines)
     _write_text(os.path.join(split_dir, "testlist01.txt"), test_lines)
+    if val_per_class:
+        _write_text(os.path.join(split_dir, "trainlist02.txt"), fit_lines)
+        _write_text(os.path.join(split_dir, "testlist02.txt"), val_lines)
     _write_text(os.path.join(output_dir, "actions.txt"), [c.name for c in classes])
     manifest = {"seed": seed, "num_frames": num_frames, "height": height, "width": width,
                 "fps": fps, "classes": [{"name": c.name, "sub_actions": [

@@ -1,7 +1,7 @@
 """A tensorflow-datasets builder of frame/flow folders and list files (manual download).
 
     import tensorflow_datasets as tfds
-    import actionvlad_tf.data.tfds_builder  # registers "action_vlad_frames"
+    import actionvlad_tf.prep.tfds_builder  # registers "action_vlad_frames"
 
     builder = tfds.builder("action_vlad_frames/hmdb51_split1", data_dir="~/tensorflow_datasets")
     builder.download_and_prepare(
@@ -27,9 +27,27 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
-from actionvlad_tf.data.frames import FLOW_TEMPLATE, RGB_TEMPLATE
+from actionvlad_tf.data.datasets import DATASETS
 from actionvlad_tf.data.lists import read_list
-from actionvlad_tf.data.packed import STREAMS, read_video_contents
+from actionvlad_tf.prep.shards import read_video_contents
+from actionvlad_tf.specs import FLOW_TEMPLATE, RGB_TEMPLATE, STREAMS
+
+_DESCRIPTION = """\
+Action recognition videos as the ActionVLAD release reads them (Girdhar et al., CVPR 2017): per
+video, its RGB frames and its TV-L1 optical flow as JPEG sequences (flow x and y interleaved), with
+its class label, its position in the list file and the list line it came from. The JPEG bytes are
+those of the frame folders, unchanged, so a pipeline on these records gives exactly the batches of
+the frame-folder pipeline.
+"""
+_CITATION = """\
+@inproceedings{Girdhar_17a_ActionVLAD,
+  title = {{ActionVLAD}: Learning spatio-temporal aggregation for action classification},
+  author = {Girdhar, Rohit and Ramanan, Deva and Gupta, Abhinav and Sivic, Josef and Russell, Bryan},
+  booktitle = {CVPR},
+  year = {2017}
+}
+"""
+_HOMEPAGE = "https://rohitgirdhar.github.io/ActionVLAD/"
 
 _MANUAL_INSTRUCTIONS = """\
 Extract frames and flow with data_prep/extract_frames.py and data_prep/extract_flow.py and write
@@ -64,9 +82,10 @@ class ActionVladFramesConfig(tfds.core.BuilderConfig):
         self.flow_template = flow_template
 
 
-def _release_configs(dataset, num_classes):
+def _release_configs(dataset):
+    spec = DATASETS[dataset]
     return [ActionVladFramesConfig(
-        name=f"{dataset}_split{n}", num_classes=num_classes,
+        name=f"{dataset}_split{n}", num_classes=spec.num_classes, class_names=spec.class_names,
         lists={"train": f"train_split{n}.txt", "test": f"test_split{n}.txt"},
         description=f"{dataset} split {n}: RGB frames and TV-L1 flow stacks, release lists")
         for n in (1, 2, 3)]
@@ -78,11 +97,11 @@ class ActionVladFrames(tfds.core.GeneratorBasedBuilder):
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Frames, interleaved flow, label, list position and line."}
     MANUAL_DOWNLOAD_INSTRUCTIONS = _MANUAL_INSTRUCTIONS
-    BUILDER_CONFIGS = _release_configs("hmdb51", 51) + _release_configs("ucf101", 101)
+    BUILDER_CONFIGS = _release_configs("hmdb51") + _release_configs("ucf101")
 
     def _info(self):
         config = self.builder_config
-        label = (tfds.features.ClassLabel(names=config.class_names) if config.class_names
+        label = (tfds.features.ClassLabel(names=list(config.class_names)) if config.class_names
                  else tfds.features.ClassLabel(num_classes=config.num_classes))
         features = {
             "path": tfds.features.Text(doc="video folder relative to the frame root"),
@@ -99,8 +118,11 @@ class ActionVladFrames(tfds.core.GeneratorBasedBuilder):
             features["flow"] = tfds.features.Sequence(tfds.features.Image(
                 shape=(None, None, 1), encoding_format="jpeg"),
                 doc="flow start+1 … start+n−1, interleaved x, y, x, y, …")
-        return self.dataset_info_from_configs(features=tfds.features.FeaturesDict(features),
-                                              supervised_keys=None)
+        streams = STREAMS[config.modality]
+        video = streams[0] if len(streams) == 1 else {stream: stream for stream in streams}
+        return self.dataset_info_from_configs(
+            description=_DESCRIPTION, features=tfds.features.FeaturesDict(features),
+            supervised_keys=(video, "label"), homepage=_HOMEPAGE, citation=_CITATION)
 
     def _split_generators(self, dl_manager):
         manual = os.fspath(dl_manager.manual_dir)

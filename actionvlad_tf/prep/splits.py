@@ -33,11 +33,10 @@ import re
 import cv2
 
 from actionvlad_tf.atomic import atomic_output
-from actionvlad_tf.data.extraction import VideoReadError, count_frames
 from actionvlad_tf.data.frames import RGB_TEMPLATE
 from actionvlad_tf.data.lists import UNLABELLED, read_class_names, read_list
+from actionvlad_tf.prep.extraction import VideoReadError, count_frames
 
-DATASETS = ("ucf101", "hmdb51", "charades")
 HMDB51_FLAGS = {"1": "train", "2": "test", "0": None}
 # ISO 14651 (glibc) order of ASCII punctuation, which the en_US locale compares only on ties.
 _PUNCTUATION_ORDER = " _-,;:!?.'\"()[]{}@*/\\&#%`^+<=>|~$"
@@ -327,44 +326,56 @@ def make_lists(dataset, split_dir, frames_dir, splits=None, frame_template=RGB_T
     Returns:
         A ListSet (file name → rows; class names; skipped).
     """
+    if dataset not in LIST_MAKERS:
+        raise ValueError(f"dataset {dataset!r}: expected one of {tuple(LIST_MAKERS)}")
     counter = _FrameCounter(frames_dir, frame_template, skip_missing)
     result = ListSet()
-    if dataset == "charades":
-        for part, file_name in (("train", "Charades_v1_train.csv"),
-                                ("test", "Charades_v1_test.csv")):
-            path = os.path.join(split_dir, file_name)
-            if not os.path.isfile(path):
-                continue
-            clips, whole, skipped = charades_lists(
-                read_charades_csv(path), counter, charades_fps, clip_list=True,
-                whole_list=part == "test", video_dir=charades_video_dir)
-            result.skipped += skipped
-            if part == "train":
-                result.lists["train_split1.txt"] = clips
-            else:
-                result.lists["test_split1.txt"] = whole
-                result.lists["test_split1_perClip.txt"] = clips
-        if not result.lists:
-            raise FileNotFoundError(f"{split_dir}: no Charades_v1_train.csv or Charades_v1_test.csv")
-    elif dataset in ("ucf101", "hmdb51"):
-        if dataset == "ucf101":
-            found = sorted(int(m.group(1)) for f in os.listdir(split_dir)
-                           if (m := re.match(r"^trainlist(\d+)\.txt$", f)))
-        else:
-            found = hmdb51_split_numbers(split_dir)
-            videos = read_all_videos(all_videos) if all_videos else hmdb51_all_videos(split_dir)
-            renaming = hmdb51_renaming(videos)
-        for split in splits or found:
-            if dataset == "ucf101":
-                train, test, result.class_names = read_ucf101_split(split_dir, split)
-            else:
-                train, test, result.class_names = read_hmdb51_split(split_dir, split, renaming)
-            result.lists[f"train_split{split}.txt"] = counter.rows(train)
-            result.lists[f"test_split{split}.txt"] = counter.rows(test)
-    else:
-        raise ValueError(f"dataset {dataset!r}: expected one of {DATASETS}")
+    LIST_MAKERS[dataset](result, split_dir, counter, splits, all_videos=all_videos, charades_fps=charades_fps,
+                         charades_video_dir=charades_video_dir)
     result.skipped = counter.skipped + result.skipped
     return result
+
+
+def _charades_lists(result, split_dir, counter, splits, charades_fps="length", charades_video_dir=None, **_):
+    del splits  # Charades has split 1 only
+    for part, file_name in (("train", "Charades_v1_train.csv"), ("test", "Charades_v1_test.csv")):
+        path = os.path.join(split_dir, file_name)
+        if not os.path.isfile(path):
+            continue
+        clips, whole, skipped = charades_lists(
+            read_charades_csv(path), counter, charades_fps, clip_list=True,
+            whole_list=part == "test", video_dir=charades_video_dir)
+        result.skipped += skipped
+        if part == "train":
+            result.lists["train_split1.txt"] = clips
+        else:
+            result.lists["test_split1.txt"] = whole
+            result.lists["test_split1_perClip.txt"] = clips
+    if not result.lists:
+        raise FileNotFoundError(f"{split_dir}: no Charades_v1_train.csv or Charades_v1_test.csv")
+
+
+def _ucf101_lists(result, split_dir, counter, splits, **_):
+    found = sorted(int(m.group(1)) for f in os.listdir(split_dir) if (m := re.match(r"^trainlist(\d+)\.txt$", f)))
+    for split in splits or found:
+        train, test, result.class_names = read_ucf101_split(split_dir, split)
+        result.lists[f"train_split{split}.txt"] = counter.rows(train)
+        result.lists[f"test_split{split}.txt"] = counter.rows(test)
+
+
+def _hmdb51_lists(result, split_dir, counter, splits, all_videos=None, **_):
+    videos = read_all_videos(all_videos) if all_videos else hmdb51_all_videos(split_dir)
+    renaming = hmdb51_renaming(videos)
+    for split in splits or hmdb51_split_numbers(split_dir):
+        train, test, result.class_names = read_hmdb51_split(split_dir, split, renaming)
+        result.lists[f"train_split{split}.txt"] = counter.rows(train)
+        result.lists[f"test_split{split}.txt"] = counter.rows(test)
+
+
+# The list makers of `make_lists` (and `data_prep/make_lists.py --dataset`): dataset name →
+# make(result ListSet, split_dir, frame counter, splits, **options) filling result.lists.
+LIST_MAKERS = {"ucf101": _ucf101_lists, "hmdb51": _hmdb51_lists, "charades": _charades_lists}
+DATASETS = tuple(LIST_MAKERS)
 
 
 def video_renaming_list(dataset, split_dir, all_videos=None):

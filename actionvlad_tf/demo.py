@@ -1,0 +1,292 @@
+"""The main job on the built-in demo data, as a plan of entry-point runs (`experiments/demo.py` is
+its command line; its docstring says what runs and why).
+
+`build_steps(config, ...)` lists the steps (`actionvlad_tf.workflow.Step`) of one seed: dataset,
+frames, flow, lists; per stream the two-stream frame network, k-means, avg / max / ActionVLAD in two
+stages and their evaluation; export, predict on held-out videos and the action-word maps.
+`run_demo` runs them and writes `results.json`; `seeds_table` summarises several seeds.
+The step keys (`actionvlad_tf.workflow`) make a re-run repeat exactly the steps whose flags, code or
+inputs changed.
+"""
+import json
+import os
+import time
+
+import numpy as np
+
+from actionvlad_tf import hardware, zoo
+from actionvlad_tf.atomic import atomic_output, write_json
+from actionvlad_tf.data.lists import read_list
+from actionvlad_tf.evaluation import late_fusion, read_logits, top_k_accuracy
+from actionvlad_tf.models.vgg16 import write_random_vgg16
+from actionvlad_tf.prep import synthetic
+from actionvlad_tf.workflow import Step, Workflow, code_version, last_lines
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout: entry points live here
+STREAMS = ("rgb", "flow")
+POOLINGS = ("avg", "max", "netvlad")
+ROWS = (
+    ("two_stream", "Two-stream (frame logits averaged)"),
+    ("avg", "Avg pooling, conv5 (stage 2)"),
+    ("max", "Max pooling, conv5 (stage 2)"),
+    ("netvlad_stage1", "ActionVLAD, non-trained (stage 1)"),
+    ("netvlad", "ActionVLAD (stage 2)"),
+)
+CONFIG_KEYS = ("backbone_weights", "backbone_width", "num_classes", "train_per_class", "val_per_class",
+               "test_per_class", "evaluate_on", "frames_per_video", "image_size", "num_clusters", "flow_method",
+               "flow_bound", "baseline_steps", "baseline_learning_rate", "stage1_steps", "stage1_learning_rate",
+               "stage2_steps", "stage2_learning_rate", "batch_size", "seed", "mixed_precision", "predict_videos")
+
+
+def resolve_backbone(config, runs):
+    """(weights file or "imagenet", width, image size, caption) of config["backbone_weights"]: a name
+    of the package's zoo (the offline stand-in for ImageNet), imagenet, random, or a file."""
+    name = config["backbone_weights"]
+    if name == "imagenet":
+        return "imagenet", config.get("backbone_width") or 1.0, config.get("image_size") or 224, \
+            "ImageNet VGG-16"
+    if name == "random":
+        width = config.get("backbone_width") or 1.0
+        size = config.get("image_size") or 64
+        path = os.path.join(runs, f"backbone_random_w{width:g}_{size}_seed{config['seed']}.weights.h5")
+        write_random_vgg16(path, size, config["seed"], width)
+        return path, width, size, f"a seeded random VGG-16 (width {width:g}), no pretraining"
+    if name in zoo.names():
+        card = zoo.card(name)
+        accuracy = ", ".join(f"{head} {100 * value:.0f} %" for head, value in card["val_accuracy"].items())
+        return zoo.resolve(name), card["width"], config.get("image_size") or card["image_size"], (
+            f"VGG-16 at width {card['width']:g} pretrained offline on generated stills ({name}, the "
+            f"stand-in for ImageNet; validation accuracy {accuracy})")
+    if not os.path.isfile(name):
+        raise ValueError(f"backbone weights {name!r}: not a shipped name ({', '.join(zoo.names())}), "
+                         "imagenet, random, nor a file")
+    return os.path.abspath(name), config.get("backbone_width") or 1.0, config.get("image_size") or 64, name
+
+
+def build_steps(config, out, backbone, width, image_size, precision):
+    """The demo's steps (`actionvlad_tf.workflow.Step`) for one seed under `out`."""
+    data, runs, results = (os.path.join(out, d) for d in ("data", "runs", "results"))
+    lists = os.path.join(data, "lists")
+    split_id = 2 if config["evaluate_on"] == "val" else 1
+    backbone_inputs = (backbone,) if os.path.isfile(backbone) else ()
+    steps = [
+        Step("dataset", "data_prep/make_demo_dataset.py", dict(
+            output_dir=data, num_classes=config["num_classes"], train_per_class=config["train_per_class"],
+            val_per_class=config["val_per_class"], test_per_class=config["test_per_class"], seed=config["seed"]),
+            outputs=(os.path.join(data, "manifest.json"), os.path.join(data, "videos"),
+                     os.path.join(data, "splits"))),
+        Step("frames", "data_prep/extract_frames.py", dict(
+            videos=os.path.join(data, "videos"), output_dir=os.path.join(data, "frames"), num_workers=2),
+            deps=("dataset",), outputs=(os.path.join(data, "frames"),)),
+        Step("flow", "data_prep/extract_flow.py", dict(
+            frames=os.path.join(data, "frames"), output_dir=os.path.join(data, "flow"),
+            method=config["flow_method"], bound=config["flow_bound"], num_workers=2), deps=("frames",),
+            outputs=(os.path.join(data, "flow"),)),
+        Step("lists", "data_prep/make_lists.py", dict(
+            dataset="ucf101", split_dir=os.path.join(data, "splits"), frames_dir=os.path.join(data, "frames"),
+            output_dir=lists), deps=("frames",), outputs=(lists,)),
+    ]
+    common = dict(dataset_name="demo", num_classes=config["num_classes"], dataset_dir=os.path.join(data, "frames"),
+                  flow_dir=os.path.join(data, "flow"), dataset_list_dir=lists, split_id=split_id,
+                  image_size=image_size, seed=config["seed"], mixed_precision=precision)
+    if width != 1.0:
+        common["backbone_width"] = width
+    video = dict(frames_per_video=config["frames_per_video"], num_clusters=config["num_clusters"])
+    train = dict(batch_size=config["batch_size"], save_every_n_steps=10**6, log_every_n_steps=10)
+
+    def evaluate(stream, key, train_step, model_flags):
+        data_deps = ("lists", "frames") + (("flow",) if stream == "flow" else ())
+        result_dir = os.path.join(results, f"{stream}_{key}")
+        steps.append(Step(f"{stream}_{key}_eval", "experiments/eval.py", dict(
+            modality=stream, checkpoint_path=os.path.join(runs, train_step, "model.keras"), results_dir=result_dir,
+            batch_size=5, **common, **video, **model_flags), deps=(train_step,) + data_deps,
+            outputs=(result_dir,)))
+
+    for stream in STREAMS:
+        data_deps = ("lists", "frames") + (("flow",) if stream == "flow" else ())
+        # The two-stream frame network (release 005): fc6-fc8 on single random frames, tested on the
+        # mean of T frames' logits. RGB trains fc6-fc8 over the pretrained backbone, as the release;
+        # flow trains every layer from the cross-modality first layer (the release's flow networks,
+        # trained by the authors, are what the flow ActionVLAD starts from).
+        two_stream = f"{stream}_two_stream"
+        steps.append(Step(two_stream, "experiments/train.py", dict(
+            modality=stream, conv_endpoint="fc8", stage=1 if stream == "rgb" else 0, frames_per_video=1,
+            batch_size=16, iter_size=1, optimizer="adam", learning_rate=config["baseline_learning_rate"],
+            opt_epsilon=1e-4, clip_gradients=5, backbone_weights=backbone, train_dir=os.path.join(runs, two_stream),
+            max_number_of_steps=config["baseline_steps"], save_every_n_steps=10**6, **common),
+            deps=data_deps, inputs=backbone_inputs, outputs=(os.path.join(runs, two_stream),)))
+        evaluate(stream, "two_stream", two_stream, dict(conv_endpoint="fc8"))
+
+        # ActionVLAD's starting point: RGB from the backbone, flow from the flow two-stream network.
+        init = backbone if stream == "rgb" else os.path.join(runs, two_stream, "model.keras")
+        init_deps = () if stream == "rgb" else (two_stream,)
+        init_inputs = backbone_inputs if stream == "rgb" else ()
+        centers = os.path.join(runs, f"{stream}_centers.npz")
+        steps.append(Step(f"{stream}_cluster", "experiments/cluster.py", dict(
+            modality=stream, backbone_weights=init, centers=centers, num_frames=300,
+            num_clusters=config["num_clusters"], **common), deps=data_deps + init_deps, inputs=init_inputs,
+            outputs=(centers,)))
+        cache = os.path.join(runs, f"{stream}_feature_cache")
+        previous = ()
+        for pooling in POOLINGS:
+            stage1, stage2 = f"{stream}_{pooling}_stage1", f"{stream}_{pooling}_stage2"
+            cluster = {"centers": centers} if pooling == "netvlad" else {}
+            # One stream's poolings run one after the other: they share the stream's feature cache.
+            steps.append(Step(stage1, "experiments/train.py", dict(
+                modality=stream, pooling=pooling, stage=1, train_dir=os.path.join(runs, stage1),
+                backbone_weights=init, max_number_of_steps=config["stage1_steps"],
+                learning_rate=config["stage1_learning_rate"], feature_cache_dir=cache, cache_views=2,
+                **cluster, **common, **video, **train),
+                deps=data_deps + init_deps + ((f"{stream}_cluster",) if cluster else ()), after=previous,
+                inputs=init_inputs, outputs=(os.path.join(runs, stage1),)))
+            steps.append(Step(stage2, "experiments/train.py", dict(
+                modality=stream, pooling=pooling, stage=2, train_dir=os.path.join(runs, stage2),
+                checkpoint_path=os.path.join(runs, stage1, "model.keras"),
+                max_number_of_steps=config["stage2_steps"], learning_rate=config["stage2_learning_rate"],
+                feature_cache_dir=cache, cache_views=2, **common, **video, **train),
+                deps=data_deps + (stage1,), outputs=(os.path.join(runs, stage2),)))
+            previous = (stage2,)
+            if pooling == "netvlad":
+                evaluate(stream, "netvlad_stage1", stage1, dict(pooling=pooling))
+            evaluate(stream, pooling, stage2, dict(pooling=pooling))
+
+    export = os.path.join(out, "export")
+    steps.append(Step("export", "experiments/export.py", dict(
+        rgb_model=os.path.join(runs, "rgb_netvlad_stage2", "model.keras"),
+        flow_model=os.path.join(runs, "flow_netvlad_stage2", "model.keras"),
+        class_names=os.path.join(lists, "actions.txt"), export_dir=export),
+        deps=("rgb_netvlad_stage2", "flow_netvlad_stage2", "lists"), outputs=(export,)))
+    videos = held_out_videos(config, data)
+    for index, video_path in enumerate(videos[: config["predict_videos"]]):
+        steps.append(Step(f"predict_{index + 1}", "experiments/predict.py", dict(
+            model=export, video=video_path, frames_per_video=config["frames_per_video"], top_k=3,
+            flow_method=config["flow_method"], flow_bound=config["flow_bound"]), deps=("export",), outputs=()))
+    words = os.path.join(out, "action_words")
+    steps.append(Step("action_words", "experiments/viz_action_words.py", dict(
+        model=os.path.join(runs, "rgb_netvlad_stage2", "model.keras"), videos=",".join(videos[:4]),
+        output_dir=words, frames_per_video=config["frames_per_video"], num_words=3),
+        deps=("rgb_netvlad_stage2",), outputs=(words,)))
+    return steps
+
+
+def held_out_videos(config, data):
+    """Paths of held-out videos that no model trained on, one per class in turn: the test videos,
+    or with evaluate_on "val" the validation videos."""
+    classes = synthetic.demo_classes(config["num_classes"])
+    first, count = config["train_per_class"] + 1, config["test_per_class"]
+    if config["evaluate_on"] == "val":
+        first, count = config["train_per_class"] - config["val_per_class"] + 1, config["val_per_class"]
+    return [os.path.join(data, "videos", synthetic.video_name(demo_class, group))
+            for group in range(first, first + count) for demo_class in classes]
+
+
+def fuse_all(results_dir, list_file):
+    """Late fusion (raw logits, flow weight 0.667, release §6.3) of every method's two streams."""
+    labels = np.array([entry.label for entry in read_list(list_file)])
+    table = {}
+    for key, _ in ROWS:
+        row, logits = {}, {}
+        for stream in STREAMS:
+            logits[stream] = read_logits(os.path.join(results_dir, f"{stream}_{key}", "logits.h5"),
+                                         expected_rows=len(labels))
+            row[stream] = top_k_accuracy(logits[stream], labels, 1)
+        row["fused"] = top_k_accuracy(late_fusion(logits["rgb"], logits["flow"]), labels, 1)
+        table[key] = {name: float(value) for name, value in row.items()}
+    return table
+
+
+def format_table(table, num_classes, num_videos, caption):
+    lines = [f"Demo results: top-1 accuracy (%) on {num_videos} held-out videos, {num_classes} classes "
+             f"(chance {100 / num_classes:.1f}); backbone: {caption}",
+             f"{'Method':<40}{'RGB':>8}{'Flow':>8}{'Late fuse':>11}"]
+    for key, label in ROWS:
+        row = table[key]
+        lines.append(f"{label:<40}{row['rgb']:>8.1f}{row['flow']:>8.1f}{row['fused']:>11.1f}")
+    return "\n".join(lines)
+
+
+def run_demo(config, out, precision, reason):
+    """The whole demo for one configuration (`CONFIG_KEYS` and "jobs") under `out`, with the Keras
+    precision `precision` (float32 / bfloat16 / float16) chosen for `reason`; prints progress, the
+    table and the predictions, writes `results.json` and returns its content."""
+    start = time.time()
+    runs = os.path.join(out, "runs")
+    os.makedirs(runs, exist_ok=True)
+    backbone, width, image_size, caption = resolve_backbone(config, runs)
+    steps = build_steps(config, out, backbone, width, image_size, precision)
+    workflow = Workflow(steps, REPO, os.path.join(out, "steps"), os.path.join(out, "logs"),
+                        version=code_version(os.path.join(REPO, "actionvlad_tf"), os.path.join(REPO, "experiments"),
+                                             os.path.join(REPO, "data_prep")),
+                        jobs=config["jobs"], echo=lambda line: print(line, flush=True))
+    print(f"{len(steps)} steps, {len(workflow.pending())} to run; precision {precision} ({reason}); "
+          f"{hardware.machine_line()}", flush=True)
+    ran = workflow.run()
+
+    split_id = 2 if config["evaluate_on"] == "val" else 1
+    list_file = os.path.join(out, "data", "lists", f"test_split{split_id}.txt")
+    table = fuse_all(os.path.join(out, "results"), list_file)
+    with open(list_file, encoding="utf-8") as f:
+        num_videos = sum(1 for line in f if line.strip())
+    text = format_table(table, config["num_classes"], num_videos, caption)
+    print("\n" + text)
+    predictions = {}
+    for name in sorted(n for n in workflow.steps if n.startswith("predict_")):
+        video = workflow.steps[name].flags["video"]
+        predictions[os.path.basename(video)] = last_lines(os.path.join(out, "logs", f"{name}.log"), 6)
+        print(f"\npredict.py on the held-out {os.path.relpath(video, out)} (true class "
+              f"{os.path.basename(os.path.dirname(video))}):\n{predictions[os.path.basename(video)]}")
+    seconds = {}
+    for name in workflow.order:
+        state = workflow._read_state(name, "done") or {}
+        seconds[name] = state.get("seconds")
+    summary = {
+        "top1": table, "rows": dict(ROWS), "table": text, "num_test_videos": num_videos,
+        "config": dict(config, backbone_file=backbone, backbone_width=width, image_size=image_size),
+        "backbone": caption, "precision": {"policy": precision, "reason": reason},
+        "machine": hardware.machine_summary(), "steps_run": ran,
+        "seconds": {"total": round(time.time() - start, 1), **seconds},
+        "action_words": os.path.join(out, "action_words"),
+    }
+    write_json(os.path.join(out, "results.json"), summary)
+    print(f"\nwall time {summary['seconds']['total']:.0f} s ({len(ran)} steps run); everything under {out}: "
+          f"results.json, results/*/confusion.png, export/1/, action_words/*.png", flush=True)
+    return summary
+
+
+def seeds_table(summaries, caption):
+    """Markdown: mean ± standard deviation over seeds of every row and column."""
+    seeds = [s["config"]["seed"] for s in summaries]
+    lines = [f"Demo top-1 accuracy (%), mean ± standard deviation over seeds {', '.join(map(str, seeds))} "
+             f"({summaries[0]['num_test_videos']} test videos per seed, chance "
+             f"{100 / summaries[0]['config']['num_classes']:.1f}); backbone: {caption}", "",
+             "| Method | RGB | Flow | Late fuse |", "|---|---|---|---|"]
+    for key, label in ROWS:
+        cells = []
+        for column in ("rgb", "flow", "fused"):
+            values = np.array([s["top1"][key][column] for s in summaries])
+            cells.append(f"{values.mean():.1f} ± {values.std(ddof=1) if len(values) > 1 else 0.0:.1f}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    totals = [s["seconds"]["total"] for s in summaries]
+    lines += ["", f"Wall time per seed: {', '.join(f'{t:.0f} s' for t in totals)}; "
+              f"{summaries[0]['machine']['cpu_model']}, precision {summaries[0]['precision']['policy']}."]
+    return "\n".join(lines) + "\n"
+
+
+
+
+def run_seeds(config, out, seeds, precision, reason, table_files=()):
+    """`run_demo` once per seed in `<out>/seed_N`; writes the mean ± std table (`seeds_table`) to
+    `<out>/seeds.md` and each of `table_files`, and `<out>/seeds.json`; returns the table."""
+    summaries = []
+    for seed in seeds:
+        print(f"\n=== seed {seed} ===", flush=True)
+        summaries.append(run_demo(dict(config, seed=int(seed)), os.path.join(out, f"seed_{seed}"), precision, reason))
+    text = seeds_table(summaries, summaries[0]["backbone"])
+    print("\n" + text)
+    for path in (os.path.join(out, "seeds.md"),) + tuple(table_files):
+        with atomic_output(path) as temporary, open(temporary, "w", encoding="utf-8") as f:
+            f.write(text)
+    with atomic_output(os.path.join(out, "seeds.json")) as temporary, open(temporary, "w", encoding="utf-8") as f:
+        json.dump([{"seed": s["config"]["seed"], "top1": s["top1"], "seconds": s["seconds"]["total"]}
+                   for s in summaries], f, indent=1)
+    return text

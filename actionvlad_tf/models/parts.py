@@ -1,0 +1,64 @@
+"""Finding the parts of a model built here: its pooling layers, backbones, release head variables
+and the modality of each video input."""
+import keras
+
+from actionvlad_tf.layers import NetVLADPooling
+from actionvlad_tf.models.vgg16 import MODALITY_CHANNELS
+
+MODALITY_BY_CHANNELS = {channels: modality for modality, channels in MODALITY_CHANNELS.items()}
+
+
+def pooling_layers(model):
+    """The pooling layers of a model built here, any registered pooling (named "pooling" or
+    "<stream>_pooling" by the model builders; nested models included)."""
+    found = []
+    for layer in model.layers:
+        if layer.name == "pooling" or layer.name.endswith("_pooling"):
+            found.append(layer)
+        elif isinstance(layer, keras.Model):
+            found.extend(pooling_layers(layer))
+    return found
+
+
+def backbones(model):
+    """The per-frame backbone models of a model built here (nested models included)."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found.extend(backbones(layer) if any(isinstance(l, keras.Model) for l in layer.layers) else [layer])
+    return found
+
+
+def release_head_variables(model, prefix="stream0/"):
+    """[(release checkpoint name, variable)] of the NetVLAD and the linear classifier of a
+    single-stream model built here (release §1.7: `NetVLAD/{centers, vlad_W, vlad_B}`,
+    `classifier/logits/{weights, biases}`; vlad_W is [1, 1, D, K] there, [D, K] here)."""
+    pairs = []
+    for layer in pooling_layers(model):
+        if isinstance(layer, NetVLADPooling):
+            pairs += [(f"{prefix}NetVLAD/centers", layer.centers),
+                      (f"{prefix}NetVLAD/vlad_W", layer.assignment_kernel),
+                      (f"{prefix}NetVLAD/vlad_B", layer.assignment_bias)]
+    for layer in model.layers:
+        if layer.name == "classifier":
+            pairs += [(f"{prefix}classifier/logits/weights", layer.kernel),
+                      (f"{prefix}classifier/logits/biases", layer.bias)]
+    return pairs
+
+
+def model_streams(model):
+    """{modality: (frames or None, image size, channels)} of a model's video input(s), in the
+    order rgb, flow. Modality is read from the channel count (3 RGB, 20 flow)."""
+    inputs = model.input if isinstance(model.input, dict) else {"single": model.input}
+    streams = {}
+    for tensor in inputs.values():
+        shape = tuple(tensor.shape)
+        if len(shape) != 5 or shape[2] is None or shape[2] != shape[3]:
+            raise ValueError(f"{model.name}: input {tensor.name} has shape {shape}; expected videos "
+                             "[B, T, S, S, C] with a fixed square crop S")
+        modality = MODALITY_BY_CHANNELS.get(shape[-1])
+        if modality is None or modality in streams:
+            raise ValueError(f"{model.name}: cannot tell the modality of input {tensor.name} "
+                             f"({shape[-1]} channels; expected one 3-channel RGB and/or one 20-channel flow input)")
+        streams[modality] = (shape[1], shape[2], shape[-1])
+    return {m: streams[m] for m in ("rgb", "flow") if m in streams}

@@ -1,0 +1,336 @@
+"""Pretraining the VGG-16 topology on the generated stills (`prep.stills`): the offline stand-in for
+ImageNet weights (docs/pretrained_standin.md).
+
+The network is `vgg16.build_vgg16` itself (conv5 endpoint, plain: no batch norm, He initialisation)
+with three linear heads — shape, colour bin, texture — on the global max and mean of ReLU(conv5_3),
+trained from scratch with Adam
+(linear warm-up, cosine decay, global gradient-norm clipping, label smoothing, and a size
+curriculum that shows the largest 30 % of the objects first). Inputs are preprocessed exactly as the
+pipeline does (release §3.5): BGR 0–255 minus the Caffe means, so the weights transfer as they are.
+The heads sit on conv5, the map ActionVLAD pools, so that every conv5 cell learns to say what
+object it sees wherever it is (a fully convolutional task, no fc6/fc7: those stay He-initialised
+where a model has them, as in the frame baseline). Only the backbone goes into the weights file
+(`save_backbone_weights`): a Keras `.weights.h5` of `build_vgg16(width=w)` (conv1_1 … conv5_3, the
+layout of Keras's "notop" ImageNet file), which `--backbone_weights=PATH` loads like ImageNet's; the
+heads are kept beside it (`save_heads`) only to check the card's accuracy again.
+"""
+import dataclasses
+import json
+import math
+import os
+import platform
+import tempfile
+import time
+
+import h5py
+import keras
+import numpy as np
+import tensorflow as tf
+
+from actionvlad_tf.atomic import atomic_keras_output, atomic_output
+from actionvlad_tf.data.augment import BGR_MEANS
+from actionvlad_tf.models import vgg16
+from actionvlad_tf.prep import stills
+
+PIXEL_SCALE = 64.0  # about the standard deviation of mean-subtracted 0-255 pixels
+HEADS = tuple(stills.LABELS)  # shape, colour, texture
+SMALL_RADIUS = 8.0
+# Heads on conv5 (the map ActionVLAD pools) and, as deep supervision, on conv3_3 and conv4_3: their
+# short gradient paths get a plain (batch-norm-free) VGG-16 off the loss plateau several times sooner.
+SUPERVISED_LAYERS = {"conv3": "block3_conv3", "conv4": "block4_conv3", "conv5": "block5_conv3"}  # px: objects up to 16 px wide, the demo's hard case
+
+
+@dataclasses.dataclass
+class PretrainConfig:
+    """Everything that defines a pretraining run (recorded in the card)."""
+
+    width: float = 0.25
+    image_size: int = 64
+    steps: int = 1500
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    warmup_steps: int = 100
+    clipnorm: float = 1.0
+    label_smoothing: float = 0.1
+    aux_weight: float = 0.5  # loss weight of the conv3 and conv4 heads
+    dropout: float = 0.2
+    curriculum_steps: int = 500
+    train_images: int = 16000
+    val_images: int = 1000
+    radius_range: tuple = stills.DEFAULT_RADIUS_RANGE
+    mixed_precision: bool = None  # None: bfloat16 where the CPU computes it natively (`native_bfloat16`)
+    seed: int = 0
+    eval_every: int = 0  # 0: only at the end
+
+
+def cpu_description():
+    """The CPU model and its vector extensions that matter here (and oneDNN's ISA cap, if set)."""
+    model, flags = platform.processor() or "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    vector = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    return f"{model} ({', '.join(vector) or 'no AVX2'})" + (f", ONEDNN_MAX_CPU_ISA={cap}" if cap else "")
+
+
+def native_bfloat16():
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX; oneDNN's ISA cap respected).
+    There, bfloat16 trains several times faster than float32; on AVX2-only machines oneDNN has no
+    bfloat16 convolutions (TF aborts), so float32 is used."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    if cap and cap not in ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16",
+                           "ALL", "DEFAULT"):
+        return False
+    return "avx512_bf16" in cpu_description() or "amx_bf16" in cpu_description()
+
+
+def he_initialise(model, seed, pixel_scale=PIXEL_SCALE):
+    """He-normal kernels and zero biases for every conv / dense layer of `model`; the first conv's
+    kernel divided by `pixel_scale` (inputs are 0-255 minus means) so activations start near unit
+    variance. Plain VGG-16 (no batch norm) under Keras's default Glorot init shrinks ~2× per layer.
+    Returns `model`."""
+    initializer = keras.initializers.HeNormal(seed=seed)
+    first = True
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            he_initialise(layer, seed, pixel_scale if first else 1.0)
+            first = False
+        elif isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+            scale = 1.0 / pixel_scale if first else 1.0
+            layer.kernel.assign(initializer(layer.kernel.shape) * scale)
+            layer.bias.assign(keras.ops.zeros_like(layer.bias))
+            first = False
+    return model
+
+
+def build_pretrain_model(width=0.25, image_size=64, dropout=0.2, seed=0):
+    """frames [N, S, S, 3] (BGR minus means) → {"shape", "colour", "texture"} logits from conv5, and
+    the same from conv3_3 and conv4_3 ("conv3/shape", …: deep supervision, dropped after
+    pretraining). The backbone is the nested model "vgg16" (the layers of `build_vgg16`, conv5
+    endpoint, everything trainable, tapped at `SUPERVISED_LAYERS`), He-initialised."""
+    backbone = vgg16.build_vgg16(conv_endpoint="conv5", input_shape=(image_size, image_size), width=width,
+                                 trainable_from="block1_conv1", name="vgg16_conv5")
+    taps = keras.Model(backbone.input, [backbone.get_layer(name).output for name in SUPERVISED_LAYERS.values()],
+                       name="vgg16")
+    inputs = keras.Input((image_size, image_size, 3), name="frames")
+    outputs = {}
+    for (tap, layer_name), features in zip(SUPERVISED_LAYERS.items(), taps(inputs)):
+        features = keras.layers.ReLU(name=f"{tap}_relu")(features)  # conv3_3 has its ReLU already: a no-op
+        x = keras.layers.Concatenate(name=f"{tap}_pooled")([keras.layers.GlobalMaxPooling2D(name=f"{tap}_max")(features),
+                                                            keras.layers.GlobalAveragePooling2D(name=f"{tap}_mean")(features)])
+        x = keras.layers.Dropout(dropout, name=f"{tap}_dropout")(x)
+        prefix = "" if tap == "conv5" else f"{tap}/"
+        for head in HEADS:
+            outputs[prefix + head] = keras.layers.Dense(
+                len(stills.LABELS[head]), dtype="float32", name=f"{prefix.replace('/', '_')}{head}_logits")(x)
+    model = keras.Model(inputs, outputs, name="stills_pretrain")
+    he_initialise(model, seed)
+    return model
+
+
+def preprocess(images):
+    """BGR uint8 stills → float32 BGR minus the Caffe means (the pipeline's RGB input, release §3.5)."""
+    return tf.cast(images, tf.float32) - tf.constant(BGR_MEANS)
+
+
+def evaluate(model, images, labels, batch_size=250):
+    """Accuracies on (images, labels): per head, shape and colour both right ("shape_colour"),
+    all heads right ("all"), and each of these on small objects only (radius ≤ SMALL_RADIUS)."""
+    predictions = {head: [] for head in HEADS}
+    for start in range(0, len(images), batch_size):
+        logits = model(preprocess(images[start:start + batch_size]), training=False)
+        for head in HEADS:
+            predictions[head].append(np.argmax(keras.ops.convert_to_numpy(logits[head]), axis=-1))
+    right = {head: np.concatenate(predictions[head]) == labels[head] for head in HEADS}
+    right["shape_colour"] = right["shape"] & right["colour"]
+    right["all"] = np.logical_and.reduce([right[h] for h in HEADS])
+    small = labels["radius"] <= SMALL_RADIUS
+    result = {name: float(r.mean()) for name, r in right.items()}
+    result.update({f"{name}_small": float(r[small].mean()) for name, r in right.items() if small.any()})
+    return result
+
+
+def chance_levels():
+    """Accuracy of guessing, per head and for shape and colour together."""
+    chance = {head: 1.0 / len(names) for head, names in stills.LABELS.items()}
+    chance["shape_colour"] = chance["shape"] * chance["colour"]
+    return chance
+
+
+def _curriculum_indices(rng, order, step, config):
+    """A batch of pool indices: from the largest 30 % of the objects at step 0, widening linearly to
+    all of them at `curriculum_steps` (`order` sorts the pool by radius, largest first)."""
+    fraction = 1.0 if config.curriculum_steps <= 0 else min(1.0, 0.3 + 0.7 * step / config.curriculum_steps)
+    eligible = max(config.batch_size, int(round(fraction * len(order))))
+    return order[rng.integers(0, eligible, config.batch_size)]
+
+
+def pretrain(config, log=print):
+    """Trains `build_pretrain_model` on generated stills. Returns (model, summary dict)."""
+    start = time.time()
+    keras.utils.set_random_seed(config.seed)
+    if config.mixed_precision is None:
+        config = dataclasses.replace(config, mixed_precision=native_bfloat16())
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if config.mixed_precision else "float32")
+    try:
+        model = build_pretrain_model(config.width, config.image_size, config.dropout, config.seed)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    # Train and validation images come from separate seeds: no image is in both.
+    train_images, train_labels = stills.generate_stills(config.train_images, [config.seed, 0], config.image_size,
+                                                        config.radius_range)
+    val_images, val_labels = stills.generate_stills(config.val_images, [config.seed, 1], config.image_size,
+                                                    config.radius_range)
+    generated = time.time() - start
+    log(f"generated {config.train_images} + {config.val_images} stills in {generated:.0f} s")
+
+    decay_steps = max(1, config.steps - config.warmup_steps)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0 if config.warmup_steps else config.learning_rate, decay_steps, alpha=0.05,
+        warmup_target=config.learning_rate if config.warmup_steps else None,
+        warmup_steps=config.warmup_steps)
+    optimizer = keras.optimizers.Adam(schedule, global_clipnorm=config.clipnorm or None)
+    loss_fn = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing)
+    depths = {head: len(stills.LABELS[head]) for head in HEADS}
+
+    @tf.function
+    @tf.autograph.experimental.do_not_convert  # straight-line code
+    def train_step(images, labels, flip):
+        x = preprocess(images)
+        x = tf.where(flip[:, None, None, None], tf.reverse(x, [2]), x)  # labels are flip-invariant
+        with tf.GradientTape() as tape:
+            logits = model(x, training=True)
+            loss = tf.add_n([
+                (1.0 if "/" not in name else config.aux_weight)
+                * loss_fn(tf.one_hot(labels[name.rpartition("/")[2]], depths[name.rpartition("/")[2]]), value)
+                for name, value in logits.items()])
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    rng = np.random.default_rng([config.seed, 2])
+    order = np.argsort(-train_labels["radius"], kind="stable")
+    history, running = [], []
+    train_start = time.time()
+    for step in range(1, config.steps + 1):
+        index = _curriculum_indices(rng, order, step - 1, config)
+        batch_labels = {h: tf.constant(train_labels[h][index], tf.int32) for h in HEADS}
+        loss = float(train_step(tf.constant(train_images[index]), batch_labels,
+                                tf.constant(rng.random(config.batch_size) < 0.5)))
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"pretraining loss is {loss} at step {step}; lower --learning_rate")
+        running.append(loss)
+        if step % 50 == 0 or step == config.steps:
+            log(f"step {step}/{config.steps} loss {np.mean(running):.3f} ({time.time() - train_start:.0f} s)")
+            running = []
+        if (config.eval_every and step % config.eval_every == 0) or step == config.steps:
+            accuracy = evaluate(model, val_images, val_labels)
+            history.append({"step": step, "seconds": round(time.time() - start, 1), **accuracy})
+            log(f"step {step}: val " + ", ".join(f"{k} {v:.3f}" for k, v in accuracy.items()))
+    summary = {
+        "config": dataclasses.asdict(config),
+        "val_accuracy": history[-1] if history else {},
+        "chance": chance_levels(),
+        "history": history,
+        "steps": config.steps,
+        "seconds": round(time.time() - start, 1),
+        "seconds_generating": round(generated, 1),
+        "cpu": cpu_description(),
+        "tensorflow": tf.__version__,
+    }
+    return model, summary
+
+
+def backbone_of(model):
+    return model.get_layer("vgg16")
+
+
+def save_backbone_weights(model, path, float16=False):
+    """Writes the pretrained backbone of `model` (or a `build_vgg16` model) as a Keras `.weights.h5`
+    of `build_vgg16(width=w)`, conv1_1 … conv5_3 (the layout `vgg16.load_vgg16_weights` reads, like
+    Keras's notop ImageNet file); `float16` halves the file (the loader casts back to the model's
+    dtype). Returns the path."""
+    source = backbone_of(model) if any(layer.name == "vgg16" for layer in model.layers) else model
+    width = source.get_layer("block1_conv1").filters / vgg16.VGG16_BLOCKS[0][2]
+    plain = vgg16.build_vgg16(width=width)
+    for layer in plain.layers:
+        if layer.weights:
+            layer.set_weights(source.get_layer(layer.name).get_weights())
+    with atomic_keras_output(path) as temporary:
+        if not float16:
+            plain.save_weights(temporary)
+        else:  # Keras writes float32; copy it with float16 datasets (h5 never shrinks in place)
+            with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(path))) as folder:
+                full = os.path.join(folder, "float32.weights.h5")
+                plain.save_weights(full)
+                with h5py.File(full, "r") as src, h5py.File(temporary, "w") as dst:
+                    _copy_h5(src, dst, np.float16)
+    return str(path)
+
+
+def save_heads(model, path):
+    """The three linear heads (kernel, bias per head, float16) beside the backbone file, so the card's
+    validation accuracy can be checked again (`load_pretrain_model`)."""
+    arrays = {}
+    for head in HEADS:
+        kernel, bias = model.get_layer(f"{head}_logits").get_weights()
+        arrays[f"{head}/kernel"], arrays[f"{head}/bias"] = kernel.astype(np.float16), bias.astype(np.float16)
+    with atomic_output(path) as temporary, open(temporary, "wb") as f:
+        np.savez(f, **arrays)
+    return str(path)
+
+
+def load_pretrain_model(weights, heads, width, image_size):
+    """`build_pretrain_model` with a saved backbone (`save_backbone_weights`: path or shipped name)
+    and heads (`save_heads`)."""
+    model = build_pretrain_model(width, image_size)
+    vgg16.load_vgg16_weights(backbone_of(model), weights)
+    with np.load(heads) as arrays:
+        for head in HEADS:
+            model.get_layer(f"{head}_logits").set_weights([arrays[f"{head}/kernel"], arrays[f"{head}/bias"]])
+    return model
+
+
+def _copy_h5(src, dst, float_dtype):
+    """Copies groups, attributes and datasets of `src` into `dst`, floating datasets as `float_dtype`."""
+    dst.attrs.update(src.attrs)
+    for name, item in src.items():
+        if isinstance(item, h5py.Group):
+            _copy_h5(item, dst.create_group(name), float_dtype)
+        else:
+            values = item[()]
+            if np.issubdtype(np.asarray(values).dtype, np.floating):
+                values = np.asarray(values).astype(float_dtype)
+            dst.create_dataset(name, data=values).attrs.update(item.attrs)
+
+
+def write_card(path, summary, command=None, weights_file=None):
+    """The JSON card beside a stand-in weights file: command, seed, width, image size, validation
+    accuracy, wall time, CPU."""
+    config = summary["config"]
+    card = {
+        "what": "VGG-16 topology pretrained from scratch on generated stills (actionvlad_tf.prep.stills): "
+                "an offline stand-in for ImageNet weights, not ImageNet",
+        "weights_file": os.path.basename(weights_file) if weights_file else None,
+        "command": command,
+        "seed": config["seed"],
+        "width": config["width"],
+        "image_size": config["image_size"],
+        "input": "BGR 0-255 minus (104, 117, 123), as the pipeline's RGB stream",
+        **{k: summary[k] for k in ("val_accuracy", "chance", "steps", "seconds", "cpu", "tensorflow")},
+        "config": config,
+        "history": summary["history"],
+    }
+    with atomic_output(path) as temporary, open(temporary, "w", encoding="utf-8") as f:
+        json.dump(card, f, indent=1)
+        f.write("\n")
+    return card

@@ -1,0 +1,197 @@
+"""One stage of training, and the k-means centres, from an experiment's specs: what
+`experiments/train.py` and `experiments/cluster.py` call (release §2, §5).
+
+`train_experiment` applies the release's recipe to unset hyper-parameters (`recipe_defaults`), builds
+the model of the `ModelSpec` inside the distribution strategy, chooses its initial weights (below)
+and trains it on the training split of the `InputSpec`.
+
+Initial weights, in order: a `train_dir` that already holds a checkpoint resumes (nothing else is
+loaded; a feature-cache run loads its initial weights anyway, their frozen part names the cache);
+else `checkpoint_path` (stage 2: the stage-1 run); else ActionVLAD stage 1 starts from k-means
+`centers` (required) and `backbone_weights`.
+"""
+import dataclasses
+import logging
+import os
+from typing import Optional
+
+import tensorflow as tf
+
+from actionvlad_tf import runtime
+from actionvlad_tf.atomic import atomic_output, ensure_writable_dir
+from actionvlad_tf.data import datasets, sources
+from actionvlad_tf.data.frames import DatasetReport
+from actionvlad_tf.models import set_training_stage
+from actionvlad_tf.models.builder import build_model, descriptor_model, load_backbone_weights
+from actionvlad_tf.training.feature_cache import cached_training_inputs
+from actionvlad_tf.centers import load_centers, save_centers
+from actionvlad_tf.training.kmeans import RELEASE_NUM_FRAMES, fit_centers, sample_descriptors, sample_frame_entries
+from actionvlad_tf.training.trainer import (TrainConfig, default_iter_size, load_model_weights, make_strategy,
+                                            recipe_defaults, train)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainOptions:
+    """How one stage trains (train.py's own flags). `recipe`: hyper-parameters given explicitly
+    (learning_rate, optimizer, weight_decay, ...), the others take the release's values for the
+    stage. The rest are `TrainConfig`'s, the feature cache's and the initial weights' (module doc)."""
+
+    train_dir: str
+    stage: int = 1
+    checkpoint_path: Optional[str] = None
+    centers: Optional[str] = None
+    backbone_weights: Optional[str] = None
+    recipe: dict = dataclasses.field(default_factory=dict)
+    iter_size: Optional[int] = None
+    save_every_n_steps: int = 500
+    keep_checkpoint_max: int = 5
+    log_every_n_steps: int = 10
+    nan_policy: str = "raise"
+    learning_rate_decay_type: str = "exponential"
+    collective_timeout_s: Optional[float] = None
+    feature_cache_dir: Optional[str] = None
+    cache_views: int = 4
+    cache_dtype: str = "float32"
+    seed: int = 0
+    deterministic: bool = False
+    mixed_precision: str = "auto"
+
+
+def has_checkpoint(train_dir):
+    """Whether `train_dir` holds a checkpoint to resume from (then initial weights are not loaded)."""
+    return bool(train_dir) and os.path.isdir(train_dir) and tf.train.latest_checkpoint(train_dir) is not None
+
+
+def resolve_recipe(stage, frame_baseline, given):
+    """The release's hyper-parameters for the stage, with those in `given` (not None) instead."""
+    return {name: given[name] if given.get(name) is not None else default
+            for name, default in recipe_defaults(stage, frame_baseline).items()}
+
+
+def initial_weights(model_spec, options):
+    """(checkpoint to load, centres path, load backbone weights): the initial-weights policy
+    (module docstring) for a fresh or resumed run."""
+    resuming = has_checkpoint(options.train_dir)
+    fresh = not resuming or options.feature_cache_dir is not None
+    checkpoint = options.checkpoint_path if fresh else None
+    centers = None
+    if model_spec.pooling == "netvlad" and not model_spec.frame_baseline and checkpoint is None and fresh:
+        if options.centers is None:
+            raise ValueError("stage 1 of ActionVLAD needs k-means centres (experiments/cluster.py, --centers) "
+                             "or a checkpoint to start from (--checkpoint_path)")
+        centers = options.centers
+    return checkpoint, centers, bool(options.backbone_weights) and fresh and checkpoint is None
+
+
+def train_experiment(dataset_spec, model_spec, input_spec, options, write_flags=None):
+    """Trains one stage; returns (`TrainResult`, `DatasetReport` or None). `input_spec.batch_size`
+    is per replica. `write_flags(path)`: writes the run's settings to `train_dir/flags.txt`."""
+    hyper = resolve_recipe(options.stage, model_spec.frame_baseline, options.recipe)
+    model_spec = model_spec.replace(weight_decay=hyper.pop("weight_decay"), num_crops=1)
+    # MultiWorkerMirroredStrategy must exist before TF initialises its runtime.
+    strategy = make_strategy(collective_timeout_s=options.collective_timeout_s)
+    runtime.set_determinism(options.seed, options.deterministic)
+    policy = runtime.set_precision(options.mixed_precision)
+    replicas = strategy.num_replicas_in_sync
+    iter_size = options.iter_size or default_iter_size(input_spec.batch_size, replicas)
+    logging.info("%d replica(s) × %d videos × iter_size %d = %d videos per update; policy %s",
+                 replicas, input_spec.batch_size, iter_size, replicas * input_spec.batch_size * iter_size, policy)
+    report = DatasetReport() if input_spec.on_error == "skip" else None
+    global_spec = input_spec.replace(training=True, batch_size=input_spec.batch_size * replicas,
+                                     shuffle_seed=options.seed, return_metadata=True)
+    dataset, entries = sources.split_dataset(dataset_spec, global_spec, "train", report=report)
+
+    checkpoint, centers_path, load_backbone = initial_weights(model_spec, options)
+    centers = load_centers(centers_path, model_spec.num_clusters) if centers_path else None
+    with strategy.scope():
+        model = build_model(model_spec, centers)
+        if checkpoint is not None:
+            logging.info("initial weights from %s", load_model_weights(model, checkpoint))
+        elif load_backbone:
+            load_backbone_weights(model, options.backbone_weights, model_spec.modality, model_spec.backbone)
+
+    config = TrainConfig(
+        train_dir=options.train_dir, iter_size=iter_size, save_every_n_steps=options.save_every_n_steps,
+        keep_checkpoint_max=options.keep_checkpoint_max, log_every_n_steps=options.log_every_n_steps,
+        nan_policy=options.nan_policy, learning_rate_decay_type=options.learning_rate_decay_type,
+        checkpoint_iterator=input_spec.on_error == "raise", **hyper)
+    ensure_writable_dir(options.train_dir, "train_dir")
+    if write_flags is not None:
+        with atomic_output(os.path.join(options.train_dir, "flags.txt")) as temporary:
+            write_flags(temporary)
+    stage = (0 if options.stage == 0 else None) if model_spec.frame_baseline else options.stage
+    trained, export_model = model, None
+    if options.feature_cache_dir:
+        trained, dataset = _cached_inputs(model, model_spec, input_spec, options, entries,
+                                          dataset_spec, global_spec.batch_size)
+        stage, export_model = None, model
+    return train(trained, dataset, config, strategy=strategy, stage=stage, export_model=export_model), report
+
+
+def _cached_inputs(model, model_spec, input_spec, options, entries, dataset_spec, batch_size):
+    """(suffix, dataset) of the feature cache: the model's frozen part read from the cache."""
+    if model_spec.frame_baseline or model_spec.modality == "rgb+flow" or options.stage == 0:
+        raise ValueError("the feature cache holds the frozen part of ActionVLAD stage 1 or 2 of one stream "
+                         "(rgb or flow)")
+    if entries is None:
+        raise ValueError("the feature cache reads the training list: give the list folder")
+    set_training_stage(model, options.stage)
+    raw = input_spec.replace(training=False, batch_size=1, raw_frames=True, return_metadata=False,
+                             packed_files=None, tfds_name=None)
+
+    def read_videos(videos):
+        return sources.split_dataset(dataset_spec, raw, "train", entries=videos)[0]
+
+    list_file = datasets.split_list_file(input_spec.list_dir, "train", input_spec.split_id)
+    suffix, dataset, cache = cached_training_inputs(
+        model, list_file, read_videos, options.feature_cache_dir, batch_size, model_spec.modality,
+        options.cache_views, options.seed, dtype=options.cache_dtype,
+        augmentation={"image_size": input_spec.image_size, "resize_shape": input_spec.resize_shape},
+        description={"dataset_dir": os.path.abspath(input_spec.frames_root or ""),
+                     "flow_dir": os.path.abspath(input_spec.flow_root or input_spec.frames_root or ""),
+                     "frames_per_video": input_spec.frames_per_video})
+    logging.info("training %s on the feature cache %s", suffix.name, cache.directory)
+    return suffix, dataset
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterOptions:
+    """k-means of descriptors (cluster.py's own flags, release §5)."""
+
+    centers: str
+    num_frames: int = RELEASE_NUM_FRAMES
+    descriptors_per_frame: Optional[int] = None
+    kmeans_algorithm: str = "kmeans"
+    kmeans_n_init: int = 10
+    kmeans_max_iter: int = 300
+    frames_per_batch: int = 64
+    backbone_weights: Optional[str] = None
+    seed: int = 0
+    deterministic: bool = False
+    mixed_precision: str = "auto"
+
+
+def cluster_experiment(dataset_spec, model_spec, input_spec, options):
+    """k-means centres of the frozen backbone's descriptors of `options.num_frames` random frames of
+    shuffled training videos (one test crop each), saved to `options.centers`; returns
+    (centres [K, D], info)."""
+    runtime.set_determinism(options.seed, options.deterministic)
+    runtime.set_precision(options.mixed_precision)
+    if input_spec.from_records and not input_spec.frames_root:
+        raise ValueError("k-means samples single frames of the training list from frame folders (packed "
+                         "records hold whole videos): give the list folder and the frame folders")
+    entries = sources.split_entries(dataset_spec, input_spec.replace(packed_files=None, tfds_name=None), "train")
+    frames = sample_frame_entries(entries, options.num_frames, model_spec.modality, input_spec.flow_stack,
+                                  seed=options.seed)
+    spec = input_spec.replace(frames_per_video=1, training=False, batch_size=options.frames_per_batch,
+                              num_crops=1, packed_files=None, tfds_name=None)
+    dataset, _ = sources.split_dataset(dataset_spec, spec, "train", entries=frames)
+    features = descriptor_model(model_spec, options.backbone_weights)
+    descriptors = sample_descriptors(lambda x: features(x, training=False), dataset, options.num_frames,
+                                     options.descriptors_per_frame, seed=options.seed)
+    centers, info = fit_centers(descriptors, model_spec.num_clusters, seed=options.seed,
+                                algorithm=options.kmeans_algorithm, n_init=options.kmeans_n_init,
+                                max_iter=options.kmeans_max_iter)
+    save_centers(options.centers, centers, num_frames=options.num_frames, num_descriptors=len(descriptors),
+                 seed=options.seed, conv_endpoint=model_spec.conv_endpoint, modality=model_spec.modality, **info)
+    return centers, {**info, "num_descriptors": len(descriptors)}

@@ -1,0 +1,94 @@
+"""The offline stand-in for ImageNet: the pretraining command, its weights file and the shipped one."""
+import json
+import os
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from actionvlad_tf import zoo
+from actionvlad_tf.prep import stills
+from actionvlad_tf.models import vgg16
+from actionvlad_tf.training import experiment, pretrain
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_toy_pretrain_command_writes_weights_that_backbone_weights_loads(tmp_path):
+    out = tmp_path / "toy"
+    environment = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    run = subprocess.run(
+        [sys.executable, os.path.join(REPO, "experiments", "pretrain_backbone.py"), f"--output={out}",
+         "--width=0.125", "--image_size=32", "--steps=4", "--batch_size=8", "--warmup_steps=2",
+         "--curriculum_steps=2", "--train_images=64", "--val_images=32", "--float16"],
+        env=environment, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-4000:]
+    card = json.loads((tmp_path / "toy.json").read_text())
+    assert card["width"] == 0.125 and card["image_size"] == 32 and card["steps"] == 4 and card["seed"] == 0
+    assert "--width=0.125" in card["command"] and card["cpu"] and card["seconds"] > 0
+    assert set(card["val_accuracy"]) >= {"shape", "colour", "texture", "shape_colour"}
+    weights = f"{out}.weights.h5"
+    with h5py.File(weights) as f:
+        stored = np.asarray(f["layers/conv2d_12/vars/0"])  # block5_conv3, the 13th conv
+    assert stored.dtype == np.float16 and stored.shape == (3, 3, 64, 64)
+
+    model = experiment.build_model(3, frames_per_video=2, image_size=32, num_clusters=4, backbone_width=0.125)
+    experiment.load_backbone_weights(model, weights, "rgb")
+    (backbone,) = experiment.backbones(model)
+    np.testing.assert_array_equal(backbone.get_layer("block5_conv3").get_weights()[0], stored.astype(np.float32))
+    assert np.abs(stored).max() > 0
+    with pytest.raises(ValueError, match="--backbone_width=0.125"):
+        vgg16.build_vgg16(weights=weights, width=0.25)
+
+
+def test_unregistered_names_pass_through_and_registered_ones_resolve():
+    assert zoo.resolve("imagenet") == "imagenet" and zoo.resolve("/a/b.h5") == "/a/b.h5"
+    assert zoo.resolve(None) is None
+    assert zoo.resolve("demo_standin") == os.path.join(zoo.ZOO_DIR, "demo_standin.weights.h5")
+    with pytest.raises(KeyError, match="demo_standin"):
+        zoo.card("nothing")
+
+
+def test_shipped_standin_is_what_its_card_says():
+    card = zoo.card("demo_standin")
+    config = card["config"]
+    assert os.path.getsize(zoo.resolve("demo_standin")) < 8e6
+    # It loads by name wherever --backbone_weights goes, at the card's width.
+    model = experiment.build_model(6, frames_per_video=2, image_size=card["image_size"], num_clusters=4,
+                                   backbone_width=card["width"])
+    experiment.load_backbone_weights(model, "demo_standin", "rgb")
+    # Its heads reproduce the card's validation accuracy on the regenerated validation stills.
+    net = pretrain.load_pretrain_model("demo_standin", zoo.heads_file("demo_standin"), card["width"],
+                                       card["image_size"])
+    images, labels = stills.generate_stills(config["val_images"], [config["seed"], 1], config["image_size"],
+                                            tuple(config["radius_range"]))
+    accuracy = pretrain.evaluate(net, images, labels)
+    for head in ("shape", "colour", "texture", "shape_colour"):
+        assert accuracy[head] == pytest.approx(card["val_accuracy"][head], abs=0.03), head
+    chance = pretrain.chance_levels()
+    assert accuracy["shape"] > 4 * chance["shape"] and accuracy["colour"] > 6 * chance["colour"]
+    assert accuracy["shape_colour"] > 20 * chance["shape_colour"]
+
+
+@pytest.mark.slow
+def test_standin_conv5_separates_demo_objects_far_better_than_random(tmp_path):
+    from actionvlad_tf.data import augment
+    from actionvlad_tf.prep import extraction, synthetic
+    from actionvlad_tf.evaluation import probe
+
+    synthetic.generate_demo_dataset(tmp_path / "demo", train_per_class=4, test_per_class=2, progress=False)
+    jobs, _ = extraction.find_videos(str(tmp_path / "demo" / "videos"))
+    assert extraction.extract_frames(jobs, str(tmp_path / "frames"), progress=False).ok
+    frames, labels, is_train = probe.demo_frames(tmp_path / "demo", tmp_path / "frames", frame_step=3)
+    width = zoo.card("demo_standin")["width"]
+    resize_shape = augment.default_resize_shape(64)
+    scores = {}
+    for name, weights in (("standin", "demo_standin"), ("random", None)):
+        backbone = vgg16.build_vgg16(weights=weights, width=width)
+        if weights is None:
+            pretrain.he_initialise(backbone, seed=0)
+        scores[name] = probe.linear_probe(probe.conv5_pooled(backbone, frames, resize_shape), labels, is_train)
+    assert scores["standin"]["colour"] > 0.9
+    assert scores["standin"]["shape_colour"] > scores["random"]["shape_colour"] + 0.25, scores
