@@ -7,8 +7,10 @@ From frame folders (`--frames`, every folder under it holding `--frame_template 
 videos (`--videos`, a folder or list as in extract_frames.py). Flow file i is the flow from frame i
 to frame i+1 of the grayscale frames, clipped to ±`--bound` pixels and mapped to [0, 255] with 128 =
 no motion, as TSN's dense_flow. `--method=tvl1` (OpenCV's Dual TV-L1, what the release's flow was
-made with) is slow on CPUs; `dis` and `farneback` are 10-80× faster and coarser. Resumable and
-parallel like extract_frames.py; exit status 1 if any video failed.
+made with) is slow on CPUs; `--method=tvl1_tf` computes the same algorithm in TensorFlow, 16 frame
+pairs of a video per call, on the GPU where there is one (use --num_workers=1 there: TensorFlow uses
+every core); `dis` and `farneback` are 10-80× faster and coarser. Resumable and parallel like
+extract_frames.py; exit status 1 if any video failed.
 """
 import sys
 

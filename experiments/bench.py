@@ -5,7 +5,8 @@ Reproduce the table of docs/performance.md (about 4–6 minutes on 2 CPU cores):
   python experiments/bench.py --json=bench.json
 
 A smoke run on tiny shapes (seconds): `--quick`. One or more sections: `--sections=netvlad,backbone`
-(netvlad, backbone, input_pipeline, end_to_end). Every figure is a median over `--repeats` after
+(netvlad, backbone, input_pipeline, end_to_end, and on request flow: `--sections=flow`,
+OpenCV's TV-L1 against actionvlad_tf.tvl1, pairs/s and endpoint errors). Every figure is a median over `--repeats` after
 `--warmup` rounds; figures that are compared are measured side by side in this one run.
 """
 import json
@@ -14,12 +15,14 @@ import logging
 from absl import app, flags
 
 from actionvlad_tf.atomic import atomic_output
-from actionvlad_tf.benchmark.run import SECTIONS, run_benchmark
+from actionvlad_tf.benchmark.run import CLIPS_DIR, DEFAULT_SECTIONS, SECTIONS, run_benchmark
 from actionvlad_tf.benchmark.table import format_table
 
 flags.DEFINE_string("json", None, "Also write the results (every sample, the targets) to this JSON file.")
 flags.DEFINE_bool("quick", False, "Tiny shapes instead of the paper's (a smoke run).")
-flags.DEFINE_list("sections", list(SECTIONS), f"Sections to run, of {', '.join(SECTIONS)}.")
+flags.DEFINE_list("sections", list(DEFAULT_SECTIONS), f"Sections to run, of {', '.join(SECTIONS)} "
+                  "(flow: OpenCV's TV-L1 against the TensorFlow one, speed and accuracy).")
+flags.DEFINE_string("clips_dir", CLIPS_DIR, "Real clips for the flow section's agreement with OpenCV.")
 flags.DEFINE_integer("repeats", None, "Timed repeats per figure (default: per section, 3; 2 with --quick).")
 flags.DEFINE_integer("warmup", 1, "Untimed rounds before the timed ones (tracing, allocation).")
 flags.DEFINE_bool("memory", True, "Measure NetVLAD's peak memory (TensorFlow allocator statistics).")
@@ -34,7 +37,7 @@ def main(argv):
     logging.getLogger("actionvlad_tf.benchmark").setLevel(logging.INFO)
     results = run_benchmark(FLAGS.sections, quick=FLAGS.quick, repeats=FLAGS.repeats,
                             warmup=FLAGS.warmup, memory=FLAGS.memory, xla=FLAGS.xla,
-                            mixed=FLAGS.mixed, workdir=FLAGS.workdir)
+                            mixed=FLAGS.mixed, workdir=FLAGS.workdir, clips_dir=FLAGS.clips_dir)
     print(format_table(results))
     if FLAGS.json:
         with atomic_output(FLAGS.json) as partial, open(partial, "w", encoding="utf-8") as handle:

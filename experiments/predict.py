@@ -18,7 +18,7 @@ from absl import app, flags
 
 from actionvlad_tf.data.lists import read_class_names
 from actionvlad_tf.export import predictor
-from actionvlad_tf.prep.extraction import FLOW_METHODS
+from actionvlad_tf.prep.extraction import DEFAULT_FLOW_BOUND, FLOW_METHODS
 from actionvlad_tf.viz.timeline import plot_timeline
 
 flags.DEFINE_string("model", None, "A .keras file, a SavedModel folder, or an export folder (highest version).")
@@ -29,6 +29,8 @@ flags.DEFINE_integer("frames_per_video", predictor.DEFAULT_FRAMES_PER_VIDEO,
                      "T, for a model that accepts any number of frames; otherwise the model's T.")
 flags.DEFINE_integer("num_crops", 1, "Test crops for a .keras model (1 or 5, release §3.7).")
 flags.DEFINE_enum("flow_method", "tvl1", list(FLOW_METHODS), "Optical flow for flow models (data_prep's).")
+flags.DEFINE_float("flow_bound", DEFAULT_FLOW_BOUND, "Flow is clipped to ±bound pixels before quantisation: "
+                   "the bound the model's training flow was extracted with (extract_flow.py --bound).")
 flags.DEFINE_integer("top_k", 5, "Classes printed per video (at most 5).")
 flags.DEFINE_bool("sliding_window", False, "Score windows of --window frames every --stride frames.")
 flags.DEFINE_integer("window", predictor.DEFAULT_FRAMES_PER_VIDEO, "Frames per window.")
@@ -54,14 +56,14 @@ def main(argv):
           f"{classifier.path} ({'+'.join(classifier.modalities)})")
     if not FLAGS.sliding_window:
         scores = predictor.classify_video(classifier, FLAGS.video, FLAGS.frames_per_video, FLAGS.flow_method,
-                                          where=FLAGS.video, num_frames=num_frames)
+                                          where=FLAGS.video, num_frames=num_frames, flow_bound=FLAGS.flow_bound)
         print(format_scores(scores, FLAGS.top_k))
         return
     fps = predictor.video_fps(FLAGS.video)
     rows, windows = [], []
     for start, end, scores in predictor.classify_windows(
             classifier, FLAGS.video, FLAGS.window, FLAGS.stride, FLAGS.frames_per_video, FLAGS.flow_method,
-            where=FLAGS.video):
+            where=FLAGS.video, flow_bound=FLAGS.flow_bound):
         seconds = f"{start / fps:7.2f}-{end / fps:7.2f} s  " if fps else ""
         best = scores["top5_indices"][0]
         rows.append(f"frames {start + 1:6d}-{end:6d}  {seconds}{scores['probabilities'][best]:7.2%}  "

@@ -120,3 +120,38 @@ def _leaves(tree, key=None):
             yield from _leaves(v, key)
     else:
         yield key, tree
+
+
+def test_machine_is_named_with_its_vector_units_and_peak():
+    from actionvlad_tf.benchmark.machine import describe_machine, machine_line, peak_summary
+    machine = describe_machine()
+    assert machine["cpu_count"] >= 1 and machine["cpu_model"]
+    line = machine_line(machine)
+    assert machine["cpu_model"] in line and ("GPU" in line)
+    with open("/proc/cpuinfo", encoding="utf-8") as handle:
+        flags = next((l for l in handle if l.startswith("flags")), "").split()
+    assert ("avx2" in machine["vector_extensions"]) == ("avx2" in flags)
+    assert ("amx_bf16" in machine["vector_extensions"]) == ("amx_bf16" in flags)
+    peak = peak_summary(3e11, 4e11, machine)
+    assert peak["measured_peak_flops"] == 4e11 and peak["measured_peak_source"] == "numpy_openblas"
+    if machine["cpu_mhz"]:
+        per_cycle = 64 if "avx512f" in flags else 32 if "avx2" in flags else 16
+        assert machine["theoretical_peak_float32_flops"] == pytest.approx(
+            machine["cpu_count"] * machine["cpu_mhz"] * 1e6 * per_cycle)
+
+
+def test_update_flops_count_conv5_netvlad_and_classifier():
+    from actionvlad_tf.benchmark.updates import update_flops
+    # main job: 16 videos × 10 frames, conv5 at 4², K = 16, 6 classes → ≈ 109 GFLOP
+    conv = 3 * 2 * 16 * 9 * 512 * 512 * 10
+    expected = 3 * 16 * (conv + 4 * 10 * 16 * 512 * 16 + 2 * 16 * 512 * 6)
+    assert update_flops(16, 10, 4, 16, 6) == expected
+    assert 108e9 < expected < 110e9
+
+
+def test_flow_targets():
+    flow = {"vs_opencv_all_cores": {"opencv_2_processes": 1.0, "tvl1_tf_cpu_graph": 0.5,
+                                    "tvl1_tf_cpu_xla": 1.2},
+            "synthetic": [{"ratio": 0.9}, {"ratio": 1.12}]}
+    holds = {t["target"]: t["holds"] for t in evaluate_targets({"flow": flow})}
+    assert list(holds.values()) == [True, False]

@@ -97,8 +97,8 @@ def test_dequantize_inverts_within_a_step():
     assert extraction.dequantize_flow(np.array([0, 255])).tolist() == [-20, 20]
 
 
-@pytest.mark.parametrize("method", extraction.FLOW_METHODS)
-def test_flow_of_a_translation(method):
+@pytest.mark.parametrize("method", [m for m in extraction.FLOW_METHODS if m != "tvl1_tf"])
+def test_flow_of_a_translation(method):  # tvl1_tf: tests/test_tvl1.py
     # texture moving 2 px right and 1 px up per frame: dx = +2, dy = −1
     frames_bgr = textured_frames(num_frames=4, shift=(2, -1))
     flow_x, flow_y = extraction.compute_flow_images(frames_bgr[..., ::-1].copy(), method)

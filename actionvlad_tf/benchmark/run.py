@@ -7,11 +7,15 @@ import time
 
 import tensorflow as tf
 
-from actionvlad_tf.benchmark import kernels, pipelines, table
+from actionvlad_tf.benchmark import flow, kernels, machine, pipelines, table, updates
+from actionvlad_tf.benchmark.timing import interleaved_times, matmul_pass
 
 log = logging.getLogger(__name__)
 
-SECTIONS = ("netvlad", "backbone", "input_pipeline", "end_to_end")
+SECTIONS = ("netvlad", "backbone", "input_pipeline", "end_to_end", "flow", "updates")
+# flow and updates on request (--sections=flow,updates): minutes of TV-L1, and the paper's shape.
+DEFAULT_SECTIONS = SECTIONS[:4]
+CLIPS_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "clips")
 # Shapes and repeats. Full: the paper's (release §2.5: T = 25, 224² crops of 340×256 frames,
 # K = 64, conv5_3 maps of 14 × 14 × 512); repeats chosen so the whole run stays under 10 minutes
 # on 2 CPU cores. Quick: tiny shapes for tests and smoke runs.
@@ -24,7 +28,15 @@ SIZES = {
         pipeline=dict(frames_per_video=25, image_size=224, resize_shape=(256, 340),
                       videos_per_sample=3),
         end_to_end=dict(num_clusters=64, batch_videos=1, cache_videos=1, cache_views=1),
-        repeats=dict(netvlad=3, backbone=3, input_pipeline=3, end_to_end=3),
+        flow=dict(height=256, width=340, pairs=16, batch=16, accuracy_shape=(96, 128),
+                  clip_frames=6),
+        # The main job's update (experiments/demo.py: T = 10, 64² crops, K = 16, 6 classes,
+        # 4 micro-batches of 4 videos) and the paper's (T = 25, 224², K = 64, 51 classes).
+        updates=dict(main_job=dict(frames=10, image_size=64, num_clusters=16, num_classes=6,
+                                   videos=16, micro_batch=4),
+                     paper=dict(frames=25, image_size=224, num_clusters=64, num_classes=51,
+                                videos=16, micro_batch=4)),
+        repeats=dict(netvlad=3, backbone=3, input_pipeline=3, end_to_end=3, flow=2, updates=2),
     ),
     "quick": dict(
         matmul_size=256,
@@ -34,7 +46,10 @@ SIZES = {
         pipeline=dict(frames_per_video=3, image_size=32, resize_shape=(40, 48),
                       videos_per_sample=2),
         end_to_end=dict(num_clusters=4, batch_videos=1, cache_videos=2, cache_views=2),
-        repeats=dict(netvlad=2, backbone=2, input_pipeline=2, end_to_end=2),
+        flow=dict(height=40, width=48, pairs=4, batch=2, accuracy_shape=(40, 48), clip_frames=2),
+        updates=dict(main_job=dict(frames=2, image_size=32, num_clusters=4, num_classes=3,
+                                   videos=4, micro_batch=2)),
+        repeats=dict(netvlad=2, backbone=2, input_pipeline=2, end_to_end=2, flow=1, updates=1),
     ),
 }
 
@@ -43,8 +58,19 @@ def _load():
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def run_benchmark(sections=SECTIONS, quick=False, repeats=None, warmup=1, memory=True, xla=True,
-                  mixed=True, workdir=None):
+def _peak(results, size):
+    """The machine's peak: the best GEMM of the run (TensorFlow's matmul, from the sections or
+    timed here, and NumPy's in a child process) and the theoretical rate."""
+    rates = [section["matmul_flops"]["float32"] for section in
+             (results.get("netvlad"), results.get("backbone")) if section]
+    if not rates:
+        product, flop = matmul_pass(size)
+        rates = [flop / interleaved_times({"matmul": product}, repeats=3)["matmul"].median]
+    return machine.peak_summary(max(rates), machine.numpy_gemm_flops(size), results["machine"])
+
+
+def run_benchmark(sections=DEFAULT_SECTIONS, quick=False, repeats=None, warmup=1, memory=True,
+                  xla=True, mixed=True, workdir=None, clips_dir=CLIPS_DIR):
     """Runs `sections` (a subset of SECTIONS, run in SECTIONS order) and returns the results dict
     (JSON-ready; `format_table` prints it).
 
@@ -57,6 +83,7 @@ def run_benchmark(sections=SECTIONS, quick=False, repeats=None, warmup=1, memory
         mixed: add end-to-end rows under the mixed-precision policy.
         workdir: where generated frames, packed shards and feature caches go (default: a
             temporary folder, deleted at the end).
+        clips_dir: real clips for the flow section's agreement with OpenCV (skipped if absent).
     """
     unknown = set(sections) - set(SECTIONS)
     if unknown:
@@ -68,7 +95,7 @@ def run_benchmark(sections=SECTIONS, quick=False, repeats=None, warmup=1, memory
         "quick": quick, "sections": [s for s in SECTIONS if s in sections],
         "machine": {"device": kernels.compute_device(), "cpu_count": os.cpu_count(),
                     "platform": platform.platform(), "tensorflow": tf.__version__,
-                    "load_before": _load()},
+                    "load_before": _load(), **machine.describe_machine()},
         "matmul_size": sizes["matmul_size"],
     }
     if "netvlad" in sections:
@@ -98,6 +125,16 @@ def run_benchmark(sections=SECTIONS, quick=False, repeats=None, warmup=1, memory
                 results["end_to_end"] = pipelines.bench_end_to_end(
                     root, list_file, **shape, **sizes["end_to_end"], policies=policies,
                     repeats=rounds["end_to_end"], warmup=warmup)
+    if "flow" in sections:
+        log.info("section 5: optical flow")
+        results["flow"] = flow.bench_flow(**sizes["flow"], repeats=rounds["flow"], warmup=warmup,
+                                          xla=xla, clips_dir=None if quick else clips_dir)
+    if "updates" in sections:
+        log.info("section 6: training updates")
+        results["updates"] = {name: updates.bench_updates(**shape, repeats=rounds["updates"],
+                                                          warmup=warmup)
+                              for name, shape in sizes["updates"].items()}
+    results["peak"] = _peak(results, sizes["matmul_size"])
     results["machine"]["load_after"] = _load()
     results["wall_s"] = time.perf_counter() - started
     results["targets"] = table.evaluate_targets(results)

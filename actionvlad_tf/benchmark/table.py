@@ -1,4 +1,5 @@
 """The benchmark's printed table and its targets (docs/performance.md), from the sections' JSON-ready dicts."""
+from actionvlad_tf.benchmark.machine import machine_line
 
 MEBI = 2**20
 
@@ -45,6 +46,16 @@ def evaluate_targets(results):
             for source, figures in pipeline["pipelines"].items():
                 add(f"input pipeline ({source}, RGB train crop) ≥ 2× what stage 2 consumes",
                     figures["rgb_train"]["videos_per_s"] / consumed, 2.0, _ge)
+    flow = results.get("flow")
+    if flow:
+        rates = flow["vs_opencv_all_cores"]
+        best_cpu = max(v for k, v in rates.items() if k.startswith("tvl1_tf_cpu"))
+        add("tvl1_tf on the CPU ≥ OpenCV TV-L1 on all cores (pairs/s ratio)", best_cpu, 1.0, _ge)
+        if "tvl1_tf_gpu_xla" in rates:
+            add("tvl1_tf on the GPU ≥ 50× OpenCV TV-L1 on all CPU cores", rates["tvl1_tf_gpu_xla"],
+                50.0, _ge)
+        add("tvl1_tf EPE within 10 % of OpenCV's on synthetic flow (worst case ratio)",
+            max(row["ratio"] for row in flow["synthetic"]), 1.1, _le)
     return rows
 
 
@@ -68,6 +79,7 @@ def format_table(results):
     """The human-readable table, one section after another, then the targets."""
     out = []
     machine = results["machine"]
+    out.append(f"machine: {machine_line(machine)}")
     out.append(f"device {machine['device']}, {machine['cpu_count']} CPUs, TensorFlow "
                f"{machine['tensorflow']}, load average {machine['load_before']} before / "
                f"{machine['load_after']} after the run, {results['wall_s']:.0f} s in all")
@@ -134,6 +146,58 @@ def format_table(results):
                 out.append(f"[{policy}] {stage} cache: {cache['views']} views built in "
                            f"{cache['build_s']:.1f} s, {cache['bytes_per_view'] / MEBI:.2f} MiB "
                            f"per view, features {cache['feature_shape']}")
+
+    flow = results.get("flow")
+    if flow:
+        shape = flow["shape"]
+        out += ["", f"5. Optical flow, Dual TV-L1 with OpenCV's defaults: {shape['pairs']} pairs of "
+                f"{shape['width']}×{shape['height']} (synthetic smooth motion), tvl1_tf "
+                f"{shape['batch']} pairs per call (GPU {shape['gpu_batch']})"]
+        out += _table(["implementation", "pairs/s", "× OpenCV on all cores"],
+                      [[name, f"{rate:.2f}", f"{flow['vs_opencv_all_cores'][name]:.2f}"]
+                       for name, rate in flow["pairs_per_s"].items()])
+        out += ["", "endpoint error on synthetic pairs (px; 8 px border left out)"]
+        out += _table(["motion", "size", "OpenCV", "tvl1_tf", "ratio", "tvl1_tf vs OpenCV"],
+                      [[r["kind"], f"{r['magnitude']:g}", f"{r['epe_opencv']:.4f}",
+                        f"{r['epe_tf']:.4f}", f"{r['ratio']:.3f}", f"{r['epe_tf_vs_opencv']:.4f}"]
+                       for r in flow["synthetic"]])
+        if flow.get("clips"):
+            out += ["", "real clips, tvl1_tf against OpenCV (first frames of each clip)"]
+            rows = [[name, f"{c['width']}×{c['height']}", c["pairs"], f"{c['epe']:.3f}",
+                     f"{c['mean_motion_opencv']:.2f}", f"{100 * c['quantized_equal']:.1f}",
+                     f"{100 * c['quantized_within_1']:.1f}", f"{100 * c['quantized_within_2']:.2f}"]
+                    for name, c in flow["clips"].items()]
+            overall = flow["clips_overall"]
+            rows.append(["all (pixel-weighted)", "", sum(c["pairs"] for c in flow["clips"].values()),
+                         f"{overall['epe']:.3f}", "", f"{100 * overall['quantized_equal']:.1f}",
+                         f"{100 * overall['quantized_within_1']:.1f}",
+                         f"{100 * overall['quantized_within_2']:.2f}"])
+            out += _table(["clip", "size", "pairs", "EPE px", "mean |flow|", "% equal", "% ±1",
+                           "% ±2"], rows)
+
+    peak = results.get("peak") or {}
+    for name, update in (results.get("updates") or {}).items():
+        s = update["shape"]
+        out += ["", f"6. One stage-2 update on the feature cache, {name}: {s['videos']} videos × "
+                f"{s['frames']} frames, conv5 on {s['map_size']}² maps, K = {s['num_clusters']}, "
+                f"{s['num_classes']} classes ({update['flop'] / 1e9:.1f} GFLOP, "
+                f"{s['variables']} variables)"]
+        rows = []
+        for variant, figures in update["variants"].items():
+            rows.append([variant, f"{figures['median_s'] * 1e3:.0f}", f"{figures['gflops']:.0f}"]
+                        + [f"{100 * figures['gflops'] * 1e9 / peak[key]:.0f}"
+                           if peak.get(key) else "n/a"
+                           for key in ("measured_peak_flops", "theoretical_peak_flops")])
+        out += _table(["what", "ms", "GFLOP/s", "% best GEMM", "% theoretical"], rows)
+        bound = update["flop"] / peak["measured_peak_flops"] if peak.get("measured_peak_flops") else None
+        if bound:
+            out.append(f"FLOP bound at the best GEMM rate: {bound * 1e3:.0f} ms")
+    if peak:
+        gemms = ", ".join(f"{k} {v / 1e9:.0f}" for k, v in peak["gemm_flops"].items())
+        theory = peak.get("theoretical_peak_flops")
+        out += ["", f"machine peak (float32): best GEMM of the run {gemms} GFLOP/s; theoretical "
+                + (f"{theory / 1e9:.0f} GFLOP/s (cores × clock × vector FLOP/cycle)" if theory
+                   else "n/a (no clock reported)")]
 
     targets = results.get("targets")
     if targets:

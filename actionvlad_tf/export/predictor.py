@@ -27,7 +27,7 @@ import tqdm
 
 from actionvlad_tf.data import sampling
 from actionvlad_tf.export.saved_model import SERVING_INPUT_NAMES, serving_functions
-from actionvlad_tf.prep.extraction import VideoReadError, iter_video_frames
+from actionvlad_tf.prep.extraction import DEFAULT_FLOW_BOUND, VideoReadError, iter_video_frames
 from actionvlad_tf.prep.video_inputs import (DEFAULT_FRAMES_PER_VIDEO, FLOW_STACK, FlowCache, FrameBuffer,
                                              sample_inputs)
 
@@ -156,9 +156,10 @@ def read_sampled_frames(path, numbers, num_frames):
 
 
 def classify_video(classifier, video, frames_per_video=DEFAULT_FRAMES_PER_VIDEO, flow_method="tvl1",
-                   where="video", num_frames=None):
+                   where="video", num_frames=None, flow_bound=DEFAULT_FLOW_BOUND):
     """Scores of a whole video: a file (streamed: at most the sampled frames are kept, see the
-    module docstring; `num_frames` skips the counting pass) or decoded uint8 [N, H, W, 3] RGB."""
+    module docstring; `num_frames` skips the counting pass) or decoded uint8 [N, H, W, 3] RGB; flow
+    (for flow models) by `flow_method`, quantised at ±`flow_bound` as the model's training flow was."""
     frames_per_video = classifier.frames_per_video or frames_per_video
     if isinstance(video, (str, os.PathLike)):
         num_frames = num_frames or count_video_frames(video)
@@ -166,7 +167,7 @@ def classify_video(classifier, video, frames_per_video=DEFAULT_FRAMES_PER_VIDEO,
                                        FLOW_STACK, where=where)
         needed = first if "flow" not in classifier.modalities else sampling.stack_numbers(first, FLOW_STACK + 1)
         video = read_sampled_frames(video, needed, num_frames)
-    flow = FlowCache(video, flow_method)
+    flow = FlowCache(video, flow_method, flow_bound)
     return classifier(sample_inputs(video, classifier.modalities, frames_per_video, flow, where=where))
 
 
@@ -180,7 +181,7 @@ def window_starts(num_frames, window, stride):
 
 def classify_windows(classifier, video, window=DEFAULT_FRAMES_PER_VIDEO, stride=DEFAULT_FRAMES_PER_VIDEO,
                      frames_per_video=DEFAULT_FRAMES_PER_VIDEO, flow_method="tvl1", where="video",
-                     progress=True):
+                     progress=True, flow_bound=DEFAULT_FLOW_BOUND):
     """Yields (start, end, scores) for each window of `window` frames every `stride` frames
     (0-based, end exclusive; one window of the whole video when it is shorter), as the frames of
     `video` (a file, decoded one at a time, or an array) arrive: only the current window's frames
@@ -188,7 +189,7 @@ def classify_windows(classifier, video, window=DEFAULT_FRAMES_PER_VIDEO, stride=
     window_starts(window, window, stride)  # checks the arguments
     frames_per_video = classifier.frames_per_video or frames_per_video
     buffer = FrameBuffer()
-    flow = FlowCache(buffer, flow_method)
+    flow = FlowCache(buffer, flow_method, flow_bound)
     start = 0
 
     def score(start, end):

@@ -27,12 +27,17 @@ import cv2
 import numpy as np
 import tqdm
 
+from actionvlad_tf import tvl1
 from actionvlad_tf.atomic import ensure_writable_dir, naming_os_errors
 from actionvlad_tf.data.frames import FLOW_TEMPLATE, RGB_TEMPLATE, file_names, flow_templates
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv",
                     ".wmv", ".3gp", ".ogv", ".ts")
-FLOW_METHODS = ("tvl1", "dis", "farneback")
+FLOW_METHODS = ("tvl1", "tvl1_tf", "dis", "farneback")
+TF_FLOW_BATCH = 16  # frame pairs per call of the TensorFlow TV-L1 ("tvl1_tf")
+# XLA for "tvl1_tf": 3.3× the plain graph on a CPU (docs/performance.md), once it has compiled
+# (tens of seconds per frame size).
+TF_FLOW_XLA = True
 DEFAULT_FLOW_BOUND = 20.0  # TSN dense_flow's default bound, in pixels per frame
 DEFAULT_JPEG_QUALITY = 95  # OpenCV's default, what dense_flow's cv::imencode wrote
 PARTIAL_SUFFIX = ".partial"
@@ -138,17 +143,51 @@ def make_flow_estimator(method="tvl1"):
 
     * "tvl1": OpenCV's Dual TV-L1 (opencv-contrib `cv2.optflow`) with its default parameters, the
       CPU twin of dense_flow's GPU TV-L1 that made the release's flow (release §3.1).
+    * "tvl1_tf": the same algorithm in TensorFlow (`actionvlad_tf.tvl1`), batched over the pairs
+      of a video (see `make_batch_flow_estimator`), on the GPU where there is one.
     * "dis": DIS optical flow, MEDIUM preset: about 10–80× faster, smoother, less accurate.
     * "farneback": Farneback's polynomial expansion (pyramid 0.5 × 3, window 15, 3 iterations).
     """
     if method == "tvl1":
         return cv2.optflow.DualTVL1OpticalFlow_create().calc
+    if method == "tvl1_tf":
+        estimate = make_batch_flow_estimator(method)
+        return lambda previous, following, flow=None: estimate(previous[None], following[None])[0]
     if method == "dis":
         return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc
     if method == "farneback":
         return lambda previous, following, flow=None: cv2.calcOpticalFlowFarneback(
             previous, following, None, 0.5, 3, 15, 3, 5, 1.2, 0)
     raise ValueError(f"flow method {method!r}: expected one of {FLOW_METHODS}")
+
+
+@functools.lru_cache(maxsize=None)
+def _tf_tvl1(jit_compile):
+    return tvl1.TVL1(jit_compile=jit_compile)
+
+
+def make_batch_flow_estimator(method="tvl1"):
+    """A function (previous [B, H, W], next [B, H, W]) uint8 → flow float32 [B, H, W, 2].
+
+    "tvl1_tf" computes the B pairs in one call, padded to a multiple of `TF_FLOW_BATCH` pairs by
+    repeating the last (a pair's flow does not depend on its batch), so that a frame size is
+    compiled once; the OpenCV methods compute one pair after another.
+    """
+    if method != "tvl1_tf":
+        estimate = make_flow_estimator(method)
+        return lambda previous, following: np.stack(
+            [estimate(p, f, None) for p, f in zip(previous, following)])
+    model = _tf_tvl1(TF_FLOW_XLA)
+
+    def estimate_batch(previous, following):
+        count = len(previous)
+        padded = -count % TF_FLOW_BATCH if count > 1 else 0
+        take = np.concatenate([np.arange(count), np.full(padded, count - 1)]).astype(np.int64)
+        flows = [model(previous[take[k:k + TF_FLOW_BATCH]], following[take[k:k + TF_FLOW_BATCH]])
+                 .numpy() for k in range(0, len(take), TF_FLOW_BATCH)]
+        return np.concatenate(flows)[:count]
+
+    return estimate_batch
 
 
 def quantize_flow(flow, bound=DEFAULT_FLOW_BOUND):
@@ -170,16 +209,29 @@ def dequantize_flow(images, bound=DEFAULT_FLOW_BOUND):
 
 
 def iter_flow_images(gray_frames, method="tvl1", bound=DEFAULT_FLOW_BOUND):
-    """Yields (flow_x, flow_y) uint8 [H, W] for each consecutive pair of grayscale frames."""
-    estimate = make_flow_estimator(method)
-    previous = None
+    """Yields (flow_x, flow_y) uint8 [H, W] for each consecutive pair of grayscale frames.
+
+    "tvl1_tf" takes `TF_FLOW_BATCH` pairs at a time; the others one pair at a time.
+    """
+    estimate = make_batch_flow_estimator(method)
+    batch = TF_FLOW_BATCH if method == "tvl1_tf" else 1
+    frames = []
     for frame in gray_frames:
-        if previous is not None:
-            if frame.shape != previous.shape:
-                raise VideoReadError(f"frame size changes from {previous.shape} to {frame.shape}")
-            quantized = quantize_flow(estimate(previous, frame, None), bound)
-            yield quantized[..., 0], quantized[..., 1]
-        previous = frame
+        if frames and frame.shape != frames[-1].shape:
+            raise VideoReadError(f"frame size changes from {frames[-1].shape} to {frame.shape}")
+        frames.append(frame)
+        if len(frames) == batch + 1:
+            yield from _quantized_pairs(estimate, frames, bound)
+            frames = frames[-1:]
+    if len(frames) > 1:
+        yield from _quantized_pairs(estimate, frames, bound)
+
+
+def _quantized_pairs(estimate, frames, bound):
+    stack = np.stack(frames)
+    quantized = quantize_flow(estimate(stack[:-1], stack[1:]), bound)
+    for pair in quantized:
+        yield pair[..., 0], pair[..., 1]
 
 
 def compute_flow_images(frames_rgb, method="tvl1", bound=DEFAULT_FLOW_BOUND):
@@ -187,7 +239,7 @@ def compute_flow_images(frames_rgb, method="tvl1", bound=DEFAULT_FLOW_BOUND):
 
     Args:
         frames_rgb: uint8 [N, H, W, 3] RGB frames (N ≥ 2), e.g. from `read_video_frames`.
-        method: "tvl1", "dis" or "farneback" (see `make_flow_estimator`).
+        method: "tvl1", "tvl1_tf", "dis" or "farneback" (see `make_flow_estimator`).
         bound: clipping bound in pixels (dense_flow's 20).
 
     Returns:

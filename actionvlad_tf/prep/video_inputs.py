@@ -5,7 +5,7 @@ or a `FrameBuffer` holding only some of them (streamed prediction)."""
 import numpy as np
 
 from actionvlad_tf.data import sampling
-from actionvlad_tf.prep.extraction import compute_flow_images
+from actionvlad_tf.prep.extraction import DEFAULT_FLOW_BOUND, compute_flow_images
 from actionvlad_tf.specs import FLOW_STACK
 
 DEFAULT_FRAMES_PER_VIDEO = 25
@@ -48,8 +48,8 @@ class FlowCache:
     and kept until `drop_before`: flow file k (1-based) is the flow from frame k to frame k + 1, as
     `extract_flow` numbers them (§3.1)."""
 
-    def __init__(self, frames, method="tvl1"):
-        self.frames, self.method = frames, method
+    def __init__(self, frames, method="tvl1", bound=DEFAULT_FLOW_BOUND):
+        self.frames, self.method, self.bound = frames, method, bound
         self._pairs = {}
 
     def drop_before(self, number):
@@ -70,7 +70,7 @@ class FlowCache:
             first, last = int(run[0]), int(run[-1])
             if last >= len(self.frames):
                 raise ValueError(f"flow file {last} needs frame {last + 1}, the video has {len(self.frames)}")
-            flow_x, flow_y = compute_flow_images(self.frames[first - 1:last + 1], self.method)
+            flow_x, flow_y = compute_flow_images(self.frames[first - 1:last + 1], self.method, self.bound)
             for offset, k in enumerate(range(first, last + 1)):
                 self._pairs[k] = (flow_x[offset], flow_y[offset])
 

@@ -1,0 +1,83 @@
+"""Where a training update's time goes, against its FLOP bound and the machine's peak.
+
+`bench_updates` times one stage-2 update on the feature cache's input (pool4 maps; the trainable
+suffix conv5_1 … classifier) through the trainer's own compiled steps (`training.trainer`: per
+micro-batch forward, backward, all-reduce, per-variable clipping, accumulation; then Adam), and
+beside it the same update without clipping, as one micro-batch, and forward+backward alone, so
+the differences say what the clipping, the micro-batch loop and the optimiser cost.
+"""
+import numpy as np
+import tensorflow as tf
+
+from actionvlad_tf.benchmark.pipelines import _model
+from actionvlad_tf.benchmark.timing import interleaved_times
+from actionvlad_tf.training import trainer
+from actionvlad_tf.training.split import split_at_frozen_boundary
+
+CONV5_LAYERS = 3  # conv5_1 … conv5_3, 3 × 3 × 512 → 512
+
+
+def update_flops(videos, frames, map_size, num_clusters, num_classes, depth=512):
+    """FLOP of one stage-2 update on the cache (forward + backward ≈ 3 × forward): conv5's three
+    3×3 convolutions on map_size² positions per frame, NetVLAD's two matmuls and the classifier."""
+    conv = CONV5_LAYERS * 2.0 * map_size**2 * 9 * depth * depth * frames
+    netvlad = 4.0 * frames * map_size**2 * depth * num_clusters
+    classifier = 2.0 * num_clusters * depth * num_classes
+    return 3.0 * videos * (conv + netvlad + classifier)
+
+
+def _steps(suffix, clip, iter_size):
+    config = trainer.TrainConfig(train_dir="", max_number_of_steps=1, clip_gradients=clip,
+                                 iter_size=iter_size, learning_rate=1e-4)
+    strategy = tf.distribute.get_strategy()
+    return trainer._StepFunctions(suffix, trainer.make_optimizer(config), strategy, config)  # pylint: disable=protected-access
+
+
+def bench_updates(frames=10, image_size=64, num_clusters=16, num_classes=6, videos=16,
+                  micro_batch=4, repeats=3, warmup=1, seed=0):
+    """{shape, flop, variants: {name: median_s, samples_s, gflops}} of one stage-2 update."""
+    model = _model(2, num_classes=num_classes, frames_per_video=frames, image_size=image_size,
+                   num_clusters=num_clusters, policy="float32", seed=seed)
+    suffix = split_at_frozen_boundary(model).suffix
+    feature_shape = [int(d) for d in suffix.inputs[0].shape[1:]]
+    rng = np.random.default_rng(seed)
+    features = tf.constant(rng.standard_normal([videos] + feature_shape).astype(np.float32))
+    labels = tf.constant(rng.integers(0, num_classes, videos), tf.int32)
+    map_size = feature_shape[-2]  # conv5 runs at pool4's size: [T, h, w, 512] are cached
+    flop = update_flops(videos, frames, map_size, num_clusters, num_classes)
+
+    def update(steps, size):
+        def run():
+            out = None
+            for start in range(0, videos, size):
+                out = steps.micro_step(features[start:start + size], labels[start:start + size])
+                bool(out["loss_finite"]), float(out["loss"])  # the host reads the train loop does
+            return steps.apply_update()
+        return run
+
+    variables = suffix.trainable_variables
+
+    @tf.function
+    def forward_backward():
+        with tf.GradientTape() as tape:
+            logits = suffix(features, training=True)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+        return tape.gradient(loss, variables)
+
+    iter_size = videos // micro_batch
+    calls = {
+        f"update ({iter_size}×{micro_batch} videos, clip 5)": update(_steps(suffix, 5.0, iter_size),
+                                                                    micro_batch),
+        f"update ({iter_size}×{micro_batch} videos, no clip)": update(_steps(suffix, 0.0, iter_size),
+                                                                     micro_batch),
+        f"update (1×{videos} videos, clip 5)": update(_steps(suffix, 5.0, 1), videos),
+        f"forward+backward ({videos} videos)": forward_backward,
+    }
+    times = interleaved_times(calls, repeats=repeats, warmup=warmup)
+    return {"shape": dict(frames=frames, image_size=image_size, num_clusters=num_clusters,
+                          num_classes=num_classes, videos=videos, micro_batch=micro_batch,
+                          feature_shape=feature_shape, map_size=map_size,
+                          variables=len(variables)),
+            "flop": flop,
+            "variants": {name: {"median_s": t.median, "samples_s": t.samples,
+                                "gflops": flop / t.median / 1e9} for name, t in times.items()}}
