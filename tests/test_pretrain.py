@@ -11,7 +11,10 @@ import pytest
 from actionvlad_tf import zoo
 from actionvlad_tf.prep import stills
 from actionvlad_tf.models import vgg16
-from actionvlad_tf.training import experiment, pretrain
+from actionvlad_tf.models import builder
+from actionvlad_tf.models.parts import backbones
+from actionvlad_tf.specs import ModelSpec
+from actionvlad_tf.training import pretrain
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -34,9 +37,10 @@ def test_toy_pretrain_command_writes_weights_that_backbone_weights_loads(tmp_pat
         stored = np.asarray(f["layers/conv2d_12/vars/0"])  # block5_conv3, the 13th conv
     assert stored.dtype == np.float16 and stored.shape == (3, 3, 64, 64)
 
-    model = experiment.build_model(3, frames_per_video=2, image_size=32, num_clusters=4, backbone_width=0.125)
-    experiment.load_backbone_weights(model, weights, "rgb")
-    (backbone,) = experiment.backbones(model)
+    model = builder.build_model(ModelSpec(3, frames_per_video=2, image_size=32, num_clusters=4,
+                                          backbone_width=0.125))
+    builder.load_backbone_weights(model, weights, "rgb")
+    (backbone,) = backbones(model)
     np.testing.assert_array_equal(backbone.get_layer("block5_conv3").get_weights()[0], stored.astype(np.float32))
     assert np.abs(stored).max() > 0
     with pytest.raises(ValueError, match="--backbone_width=0.125"):
@@ -56,9 +60,9 @@ def test_shipped_standin_is_what_its_card_says():
     config = card["config"]
     assert os.path.getsize(zoo.resolve("demo_standin")) < 8e6
     # It loads by name wherever --backbone_weights goes, at the card's width.
-    model = experiment.build_model(6, frames_per_video=2, image_size=card["image_size"], num_clusters=4,
-                                   backbone_width=card["width"])
-    experiment.load_backbone_weights(model, "demo_standin", "rgb")
+    model = builder.build_model(ModelSpec(6, frames_per_video=2, image_size=card["image_size"], num_clusters=4,
+                                          backbone_width=card["width"]))
+    builder.load_backbone_weights(model, "demo_standin", "rgb")
     # Its heads reproduce the card's validation accuracy on the regenerated validation stills.
     net = pretrain.load_pretrain_model("demo_standin", zoo.heads_file("demo_standin"), card["width"],
                                        card["image_size"])

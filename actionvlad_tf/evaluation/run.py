@@ -52,7 +52,7 @@ def evaluate_experiment(dataset_spec, model_spec, input_spec, checkpoint_path, r
     and "weights" added. `results_dir`: where the caller writes them (checked writable first), and
     the default folder of the logits."""
     # The outputs are written after the whole evaluation: check them first.
-    ensure_writable_dir(results_dir, "the results folder")
+    ensure_writable_dir(results_dir, "--results_dir")
     logits_file = logits_file or os.path.join(results_dir, "logits.h5")
     ensure_writable_dir(os.path.dirname(os.path.abspath(logits_file)), "the logits file's folder")
     runtime.set_determinism(seed, deterministic)
