@@ -53,7 +53,8 @@ def resolve_backbone(config, runs):
         return path, width, size, f"a seeded random VGG-16 (width {width:g}), no pretraining"
     if name in zoo.names():
         card = zoo.card(name)
-        accuracy = ", ".join(f"{head} {100 * value:.0f} %" for head, value in card["val_accuracy"].items())
+        accuracy = ", ".join(f"{head.replace('_', '×')} {100 * card['val_accuracy'][head]:.0f} %"
+                             for head in ("shape", "colour", "shape_colour") if head in card["val_accuracy"])
         return zoo.resolve(name), card["width"], config.get("image_size") or card["image_size"], (
             f"VGG-16 at width {card['width']:g} pretrained offline on generated stills ({name}, the "
             f"stand-in for ImageNet; validation accuracy {accuracy})")
