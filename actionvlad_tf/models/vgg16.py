@@ -256,20 +256,32 @@ def _read_h5_weights(path):
 PIXEL_SCALE = 64.0  # about the standard deviation of mean-subtracted 0-255 pixels
 
 
+def he_initialise(model, seed, pixel_scale=PIXEL_SCALE):
+    """He-normal kernels and zero biases for every conv / dense layer of `model`; the first conv's
+    kernel divided by `pixel_scale` (inputs are 0-255 minus means) so activations start near unit
+    variance. Plain VGG-16 (no batch norm) under Keras's default Glorot init shrinks ~2× per layer.
+    Returns `model`."""
+    initializer = keras.initializers.HeNormal(seed=seed)
+    first = True
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            he_initialise(layer, seed, pixel_scale if first else 1.0)
+            first = False
+        elif isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+            scale = 1.0 / pixel_scale if first else 1.0
+            layer.kernel.assign(initializer(layer.kernel.shape) * scale)
+            layer.bias.assign(keras.ops.zeros_like(layer.bias))
+            first = False
+    return model
+
+
 def write_random_vgg16(path, image_size, seed, width=1.0):
-    """A seeded He-initialised VGG-16 (fc6/fc7 sized for `image_size`), written once to `path`: what
-    a backbone trained from nothing starts from. Glorot-initialised (Keras's default) plain VGG-16
-    features shrink ~2× per layer; He keeps their scale, and the first kernel is divided by the pixel
-    scale (inputs are 0-255 minus means) so activations stay near unit variance."""
+    """A seeded He-initialised VGG-16 (`he_initialise`; fc6/fc7 sized for `image_size`), written once
+    to `path`: what a backbone trained from nothing starts from."""
     if os.path.exists(path):
         return path
     keras.utils.set_random_seed(seed)
-    model = build_vgg16(conv_endpoint="fc7", input_shape=(image_size, image_size), width=width)
-    initializer = keras.initializers.HeNormal(seed=seed)
-    for layer in model.layers:
-        if layer.weights:
-            scale = 1.0 / PIXEL_SCALE if layer.name == "block1_conv1" else 1.0
-            layer.weights[0].assign(initializer(layer.weights[0].shape) * scale)
+    model = he_initialise(build_vgg16(conv_endpoint="fc7", input_shape=(image_size, image_size), width=width), seed)
     with atomic_keras_output(path) as temporary:
         model.save_weights(temporary)
     return path

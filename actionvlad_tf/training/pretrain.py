@@ -18,7 +18,6 @@ import dataclasses
 import json
 import math
 import os
-import platform
 import tempfile
 import time
 
@@ -27,12 +26,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from actionvlad_tf import hardware
 from actionvlad_tf.atomic import atomic_keras_output, atomic_output
 from actionvlad_tf.data.augment import BGR_MEANS
 from actionvlad_tf.models import vgg16
+from actionvlad_tf.models.vgg16 import he_initialise  # noqa: F401 (part of this module's API)
 from actionvlad_tf.prep import stills
 
-PIXEL_SCALE = 64.0  # about the standard deviation of mean-subtracted 0-255 pixels
 HEADS = tuple(stills.LABELS)  # shape, colour, texture
 SMALL_RADIUS = 8.0
 # Heads on conv5 (the map ActionVLAD pools) and, as deep supervision, on conv3_3 and conv4_3: their
@@ -65,51 +65,17 @@ class PretrainConfig:
 
 def cpu_description():
     """The CPU model and its vector extensions that matter here (and oneDNN's ISA cap, if set)."""
-    model, flags = platform.processor() or "unknown CPU", set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name":
-                    model = value.strip()
-                elif key.strip() == "flags":
-                    flags = set(value.split())
-                    break
-    except OSError:
-        pass
-    vector = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    info = hardware.cpu_info()
+    vector = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in info["flags"]]
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
-    return f"{model} ({', '.join(vector) or 'no AVX2'})" + (f", ONEDNN_MAX_CPU_ISA={cap}" if cap else "")
+    return f"{info['model']} ({', '.join(vector) or 'no AVX2'})" + (f", ONEDNN_MAX_CPU_ISA={cap}" if cap else "")
 
 
 def native_bfloat16():
     """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX; oneDNN's ISA cap respected).
     There, bfloat16 trains several times faster than float32; on AVX2-only machines oneDNN has no
     bfloat16 convolutions (TF aborts), so float32 is used."""
-    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
-    if cap and cap not in ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16",
-                           "ALL", "DEFAULT"):
-        return False
-    return "avx512_bf16" in cpu_description() or "amx_bf16" in cpu_description()
-
-
-def he_initialise(model, seed, pixel_scale=PIXEL_SCALE):
-    """He-normal kernels and zero biases for every conv / dense layer of `model`; the first conv's
-    kernel divided by `pixel_scale` (inputs are 0-255 minus means) so activations start near unit
-    variance. Plain VGG-16 (no batch norm) under Keras's default Glorot init shrinks ~2× per layer.
-    Returns `model`."""
-    initializer = keras.initializers.HeNormal(seed=seed)
-    first = True
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            he_initialise(layer, seed, pixel_scale if first else 1.0)
-            first = False
-        elif isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
-            scale = 1.0 / pixel_scale if first else 1.0
-            layer.kernel.assign(initializer(layer.kernel.shape) * scale)
-            layer.bias.assign(keras.ops.zeros_like(layer.bias))
-            first = False
-    return model
+    return hardware.native_bfloat16_cpu()[0]
 
 
 def build_pretrain_model(width=0.25, image_size=64, dropout=0.2, seed=0):
