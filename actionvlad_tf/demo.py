@@ -237,10 +237,7 @@ def run_demo(config, out, precision, reason):
         predictions[os.path.basename(video)] = last_lines(os.path.join(out, "logs", f"{name}.log"), 6)
         print(f"\npredict.py on the held-out {os.path.relpath(video, out)} (true class "
               f"{os.path.basename(os.path.dirname(video))}):\n{predictions[os.path.basename(video)]}")
-    seconds = {}
-    for name in workflow.order:
-        state = workflow._read_state(name, "done") or {}
-        seconds[name] = state.get("seconds")
+    seconds = workflow.recorded_seconds()
     summary = {
         "top1": table, "rows": dict(ROWS), "table": text, "num_test_videos": num_videos,
         "config": dict(config, backbone_file=backbone, backbone_width=width, image_size=image_size),

@@ -170,6 +170,10 @@ class Workflow:
         return bool(state) and state.get("key") == self.key(name) and all(
             os.path.exists(path) for path in self.steps[name].outputs)
 
+    def recorded_seconds(self):
+        """{step: seconds its last successful run took (None if it never finished)}, in order."""
+        return {name: (self._read_state(name, "done") or {}).get("seconds") for name in self.order}
+
     def pending(self):
         """Names of the steps that would run now, in order."""
         return [name for name in self.order if not self.is_done(name)]
