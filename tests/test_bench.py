@@ -155,3 +155,34 @@ def test_flow_targets():
             "synthetic": [{"ratio": 0.9}, {"ratio": 1.12}]}
     holds = {t["target"]: t["holds"] for t in evaluate_targets({"flow": flow})}
     assert list(holds.values()) == [True, False]
+
+
+def test_conv_flops_until_a_layer_sums_vggs_convolutions_so_far():
+    from actionvlad_tf.models.vgg16 import build_vgg16
+    backbone = build_vgg16(input_shape=(32, 32), width=0.25)
+    expected, depth = 0.0, 3
+    for block, (convs, channels) in enumerate(zip((2, 2, 3, 3, 3), (16, 32, 64, 128, 128))):
+        side = 32 // 2**block
+        for _ in range(convs):
+            expected += 2.0 * side * side * 9 * depth * channels
+            depth = channels
+        if block == 3:
+            conv1_4 = expected
+    assert conv_flops(backbone, until="block4_conv3") == conv1_4
+    assert conv_flops(backbone, until="block5_conv3") == expected == conv_flops(backbone)
+    with pytest.raises(ValueError, match="no layer"):
+        conv_flops(backbone, until="fc1")
+
+
+def test_quick_updates_time_cached_and_uncached_updates():
+    from actionvlad_tf.benchmark.updates import bench_updates
+    result = bench_updates(frames=2, image_size=32, num_clusters=4, num_classes=3, videos=4, micro_batch=2,
+                           repeats=1, warmup=0, width=0.25)
+    names = list(result["variants"])
+    assert any(n.startswith("stage-2 update without the cache") for n in names)
+    assert any(n.startswith("stage-1 update without the cache") for n in names)
+    uncached = next(v for n, v in result["variants"].items() if n.startswith("stage-2 update without"))
+    assert uncached["flop"] > result["flop"] and uncached["median_s"] > 0
+    kept = bench_updates(frames=2, image_size=32, num_clusters=4, num_classes=3, videos=4, micro_batch=2,
+                         repeats=1, warmup=0, width=0.25, uncached=False, variants=("forward+backward",))
+    assert list(kept["variants"]) == ["forward+backward (4 videos)"]

@@ -122,11 +122,11 @@ def make_train_step(model, learning_rate=1e-4):
     return step
 
 
-def _model(stage, num_classes, frames_per_video, image_size, num_clusters, policy, seed):
+def _model(stage, num_classes, frames_per_video, image_size, num_clusters, policy, seed, width=1.0):
     keras.utils.set_random_seed(seed)
     with dtype_policy(policy):
         model = build_actionvlad(num_classes, frames_per_video=frames_per_video,
-                                 image_size=image_size, num_clusters=num_clusters)
+                                 image_size=image_size, num_clusters=num_clusters, backbone_width=width)
     pooling = model.get_layer("pooling")
     centers = np.random.default_rng(seed).standard_normal(tuple(pooling.centers.shape))
     pooling.set_centers(0.5 * centers / np.linalg.norm(centers, axis=1, keepdims=True))

@@ -178,20 +178,24 @@ def format_table(results):
     peak = results.get("peak") or {}
     for name, update in (results.get("updates") or {}).items():
         s = update["shape"]
-        out += ["", f"6. One stage-2 update on the feature cache, {name}: {s['videos']} videos × "
-                f"{s['frames']} frames, conv5 on {s['map_size']}² maps, K = {s['num_clusters']}, "
-                f"{s['num_classes']} classes ({update['flop'] / 1e9:.1f} GFLOP, "
-                f"{s['variables']} variables)"]
+        policy = s.get("policy", "float32")
+        out += ["", f"6. Training updates, {name}: {s['videos']} videos × {s['frames']} frames of "
+                f"{s['image_size']}², VGG-16 width {s.get('width', 1.0):g}, conv5 on {s['map_size']}² maps, "
+                f"K = {s['num_clusters']}, {s['num_classes']} classes, {policy}; the stage-2 update on the "
+                f"feature cache is {update['flop'] / 1e9:.1f} GFLOP ({s['variables']} variables)"]
+        theory_key = ("theoretical_peak_bfloat16_flops" if "bfloat16" in policy else "theoretical_peak_float32_flops")
+        peaks = {"measured": peak.get("measured_peak_flops"),
+                 "theoretical": (results.get("machine") or {}).get(theory_key) or peak.get("theoretical_peak_flops")}
         rows = []
         for variant, figures in update["variants"].items():
-            rows.append([variant, f"{figures['median_s'] * 1e3:.0f}", f"{figures['gflops']:.0f}"]
-                        + [f"{100 * figures['gflops'] * 1e9 / peak[key]:.0f}"
-                           if peak.get(key) else "n/a"
-                           for key in ("measured_peak_flops", "theoretical_peak_flops")])
-        out += _table(["what", "ms", "GFLOP/s", "% best GEMM", "% theoretical"], rows)
-        bound = update["flop"] / peak["measured_peak_flops"] if peak.get("measured_peak_flops") else None
-        if bound:
-            out.append(f"FLOP bound at the best GEMM rate: {bound * 1e3:.0f} ms")
+            flop = figures.get("flop", update["flop"])
+            rows.append([variant, f"{figures['median_s'] * 1e3:.0f}", f"{flop / 1e9:.1f}", f"{figures['gflops']:.0f}"]
+                        + [f"{100 * figures['gflops'] * 1e9 / peaks[key]:.0f}" if peaks[key] else "n/a"
+                           for key in ("measured", "theoretical")]
+                        + [f"{figures['median_s'] / (flop / peaks['measured']):.1f}" if peaks["measured"] else "n/a"])
+        out += _table(["what", "ms", "GFLOP", "GFLOP/s", "% best GEMM", "% theoretical", "× FLOP bound"], rows)
+        out.append("FLOP bound: the update's FLOP at the best float32 GEMM rate of the run; % theoretical "
+                   f"against the {'bfloat16' if 'bfloat16' in policy else 'float32'} peak")
     if peak:
         gemms = ", ".join(f"{k} {v / 1e9:.0f}" for k, v in peak["gemm_flops"].items())
         theory = peak.get("theoretical_peak_flops")

@@ -63,15 +63,22 @@ def netvlad_flops(videos, descriptors_per_video, depth, num_clusters):
     return 4.0 * videos * descriptors_per_video * depth * num_clusters
 
 
-def conv_flops(model):
-    """FLOP per input of a model's convolution and dense layers, from their kernel and output
-    shapes: 2·(output positions)·(kernel size) each; nested models are walked. Needs a model built
-    with a static input shape."""
-    total = 0.0
+def _layers(model):
     for layer in model.layers:
         if isinstance(layer, keras.Model):
-            total += conv_flops(layer)
-        elif isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+            yield from _layers(layer)
+        else:
+            yield layer
+
+
+def conv_flops(model, until=None):
+    """FLOP per input of a model's convolution and dense layers, from their kernel and output
+    shapes: 2·(output positions)·(kernel size) each; nested models are walked. With `until`, only
+    the layers up to and including the one of that name (e.g. the frozen part of a stage). Needs a
+    model built with a static input shape."""
+    total = 0.0
+    for layer in _layers(model):
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
             positions = 1
             for size in layer.output.shape[1:-1]:
                 if size is None:
@@ -82,6 +89,10 @@ def conv_flops(model):
             for size in layer.kernel.shape:
                 kernel_size *= size
             total += 2.0 * positions * kernel_size
+        if layer.name == until:
+            return total
+    if until is not None:
+        raise ValueError(f"{model.name} has no layer {until!r}")
     return total
 
 

@@ -4,13 +4,17 @@
 suffix conv5_1 … classifier) through the trainer's own compiled steps (`training.trainer`: per
 micro-batch forward, backward, all-reduce, per-variable clipping, accumulation; then Adam), and
 beside it the same update without clipping, as one micro-batch, and forward+backward alone, so
-the differences say what the clipping, the micro-batch loop and the optimiser cost.
+the differences say what the clipping, the micro-batch loop and the optimiser cost. With
+`uncached`, also the updates without the cache: stage 2 recomputing conv1_1 … pool4 from the
+frames, and stage 1 recomputing the whole frozen backbone and VLAD (its cached update is one
+linear layer: microseconds, not worth a row).
 """
 import numpy as np
 import tensorflow as tf
 
 from actionvlad_tf.benchmark.pipelines import _model
-from actionvlad_tf.benchmark.timing import interleaved_times
+from actionvlad_tf.benchmark.timing import conv_flops, interleaved_times
+from actionvlad_tf.models.vgg16 import build_vgg16
 from actionvlad_tf.training import trainer
 from actionvlad_tf.training.split import split_at_frozen_boundary
 
@@ -34,17 +38,22 @@ def _steps(suffix, clip, iter_size):
 
 
 def bench_updates(frames=10, image_size=64, num_clusters=16, num_classes=6, videos=16,
-                  micro_batch=4, repeats=3, warmup=1, seed=0):
-    """{shape, flop, variants: {name: median_s, samples_s, gflops}} of one stage-2 update."""
+                  micro_batch=4, repeats=3, warmup=1, seed=0, uncached=True, variants=None, width=1.0,
+                  policy="float32"):
+    """{shape, flop, variants: {name: median_s, samples_s, gflops, flop}} of one stage-2 update
+    (and with `uncached`, the updates without the cache). `variants`: names to keep (default all).
+    `width`: the backbone's width multiplier (the main job's stand-in: 0.25); `policy`: the Keras
+    dtype policy (float32, or mixed_bfloat16 as `--mixed_precision=auto` picks on some CPUs).
+    """
     model = _model(2, num_classes=num_classes, frames_per_video=frames, image_size=image_size,
-                   num_clusters=num_clusters, policy="float32", seed=seed)
+                   num_clusters=num_clusters, policy=policy, seed=seed, width=width)
     suffix = split_at_frozen_boundary(model).suffix
     feature_shape = [int(d) for d in suffix.inputs[0].shape[1:]]
     rng = np.random.default_rng(seed)
-    features = tf.constant(rng.standard_normal([videos] + feature_shape).astype(np.float32))
+    features = tf.constant(rng.standard_normal([videos] + feature_shape).astype(np.float32))  # fed as float32, as the cache is
     labels = tf.constant(rng.integers(0, num_classes, videos), tf.int32)
-    map_size = feature_shape[-2]  # conv5 runs at pool4's size: [T, h, w, 512] are cached
-    flop = update_flops(videos, frames, map_size, num_clusters, num_classes)
+    map_size, depth = feature_shape[-2], feature_shape[-1]  # conv5 runs at pool4's size: [T, h, w, D] are cached
+    flop = update_flops(videos, frames, map_size, num_clusters, num_classes, depth)
 
     def update(steps, size):
         def run():
@@ -65,6 +74,7 @@ def bench_updates(frames=10, image_size=64, num_clusters=16, num_classes=6, vide
         return tape.gradient(loss, variables)
 
     iter_size = videos // micro_batch
+    flops = {}
     calls = {
         f"update ({iter_size}×{micro_batch} videos, clip 5)": update(_steps(suffix, 5.0, iter_size),
                                                                     micro_batch),
@@ -73,11 +83,40 @@ def bench_updates(frames=10, image_size=64, num_clusters=16, num_classes=6, vide
         f"update (1×{videos} videos, clip 5)": update(_steps(suffix, 5.0, 1), videos),
         f"forward+backward ({videos} videos)": forward_backward,
     }
+    if uncached:
+        frames_in = tf.constant(rng.uniform(-128, 128, (videos, frames, image_size, image_size, 3)),
+                                tf.float32)
+        backbone = build_vgg16(input_shape=(image_size, image_size), width=width)  # static shapes
+        conv1_4 = conv_flops(backbone, until="block4_conv3")
+        conv1_5 = conv_flops(backbone, until="block5_conv3")
+        stage1 = _model(1, num_classes=num_classes, frames_per_video=frames, image_size=image_size,
+                        num_clusters=num_clusters, policy=policy, seed=seed, width=width)
+
+        def whole(trained):
+            steps = _steps(trained, 5.0, iter_size)
+
+            def run():
+                for start in range(0, videos, micro_batch):
+                    out = steps.micro_step(frames_in[start:start + micro_batch],
+                                           labels[start:start + micro_batch])
+                    bool(out["loss_finite"]), float(out["loss"])
+                return steps.apply_update()
+            return run
+
+        name2 = f"stage-2 update without the cache ({iter_size}×{micro_batch} videos, clip 5)"
+        name1 = f"stage-1 update without the cache ({iter_size}×{micro_batch} videos, clip 5)"
+        calls[name2], calls[name1] = whole(model), whole(stage1)
+        flops[name2] = flop + videos * frames * conv1_4
+        netvlad_forward = 4.0 * frames * map_size**2 * depth * num_clusters
+        flops[name1] = videos * (frames * conv1_5 + netvlad_forward + 3 * 2.0 * num_clusters * depth * num_classes)
+    if variants is not None:
+        calls = {name: call for name, call in calls.items() if any(name.startswith(v) for v in variants)}
     times = interleaved_times(calls, repeats=repeats, warmup=warmup)
-    return {"shape": dict(frames=frames, image_size=image_size, num_clusters=num_clusters,
+    return {"shape": dict(frames=frames, image_size=image_size, num_clusters=num_clusters, width=width, policy=policy,
                           num_classes=num_classes, videos=videos, micro_batch=micro_batch,
                           feature_shape=feature_shape, map_size=map_size,
                           variables=len(variables)),
             "flop": flop,
-            "variants": {name: {"median_s": t.median, "samples_s": t.samples,
-                                "gflops": flop / t.median / 1e9} for name, t in times.items()}}
+            "variants": {name: {"median_s": t.median, "samples_s": t.samples, "flop": flops.get(name, flop),
+                                "gflops": flops.get(name, flop) / t.median / 1e9}
+                         for name, t in times.items()}}
