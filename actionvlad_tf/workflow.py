@@ -277,12 +277,17 @@ class Workflow:
         return list(self.ran)
 
 
-def last_lines(path, count):
+def last_lines(path, count, quiet=False):
+    """The last `count` lines of a log; with `quiet`, leaving out log records and TensorFlow's
+    start-up notices (`_NOISE`), as the console shows a step's output."""
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
-            return "\n".join(f.read().replace("\r", "\n").splitlines()[-count:])
+            lines = f.read().replace("\r", "\n").splitlines()
     except OSError:
         return ""
+    if quiet:
+        lines = [line for line in lines if not _NOISE.match(line.strip())]
+    return "\n".join(lines[-count:])
 
 
 # Log lines that say nothing of progress: absl/glog-style records ("I1202 13:35:36.9 …") and the

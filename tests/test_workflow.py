@@ -99,3 +99,14 @@ def test_a_dependency_cycle_and_an_unknown_dependency_are_refused(tmp_path):
         Workflow([Step("a", "a.py", deps=("b",)), Step("b", "b.py", deps=("a",))], "", "", "")
     with pytest.raises(ValueError, match="unknown"):
         Workflow([Step("a", "a.py", deps=("c",))], "", "", "")
+
+
+def test_last_lines_quiet_leaves_out_tensorflow_start_up_noise(tmp_path):
+    from actionvlad_tf.workflow import last_lines
+    log = tmp_path / "predict.log"
+    log.write_text("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+                   "I0000 00:00:1796236118.948169   11259 port.cc:153] oneDNN custom operations are on.\n"
+                   "video.avi: 36 frames\n   26.24%  RH_GV_BZ\n")
+    assert last_lines(str(log), 4, quiet=True) == "video.avi: 36 frames\n   26.24%  RH_GV_BZ"
+    assert last_lines(str(log), 4).startswith("WARNING")
+    assert last_lines(str(tmp_path / "missing.log"), 3) == ""
