@@ -55,11 +55,11 @@ def bench_updates(frames=10, image_size=64, num_clusters=16, num_classes=6, vide
     map_size, depth = feature_shape[-2], feature_shape[-1]  # conv5 runs at pool4's size: [T, h, w, D] are cached
     flop = update_flops(videos, frames, map_size, num_clusters, num_classes, depth)
 
-    def update(steps, size):
+    def update(steps, size, inputs=features):
         def run():
             out = None
             for start in range(0, videos, size):
-                out = steps.micro_step(features[start:start + size], labels[start:start + size])
+                out = steps.micro_step(inputs[start:start + size], labels[start:start + size])
                 bool(out["loss_finite"]), float(out["loss"])  # the host reads the train loop does
             return steps.apply_update()
         return run
@@ -92,20 +92,10 @@ def bench_updates(frames=10, image_size=64, num_clusters=16, num_classes=6, vide
         stage1 = _model(1, num_classes=num_classes, frames_per_video=frames, image_size=image_size,
                         num_clusters=num_clusters, policy=policy, seed=seed, width=width)
 
-        def whole(trained):
-            steps = _steps(trained, 5.0, iter_size)
-
-            def run():
-                for start in range(0, videos, micro_batch):
-                    out = steps.micro_step(frames_in[start:start + micro_batch],
-                                           labels[start:start + micro_batch])
-                    bool(out["loss_finite"]), float(out["loss"])
-                return steps.apply_update()
-            return run
-
         name2 = f"stage-2 update without the cache ({iter_size}×{micro_batch} videos, clip 5)"
         name1 = f"stage-1 update without the cache ({iter_size}×{micro_batch} videos, clip 5)"
-        calls[name2], calls[name1] = whole(model), whole(stage1)
+        calls[name2] = update(_steps(model, 5.0, iter_size), micro_batch, frames_in)
+        calls[name1] = update(_steps(stage1, 5.0, iter_size), micro_batch, frames_in)
         flops[name2] = flop + videos * frames * conv1_4
         netvlad_forward = 4.0 * frames * map_size**2 * depth * num_clusters
         flops[name1] = videos * (frames * conv1_5 + netvlad_forward + 3 * 2.0 * num_clusters * depth * num_classes)
