@@ -32,16 +32,30 @@ ROWS = (
     ("netvlad_stage1", "ActionVLAD, non-trained (stage 1)"),
     ("netvlad", "ActionVLAD (stage 2)"),
 )
-CONFIG_KEYS = ("backbone_weights", "backbone_width", "num_classes", "train_per_class", "val_per_class",
+CONFIG_KEYS = ("backbone_weights", "flow_backbone_weights", "backbone_width", "num_classes", "train_per_class", "val_per_class",
                "test_per_class", "evaluate_on", "frames_per_video", "image_size", "num_clusters", "flow_method",
                "flow_bound", "baseline_steps", "baseline_learning_rate", "stage1_steps", "stage1_learning_rate",
                "stage2_steps", "stage2_learning_rate", "batch_size", "seed", "mixed_precision", "predict_videos")
 
 
-def resolve_backbone(config, runs):
-    """(weights file or "imagenet", width, image size, caption) of config["backbone_weights"]: a name
-    of the package's zoo (the offline stand-in for ImageNet), imagenet, random, or a file."""
-    name = config["backbone_weights"]
+CAPTION_HEADS = {"rgb": ("shape", "colour", "shape_colour"), "flow": ("shape", "motion", "shape_motion")}
+
+
+def flow_backbone_name(config):
+    """The flow stream's starting weights: config["flow_backbone_weights"], where "auto" (the default)
+    means the shipped flow stand-in when the RGB backbone is the shipped RGB stand-in, and else the
+    RGB backbone itself (its first layer made cross-modal, release §4)."""
+    name = config.get("flow_backbone_weights") or "auto"
+    if name != "auto":
+        return name
+    return "demo_standin_flow" if config["backbone_weights"] == "demo_standin" else config["backbone_weights"]
+
+
+def resolve_backbone(config, runs, name=None):
+    """(weights file or "imagenet", width, image size, caption) of `name` (default
+    config["backbone_weights"]): a name of the package's zoo (the offline stand-ins for ImageNet and
+    for the flow network), imagenet, random, or a file."""
+    name = name or config["backbone_weights"]
     if name == "imagenet":
         return "imagenet", config.get("backbone_width") or 1.0, config.get("image_size") or 224, \
             "ImageNet VGG-16"
@@ -53,23 +67,40 @@ def resolve_backbone(config, runs):
         return path, width, size, f"a seeded random VGG-16 (width {width:g}), no pretraining"
     if name in zoo.names():
         card = zoo.card(name)
+        modality = card.get("modality", "rgb")
         accuracy = ", ".join(f"{head.replace('_', '×')} {100 * card['val_accuracy'][head]:.0f} %"
-                             for head in ("shape", "colour", "shape_colour") if head in card["val_accuracy"])
+                             for head in CAPTION_HEADS[modality] if head in card["val_accuracy"])
+        what = {"rgb": "generated stills", "flow": "generated flow stacks"}[modality]
+        standin = {"rgb": "the stand-in for ImageNet", "flow": "the stand-in for the flow network"}[modality]
         return zoo.resolve(name), card["width"], config.get("image_size") or card["image_size"], (
-            f"VGG-16 at width {card['width']:g} pretrained offline on generated stills ({name}, the "
-            f"stand-in for ImageNet; validation accuracy {accuracy})")
+            f"VGG-16 at width {card['width']:g} pretrained offline on {what} ({name}, {standin}; "
+            f"validation accuracy {accuracy})")
     if not os.path.isfile(name):
         raise ValueError(f"backbone weights {name!r}: not a shipped name ({', '.join(zoo.names())}), "
                          "imagenet, random, nor a file")
     return os.path.abspath(name), config.get("backbone_width") or 1.0, config.get("image_size") or 64, name
 
 
-def build_steps(config, out, backbone, width, image_size, precision):
-    """The demo's steps (`actionvlad_tf.workflow.Step`) for one seed under `out`."""
+def resolve_backbones(config, runs):
+    """({stream: weights}, width, image size, caption) of the RGB backbone and the flow stream's
+    starting weights (`flow_backbone_name`); both must have one width."""
+    backbone, width, image_size, caption = resolve_backbone(config, runs)
+    flow_name = flow_backbone_name(config)
+    if flow_name == config["backbone_weights"]:
+        return {"rgb": backbone, "flow": backbone}, width, image_size, caption
+    flow, flow_width, _, flow_caption = resolve_backbone(config, runs, flow_name)
+    if flow_width != width:
+        raise ValueError(f"the flow backbone {flow_name!r} has width {flow_width:g}, the RGB backbone "
+                         f"{config['backbone_weights']!r} {width:g}: pass --flow_backbone_weights of width {width:g}")
+    return {"rgb": backbone, "flow": flow}, width, image_size, f"RGB {caption}; flow {flow_caption}"
+
+
+def build_steps(config, out, backbones, width, image_size, precision):
+    """The demo's steps (`actionvlad_tf.workflow.Step`) for one seed under `out`; `backbones` maps each
+    stream to its starting weights (`resolve_backbones`)."""
     data, runs, results = (os.path.join(out, d) for d in ("data", "runs", "results"))
     lists = os.path.join(data, "lists")
     split_id = 2 if config["evaluate_on"] == "val" else 1
-    backbone_inputs = (backbone,) if os.path.isfile(backbone) else ()
     steps = [
         Step("dataset", "data_prep/make_demo_dataset.py", dict(
             output_dir=data, num_classes=config["num_classes"], train_per_class=config["train_per_class"],
@@ -105,11 +136,13 @@ def build_steps(config, out, backbone, width, image_size, precision):
 
     for stream in STREAMS:
         data_deps = ("lists", "frames") + (("flow",) if stream == "flow" else ())
+        backbone = backbones[stream]
+        backbone_inputs = (backbone,) if os.path.isfile(backbone) else ()
         # The two-stream frame network (release 005): fc6-fc8 trained on single random frames over
-        # the pretrained backbone (flow: its cross-modality first layer), tested on the mean of T
-        # frames' logits. Training every layer of the flow network (as the authors' unreleased flow
-        # networks were) stayed near chance on the validation split (16.7 % after 300 updates, 25 %
-        # after 1000: docs/demo.md), so both streams train fc6-fc8.
+        # the stream's pretrained backbone (flow: the flow stand-in, or an RGB backbone's cross-modality
+        # first layer), tested on the mean of T frames' logits. Training every layer of the flow
+        # network from the RGB stand-in (as the authors trained theirs from ImageNet) stayed near
+        # chance on the validation split (16.7 % after 300 updates, 25 % after 1000: docs/demo.md).
         two_stream = f"{stream}_two_stream"
         steps.append(Step(two_stream, "experiments/train.py", dict(
             modality=stream, conv_endpoint="fc8", stage=1, frames_per_video=1,
@@ -214,8 +247,8 @@ def run_demo(config, out, precision, reason):
     start = time.time()
     runs = os.path.join(out, "runs")
     os.makedirs(runs, exist_ok=True)
-    backbone, width, image_size, caption = resolve_backbone(config, runs)
-    steps = build_steps(config, out, backbone, width, image_size, precision)
+    backbones, width, image_size, caption = resolve_backbones(config, runs)
+    steps = build_steps(config, out, backbones, width, image_size, precision)
     workflow = Workflow(steps, REPO, os.path.join(out, "steps"), os.path.join(out, "logs"),
                         version=code_version(os.path.join(REPO, "actionvlad_tf"), os.path.join(REPO, "experiments"),
                                              os.path.join(REPO, "data_prep")),
@@ -240,7 +273,8 @@ def run_demo(config, out, precision, reason):
     seconds = workflow.recorded_seconds()
     summary = {
         "top1": table, "rows": dict(ROWS), "table": text, "num_test_videos": num_videos,
-        "config": dict(config, backbone_file=backbone, backbone_width=width, image_size=image_size),
+        "config": dict(config, backbone_file=backbones["rgb"], flow_backbone_file=backbones["flow"],
+                       backbone_width=width, image_size=image_size),
         "backbone": caption, "precision": {"policy": precision, "reason": reason},
         "machine": hardware.machine_summary(), "steps_run": ran,
         "seconds": {"total": round(time.time() - start, 1), **seconds},

@@ -5,12 +5,13 @@ r"""The main job on the built-in demo data: the release's whole chain, end to en
 
 1. generate the demo dataset (real video files of composite actions, `actionvlad_tf.prep.synthetic`),
    extract frames and optical flow, make the split lists (`data_prep/*`);
-2. the backbone: the release starts RGB from ImageNet VGG-16; offline, the demo uses the project's
-   pretrained stand-in (VGG-16 topology pretrained on generated stills, `--backbone_weights`);
-3. the release's initialisation chain: the two-stream frame networks (release 005): RGB trains
-   fc6–fc8 over the backbone, flow all layers from the cross-modality first layer; the flow
-   ActionVLAD starts from the flow two-stream network, the RGB one from the backbone; k-means on those
-   features; stage 1 (classifier over the fixed VLAD); stage 2 (conv5 + VLAD + classifier); the same
+2. the backbones: the release starts RGB from ImageNet VGG-16 and flow from a flow network trained
+   on the target dataset's flow; offline, the demo uses the project's pretrained stand-ins (the VGG-16
+   topology pretrained on generated stills, `--backbone_weights`, and on generated flow stacks,
+   `--flow_backbone_weights`);
+3. the release's initialisation chain: the two-stream frame networks (release 005) train fc6–fc8
+   over each stream's backbone; the flow ActionVLAD starts from the flow two-stream network, the RGB
+   one from the backbone; k-means on those features; stage 1 (classifier over the fixed VLAD); stage 2 (conv5 + VLAD + classifier); the same
    two stages for the avg / max pooling baselines;
 4. evaluation of every model, late fusion of RGB and flow (raw logits, 1:2, as the release), export
    of the two-stream ActionVLAD as a SavedModel, `predict.py` on held-out test videos through it, and
@@ -38,6 +39,10 @@ flags.DEFINE_string("output_dir", "demo_out", "Where the demo writes everything.
 flags.DEFINE_string("backbone_weights", "demo_standin",
                     "demo_standin (the shipped VGG-16 pretrained offline on generated stills), imagenet (Keras's "
                     "VGG16 file, needs network), random (seeded He-initialised VGG-16), or a weights file.")
+flags.DEFINE_string("flow_backbone_weights", "auto",
+                    "The flow stream's starting weights: auto (demo_standin_flow, the shipped VGG-16 pretrained offline "
+                    "on generated flow stacks, when --backbone_weights=demo_standin; otherwise the RGB backbone with a "
+                    "cross-modality first layer, release §4), a shipped name, imagenet, random, or a weights file.")
 flags.DEFINE_float("backbone_width", None, "Width multiplier of VGG-16 (default: the stand-in's, else 1).")
 flags.DEFINE_integer("num_classes", 6, "Demo classes (data_prep/make_demo_dataset.py).")
 flags.DEFINE_integer("train_per_class", 50, "Training videos per class.")

@@ -31,11 +31,14 @@ def fake_execute(step, command, log_path, env):
 
 
 def demo_workflow(tmp_path, version="v1", **changes):
-    backbone = tmp_path / "backbone.weights.h5"
-    if not backbone.exists():
-        backbone.write_bytes(b"weights")
+    backbones = {}
+    for stream in ("rgb", "flow"):
+        backbone = tmp_path / f"{stream}_backbone.weights.h5"
+        if not backbone.exists():
+            backbone.write_bytes(b"weights")
+        backbones[stream] = str(backbone)
     config = dict(CONFIG, **changes)
-    steps = demo.build_steps(config, str(tmp_path / "out"), str(backbone), 0.25, 32, "float32")
+    steps = demo.build_steps(config, str(tmp_path / "out"), backbones, 0.25, 32, "float32")
     return Workflow(steps, str(tmp_path), str(tmp_path / "out" / "steps"), str(tmp_path / "out" / "logs"),
                     version=version, execute=fake_execute, echo=lambda line: None)
 
@@ -58,11 +61,16 @@ def test_a_changed_flag_reruns_exactly_the_steps_that_depend_on_it(tmp_path):
 
 def test_inputs_and_code_version_are_part_of_the_key(tmp_path):
     demo_workflow(tmp_path).run()
-    (tmp_path / "backbone.weights.h5").write_bytes(b"other weights")
+    (tmp_path / "rgb_backbone.weights.h5").write_bytes(b"other weights")
     ran = set(demo_workflow(tmp_path).run())
-    # The backbone feeds the two-stream networks, RGB k-means and RGB stage 1, and all after them.
-    assert {"rgb_two_stream", "flow_two_stream", "rgb_cluster", "rgb_netvlad_stage1", "export"} <= ran
-    assert not ran & {"dataset", "frames", "flow", "lists"}
+    # The RGB backbone feeds the RGB two-stream network, RGB k-means and RGB stage 1, and all after them.
+    assert {"rgb_two_stream", "rgb_cluster", "rgb_netvlad_stage1", "export"} <= ran
+    assert not ran & {"dataset", "frames", "flow", "lists"} and not any(name.startswith("flow") for name in ran)
+    # The flow stream's starting weights feed the flow two-stream network and everything after it.
+    (tmp_path / "flow_backbone.weights.h5").write_bytes(b"other weights")
+    ran = set(demo_workflow(tmp_path).run())
+    assert {"flow_two_stream", "flow_cluster", "flow_netvlad_stage2", "export"} <= ran
+    assert not any(name.startswith("rgb") for name in ran) and "action_words" not in ran
     assert set(demo_workflow(tmp_path, version="v2").run()) == set(demo_workflow(tmp_path).steps)
 
 

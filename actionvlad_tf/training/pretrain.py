@@ -1,12 +1,16 @@
-"""Pretraining the VGG-16 topology on the generated stills (`prep.stills`): the offline stand-in for
-ImageNet weights (docs/pretrained_standin.md).
+"""Pretraining the VGG-16 topology on a generated task: the offline stand-ins for ImageNet weights (RGB:
+`prep.stills`) and for the release's flow network (flow: `prep.flow_stacks`), docs/pretrained_standin.md.
 
-The network is `vgg16.build_vgg16` itself (conv5 endpoint, plain: no batch norm, He initialisation)
-with three linear heads — shape, colour bin, texture — on the global max and mean of ReLU(conv5_3),
+A task (`TASKS`, by modality) is a generator of labelled inputs, its heads, its input channels, its
+preprocessing and its label-preserving horizontal flip. The network is `vgg16.build_vgg16` itself
+(conv5 endpoint, plain: no batch norm, He initialisation; 20 input channels for flow) with one
+linear head per label — RGB: shape, colour bin, texture; flow: shape, motion — on the global max and
+mean of ReLU(conv5_3),
 trained from scratch with Adam
 (linear warm-up, cosine decay, global gradient-norm clipping, label smoothing, and a size
 curriculum that shows the largest 30 % of the objects first). Inputs are preprocessed exactly as the
-pipeline does (release §3.5): BGR 0–255 minus the Caffe means, so the weights transfer as they are.
+pipeline does (release §3.5): BGR 0–255 minus the Caffe means, flow minus 128, so the weights
+transfer as they are.
 The heads sit on conv5, the map ActionVLAD pools, so that every conv5 cell learns to say what
 object it sees wherever it is (a fully convolutional task, no fc6/fc7: those stay He-initialised
 where a model has them, as in the frame baseline). Only the backbone goes into the weights file
@@ -28,12 +32,41 @@ import tensorflow as tf
 
 from actionvlad_tf import hardware
 from actionvlad_tf.atomic import atomic_keras_output, atomic_output
-from actionvlad_tf.data.augment import BGR_MEANS
+from actionvlad_tf.data.augment import BGR_MEANS, FLOW_MEAN
 from actionvlad_tf.models import vgg16
 from actionvlad_tf.models.vgg16 import he_initialise  # noqa: F401 (part of this module's API)
-from actionvlad_tf.prep import stills
+from actionvlad_tf.prep import flow_stacks, stills
 
-HEADS = tuple(stills.LABELS)  # shape, colour, texture
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """A generated pretraining task: `generate(n, seed, size, radius_range, **options)` → (uint8
+    inputs [n, size, size, channels], labels dict with one int array per head and float "radius")."""
+
+    labels: dict  # head → class names, in head order; the first two heads make the "pair" metric
+    channels: int
+    mean: tuple  # subtracted per channel (the pipeline's preprocessing)
+    generate: object
+    flip: str  # "mirror": a plain left-right mirror; "flow": mirror and negate the x (even) channels
+    description: str
+    radius_range: tuple  # default object radii, px
+
+    @property
+    def heads(self):
+        return tuple(self.labels)
+
+    @property
+    def pair(self):
+        return "_".join(self.heads[:2])
+
+
+TASKS = {
+    "rgb": Task(stills.LABELS, 3, BGR_MEANS, stills.generate_stills, "mirror",
+                "generated stills (actionvlad_tf.prep.stills)", stills.DEFAULT_RADIUS_RANGE),
+    "flow": Task(flow_stacks.LABELS, 2 * flow_stacks.FLOW_STACK, (FLOW_MEAN,), flow_stacks.generate_flow_stacks,
+                 "flow", "generated flow stacks (actionvlad_tf.prep.flow_stacks)", flow_stacks.DEFAULT_RADIUS_RANGE),
+}
+HEADS = TASKS["rgb"].heads  # shape, colour, texture
 SMALL_RADIUS = 8.0
 # Heads on conv5 (the map ActionVLAD pools) and, as deep supervision, on conv3_3 and conv4_3: their
 # short gradient paths get a plain (batch-norm-free) VGG-16 off the loss plateau several times sooner.
@@ -44,6 +77,7 @@ SUPERVISED_LAYERS = {"conv3": "block3_conv3", "conv4": "block4_conv3", "conv5": 
 class PretrainConfig:
     """Everything that defines a pretraining run (recorded in the card)."""
 
+    modality: str = "rgb"  # a key of TASKS
     width: float = 0.25
     image_size: int = 64
     steps: int = 1500
@@ -57,10 +91,16 @@ class PretrainConfig:
     curriculum_steps: int = 500
     train_images: int = 16000
     val_images: int = 1000
-    radius_range: tuple = stills.DEFAULT_RADIUS_RANGE
+    radius_range: tuple = None  # None: the task's default
+    flow_method: str = "dis"  # flow only: the estimator and the quantisation bound of the flow images
+    flow_bound: float = flow_stacks.DEFAULT_FLOW_BOUND
     mixed_precision: bool = None  # None: bfloat16 where the CPU computes it natively (`native_bfloat16`)
     seed: int = 0
     eval_every: int = 0  # 0: only at the end
+    # Backbone weights to start from instead of He initialisation (a file or shipped name, as
+    # --backbone_weights): the flow stand-in starts from the RGB stand-in, its first layer made
+    # cross-modal (release §4, TSN), as the release's flow networks started from ImageNet.
+    init_weights: str = None
 
 
 def cpu_description():
@@ -78,16 +118,18 @@ def native_bfloat16():
     return hardware.native_bfloat16_cpu()[0]
 
 
-def build_pretrain_model(width=0.25, image_size=64, dropout=0.2, seed=0):
-    """frames [N, S, S, 3] (BGR minus means) → {"shape", "colour", "texture"} logits from conv5, and
-    the same from conv3_3 and conv4_3 ("conv3/shape", …: deep supervision, dropped after
-    pretraining). The backbone is the nested model "vgg16" (the layers of `build_vgg16`, conv5
-    endpoint, everything trainable, tapped at `SUPERVISED_LAYERS`), He-initialised."""
+def build_pretrain_model(width=0.25, image_size=64, dropout=0.2, seed=0, modality="rgb"):
+    """inputs [N, S, S, C] (preprocessed) → one logits output per head of the task (RGB: "shape",
+    "colour", "texture"; flow: "shape", "motion") from conv5, and the same from conv3_3 and conv4_3
+    ("conv3/shape", …: deep supervision, dropped after pretraining). The backbone is the nested model
+    "vgg16" (the layers of `build_vgg16`, conv5 endpoint, C input channels, everything trainable,
+    tapped at `SUPERVISED_LAYERS`), He-initialised."""
+    task = TASKS[modality]
     backbone = vgg16.build_vgg16(conv_endpoint="conv5", input_shape=(image_size, image_size), width=width,
-                                 trainable_from="block1_conv1", name="vgg16_conv5")
+                                 trainable_from="block1_conv1", name="vgg16_conv5", modality=modality)
     taps = keras.Model(backbone.input, [backbone.get_layer(name).output for name in SUPERVISED_LAYERS.values()],
                        name="vgg16")
-    inputs = keras.Input((image_size, image_size, 3), name="frames")
+    inputs = keras.Input((image_size, image_size, task.channels), name="frames")
     outputs = {}
     for (tap, layer_name), features in zip(SUPERVISED_LAYERS.items(), taps(inputs)):
         features = keras.layers.ReLU(name=f"{tap}_relu")(features)  # conv3_3 has its ReLU already: a no-op
@@ -95,40 +137,61 @@ def build_pretrain_model(width=0.25, image_size=64, dropout=0.2, seed=0):
                                                             keras.layers.GlobalAveragePooling2D(name=f"{tap}_mean")(features)])
         x = keras.layers.Dropout(dropout, name=f"{tap}_dropout")(x)
         prefix = "" if tap == "conv5" else f"{tap}/"
-        for head in HEADS:
+        for head in task.heads:
             outputs[prefix + head] = keras.layers.Dense(
-                len(stills.LABELS[head]), dtype="float32", name=f"{prefix.replace('/', '_')}{head}_logits")(x)
-    model = keras.Model(inputs, outputs, name="stills_pretrain")
+                len(task.labels[head]), dtype="float32", name=f"{prefix.replace('/', '_')}{head}_logits")(x)
+    model = keras.Model(inputs, outputs, name=f"{modality}_pretrain")
     he_initialise(model, seed)
     return model
 
 
-def preprocess(images):
-    """BGR uint8 stills → float32 BGR minus the Caffe means (the pipeline's RGB input, release §3.5)."""
-    return tf.cast(images, tf.float32) - tf.constant(BGR_MEANS)
+def preprocess(images, modality="rgb"):
+    """uint8 inputs → float32 minus the pipeline's means (release §3.5): BGR stills minus the Caffe
+    means, flow stacks minus 128."""
+    return tf.cast(images, tf.float32) - tf.constant(TASKS[modality].mean)
 
 
-def evaluate(model, images, labels, batch_size=250):
-    """Accuracies on (images, labels): per head, shape and colour both right ("shape_colour"),
-    all heads right ("all"), and each of these on small objects only (radius ≤ SMALL_RADIUS)."""
-    predictions = {head: [] for head in HEADS}
+def flip(x, modality="rgb"):
+    """Left-right mirror of preprocessed inputs [N, S, S, C] that keeps the task's labels: flow x
+    channels (even) change sign, 255 − x − 128 = −(x − 128) − 1."""
+    x = tf.reverse(x, [2])
+    if TASKS[modality].flip == "flow":
+        sign = tf.constant([-1.0, 1.0] * (x.shape[-1] // 2))
+        x = x * sign + tf.minimum(sign, 0.0)
+    return x
+
+
+def generate(config, count, seed):
+    """`count` labelled inputs of the config's task (its modality, image size, radius range)."""
+    task = TASKS[config.modality]
+    options = dict(method=config.flow_method, bound=config.flow_bound) if config.modality == "flow" else {}
+    return task.generate(count, seed, config.image_size, tuple(config.radius_range or task.radius_range), **options)
+
+
+def evaluate(model, images, labels, batch_size=250, modality="rgb"):
+    """Accuracies on (images, labels): per head, the first two heads both right (the task's pair:
+    "shape_colour", "shape_motion"), all heads right ("all"), and each of these on small objects
+    only (radius ≤ SMALL_RADIUS)."""
+    task = TASKS[modality]
+    predictions = {head: [] for head in task.heads}
     for start in range(0, len(images), batch_size):
-        logits = model(preprocess(images[start:start + batch_size]), training=False)
-        for head in HEADS:
+        logits = model(preprocess(images[start:start + batch_size], modality), training=False)
+        for head in task.heads:
             predictions[head].append(np.argmax(keras.ops.convert_to_numpy(logits[head]), axis=-1))
-    right = {head: np.concatenate(predictions[head]) == labels[head] for head in HEADS}
-    right["shape_colour"] = right["shape"] & right["colour"]
-    right["all"] = np.logical_and.reduce([right[h] for h in HEADS])
+    right = {head: np.concatenate(predictions[head]) == labels[head] for head in task.heads}
+    right[task.pair] = right[task.heads[0]] & right[task.heads[1]]
+    right["all"] = np.logical_and.reduce([right[h] for h in task.heads])
     small = labels["radius"] <= SMALL_RADIUS
     result = {name: float(r.mean()) for name, r in right.items()}
     result.update({f"{name}_small": float(r[small].mean()) for name, r in right.items() if small.any()})
     return result
 
 
-def chance_levels():
-    """Accuracy of guessing, per head and for shape and colour together."""
-    chance = {head: 1.0 / len(names) for head, names in stills.LABELS.items()}
-    chance["shape_colour"] = chance["shape"] * chance["colour"]
+def chance_levels(modality="rgb"):
+    """Accuracy of guessing, per head and for the task's pair of heads together."""
+    task = TASKS[modality]
+    chance = {head: 1.0 / len(names) for head, names in task.labels.items()}
+    chance[task.pair] = chance[task.heads[0]] * chance[task.heads[1]]
     return chance
 
 
@@ -146,18 +209,21 @@ def pretrain(config, log=print):
     keras.utils.set_random_seed(config.seed)
     if config.mixed_precision is None:
         config = dataclasses.replace(config, mixed_precision=native_bfloat16())
+    if config.radius_range is None:
+        config = dataclasses.replace(config, radius_range=TASKS[config.modality].radius_range)
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if config.mixed_precision else "float32")
     try:
-        model = build_pretrain_model(config.width, config.image_size, config.dropout, config.seed)
+        model = build_pretrain_model(config.width, config.image_size, config.dropout, config.seed, config.modality)
+        if config.init_weights:
+            vgg16.load_vgg16_weights(backbone_of(model), config.init_weights)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    # Train and validation images come from separate seeds: no image is in both.
-    train_images, train_labels = stills.generate_stills(config.train_images, [config.seed, 0], config.image_size,
-                                                        config.radius_range)
-    val_images, val_labels = stills.generate_stills(config.val_images, [config.seed, 1], config.image_size,
-                                                    config.radius_range)
+    task = TASKS[config.modality]
+    # Train and validation inputs come from separate seeds: no input is in both.
+    train_images, train_labels = generate(config, config.train_images, [config.seed, 0])
+    val_images, val_labels = generate(config, config.val_images, [config.seed, 1])
     generated = time.time() - start
-    log(f"generated {config.train_images} + {config.val_images} stills in {generated:.0f} s")
+    log(f"generated {config.train_images} + {config.val_images} {task.description} in {generated:.0f} s")
 
     decay_steps = max(1, config.steps - config.warmup_steps)
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -166,13 +232,13 @@ def pretrain(config, log=print):
         warmup_steps=config.warmup_steps)
     optimizer = keras.optimizers.Adam(schedule, global_clipnorm=config.clipnorm or None)
     loss_fn = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing)
-    depths = {head: len(stills.LABELS[head]) for head in HEADS}
+    depths = {head: len(task.labels[head]) for head in task.heads}
 
     @tf.function
     @tf.autograph.experimental.do_not_convert  # straight-line code
-    def train_step(images, labels, flip):
-        x = preprocess(images)
-        x = tf.where(flip[:, None, None, None], tf.reverse(x, [2]), x)  # labels are flip-invariant
+    def train_step(images, labels, flipped):
+        x = preprocess(images, config.modality)
+        x = tf.where(flipped[:, None, None, None], flip(x, config.modality), x)  # labels are flip-invariant
         with tf.GradientTape() as tape:
             logits = model(x, training=True)
             loss = tf.add_n([
@@ -189,7 +255,7 @@ def pretrain(config, log=print):
     train_start = time.time()
     for step in range(1, config.steps + 1):
         index = _curriculum_indices(rng, order, step - 1, config)
-        batch_labels = {h: tf.constant(train_labels[h][index], tf.int32) for h in HEADS}
+        batch_labels = {h: tf.constant(train_labels[h][index], tf.int32) for h in task.heads}
         loss = float(train_step(tf.constant(train_images[index]), batch_labels,
                                 tf.constant(rng.random(config.batch_size) < 0.5)))
         if not math.isfinite(loss):
@@ -199,13 +265,13 @@ def pretrain(config, log=print):
             log(f"step {step}/{config.steps} loss {np.mean(running):.3f} ({time.time() - train_start:.0f} s)")
             running = []
         if (config.eval_every and step % config.eval_every == 0) or step == config.steps:
-            accuracy = evaluate(model, val_images, val_labels)
+            accuracy = evaluate(model, val_images, val_labels, modality=config.modality)
             history.append({"step": step, "seconds": round(time.time() - start, 1), **accuracy})
             log(f"step {step}: val " + ", ".join(f"{k} {v:.3f}" for k, v in accuracy.items()))
     summary = {
         "config": dataclasses.asdict(config),
         "val_accuracy": history[-1] if history else {},
-        "chance": chance_levels(),
+        "chance": chance_levels(config.modality),
         "history": history,
         "steps": config.steps,
         "seconds": round(time.time() - start, 1),
@@ -226,8 +292,9 @@ def save_backbone_weights(model, path, float16=False):
     Keras's notop ImageNet file); `float16` halves the file (the loader casts back to the model's
     dtype). Returns the path."""
     source = backbone_of(model) if any(layer.name == "vgg16" for layer in model.layers) else model
-    width = source.get_layer("block1_conv1").filters / vgg16.VGG16_BLOCKS[0][2]
-    plain = vgg16.build_vgg16(width=width)
+    first = source.get_layer("block1_conv1")
+    width = first.filters / vgg16.VGG16_BLOCKS[0][2]
+    plain = vgg16.build_vgg16(width=width, modality="rgb" if first.kernel.shape[2] == 3 else "flow")
     for layer in plain.layers:
         if layer.weights:
             layer.set_weights(source.get_layer(layer.name).get_weights())
@@ -243,11 +310,11 @@ def save_backbone_weights(model, path, float16=False):
     return str(path)
 
 
-def save_heads(model, path):
-    """The three linear heads (kernel, bias per head, float16) beside the backbone file, so the card's
+def save_heads(model, path, modality="rgb"):
+    """The linear heads (kernel, bias per head, float16) beside the backbone file, so the card's
     validation accuracy can be checked again (`load_pretrain_model`)."""
     arrays = {}
-    for head in HEADS:
+    for head in TASKS[modality].heads:
         kernel, bias = model.get_layer(f"{head}_logits").get_weights()
         arrays[f"{head}/kernel"], arrays[f"{head}/bias"] = kernel.astype(np.float16), bias.astype(np.float16)
     with atomic_output(path) as temporary, open(temporary, "wb") as f:
@@ -255,13 +322,13 @@ def save_heads(model, path):
     return str(path)
 
 
-def load_pretrain_model(weights, heads, width, image_size):
+def load_pretrain_model(weights, heads, width, image_size, modality="rgb"):
     """`build_pretrain_model` with a saved backbone (`save_backbone_weights`: path or shipped name)
     and heads (`save_heads`)."""
-    model = build_pretrain_model(width, image_size)
+    model = build_pretrain_model(width, image_size, modality=modality)
     vgg16.load_vgg16_weights(backbone_of(model), weights)
     with np.load(heads) as arrays:
-        for head in HEADS:
+        for head in TASKS[modality].heads:
             model.get_layer(f"{head}_logits").set_weights([arrays[f"{head}/kernel"], arrays[f"{head}/bias"]])
     return model
 
@@ -283,15 +350,22 @@ def write_card(path, summary, command=None, weights_file=None):
     """The JSON card beside a stand-in weights file: command, seed, width, image size, validation
     accuracy, wall time, CPU."""
     config = summary["config"]
+    modality = config.get("modality", "rgb")
+    what = {"rgb": "an offline stand-in for ImageNet weights, not ImageNet",
+            "flow": "an offline stand-in for the release's flow network (a VGG-16 trained on the target "
+                    "dataset's optical flow), not that network"}[modality]
     card = {
-        "what": "VGG-16 topology pretrained from scratch on generated stills (actionvlad_tf.prep.stills): "
-                "an offline stand-in for ImageNet weights, not ImageNet",
+        "what": f"VGG-16 topology pretrained from scratch on {TASKS[modality].description}: {what}",
+        "modality": modality,
         "weights_file": os.path.basename(weights_file) if weights_file else None,
         "command": command,
         "seed": config["seed"],
         "width": config["width"],
         "image_size": config["image_size"],
-        "input": "BGR 0-255 minus (104, 117, 123), as the pipeline's RGB stream",
+        "input": {"rgb": "BGR 0-255 minus (104, 117, 123), as the pipeline's RGB stream",
+                  "flow": f"{config.get('flow_method')} flow stacks of 10 frames (x1, y1, ..., x10, y10), "
+                          f"quantised with bound {config.get('flow_bound')} px, minus 128, as the pipeline's "
+                          "flow stream"}[modality],
         **{k: summary[k] for k in ("val_accuracy", "chance", "steps", "seconds", "cpu", "tensorflow")},
         "config": config,
         "history": summary["history"],

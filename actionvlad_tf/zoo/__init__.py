@@ -1,17 +1,23 @@
-"""Pretrained weights shipped inside the package, by name: a model zoo of one.
+"""Pretrained weights shipped inside the package, by name: a model zoo of two, made here.
 
-`demo_standin`: the VGG-16 topology (width ¼) pretrained from scratch on generated stills
-(`actionvlad_tf.prep.stills`, `actionvlad_tf.training.pretrain`) — an offline stand-in for ImageNet
-weights, which cannot be downloaded here, made by the command in its card `demo_standin.json`
-(docs/pretrained_standin.md). `--backbone_weights=demo_standin --backbone_width=<card width>` loads
-it exactly as `--backbone_weights=imagenet` or a path would.
+* `demo_standin`: the VGG-16 topology (width ¼) pretrained from scratch on generated stills
+  (`actionvlad_tf.prep.stills`, `actionvlad_tf.training.pretrain`) — an offline stand-in for
+  ImageNet weights, which cannot be downloaded here.
+* `demo_standin_flow`: the same topology with a 20-channel first layer, pretrained from scratch on
+  generated optical-flow stacks (`actionvlad_tf.prep.flow_stacks`) — an offline stand-in for the
+  release's flow network (a VGG-16 trained on the target dataset's flow), for the flow stream.
+
+Each was made by the command in its card (`<name>.json`, docs/pretrained_standin.md).
+`--backbone_weights=<name> --backbone_width=<card width>` loads it exactly as
+`--backbone_weights=imagenet` or a path would.
 """
 import json
 import os
 
 ZOO_DIR = os.path.dirname(os.path.abspath(__file__))
 # name → (backbone weights file, JSON card, the pretraining heads), all in this folder.
-REGISTRY = {"demo_standin": ("demo_standin.weights.h5", "demo_standin.json", "demo_standin.heads.npz")}
+REGISTRY = {name: (f"{name}.weights.h5", f"{name}.json", f"{name}.heads.npz")
+            for name in ("demo_standin", "demo_standin_flow")}
 
 
 def names():
