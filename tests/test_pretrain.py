@@ -19,32 +19,42 @@ from actionvlad_tf.training import pretrain
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_toy_pretrain_command_writes_weights_that_backbone_weights_loads(tmp_path):
+@pytest.mark.parametrize("modality", ["rgb", "flow"])
+def test_toy_pretrain_command_writes_weights_that_backbone_weights_loads(tmp_path, modality):
     out = tmp_path / "toy"
     environment = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    flow = ["--init_weights=demo_standin", "--flow_method=tvl1_fast", "--width=0.25"] if modality == "flow" else []
     run = subprocess.run(
         [sys.executable, os.path.join(REPO, "experiments", "pretrain_backbone.py"), f"--output={out}",
          "--width=0.125", "--image_size=32", "--steps=4", "--batch_size=8", "--warmup_steps=2",
-         "--curriculum_steps=2", "--train_images=64", "--val_images=32", "--float16"],
+         "--curriculum_steps=2", "--train_images=64", "--val_images=32", "--float16", f"--modality={modality}",
+         *flow],
         env=environment, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-4000:]
     card = json.loads((tmp_path / "toy.json").read_text())
-    assert card["width"] == 0.125 and card["image_size"] == 32 and card["steps"] == 4 and card["seed"] == 0
-    assert "--width=0.125" in card["command"] and card["cpu"] and card["seconds"] > 0
-    assert set(card["val_accuracy"]) >= {"shape", "colour", "texture", "shape_colour"}
+    width = 0.25 if modality == "flow" else 0.125
+    assert card["width"] == width and card["image_size"] == 32 and card["steps"] == 4 and card["seed"] == 0
+    assert f"--width={width:g}" in card["command"] and card["cpu"] and card["seconds"] > 0
+    assert card["modality"] == modality
+    pair = {"rgb": "shape_colour", "flow": "shape_motion"}[modality]
+    assert set(card["val_accuracy"]) >= set(pretrain.TASKS[modality].heads) | {pair}
     weights = f"{out}.weights.h5"
+    channels = pretrain.TASKS[modality].channels
     with h5py.File(weights) as f:
+        first = np.asarray(f["layers/conv2d/vars/0"])  # block1_conv1
         stored = np.asarray(f["layers/conv2d_12/vars/0"])  # block5_conv3, the 13th conv
-    assert stored.dtype == np.float16 and stored.shape == (3, 3, 64, 64)
+    assert stored.dtype == np.float16 and stored.shape == (3, 3, 512 * width, 512 * width)
+    assert first.shape == (3, 3, channels, 64 * width)
 
-    model = builder.build_model(ModelSpec(3, frames_per_video=2, image_size=32, num_clusters=4,
-                                          backbone_width=0.125))
-    builder.load_backbone_weights(model, weights, "rgb")
+    model = builder.build_model(ModelSpec(3, modality=modality, frames_per_video=2, image_size=32, num_clusters=4,
+                                          backbone_width=width))
+    builder.load_backbone_weights(model, weights, modality)
     (backbone,) = backbones(model)
     np.testing.assert_array_equal(backbone.get_layer("block5_conv3").get_weights()[0], stored.astype(np.float32))
     assert np.abs(stored).max() > 0
-    with pytest.raises(ValueError, match="--backbone_width=0.125"):
-        vgg16.build_vgg16(weights=weights, width=0.25)
+    if modality == "rgb":
+        with pytest.raises(ValueError, match="--backbone_width=0.125"):
+            vgg16.build_vgg16(weights=weights, width=0.25)
 
 
 def test_unregistered_names_pass_through_and_registered_ones_resolve():
@@ -74,6 +84,32 @@ def test_shipped_standin_is_what_its_card_says():
     chance = pretrain.chance_levels()
     assert accuracy["shape"] > 4 * chance["shape"] and accuracy["colour"] > 6 * chance["colour"]
     assert accuracy["shape_colour"] > 20 * chance["shape_colour"]
+
+
+def test_shipped_flow_standin_is_what_its_card_says():
+    card = zoo.card("demo_standin_flow")
+    config = card["config"]
+    assert card["modality"] == "flow" and config["modality"] == "flow"
+    assert os.path.getsize(zoo.resolve("demo_standin_flow")) < 8e6
+    # It loads by name into a flow model (20-channel first layer, as it was trained), at the RGB
+    # stand-in's width, so that the demo's two streams share one --backbone_width.
+    assert card["width"] == zoo.card("demo_standin")["width"]
+    model = builder.build_model(ModelSpec(6, modality="flow", frames_per_video=2, image_size=card["image_size"],
+                                          num_clusters=4, backbone_width=card["width"]))
+    builder.load_backbone_weights(model, "demo_standin_flow", "flow")
+    (backbone,) = backbones(model)
+    assert backbone.get_layer("block1_conv1").get_weights()[0].shape[2] == 20
+    # Its heads reach the card's accuracy on fresh stacks of the same task (a smaller set than the
+    # card's 1000, so within a few points).
+    net = pretrain.load_pretrain_model("demo_standin_flow", zoo.heads_file("demo_standin_flow"), card["width"],
+                                       card["image_size"], modality="flow")
+    config = pretrain.PretrainConfig(**{**config, "radius_range": tuple(config["radius_range"])})
+    stacks, labels = pretrain.generate(config, 200, [config.seed, 7])
+    accuracy = pretrain.evaluate(net, stacks, labels, modality="flow")
+    for head in ("shape", "motion"):
+        assert accuracy[head] == pytest.approx(card["val_accuracy"][head], abs=0.1), head
+    chance = pretrain.chance_levels("flow")
+    assert accuracy["motion"] > 3 * chance["motion"] and accuracy["shape"] > 2 * chance["shape"]
 
 
 @pytest.mark.slow
