@@ -42,7 +42,7 @@ flags.DEFINE_integer("train_images", _DEFAULTS.train_images, "Generated training
 flags.DEFINE_integer("val_images", _DEFAULTS.val_images, "Generated held-out validation stills.")
 flags.DEFINE_list("radius_range", None, "Object radius range in px (default: the task's, rgb 4,20; flow 4,14).")
 flags.DEFINE_string("flow_method", _DEFAULTS.flow_method, "Flow only: the optical flow estimator of the stacks "
-                    "(as data_prep/extract_flow.py --method; the demo's is dis).")
+                    "(as data_prep/extract_flow.py --method; the demo's is tvl1_fast).")
 flags.DEFINE_float("flow_bound", _DEFAULTS.flow_bound, "Flow only: the quantisation bound in px (the demo's --flow_bound).")
 flags.DEFINE_integer("eval_every", _DEFAULTS.eval_every, "Validate every N updates (0: at the end only).")
 flags.DEFINE_bool("mixed_precision", None,

@@ -16,12 +16,12 @@ the demo shows, and never uses the demo's videos or its action classes:
   outline distractors drifting and turning on their own smooth paths, and fresh sensor noise in
   every frame;
 * the `L + 1` frames are turned into `L` flow fields by the project's own estimator
-  (`extraction.make_flow_estimator`, default DIS as the demo) and quantised to uint8 with ±bound
+  (`extraction.make_flow_estimator`, default "tvl1_fast" as the demo) and quantised to uint8 with ±bound
   exactly as the demo's flow images (`extraction.quantize_flow`), interleaved x₁, y₁, …, x_L, y_L:
   the pipeline's flow-stack layout (release §3.3). A horizontal flip with x → 255 − x keeps every
   label (`flip_flow_stacks`).
 
-Everything is deterministic given the seed (DIS is deterministic on one thread).
+Everything is deterministic given the seed.
 """
 import math
 
@@ -98,7 +98,7 @@ def render_clip(rng, background, shape, motion, radius, colour, size, num_frames
     return frames
 
 
-def generate_flow_stacks(num_stacks, seed=0, size=64, radius_range=DEFAULT_RADIUS_RANGE, method="dis",
+def generate_flow_stacks(num_stacks, seed=0, size=64, radius_range=DEFAULT_RADIUS_RANGE, method="tvl1_fast",
                          bound=DEFAULT_FLOW_BOUND, flow_stack=FLOW_STACK):
     """`num_stacks` flow stacks: (stacks uint8 [N, size, size, 2·flow_stack] interleaved x₁, y₁, …,
     labels) where labels is a dict of int arrays [N] "shape", "motion" (indices into

@@ -22,9 +22,10 @@ this structure into small videos that train on two CPU cores.
   RGB alone cannot tell apart two classes with the same colouring, nor flow two with the same
   motion pattern, while the two streams together can (a demonstration of late fusion).
 * A video shows its three sub-actions one after the other (random order, random segment
-  boundaries), each at a random place, size, speed and direction, over a random smooth background
-  with sensor noise, plus one or two shared distractors (grey rings and crosses drifting on
-  Lissajous paths) present in every class. Shapes have equal areas at equal size (a triangle is
+  boundaries), each at a random place, size, speed and direction, over a random smooth, light
+  background with sensor noise, plus one or two shared distractors (dark grey rings and crosses
+  drifting slowly on Lissajous paths) present in every class. The objects are darker than every
+  background, so that optical flow, computed on grey levels, sees them. Shapes have equal areas at equal size (a triangle is
   not smaller than a circle) and the pulsing is normalised to the same mean area, so the amount of
   each colour and motion in a video does not reveal the class either.
 
@@ -58,9 +59,10 @@ VIDEO_QUALITY = 90
 _PERMUTATIONS = list(itertools.permutations(range(3)))
 _PULSE = 0.35  # relative amplitude of the Z (pulsing) radius
 # Backgrounds are light and the distractors slow, so that optical flow (computed on grey levels, as the
-# release's) sees the coloured objects (grey levels 86-124, darker than every background) and is not
-# dominated by the distractors (at most ~1.9 px per frame, against the objects' 2.3-3.8); chosen on the
-# validation split (docs/demo.md).
+# release's) sees the coloured objects (grey levels 86-124 before their ±20 jitter, darker than every
+# background) and is not dominated by the distractors (at most ~1.9 px per frame, against the
+# objects' 2.3-3.8); chosen on the validation split (docs/demo.md: with mid-grey backgrounds and fast,
+# bright distractors the flow stream stayed at chance).
 BACKGROUND_GREY = (165, 215)
 DISTRACTOR_GREY = (60, 110)
 DISTRACTOR_FREQUENCY = (0.02, 0.05)  # rad per frame of the Lissajous path

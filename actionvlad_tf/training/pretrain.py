@@ -92,7 +92,7 @@ class PretrainConfig:
     train_images: int = 16000
     val_images: int = 1000
     radius_range: tuple = None  # None: the task's default
-    flow_method: str = "dis"  # flow only: the estimator and the quantisation bound of the flow images
+    flow_method: str = "tvl1_fast"  # flow only: the estimator and the quantisation bound of the flow images
     flow_bound: float = flow_stacks.DEFAULT_FLOW_BOUND
     mixed_precision: bool = None  # None: bfloat16 where the CPU computes it natively (`native_bfloat16`)
     seed: int = 0
