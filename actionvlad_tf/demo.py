@@ -38,7 +38,11 @@ CONFIG_KEYS = ("backbone_weights", "flow_backbone_weights", "backbone_width", "n
                "stage2_steps", "stage2_learning_rate", "batch_size", "seed", "mixed_precision", "predict_videos")
 
 
-CAPTION_HEADS = {"rgb": ("shape", "colour", "shape_colour"), "flow": ("shape", "motion", "shape_motion")}
+# A shipped stand-in's modality → (the card's accuracies quoted, what it was pretrained on, what it stands in for).
+STANDIN_CAPTIONS = {
+    "rgb": (("shape", "colour", "shape_colour"), "generated stills", "the stand-in for ImageNet"),
+    "flow": (("shape", "motion", "shape_motion"), "generated flow stacks", "the stand-in for the flow network"),
+}
 
 
 def flow_backbone_name(config):
@@ -67,11 +71,9 @@ def resolve_backbone(config, runs, name=None):
         return path, width, size, f"a seeded random VGG-16 (width {width:g}), no pretraining"
     if name in zoo.names():
         card = zoo.card(name)
-        modality = card.get("modality", "rgb")
+        heads, what, standin = STANDIN_CAPTIONS[card.get("modality", "rgb")]
         accuracy = ", ".join(f"{head.replace('_', '×')} {100 * card['val_accuracy'][head]:.0f} %"
-                             for head in CAPTION_HEADS[modality] if head in card["val_accuracy"])
-        what = {"rgb": "generated stills", "flow": "generated flow stacks"}[modality]
-        standin = {"rgb": "the stand-in for ImageNet", "flow": "the stand-in for the flow network"}[modality]
+                             for head in heads if head in card["val_accuracy"])
         return zoo.resolve(name), card["width"], config.get("image_size") or card["image_size"], (
             f"VGG-16 at width {card['width']:g} pretrained offline on {what} ({name}, {standin}; "
             f"validation accuracy {accuracy})")

@@ -145,8 +145,9 @@ def read_video_frames(path, resize=None):
 TVL1_FAST = dict(nscales=4, scaleStep=0.5, warps=2, outerIterations=2, innnerIterations=3)
 
 
-def _tvl1_tf(previous, following, flow=None):
-    return make_batch_flow_estimator("tvl1_tf")(previous[None], following[None])[0]
+def _one_pair(estimate_batch):
+    """A batch estimator (previous [B, H, W], next [B, H, W]) as a one-pair one."""
+    return lambda previous, following, flow=None: estimate_batch(previous[None], following[None])[0]
 
 
 def _farneback(previous, following, flow=None):
@@ -157,7 +158,7 @@ def _farneback(previous, following, flow=None):
 _FLOW_ESTIMATORS = {
     "tvl1": lambda: cv2.optflow.DualTVL1OpticalFlow_create().calc,
     "tvl1_fast": lambda: cv2.optflow.DualTVL1OpticalFlow_create(**TVL1_FAST).calc,  # "innner": OpenCV's spelling
-    "tvl1_tf": lambda: _tvl1_tf,
+    "tvl1_tf": lambda: _one_pair(make_batch_flow_estimator("tvl1_tf")),
     "dis": lambda: cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc,
     "farneback": lambda: _farneback,
 }

@@ -63,19 +63,6 @@ def _track(rng, motion, radius, size, length):
     return centres, radii
 
 
-def _draw_distractor(image, kind, centre, radius, angle, grey):
-    """A thin grey ring, cross or open polyline, drawn in place."""
-    if kind == 0:
-        cv2.circle(image, tuple(int(v) for v in stills._points(centre)), int(radius * stills._SUB), grey, 1,
-                   cv2.LINE_AA, 4)
-        return
-    count = 2 if kind == 1 else 3
-    angles = angle + np.arange(2 * count) * math.pi / count
-    ends = centre + radius * np.stack([np.cos(angles), np.sin(angles)], 1)
-    pairs = ends.reshape(count, 2, 2) if kind == 1 else ends[None, :4]
-    cv2.polylines(image, [stills._points(p) for p in pairs], False, grey, 1, cv2.LINE_AA, 4)
-
-
 def render_clip(rng, background, shape, motion, radius, colour, size, num_frames):
     """BGR uint8 [num_frames, size, size, 3]: one object of `shape` moving by `motion` over the
     float `background`, with 0-2 moving distractors and sensor noise."""
@@ -89,8 +76,8 @@ def render_clip(rng, background, shape, motion, radius, colour, size, num_frames
     for t in range(num_frames):
         image = background.copy()
         for d in distractors:
-            _draw_distractor(image, d["kind"], d["start"] + d["velocity"] * t, d["radius"], d["angle"] + d["turn"] * t,
-                             d["grey"])
+            stills.draw_outline(image, d["kind"], d["start"] + d["velocity"] * t, d["radius"],
+                                d["angle"] + d["turn"] * t, d["grey"])
         mask = stills.draw_shape(np.zeros((size, size), np.uint8), shape, centres[t], radii[t], angle)
         alpha = mask[..., None].astype(np.float32) / 255.0
         image = image * (1 - alpha) + colour * alpha + rng.normal(0, 3, image.shape).astype(np.float32)
@@ -106,16 +93,9 @@ def generate_flow_stacks(num_stacks, seed=0, size=64, radius_range=DEFAULT_RADIU
     if num_stacks < 1 or size < 16 or flow_stack < 1:
         raise ValueError(f"need num_stacks ≥ 1, size ≥ 16 and flow_stack ≥ 1, got {num_stacks}, {size}, "
                          f"{flow_stack}")
-    low, high = radius_range
-    if not 0 < low <= high:
-        raise ValueError(f"radius_range must be 0 < low ≤ high, got {radius_range}")
     rng = np.random.default_rng(seed)
     n = num_stacks
-    labels = {
-        "shape": rng.integers(0, len(stills.SHAPES), n),
-        "motion": rng.integers(0, len(MOTIONS), n),
-        "radius": np.exp(rng.uniform(math.log(low), math.log(high), n)),
-    }
+    labels = stills.draw_labels(rng, LABELS, n, radius_range)
     colours = stills._hsv_to_bgr(rng.uniform(0, 360, n), rng.uniform(0.0, 1.0, n), rng.uniform(0.3, 1.0, n))
     backgrounds = stills._backgrounds(rng, n, size)
     estimate = extraction.make_flow_estimator(method)

@@ -161,6 +161,19 @@ def _backgrounds(rng, n, size):
     return images
 
 
+def draw_outline(image, kind, centre, radius, angle, grey):
+    """A thin anti-aliased outline drawn in place: kind 0 a ring, 1 a cross, 2 an open polyline of
+    four corners (`angle` turns the cross and the polyline)."""
+    if kind == 0:
+        cv2.circle(image, tuple(int(v) for v in _points(centre)), int(radius * _SUB), grey, 1, cv2.LINE_AA, 4)
+        return
+    count = 2 if kind == 1 else 3
+    angles = angle + np.arange(2 * count) * math.pi / count
+    ends = centre + radius * np.stack([np.cos(angles), np.sin(angles)], 1)
+    pairs = ends.reshape(count, 2, 2) if kind == 1 else ends[None, :4]
+    cv2.polylines(image, [_points(p) for p in pairs], False, grey, 1, cv2.LINE_AA, 4)
+
+
 def _distractors(rng, images):
     """0–3 thin grey outline rings, crosses or polylines per image, drawn in place."""
     size = images.shape[1]
@@ -170,15 +183,18 @@ def _distractors(rng, images):
             centre = rng.uniform(0, size, 2)
             radius = rng.uniform(3, 12)
             kind = rng.integers(0, 3)
-            if kind == 0:
-                cv2.circle(images[index], tuple(int(v) for v in _points(centre)), int(radius * _SUB), grey, 1,
-                           cv2.LINE_AA, 4)
-            else:
-                count = 2 if kind == 1 else 3
-                angles = rng.uniform(0, 2 * math.pi) + np.arange(2 * count) * math.pi / count
-                ends = centre + radius * np.stack([np.cos(angles), np.sin(angles)], 1)
-                pairs = ends.reshape(count, 2, 2) if kind == 1 else ends[None, :4]
-                cv2.polylines(images[index], [_points(p) for p in pairs], False, grey, 1, cv2.LINE_AA, 4)
+            draw_outline(images[index], kind, centre, radius, 0.0 if kind == 0 else rng.uniform(0, 2 * math.pi), grey)
+
+
+def draw_labels(rng, label_sets, n, radius_range):
+    """n random labels per head of `label_sets` (head → class names; int indices, in head order) and
+    log-uniform object radii in `radius_range` ("radius", px)."""
+    low, high = radius_range
+    if not 0 < low <= high:
+        raise ValueError(f"radius_range must be 0 < low ≤ high, got {radius_range}")
+    labels = {head: rng.integers(0, len(names), n) for head, names in label_sets.items()}
+    labels["radius"] = np.exp(rng.uniform(math.log(low), math.log(high), n))
+    return labels
 
 
 def generate_stills(num_images, seed=0, size=64, radius_range=DEFAULT_RADIUS_RANGE):
@@ -187,17 +203,9 @@ def generate_stills(num_images, seed=0, size=64, radius_range=DEFAULT_RADIUS_RAN
     float "radius" (px). Deterministic in (seed, num_images, size, radius_range)."""
     if num_images < 1 or size < 8:
         raise ValueError(f"need num_images ≥ 1 and size ≥ 8, got {num_images}, {size}")
-    low, high = radius_range
-    if not 0 < low <= high:
-        raise ValueError(f"radius_range must be 0 < low ≤ high, got {radius_range}")
     rng = np.random.default_rng(seed)
     n = num_images
-    labels = {
-        "shape": rng.integers(0, len(SHAPES), n),
-        "colour": rng.integers(0, len(COLOUR_BINS), n),
-        "texture": rng.integers(0, len(TEXTURES), n),
-        "radius": np.exp(rng.uniform(math.log(low), math.log(high), n)),
-    }
+    labels = draw_labels(rng, LABELS, n, radius_range)
     grey = labels["colour"] == HUE_BINS
     hue = (labels["colour"] + rng.uniform(-_HUE_SPREAD, _HUE_SPREAD, n)) * 360.0 / HUE_BINS
     saturation = np.where(grey, rng.uniform(0.0, 0.12, n), rng.uniform(0.55, 1.0, n))

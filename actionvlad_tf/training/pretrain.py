@@ -50,6 +50,7 @@ class Task:
     flip: str  # "mirror": a plain left-right mirror; "flow": mirror and negate the x (even) channels
     description: str
     radius_range: tuple  # default object radii, px
+    options: tuple = ()  # (generator keyword, PretrainConfig field) passed on to `generate`
 
     @property
     def heads(self):
@@ -64,7 +65,8 @@ TASKS = {
     "rgb": Task(stills.LABELS, 3, BGR_MEANS, stills.generate_stills, "mirror",
                 "generated stills (actionvlad_tf.prep.stills)", stills.DEFAULT_RADIUS_RANGE),
     "flow": Task(flow_stacks.LABELS, 2 * flow_stacks.FLOW_STACK, (FLOW_MEAN,), flow_stacks.generate_flow_stacks,
-                 "flow", "generated flow stacks (actionvlad_tf.prep.flow_stacks)", flow_stacks.DEFAULT_RADIUS_RANGE),
+                 "flow", "generated flow stacks (actionvlad_tf.prep.flow_stacks)", flow_stacks.DEFAULT_RADIUS_RANGE,
+                 (("method", "flow_method"), ("bound", "flow_bound"))),
 }
 HEADS = TASKS["rgb"].heads  # shape, colour, texture
 SMALL_RADIUS = 8.0
@@ -164,7 +166,7 @@ def flip(x, modality="rgb"):
 def generate(config, count, seed):
     """`count` labelled inputs of the config's task (its modality, image size, radius range)."""
     task = TASKS[config.modality]
-    options = dict(method=config.flow_method, bound=config.flow_bound) if config.modality == "flow" else {}
+    options = {keyword: getattr(config, field) for keyword, field in task.options}
     return task.generate(count, seed, config.image_size, tuple(config.radius_range or task.radius_range), **options)
 
 
@@ -294,7 +296,7 @@ def save_backbone_weights(model, path, float16=False):
     source = backbone_of(model) if any(layer.name == "vgg16" for layer in model.layers) else model
     first = source.get_layer("block1_conv1")
     width = first.filters / vgg16.VGG16_BLOCKS[0][2]
-    plain = vgg16.build_vgg16(width=width, modality="rgb" if first.kernel.shape[2] == 3 else "flow")
+    plain = vgg16.build_vgg16(width=width, modality=first.kernel.shape[2])  # 3 (RGB) or 20 (flow) channels
     for layer in plain.layers:
         if layer.weights:
             layer.set_weights(source.get_layer(layer.name).get_weights())
