@@ -17,7 +17,7 @@ import numpy as np
 from actionvlad_tf import hardware, zoo
 from actionvlad_tf.atomic import atomic_output, write_json
 from actionvlad_tf.data.lists import read_list
-from actionvlad_tf.evaluation import late_fusion, read_logits, top_k_accuracy
+from actionvlad_tf.evaluation import late_fusion, read_logits, search_flow_weight, top_k_accuracy
 from actionvlad_tf.models.vgg16 import write_random_vgg16
 from actionvlad_tf.prep import synthetic
 from actionvlad_tf.workflow import Step, Workflow, code_version, last_lines
@@ -35,7 +35,8 @@ ROWS = (
 CONFIG_KEYS = ("backbone_weights", "flow_backbone_weights", "backbone_width", "num_classes", "train_per_class", "val_per_class",
                "test_per_class", "evaluate_on", "frames_per_video", "image_size", "num_clusters", "flow_method",
                "flow_bound", "baseline_steps", "baseline_learning_rate", "stage1_steps", "stage1_learning_rate",
-               "stage2_steps", "stage2_learning_rate", "batch_size", "seed", "mixed_precision", "predict_videos")
+               "stage2_steps", "stage2_learning_rate", "flow_weight", "batch_size", "seed", "mixed_precision",
+               "predict_videos")
 
 
 # A shipped stand-in's modality → (the card's accuracies quoted, what it was pretrained on, what it stands in for).
@@ -191,7 +192,7 @@ def build_steps(config, out, backbones, width, image_size, precision):
     steps.append(Step("export", "experiments/export.py", dict(
         rgb_model=os.path.join(runs, "rgb_netvlad_stage2", "model.keras"),
         flow_model=os.path.join(runs, "flow_netvlad_stage2", "model.keras"),
-        class_names=os.path.join(lists, "actions.txt"), export_dir=export),
+        class_names=os.path.join(lists, "actions.txt"), flow_weight=config["flow_weight"], export_dir=export),
         deps=("rgb_netvlad_stage2", "flow_netvlad_stage2", "lists"), outputs=(export,)))
     videos = held_out_videos(config, data)
     for index, video_path in enumerate(videos[: config["predict_videos"]]):
@@ -217,8 +218,10 @@ def held_out_videos(config, data):
             for group in range(first, first + count) for demo_class in classes]
 
 
-def fuse_all(results_dir, list_file):
-    """Late fusion (raw logits, flow weight 0.667, release §6.3) of every method's two streams."""
+def fuse_all(results_dir, list_file, flow_weight):
+    """Late fusion ((1 − w)·RGB + w·flow on raw logits, release §6.3) of every method's two streams,
+    and for ActionVLAD (stage 2) the top-1 accuracy at every flow weight 0, 0.1, …, 1 (the sweep by
+    which the demo's weight was chosen on the validation split)."""
     labels = np.array([entry.label for entry in read_list(list_file)])
     table = {}
     for key, _ in ROWS:
@@ -227,14 +230,18 @@ def fuse_all(results_dir, list_file):
             logits[stream] = read_logits(os.path.join(results_dir, f"{stream}_{key}", "logits.h5"),
                                          expected_rows=len(labels))
             row[stream] = top_k_accuracy(logits[stream], labels, 1)
-        row["fused"] = top_k_accuracy(late_fusion(logits["rgb"], logits["flow"]), labels, 1)
+        row["fused"] = top_k_accuracy(late_fusion(logits["rgb"], logits["flow"], flow_weight), labels, 1)
         table[key] = {name: float(value) for name, value in row.items()}
-    return table
+        if key == "netvlad":
+            _, grid, accuracies = search_flow_weight(logits["rgb"], logits["flow"], labels, np.linspace(0, 1, 11))
+            sweep = {f"{w:.1f}": float(a) for w, a in zip(grid, accuracies)}
+    return table, sweep
 
 
-def format_table(table, num_classes, num_videos, caption):
+def format_table(table, num_classes, num_videos, caption, flow_weight):
     lines = [f"Demo results: top-1 accuracy (%) on {num_videos} held-out videos, {num_classes} classes "
-             f"(chance {100 / num_classes:.1f}); backbone: {caption}",
+             f"(chance {100 / num_classes:.1f}); late fusion {1 - flow_weight:.3g}·RGB + {flow_weight:.3g}·flow "
+             f"(raw logits); backbone: {caption}",
              f"{'Method':<40}{'RGB':>8}{'Flow':>8}{'Late fuse':>11}"]
     for key, label in ROWS:
         row = table[key]
@@ -261,11 +268,12 @@ def run_demo(config, out, precision, reason):
 
     split_id = 2 if config["evaluate_on"] == "val" else 1
     list_file = os.path.join(out, "data", "lists", f"test_split{split_id}.txt")
-    table = fuse_all(os.path.join(out, "results"), list_file)
+    table, sweep = fuse_all(os.path.join(out, "results"), list_file, config["flow_weight"])
     with open(list_file, encoding="utf-8") as f:
         num_videos = sum(1 for line in f if line.strip())
-    text = format_table(table, config["num_classes"], num_videos, caption)
+    text = format_table(table, config["num_classes"], num_videos, caption, config["flow_weight"])
     print("\n" + text)
+    print("ActionVLAD late fusion by flow weight: " + ", ".join(f"{w} → {a:.1f}" for w, a in sweep.items()))
     predictions = {}
     for name in sorted(n for n in workflow.steps if n.startswith("predict_")):
         video = workflow.steps[name].flags["video"]
@@ -275,6 +283,7 @@ def run_demo(config, out, precision, reason):
     seconds = workflow.recorded_seconds()
     summary = {
         "top1": table, "rows": dict(ROWS), "table": text, "num_test_videos": num_videos,
+        "netvlad_fusion_by_flow_weight": sweep,
         "config": dict(config, backbone_file=backbones["rgb"], flow_backbone_file=backbones["flow"],
                        backbone_width=width, image_size=image_size),
         "backbone": caption, "precision": {"policy": precision, "reason": reason},

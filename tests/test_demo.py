@@ -22,6 +22,8 @@ def test_demo_runs_the_whole_chain_and_a_rerun_runs_nothing(tmp_path, repo_root)
     assert set(summary["top1"]) == {"two_stream", "avg", "max", "netvlad_stage1", "netvlad"}
     for row in summary["top1"].values():
         assert set(row) == {"rgb", "flow", "fused"}
+    sweep = summary["netvlad_fusion_by_flow_weight"]  # weight 0 is RGB alone, 1 flow alone
+    assert sweep["0.0"] == summary["top1"]["netvlad"]["rgb"] and sweep["1.0"] == summary["top1"]["netvlad"]["flow"]
     assert summary["num_test_videos"] == 3 and summary["seconds"]["total"] > 0
     assert all(summary["seconds"][name] is not None for name in summary["steps_run"])
     assert (tmp_path / "export" / "1" / "saved_model.pb").is_file()

@@ -10,7 +10,7 @@ from actionvlad_tf.workflow import Step, StepFailed, Workflow
 CONFIG = dict(backbone_weights="x", backbone_width=0.25, num_classes=3, train_per_class=4, val_per_class=1,
               test_per_class=2, evaluate_on="test", frames_per_video=3, image_size=32, num_clusters=2,
               flow_method="dis", flow_bound=5.0, baseline_steps=2, baseline_learning_rate=1e-3, stage1_steps=2,
-              stage1_learning_rate=0.01, stage2_steps=2, stage2_learning_rate=1e-4, batch_size=2, seed=0,
+              stage1_learning_rate=0.01, stage2_steps=2, stage2_learning_rate=1e-4, flow_weight=0.333, batch_size=2, seed=0,
               mixed_precision="auto", predict_videos=2, jobs=1)
 
 
@@ -53,8 +53,12 @@ def test_a_changed_flag_reruns_exactly_the_steps_that_depend_on_it(tmp_path):
     finish = {"export", "predict_1", "predict_2", "action_words"}
     assert set(demo_workflow(tmp_path, stage2_learning_rate=3e-4).run()) == stage2 | evals | finish
 
+    # The fusion weight changes only the exported two-stream model and what reads it.
+    assert set(demo_workflow(tmp_path, stage2_learning_rate=3e-4, flow_weight=0.5).run()) == {
+        "export", "predict_1", "predict_2"}
+
     # The flow method reaches every flow step and what uses both streams, no RGB-only step.
-    workflow = demo_workflow(tmp_path, stage2_learning_rate=3e-4, flow_method="farneback")
+    workflow = demo_workflow(tmp_path, stage2_learning_rate=3e-4, flow_weight=0.5, flow_method="farneback")
     flow_steps = {name for name in workflow.steps if name.startswith("flow")}
     assert set(workflow.run()) == flow_steps | {"export", "predict_1", "predict_2"}
 
