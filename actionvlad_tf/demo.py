@@ -202,7 +202,7 @@ def build_steps(config, out, backbones, width, image_size, precision):
     words = os.path.join(out, "action_words")
     steps.append(Step("action_words", "experiments/viz_action_words.py", dict(
         model=os.path.join(runs, "rgb_netvlad_stage2", "model.keras"), videos=",".join(videos[:4]),
-        output_dir=words, frames_per_video=config["frames_per_video"], num_words=3),
+        output_dir=words, frames_per_video=config["frames_per_video"], num_words=3, rank="contribution"),
         deps=("rgb_netvlad_stage2",), outputs=(words,)))
     return steps
 

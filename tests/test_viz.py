@@ -108,6 +108,19 @@ def test_top_words_figure(tmp_path, video_internals):
     _assert_png(tmp_path / "top.png", 6.0, 2.4 + 1.9 * 2)
 
 
+def test_contributing_words_are_present_words_ranked_by_contribution(video_internals):
+    _, internals = video_internals
+    winners = set(action_words.hard_assignments(internals["assignments"]).ravel().tolist())
+    predicted = int(np.argmax(internals["logits"]))
+    contributions = top_words.word_contributions(internals["vlad"], internals["kernel"], predicted, K)
+    words = top_words.contributing_words(internals, K)
+    assert set(words) == winners and len(words) == len(winners)
+    assert [contributions[k] for k in words] == sorted(contributions[list(winners)], reverse=True)
+    other = (predicted + 1) % C
+    assert top_words.contributing_words(internals, 1, class_index=other) == [
+        max(winners, key=lambda k: top_words.word_contributions(internals["vlad"], internals["kernel"], other, K)[k])]
+
+
 def test_tsne_figure(tmp_path):
     rng = np.random.default_rng(0)
     maps = np.concatenate([rng.normal(0, 1, (4, 3, 3, 16)), rng.normal(5, 1, (4, 3, 3, 16))])
@@ -141,7 +154,8 @@ def test_entry_points(tmp_path, model):
     flow = build_actionvlad(C, modality="flow", frames_per_video=None, image_size=S, num_clusters=K)
     flow.save(tmp_path / "flow.keras")
     out = _run("viz_action_words.py", f"--model={tmp_path / 'rgb.keras'}", f"--videos={','.join(videos)}",
-               f"--output_dir={tmp_path / 'words'}", "--frames_per_video=6", "--max_frames=3", "--num_words=1")
+               f"--output_dir={tmp_path / 'words'}", "--frames_per_video=6", "--max_frames=3", "--num_words=1",
+               "--rank=contribution")
     pngs = sorted(p.name for p in (tmp_path / "words").glob("*.png"))
     assert pngs[:2] == ["video_1_clip0.png", "video_2_clip1.png"] and pngs[2].startswith("word_")
     assert len(pngs) == 3 and pngs[2] in out
