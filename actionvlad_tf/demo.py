@@ -300,9 +300,11 @@ def run_demo(config, out, precision, reason):
 def seeds_table(summaries, caption):
     """Markdown: mean ± standard deviation over seeds of every row and column."""
     seeds = [s["config"]["seed"] for s in summaries]
+    flow_weight = summaries[0]["config"]["flow_weight"]
     lines = [f"Demo top-1 accuracy (%), mean ± standard deviation over seeds {', '.join(map(str, seeds))} "
              f"({summaries[0]['num_test_videos']} test videos per seed, chance "
-             f"{100 / summaries[0]['config']['num_classes']:.1f}); backbone: {caption}", "",
+             f"{100 / summaries[0]['config']['num_classes']:.1f}); late fusion {1 - flow_weight:.3g}·RGB + "
+             f"{flow_weight:.3g}·flow (raw logits); backbone: {caption}", "",
              "| Method | RGB | Flow | Late fuse |", "|---|---|---|---|"]
     for key, label in ROWS:
         cells = []

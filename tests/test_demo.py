@@ -34,3 +34,18 @@ def test_demo_runs_the_whole_chain_and_a_rerun_runs_nothing(tmp_path, repo_root)
     again = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "[run " not in again.stdout and json.loads((tmp_path / "results.json").read_text())["steps_run"] == []
+
+
+def test_seeds_table_gives_mean_and_sample_std_of_every_cell():
+    from actionvlad_tf import demo
+
+    def summary(seed, shift):
+        top1 = {key: {"rgb": 80.0 + shift, "flow": 40.0, "fused": 70.0 + 2 * shift} for key, _ in demo.ROWS}
+        return {"config": {"seed": seed, "num_classes": 6, "flow_weight": 0.333}, "top1": top1,
+                "num_test_videos": 120, "seconds": {"total": 400.0 + seed},
+                "machine": {"cpu_model": "Some CPU"}, "precision": {"policy": "float32"}}
+
+    text = demo.seeds_table([summary(0, -1.0), summary(1, 0.0), summary(2, 1.0)], "a backbone")
+    assert "seeds 0, 1, 2 (120 test videos per seed, chance 16.7); late fusion 0.667·RGB + 0.333·flow" in text
+    assert "| ActionVLAD (stage 2) | 80.0 ± 1.0 | 40.0 ± 0.0 | 70.0 ± 2.0 |" in text
+    assert "400 s, 401 s, 402 s; Some CPU, precision float32." in text
