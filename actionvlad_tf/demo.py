@@ -223,19 +223,18 @@ def fuse_all(results_dir, list_file, flow_weight):
     and for ActionVLAD (stage 2) the top-1 accuracy at every flow weight 0, 0.1, …, 1 (the sweep by
     which the demo's weight was chosen on the validation split)."""
     labels = np.array([entry.label for entry in read_list(list_file)])
-    table = {}
+    table, logits_of = {}, {}
     for key, _ in ROWS:
-        row, logits = {}, {}
+        row, logits = {}, logits_of.setdefault(key, {})
         for stream in STREAMS:
             logits[stream] = read_logits(os.path.join(results_dir, f"{stream}_{key}", "logits.h5"),
                                          expected_rows=len(labels))
             row[stream] = top_k_accuracy(logits[stream], labels, 1)
         row["fused"] = top_k_accuracy(late_fusion(logits["rgb"], logits["flow"], flow_weight), labels, 1)
         table[key] = {name: float(value) for name, value in row.items()}
-        if key == "netvlad":
-            _, grid, accuracies = search_flow_weight(logits["rgb"], logits["flow"], labels, np.linspace(0, 1, 11))
-            sweep = {f"{w:.1f}": float(a) for w, a in zip(grid, accuracies)}
-    return table, sweep
+    netvlad = logits_of["netvlad"]
+    _, grid, accuracies = search_flow_weight(netvlad["rgb"], netvlad["flow"], labels, np.linspace(0, 1, 11))
+    return table, {f"{w:.1f}": float(a) for w, a in zip(grid, accuracies)}
 
 
 def format_table(table, num_classes, num_videos, caption, flow_weight):

@@ -59,11 +59,13 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     config = pretrain.PretrainConfig(
-        modality=FLAGS.modality, flow_method=FLAGS.flow_method, flow_bound=FLAGS.flow_bound, width=FLAGS.width, image_size=FLAGS.image_size, steps=FLAGS.steps, batch_size=FLAGS.batch_size,
+        modality=FLAGS.modality, flow_method=FLAGS.flow_method, flow_bound=FLAGS.flow_bound, width=FLAGS.width,
+        image_size=FLAGS.image_size, steps=FLAGS.steps, batch_size=FLAGS.batch_size,
         learning_rate=FLAGS.learning_rate, warmup_steps=FLAGS.warmup_steps, clipnorm=FLAGS.clipnorm,
         label_smoothing=FLAGS.label_smoothing, aux_weight=FLAGS.aux_weight, dropout=FLAGS.dropout,
         curriculum_steps=FLAGS.curriculum_steps, train_images=FLAGS.train_images, val_images=FLAGS.val_images,
-        radius_range=tuple(float(v) for v in FLAGS.radius_range) if FLAGS.radius_range else None, mixed_precision=FLAGS.mixed_precision,
+        radius_range=tuple(float(v) for v in FLAGS.radius_range) if FLAGS.radius_range else None,
+        mixed_precision=FLAGS.mixed_precision,
         seed=FLAGS.seed, eval_every=FLAGS.eval_every, init_weights=FLAGS.init_weights)
     model, summary = pretrain.pretrain(config)
     weights = pretrain.save_backbone_weights(model, f"{FLAGS.output}.weights.h5", float16=FLAGS.float16)

@@ -11,6 +11,7 @@ to each video's predicted class score (classifier weights × ActionVLAD vector p
 and for the word figures the words most often among them. `--words=3,17` picks the word figures'
 words instead.
 """
+import collections
 import os
 
 import numpy as np
@@ -53,8 +54,7 @@ def main(argv):
     if FLAGS.words:
         words = [int(w) for w in FLAGS.words]
     elif FLAGS.rank == "contribution":  # most often among the videos' top words, first seen first on ties
-        counts = {word: contributing.count(word) for word in dict.fromkeys(contributing)}
-        words = sorted(counts, key=lambda word: -counts[word])[:FLAGS.num_words]
+        words = [word for word, _ in collections.Counter(contributing).most_common(FLAGS.num_words)]
     else:
         words = action_words.frequent_words(np.concatenate(assignments), FLAGS.num_words)
     for word in words:

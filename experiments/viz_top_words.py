@@ -31,10 +31,8 @@ def main(argv):
     logits = internals["logits"]
     names = read_class_names(FLAGS.class_names) if FLAGS.class_names else [str(i) for i in range(len(logits))]
     predicted = int(np.argmax(logits))
-    explained = predicted if FLAGS.class_index is None else FLAGS.class_index
+    explained, contributions = top_words.class_contributions(internals, FLAGS.class_index)
     probabilities = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
-    contributions = top_words.word_contributions(internals["vlad"], internals["kernel"], explained,
-                                                 internals["assignments"].shape[-1])
     title = (f"'{names[explained]}' (p = {probabilities[explained]:.2f}); predicted '{names[predicted]}'")
     top = top_words.plot_top_words(crops, internals["assignments"], contributions, FLAGS.output, title,
                                    FLAGS.num_words, FLAGS.frames_per_word)

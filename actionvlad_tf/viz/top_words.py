@@ -17,15 +17,20 @@ def word_contributions(vlad, kernel, class_index, num_clusters):
     return (vlad * weights).sum(axis=1)
 
 
+def class_contributions(internals, class_index=None):
+    """(class, [K] `word_contributions` to its score) of one video; `internals` as
+    `common.vlad_internals` (vlad, kernel, logits, assignments); class_index None: the predicted class."""
+    explained = int(np.argmax(internals["logits"])) if class_index is None else int(class_index)
+    return explained, word_contributions(internals["vlad"], internals["kernel"], explained,
+                                         internals["assignments"].shape[-1])
+
+
 def contributing_words(internals, num_words, class_index=None):
     """Of the action words that win at least one position of the video, the `num_words` with the
-    largest contribution (`word_contributions`) to its class score, largest first (intra-
+    largest contribution to its class score (`class_contributions`), largest first (intra-
     normalisation gives a word that no descriptor is near a unit residual too, so an absent word can
-    contribute). `internals` as `common.vlad_internals` (vlad, kernel, logits, assignments);
-    class_index None: the predicted class."""
-    explained = int(np.argmax(internals["logits"])) if class_index is None else int(class_index)
-    contributions = word_contributions(internals["vlad"], internals["kernel"], explained,
-                                       internals["assignments"].shape[-1])
+    contribute)."""
+    _, contributions = class_contributions(internals, class_index)
     present = np.unique(hard_assignments(internals["assignments"]))
     return [int(k) for k in present[np.argsort(-contributions[present], kind="stable")][:num_words]]
 
