@@ -10,7 +10,7 @@ the classifier with a fresh optimiser. Hyper-parameters left unset take the rele
 stage (`actionvlad_tf.training.RECIPES`). A restart with the same --train_dir resumes; on several
 workers set TF_CONFIG on each (MultiWorkerMirroredStrategy) and restart all of them after a failure.
 """
-from absl import flags
+from absl import app, flags
 
 import common_flags
 import flagfiles
@@ -25,7 +25,17 @@ flags.DEFINE_string("checkpoint_path", None,
                     "Initial weights (stage 2: the stage-1 train_dir, a checkpoint or a .keras file); "
                     "ignored when --train_dir already holds a checkpoint (release §2.1).")
 flags.DEFINE_string("centers", None, "k-means centres .npz (cluster.py) for stage 1 of --pooling=netvlad.")
-flags.DEFINE_integer("iter_size", None, "Micro-batches per update (default: 16 videos per update).")
+flags.DEFINE_integer("videos_per_update", None,
+                     "Videos of one parameter update, all replicas and micro-batches together (release: 16).")
+flags.DEFINE_integer("videos_per_micro_batch", None,
+                     "Videos of one micro-batch, all replicas together: the unit whose gradient is clipped "
+                     "(release: 8 in stage 1, 16 in stage 2 and the frame baseline). The per-replica batch is "
+                     "this / replicas and iter_size videos_per_update / this; a replica count that does not "
+                     "divide it is an error naming the fix.")
+flags.DEFINE_integer("cpu_replicas", None,
+                     "Rehearse N replicas without GPUs: split the CPU into N logical devices, one replica "
+                     "each (default: $ACTIONVLAD_CPU_REPLICAS, else the devices as they are).")
+flags.DEFINE_integer("iter_size", None, "Not set by hand: derived, videos_per_update / videos_per_micro_batch.")
 flags.DEFINE_integer("max_number_of_steps", None, "Updates (default: 10000 stage 1, 8000 stage 2).")
 flags.DEFINE_float("learning_rate", None, "Initial lr (default: 0.01 stage 1, 1e-4 stage 2).")
 flags.DEFINE_integer("num_steps_per_decay", None, "Updates between lr decays (default 5000).")
@@ -55,11 +65,18 @@ RECIPE_FLAGS = sorted({name for recipe in RECIPES.values() for name in recipe})
 
 def main(argv):
     del argv
+    for name in ("batch_size", "iter_size"):
+        if FLAGS[name].present:
+            raise app.UsageError(
+                f"train.py derives --{name} from the global --videos_per_update and --videos_per_micro_batch "
+                "and the replica count, so an update is the same on any number of replicas (docs/training.md); "
+                f"drop --{name}, e.g. --batch_size=4 --iter_size=4 on one device is --videos_per_micro_batch=4 "
+                "--videos_per_update=16")
     dataset, model, inputs = common_flags.specs()
     options = TrainOptions(
         train_dir=FLAGS.train_dir, stage=int(FLAGS.stage), checkpoint_path=FLAGS.checkpoint_path,
         centers=FLAGS.centers, backbone_weights=FLAGS.backbone_weights,
-        recipe={name: getattr(FLAGS, name) for name in RECIPE_FLAGS}, iter_size=FLAGS.iter_size,
+        recipe={name: getattr(FLAGS, name) for name in RECIPE_FLAGS}, cpu_replicas=FLAGS.cpu_replicas,
         save_every_n_steps=FLAGS.save_every_n_steps, keep_checkpoint_max=FLAGS.keep_checkpoint_max,
         log_every_n_steps=FLAGS.log_every_n_steps, nan_policy=FLAGS.nan_policy,
         learning_rate_decay_type=FLAGS.learning_rate_decay_type, collective_timeout_s=FLAGS.collective_timeout_s,

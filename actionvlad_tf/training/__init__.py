@@ -4,18 +4,19 @@ from actionvlad_tf.training.trainer import (
     NonFiniteLossError,
     TrainConfig,
     TrainResult,
-    default_iter_size,
     is_chief,
     load_model_weights,
     make_optimizer,
     make_strategy,
     recipe_defaults,
+    UpdateShape,
     train,
+    update_shape,
     worker_input_context,
 )
 
 __all__ = [
-    "FrozenSplit", "NonFiniteLossError", "TrainConfig", "TrainResult", "default_iter_size", "is_chief",
+    "FrozenSplit", "NonFiniteLossError", "TrainConfig", "TrainResult", "UpdateShape", "is_chief",
     "load_model_weights", "make_optimizer", "make_strategy", "recipe_defaults",
-    "split_at_frozen_boundary", "train", "worker_input_context",
+    "split_at_frozen_boundary", "train", "update_shape", "worker_input_context",
 ]

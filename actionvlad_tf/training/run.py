@@ -26,15 +26,18 @@ from actionvlad_tf.models.builder import build_model, descriptor_model, load_bac
 from actionvlad_tf.training.feature_cache import cached_training_inputs
 from actionvlad_tf.centers import load_centers, save_centers
 from actionvlad_tf.training.kmeans import RELEASE_NUM_FRAMES, fit_centers, sample_descriptors, sample_frame_entries
-from actionvlad_tf.training.trainer import (TrainConfig, default_iter_size, load_model_weights, make_strategy,
-                                            recipe_defaults, train)
+from actionvlad_tf.training.trainer import (TrainConfig, load_model_weights, make_strategy, recipe_defaults, train,
+                                            update_shape)
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainOptions:
     """How one stage trains (train.py's own flags). `recipe`: hyper-parameters given explicitly
-    (learning_rate, optimizer, weight_decay, ...), the others take the release's values for the
-    stage. The rest are `TrainConfig`'s, the feature cache's and the initial weights' (module doc)."""
+    (learning_rate, optimizer, weight_decay, videos_per_update, videos_per_micro_batch, ...), the
+    others take the release's values for the stage (`training.RECIPES`). `cpu_replicas`: split the
+    CPU into that many logical devices, one replica each (`runtime.set_cpu_replicas`; None: the
+    ACTIONVLAD_CPU_REPLICAS environment variable, else the devices as they are). The rest are
+    `TrainConfig`'s, the feature cache's and the initial weights' (module doc)."""
 
     train_dir: str
     stage: int = 1
@@ -42,7 +45,7 @@ class TrainOptions:
     centers: Optional[str] = None
     backbone_weights: Optional[str] = None
     recipe: dict = dataclasses.field(default_factory=dict)
-    iter_size: Optional[int] = None
+    cpu_replicas: Optional[int] = None
     save_every_n_steps: int = 500
     keep_checkpoint_max: int = 5
     log_every_n_steps: int = 10
@@ -84,20 +87,23 @@ def initial_weights(model_spec, options):
 
 
 def train_experiment(dataset_spec, model_spec, input_spec, options, write_flags=None):
-    """Trains one stage; returns (`TrainResult`, `DatasetReport` or None). `input_spec.batch_size`
-    is per replica. `write_flags(path)`: writes the run's settings to `train_dir/flags.txt`."""
+    """Trains one stage; returns (`TrainResult`, `DatasetReport` or None). The per-replica batch and
+    iter_size follow from the recipe's global videos per update and per micro-batch and the replica
+    count (`training.update_shape`); `input_spec.batch_size` is not used. `write_flags(path)`: writes
+    the run's settings to `train_dir/flags.txt`."""
     hyper = resolve_recipe(options.stage, model_spec.frame_baseline, options.recipe)
     model_spec = model_spec.replace(weight_decay=hyper.pop("weight_decay"), num_crops=1)
+    runtime.set_cpu_replicas(options.cpu_replicas)
     # MultiWorkerMirroredStrategy must exist before TF initialises its runtime.
     strategy = make_strategy(collective_timeout_s=options.collective_timeout_s)
+    shape = update_shape(hyper.pop("videos_per_update"), hyper.pop("videos_per_micro_batch"),
+                         strategy.num_replicas_in_sync)
     runtime.set_determinism(options.seed, options.deterministic)
     policy = runtime.set_precision(options.mixed_precision)
-    replicas = strategy.num_replicas_in_sync
-    iter_size = options.iter_size or default_iter_size(input_spec.batch_size, replicas)
-    logging.info("%d replica(s) × %d videos × iter_size %d = %d videos per update; policy %s",
-                 replicas, input_spec.batch_size, iter_size, replicas * input_spec.batch_size * iter_size, policy)
+    print(f"update: {shape.describe()}; policy {policy}", flush=True)
+    input_spec = input_spec.replace(batch_size=shape.per_replica_batch)
     report = DatasetReport() if input_spec.on_error == "skip" else None
-    global_spec = input_spec.replace(training=True, batch_size=input_spec.batch_size * replicas,
+    global_spec = input_spec.replace(training=True, batch_size=shape.videos_per_micro_batch,
                                      shuffle_seed=options.seed, return_metadata=True)
     entries = sources.split_entries(dataset_spec, global_spec, "train")
 
@@ -115,7 +121,7 @@ def train_experiment(dataset_spec, model_spec, input_spec, options, write_flags=
             load_backbone_weights(model, options.backbone_weights, model_spec.modality, model_spec.backbone)
 
     config = TrainConfig(
-        train_dir=options.train_dir, iter_size=iter_size, save_every_n_steps=options.save_every_n_steps,
+        train_dir=options.train_dir, iter_size=shape.iter_size, save_every_n_steps=options.save_every_n_steps,
         keep_checkpoint_max=options.keep_checkpoint_max, log_every_n_steps=options.log_every_n_steps,
         nan_policy=options.nan_policy, learning_rate_decay_type=options.learning_rate_decay_type,
         checkpoint_iterator=input_spec.on_error == "raise", **hyper)

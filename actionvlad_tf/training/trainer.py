@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 OPTIMIZERS = ("adam", "sgd", "momentum", "rmsprop")
 LEARNING_RATE_DECAY_TYPES = ("exponential", "fixed")
 NAN_POLICIES = ("raise", "skip")
-VIDEOS_PER_UPDATE = 16  # every released ActionVLAD stage (release §2.5)
 INITIAL_LOSS_SCALE = 2.0**15  # dynamic loss scaling as keras.optimizers.LossScaleOptimizer
 LOSS_SCALE_GROWTH_INTERVAL = 2000
 SKIPPED_BATCHES_FILE = "skipped_batches.json"
@@ -58,16 +57,22 @@ _ACTIONVLAD_RECIPE = dict(
     optimizer="adam", opt_epsilon=1e-4, clip_gradients=5.0, num_steps_per_decay=5000,
     learning_rate_decay_factor=0.1, weight_decay=4e-5,
 )
+# videos_per_update / videos_per_micro_batch: the GLOBAL videos of one update and of one micro-batch
+# (the unit whose gradient is clipped), batch × clones × iter_size and batch × clones in the release:
+# stage 1 ran 4 × 2 GPUs × 2 (16 / 8), stage 2 4 × 4 GPUs × 1 (16 / 16), the 005 script 4 × 4 × 1.
 RECIPES = {
-    1: dict(_ACTIONVLAD_RECIPE, learning_rate=0.01, max_number_of_steps=10000),
-    2: dict(_ACTIONVLAD_RECIPE, learning_rate=1e-4, max_number_of_steps=8000),
-    0: dict(_ACTIONVLAD_RECIPE, learning_rate=1e-4, max_number_of_steps=8000),
+    1: dict(_ACTIONVLAD_RECIPE, learning_rate=0.01, max_number_of_steps=10000, videos_per_update=16,
+            videos_per_micro_batch=8),
+    2: dict(_ACTIONVLAD_RECIPE, learning_rate=1e-4, max_number_of_steps=8000, videos_per_update=16,
+            videos_per_micro_batch=16),
+    0: dict(_ACTIONVLAD_RECIPE, learning_rate=1e-4, max_number_of_steps=8000, videos_per_update=16,
+            videos_per_micro_batch=16),
     # 005_VGG_RGB_HMDB_TrainTwoStream: momentum 0.9, lr 0.001 × 0.1 every 2000 steps, 5000 steps,
     # wd 5e-4. It sets no clipping, so the flag default 0 holds.
     "frame_baseline": dict(
         optimizer="momentum", opt_epsilon=1e-4, clip_gradients=0.0, num_steps_per_decay=2000,
         learning_rate_decay_factor=0.1, weight_decay=5e-4, learning_rate=0.001,
-        max_number_of_steps=5000,
+        max_number_of_steps=5000, videos_per_update=16, videos_per_micro_batch=16,
     ),
 }
 
@@ -80,15 +85,57 @@ def recipe_defaults(stage, frame_baseline=False):
     return dict(RECIPES[key])
 
 
-def default_iter_size(batch_size, num_replicas, videos_per_update=VIDEOS_PER_UPDATE):
-    """iter_size giving `videos_per_update` videos per update (release: batch × clones × iter_size = 16)."""
-    per_micro_batch = batch_size * num_replicas
-    if videos_per_update % per_micro_batch:
-        raise ValueError(
-            f"{videos_per_update} videos per update is not a multiple of batch_size {batch_size} × "
-            f"{num_replicas} replicas; pass iter_size explicitly"
-        )
-    return videos_per_update // per_micro_batch
+def _divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+@dataclasses.dataclass(frozen=True)
+class UpdateShape:
+    """How the videos of one update divide over replicas and micro-batches (release §2.3, §2.5).
+
+    The release fixed two GLOBAL quantities: the videos of one update (`videos_per_update`, 16) and
+    the videos of one micro-batch (`videos_per_micro_batch`: the videos of all clones together, whose
+    summed gradient is clipped per variable as one unit; 8 in stage 1, 16 in stage 2). From them and
+    the replica count follow the per-replica batch and `iter_size`, so an update takes the same
+    videos and clips per the same unit on 1, 2, 4 or 16 replicas. `update_shape` builds and checks it.
+    """
+
+    videos_per_update: int
+    videos_per_micro_batch: int
+    replicas: int = 1
+
+    @property
+    def per_replica_batch(self):
+        return self.videos_per_micro_batch // self.replicas
+
+    @property
+    def iter_size(self):
+        return self.videos_per_update // self.videos_per_micro_batch
+
+    def describe(self):
+        return (f"{self.replicas} replica(s) × {self.per_replica_batch} videos = micro-batch of "
+                f"{self.videos_per_micro_batch} (clipped as one) × iter_size {self.iter_size} = "
+                f"{self.videos_per_update} videos per update")
+
+
+def update_shape(videos_per_update, videos_per_micro_batch, replicas=1):
+    """The `UpdateShape` of the global quantities on `replicas` replicas; a ValueError naming the
+    numbers and the fix where they do not divide."""
+    update, micro, replicas = int(videos_per_update), int(videos_per_micro_batch), int(replicas)
+    if min(update, micro, replicas) < 1:
+        raise ValueError(f"videos_per_update ({update}), videos_per_micro_batch ({micro}) and replicas "
+                         f"({replicas}) must be ≥ 1")
+    if update % micro:
+        raise ValueError(f"videos_per_update {update} is not a multiple of videos_per_micro_batch {micro}: "
+                         f"choose a micro-batch among {_divisors(update)}")
+    if micro % replicas:
+        fits = [m for m in _divisors(update) if m % replicas == 0]
+        other = (f"or set --videos_per_micro_batch to one of {fits} (a multiple of {replicas} dividing "
+                 f"{update}; this changes the unit whose gradient is clipped, README fidelity row 32)"
+                 if fits else f"no micro-batch dividing {update} splits over {replicas} replicas")
+        raise ValueError(f"the micro-batch of {micro} videos (clipped as one unit) cannot be split over "
+                         f"{replicas} replicas: run on a replica count among {_divisors(micro)}, {other}")
+    return UpdateShape(update, micro, replicas)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -189,7 +236,8 @@ class TrainResult:
 
 def make_strategy(devices=None, collective_timeout_s=None):
     """MultiWorkerMirroredStrategy when `TF_CONFIG` names several workers, else MirroredStrategy
-    over `devices` (default: the local GPUs, the CPU where there are none).
+    over `devices` (default: the local GPUs; where there are none, every logical CPU device, one
+    unless the CPU was split with `runtime.set_cpu_replicas` or `tf.config.set_logical_device_configuration`).
 
     `collective_timeout_s` bounds how long a worker waits in a collective for a dead peer; by
     default TF's peer health check (every 30 s) aborts the collectives of the survivors, which then
@@ -201,6 +249,10 @@ def make_strategy(devices=None, collective_timeout_s=None):
             raise ValueError("devices cannot be chosen for a multi-worker run (TF_CONFIG is set)")
         options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=collective_timeout_s)
         return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    if devices is None and not tf.config.list_logical_devices("GPU"):
+        cpus = tf.config.list_logical_devices("CPU")
+        if len(cpus) > 1:  # the CPU split into logical devices (runtime.set_cpu_replicas): one replica each
+            devices = [device.name for device in cpus]
     return tf.distribute.MirroredStrategy(devices)
 
 
