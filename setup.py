@@ -8,6 +8,7 @@ is used.
 from setuptools import find_packages, setup
 
 TENSORFLOW = ">=2.16,<2.23"  # TF 2.16 is the first with Keras 3; 2.21 is what PyPI serves for 3.11
+SCRIPT_FOLDERS = ("experiments", "data_prep")  # actionvlad_tf.commands.SCRIPT_FOLDERS
 
 
 setup(
@@ -17,9 +18,16 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["actionvlad_tf", "actionvlad_tf.*"]),
-    # The shipped offline stand-in backbone (--backbone_weights=demo_standin) and its card.
-    package_data={"actionvlad_tf.zoo": ["*.weights.h5", "*.heads.npz", "*.json"]},
+    # The entry-point folders stay at the top of the tree and install as actionvlad_tf/experiments and
+    # actionvlad_tf/data_prep (never as generic top-level packages); the `actionvlad` launcher runs
+    # them from there (actionvlad_tf/commands.py says why this layout).
+    packages=find_packages(include=["actionvlad_tf", "actionvlad_tf.*"]) + [
+        f"actionvlad_tf.{folder}" for folder in SCRIPT_FOLDERS],
+    package_dir={f"actionvlad_tf.{folder}": folder for folder in SCRIPT_FOLDERS},
+    # The shipped offline stand-in backbone (--backbone_weights=demo_standin) and its card; the flagfiles.
+    package_data={"actionvlad_tf.zoo": ["*.weights.h5", "*.heads.npz", "*.json"],
+                  "actionvlad_tf.experiments": ["configs/*.flags"]},
+    entry_points={"console_scripts": ["actionvlad = actionvlad_tf.commands:main"]},
     install_requires=[
         "keras>=3.3",
         "numpy>=1.26",

@@ -1,20 +1,24 @@
-"""The main job on the built-in demo data, as a plan of entry-point runs (`experiments/demo.py` is
-its command line; its docstring says what runs and why).
+"""The main job on the built-in demo data, as a plan of entry-point runs (`experiments/demo.py`,
+`actionvlad demo`, is its command line; its docstring says what runs and why).
 
 `build_steps(config, ...)` lists the steps (`actionvlad_tf.workflow.Step`) of one seed: dataset,
 frames, flow, lists; per stream the two-stream frame network, k-means, avg / max / ActionVLAD in two
 stages and their evaluation; export, predict on held-out videos and the action-word maps.
 `run_demo` runs them and writes `results.json`; `seeds_table` summarises several seeds.
 The step keys (`actionvlad_tf.workflow`) make a re-run repeat exactly the steps whose flags, code or
-inputs changed.
+inputs changed. Each step runs its entry point by command name through the launcher
+(`python -m actionvlad_tf.commands <command>`), so the plan needs no checkout: the code that runs, and
+that the keys hash, is the package this module was imported from with its scripts (installed, or the
+source tree).
 """
 import json
 import os
+import sys
 import time
 
 import numpy as np
 
-from actionvlad_tf import hardware, zoo
+from actionvlad_tf import commands, hardware, zoo
 from actionvlad_tf.atomic import atomic_output, write_json
 from actionvlad_tf.data.lists import read_list
 from actionvlad_tf.evaluation import late_fusion, read_logits, search_flow_weight, top_k_accuracy
@@ -22,7 +26,6 @@ from actionvlad_tf.models.vgg16 import write_random_vgg16
 from actionvlad_tf.prep import synthetic
 from actionvlad_tf.workflow import Step, Workflow, code_version, last_lines
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout: entry points live here
 STREAMS = ("rgb", "flow")
 POOLINGS = ("avg", "max", "netvlad")
 ROWS = (
@@ -105,19 +108,19 @@ def build_steps(config, out, backbones, width, image_size, precision):
     lists = os.path.join(data, "lists")
     split_id = 2 if config["evaluate_on"] == "val" else 1
     steps = [
-        Step("dataset", "data_prep/make_demo_dataset.py", dict(
+        Step("dataset", "make-demo-dataset", dict(
             output_dir=data, num_classes=config["num_classes"], train_per_class=config["train_per_class"],
             val_per_class=config["val_per_class"], test_per_class=config["test_per_class"], seed=config["seed"]),
             outputs=(os.path.join(data, "manifest.json"), os.path.join(data, "videos"),
                      os.path.join(data, "splits"))),
-        Step("frames", "data_prep/extract_frames.py", dict(
+        Step("frames", "extract-frames", dict(
             videos=os.path.join(data, "videos"), output_dir=os.path.join(data, "frames"), num_workers=2),
             deps=("dataset",), outputs=(os.path.join(data, "frames"),)),
-        Step("flow", "data_prep/extract_flow.py", dict(
+        Step("flow", "extract-flow", dict(
             frames=os.path.join(data, "frames"), output_dir=os.path.join(data, "flow"),
             method=config["flow_method"], bound=config["flow_bound"], num_workers=2), deps=("frames",),
             outputs=(os.path.join(data, "flow"),)),
-        Step("lists", "data_prep/make_lists.py", dict(
+        Step("lists", "make-lists", dict(
             dataset="ucf101", split_dir=os.path.join(data, "splits"), frames_dir=os.path.join(data, "frames"),
             output_dir=lists), deps=("frames",), outputs=(lists,)),
     ]
@@ -132,7 +135,7 @@ def build_steps(config, out, backbones, width, image_size, precision):
     def evaluate(stream, key, train_step, model_flags):
         data_deps = ("lists", "frames") + (("flow",) if stream == "flow" else ())
         result_dir = os.path.join(results, f"{stream}_{key}")
-        steps.append(Step(f"{stream}_{key}_eval", "experiments/eval.py", dict(
+        steps.append(Step(f"{stream}_{key}_eval", "eval", dict(
             modality=stream, checkpoint_path=os.path.join(runs, train_step, "model.keras"), results_dir=result_dir,
             batch_size=5, **common, **video, **model_flags), deps=(train_step,) + data_deps,
             outputs=(result_dir,)))
@@ -147,7 +150,7 @@ def build_steps(config, out, backbones, width, image_size, precision):
         # network from the RGB stand-in (as the authors trained theirs from ImageNet) stayed near
         # chance on the validation split (16.7 % after 300 updates, 25 % after 1000: docs/demo.md).
         two_stream = f"{stream}_two_stream"
-        steps.append(Step(two_stream, "experiments/train.py", dict(
+        steps.append(Step(two_stream, "train", dict(
             modality=stream, conv_endpoint="fc8", stage=1, frames_per_video=1,
             batch_size=16, iter_size=1, optimizer="adam", learning_rate=config["baseline_learning_rate"],
             opt_epsilon=1e-4, clip_gradients=5, backbone_weights=backbone, train_dir=os.path.join(runs, two_stream),
@@ -160,7 +163,7 @@ def build_steps(config, out, backbones, width, image_size, precision):
         init_deps = () if stream == "rgb" else (two_stream,)
         init_inputs = backbone_inputs if stream == "rgb" else ()
         centers = os.path.join(runs, f"{stream}_centers.npz")
-        steps.append(Step(f"{stream}_cluster", "experiments/cluster.py", dict(
+        steps.append(Step(f"{stream}_cluster", "cluster", dict(
             modality=stream, backbone_weights=init, centers=centers, num_frames=300,
             num_clusters=config["num_clusters"], **common), deps=data_deps + init_deps, inputs=init_inputs,
             outputs=(centers,)))
@@ -170,14 +173,14 @@ def build_steps(config, out, backbones, width, image_size, precision):
             stage1, stage2 = f"{stream}_{pooling}_stage1", f"{stream}_{pooling}_stage2"
             cluster = {"centers": centers} if pooling == "netvlad" else {}
             # One stream's poolings run one after the other: they share the stream's feature cache.
-            steps.append(Step(stage1, "experiments/train.py", dict(
+            steps.append(Step(stage1, "train", dict(
                 modality=stream, pooling=pooling, stage=1, train_dir=os.path.join(runs, stage1),
                 backbone_weights=init, max_number_of_steps=config["stage1_steps"],
                 learning_rate=config["stage1_learning_rate"], feature_cache_dir=cache, cache_views=2,
                 **cluster, **common, **video, **train),
                 deps=data_deps + init_deps + ((f"{stream}_cluster",) if cluster else ()), after=previous,
                 inputs=init_inputs, outputs=(os.path.join(runs, stage1),)))
-            steps.append(Step(stage2, "experiments/train.py", dict(
+            steps.append(Step(stage2, "train", dict(
                 modality=stream, pooling=pooling, stage=2, train_dir=os.path.join(runs, stage2),
                 checkpoint_path=os.path.join(runs, stage1, "model.keras"),
                 max_number_of_steps=config["stage2_steps"], learning_rate=config["stage2_learning_rate"],
@@ -189,18 +192,18 @@ def build_steps(config, out, backbones, width, image_size, precision):
             evaluate(stream, pooling, stage2, dict(pooling=pooling))
 
     export = os.path.join(out, "export")
-    steps.append(Step("export", "experiments/export.py", dict(
+    steps.append(Step("export", "export", dict(
         rgb_model=os.path.join(runs, "rgb_netvlad_stage2", "model.keras"),
         flow_model=os.path.join(runs, "flow_netvlad_stage2", "model.keras"),
         class_names=os.path.join(lists, "actions.txt"), flow_weight=config["flow_weight"], export_dir=export),
         deps=("rgb_netvlad_stage2", "flow_netvlad_stage2", "lists"), outputs=(export,)))
     videos = held_out_videos(config, data)
     for index, video_path in enumerate(videos[: config["predict_videos"]]):
-        steps.append(Step(f"predict_{index + 1}", "experiments/predict.py", dict(
+        steps.append(Step(f"predict_{index + 1}", "predict", dict(
             model=export, video=video_path, frames_per_video=config["frames_per_video"], top_k=3,
             flow_method=config["flow_method"], flow_bound=config["flow_bound"]), deps=("export",), outputs=()))
     words = os.path.join(out, "action_words")
-    steps.append(Step("action_words", "experiments/viz_action_words.py", dict(
+    steps.append(Step("action_words", "viz-action-words", dict(
         model=os.path.join(runs, "rgb_netvlad_stage2", "model.keras"), videos=",".join(videos[:4]),
         output_dir=words, frames_per_video=config["frames_per_video"], num_words=3, rank="contribution"),
         deps=("rgb_netvlad_stage2",), outputs=(words,)))
@@ -248,6 +251,16 @@ def format_table(table, num_classes, num_videos, caption, flow_weight):
     return "\n".join(lines)
 
 
+def step_environment():
+    """What the steps' environment adds so that they import this very package: a source tree's root
+    goes first on PYTHONPATH (`python -m` would otherwise import whichever actionvlad_tf the
+    installation offers); an installed package needs nothing."""
+    root = commands.source_root()
+    if root is None:
+        return {}
+    return {"PYTHONPATH": os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))}
+
+
 def run_demo(config, out, precision, reason):
     """The whole demo for one configuration (`CONFIG_KEYS` and "jobs") under `out`, with the Keras
     precision `precision` (float32 / bfloat16 / float16) chosen for `reason`; prints progress, the
@@ -257,10 +270,10 @@ def run_demo(config, out, precision, reason):
     os.makedirs(runs, exist_ok=True)
     backbones, width, image_size, caption = resolve_backbones(config, runs)
     steps = build_steps(config, out, backbones, width, image_size, precision)
-    workflow = Workflow(steps, REPO, os.path.join(out, "steps"), os.path.join(out, "logs"),
-                        version=code_version(os.path.join(REPO, "actionvlad_tf"), os.path.join(REPO, "experiments"),
-                                             os.path.join(REPO, "data_prep")),
-                        jobs=config["jobs"], echo=lambda line: print(line, flush=True))
+    workflow = Workflow(steps, [sys.executable, "-m", commands.MODULE], os.path.join(out, "steps"),
+                        os.path.join(out, "logs"), version=code_version(*commands.source_folders()),
+                        jobs=config["jobs"], echo=lambda line: print(line, flush=True),
+                        environment=step_environment(), cwd=out)
     print(f"{len(steps)} steps, {len(workflow.pending())} to run; precision {precision} ({reason}); "
           f"{hardware.machine_line()}", flush=True)
     ran = workflow.run()

@@ -1,8 +1,9 @@
 """A small make for entry points: steps keyed by what they depend on, run in subprocesses.
 
-Each `Step` runs one entry point (`python <script> --flag=value ...`) and declares the steps whose
+Each `Step` runs one entry point by its command name (`<program> <command> --flag=value ...`, the
+program being e.g. the `actionvlad` launcher, `actionvlad_tf.commands`) and declares the steps whose
 outputs it reads (`deps`), the files from outside it reads (`inputs`) and the paths it writes
-(`outputs`). Its key hashes the script, its flags, the code version, its inputs' contents and its
+(`outputs`). Its key hashes the command, its flags, the code version, its inputs' contents and its
 dependencies' keys; the key is written beside the outputs (`<state_dir>/<name>.json`) when the step
 succeeds. On a re-run a step runs again exactly when its key changed (or its outputs are gone), and
 then its old outputs are removed first, so a training folder never resumes from a checkpoint made
@@ -18,7 +19,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import threading
 import time
 
@@ -29,24 +29,24 @@ PROGRESS_EVERY_S = 20.0
 
 @dataclasses.dataclass(frozen=True)
 class Step:
-    """One entry-point run. `script`: path relative to the workflow's root (or absolute); `flags`:
-    {name: value} passed as --name=value; `deps`: names of the steps whose outputs it reads (part
-    of its key); `after`: steps it only waits for (not part of its key: e.g. not to share a cache
-    with them at the same time);
-    `inputs`: files it reads that no step makes (hashed by content); `outputs`: paths it writes
-    (checked after it runs, removed before it re-runs with a new key)."""
+    """One entry-point run. `entry`: its command, the argument of the workflow's program (e.g.
+    "train"); `flags`: {name: value} passed as --name=value; `deps`: names of the steps whose
+    outputs it reads (part of its key); `after`: steps it only waits for (not part of its key: e.g.
+    not to share a cache with them at the same time); `inputs`: files it reads that no step makes
+    (hashed by content); `outputs`: paths it writes (checked after it runs, removed before it re-runs
+    with a new key)."""
 
     name: str
-    script: str
+    entry: str
     flags: dict = dataclasses.field(default_factory=dict)
     deps: tuple = ()
     after: tuple = ()
     inputs: tuple = ()
     outputs: tuple = ()
 
-    def command(self, root, python=sys.executable):
-        script = self.script if os.path.isabs(self.script) else os.path.join(root, self.script)
-        return [python, script] + [f"--{name}={value}" for name, value in self.flags.items()]
+    def command(self, program):
+        """The argv that runs the step: `program` (a list) + its entry + its flags."""
+        return list(program) + [self.entry] + [f"--{name}={value}" for name, value in self.flags.items()]
 
 
 def file_digest(path, chunk=1 << 20):
@@ -66,11 +66,15 @@ def file_digest(path, chunk=1 << 20):
 
 
 def code_version(*folders, suffixes=(".py",)):
-    """A digest of the source files under `folders`: any change of the code changes every key."""
+    """A digest of the source files under `folders`: any change of the code changes every key. A
+    folder nested in another one given is hashed once, as its own (so the same files give the same
+    digest whether `b` lies inside `a` or beside it)."""
     digest = hashlib.sha256()
+    tops = {os.path.abspath(top) for top in folders}
     for top in folders:
         for folder, dirs, files in sorted(os.walk(top)):
-            dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith("."))
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith(".")
+                             and os.path.abspath(os.path.join(folder, d)) not in tops)
             for name in sorted(files):
                 if name.endswith(suffixes):
                     full = os.path.join(folder, name)
@@ -84,16 +88,17 @@ class StepFailed(RuntimeError):
 
 
 class Workflow:
-    """Runs `steps` (a list of `Step`, dependencies first or not) under `root`.
+    """Runs `steps` (a list of `Step`, dependencies first or not), each as `program` (a list: the
+    argv that runs an entry point given its command) + the step's entry and flags.
 
-    state_dir: where each step's key and seconds are written; log_dir: one log per step;
+    cwd: the steps' working directory (default: this process's); state_dir: where each step's key and seconds are written; log_dir: one log per step;
     version: the code version in every key; jobs: steps run side by side; threads: TensorFlow
     threads per step (default: the cores divided by `jobs`); echo: where progress lines go;
     execute: callable(step, command, log_path, env) -> exit code (default: a subprocess), replaceable
     in tests."""
 
-    def __init__(self, steps, root, state_dir, log_dir, version="", jobs=1, threads=None, echo=print,
-                 execute=None, environment=None):
+    def __init__(self, steps, program, state_dir, log_dir, version="", jobs=1, threads=None, echo=print,
+                 execute=None, environment=None, cwd=None):
         names = [step.name for step in steps]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate step names in {names}")
@@ -103,7 +108,7 @@ class Workflow:
             if missing:
                 raise ValueError(f"step {step.name} depends on unknown steps {missing}")
         self.order = self._topological(steps)
-        self.root, self.state_dir, self.log_dir = root, state_dir, log_dir
+        self.program, self.cwd, self.state_dir, self.log_dir = list(program), cwd, state_dir, log_dir
         self.version, self.jobs = version, max(1, int(jobs))
         self.threads = threads or max(1, (os.cpu_count() or 1) // self.jobs)
         self.echo = echo
@@ -136,12 +141,12 @@ class Workflow:
         return order
 
     def key(self, name):
-        """The step's key (sha256 hex) from its script, flags, the code version, its input files'
+        """The step's key (sha256 hex) from its entry, flags, the code version, its input files'
         contents and its dependencies' keys."""
         if name not in self._keys:
             step = self.steps[name]
             payload = {
-                "script": step.script, "flags": {k: str(v) for k, v in sorted(step.flags.items())},
+                "entry": step.entry, "flags": {k: str(v) for k, v in sorted(step.flags.items())},
                 "version": self.version, "deps": {dep: self.key(dep) for dep in sorted(step.deps)},
                 "inputs": {os.path.basename(p): (file_digest(p) if os.path.exists(p) else None)
                            for p in step.inputs},
@@ -196,7 +201,7 @@ class Workflow:
 
     def _subprocess(self, step, command, log_path, env):
         with open(log_path, "w", encoding="utf-8", errors="replace") as log:
-            return subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.root)
+            return subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.cwd)
 
     def _run_one(self, name):
         step = self.steps[name]
@@ -206,8 +211,8 @@ class Workflow:
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_NUM_INTRAOP_THREADS=str(self.threads),
                    TF_NUM_INTEROP_THREADS=str(min(2, self.threads)), OMP_NUM_THREADS=str(self.threads),
                    **self.environment)
-        command = step.command(self.root)
-        self.echo(f"[run ] {name}: python {step.script} {' '.join(command[2:])}")
+        command = step.command(self.program)
+        self.echo(f"[run ] {name}: {' '.join(command[len(self.program):])}")
         start = time.time()
         with self._lock:
             self._running[name] = (log_path, start)

@@ -39,7 +39,7 @@ def demo_workflow(tmp_path, version="v1", **changes):
         backbones[stream] = str(backbone)
     config = dict(CONFIG, **changes)
     steps = demo.build_steps(config, str(tmp_path / "out"), backbones, 0.25, 32, "float32")
-    return Workflow(steps, str(tmp_path), str(tmp_path / "out" / "steps"), str(tmp_path / "out" / "logs"),
+    return Workflow(steps, ["actionvlad"], str(tmp_path / "out" / "steps"), str(tmp_path / "out" / "logs"),
                     version=version, execute=fake_execute, echo=lambda line: None)
 
 
@@ -92,7 +92,7 @@ def test_a_step_rerun_with_a_new_key_starts_clean_and_an_interrupted_one_resumes
         return 0
 
     def workflow(**flags):
-        return Workflow([Step("train", "train.py", flags, outputs=tuple(outputs))], str(tmp_path),
+        return Workflow([Step("train", "train", flags, outputs=tuple(outputs))], ["actionvlad"],
                         str(out / "steps"), str(out / "logs"), execute=execute, echo=lambda line: None)
 
     with pytest.raises(StepFailed, match="step train failed"):
@@ -108,9 +108,9 @@ def test_a_step_rerun_with_a_new_key_starts_clean_and_an_interrupted_one_resumes
 
 def test_a_dependency_cycle_and_an_unknown_dependency_are_refused(tmp_path):
     with pytest.raises(ValueError, match="cycle"):
-        Workflow([Step("a", "a.py", deps=("b",)), Step("b", "b.py", deps=("a",))], "", "", "")
+        Workflow([Step("a", "a", deps=("b",)), Step("b", "b", deps=("a",))], [], "", "")
     with pytest.raises(ValueError, match="unknown"):
-        Workflow([Step("a", "a.py", deps=("c",))], "", "", "")
+        Workflow([Step("a", "a", deps=("c",))], [], "", "")
 
 
 def test_last_lines_quiet_leaves_out_tensorflow_start_up_noise(tmp_path):
