@@ -12,8 +12,8 @@ import tensorflow as tf
 
 from actionvlad_tf.data.augment import preprocess_for_eval
 from actionvlad_tf.data.sampling import frame_numbers, stack_numbers
-from actionvlad_tf.export.saved_model import clips_function, export_saved_model, late_fuse
-from actionvlad_tf.models import build_actionvlad, build_two_stream
+from actionvlad_tf.export.saved_model import clips_function, export_saved_model, jpeg_clips_function, late_fuse
+from actionvlad_tf.models import build_actionvlad, build_two_stream, embedding_model
 
 T, S, K, C = 3, 32, 4, 6
 CLASSES = [f"class_{i}" for i in range(C)]
@@ -232,6 +232,92 @@ def test_clips_signature_of_two_streams_stacks_flow_in_the_graph(tmp_path):
                              ([0, 19], "num_frames must be ≥ 1")):
         with pytest.raises(tf.errors.InvalidArgumentError, match=message):
             clips_fn(tf.constant(_padded(clips)), tf.constant(_padded(flows)), tf.constant(lengths, tf.int32))
+
+
+def _jpegs(frames):
+    """Frames [N, H, W, C] → (JPEG strings [N] as numpy bytes, the frames those JPEGs decode to)."""
+    encoded = [tf.io.encode_jpeg(tf.constant(f), quality=90).numpy() for f in frames]
+    decoded = np.stack([tf.io.decode_jpeg(e, channels=frames.shape[-1]).numpy() for e in encoded])
+    return np.array(encoded, dtype=bytes), decoded
+
+
+def _padded_strings(videos):
+    batch = np.zeros((len(videos), max(len(v) for v in videos)), dtype=f"S{max(len(e) for v in videos for e in v)}")
+    for b, video in enumerate(videos):
+        batch[b, :len(video)] = video
+    return batch
+
+
+def test_every_signature_gives_the_embedding(rgb_export):
+    """`embedding` [K·D] is the pooled vector the classifier reads, in each signature."""
+    model, paths = rgb_export
+    signatures = tf.saved_model.load(paths["saved_model"]).signatures
+    frames = _frames(np.random.default_rng(3), 3)
+    batch = preprocess_for_eval(frames, "rgb", 1, S)[None]
+    expected = keras.ops.convert_to_numpy(embedding_model(model)(batch)["embedding"])
+    assert expected.shape == (1, K * 512) and np.ptp(expected) > 0
+    encoded, decoded = _jpegs(frames)
+    outputs = {
+        "serving_default": signatures["serving_default"](frames=tf.constant(frames))["embedding"][None],
+        "preprocessed": signatures["preprocessed"](rgb=batch)["embedding"],
+        "clips": signatures["clips"](frames=tf.constant(frames[None]), num_frames=tf.constant([T]))["embedding"],
+    }
+    for name, got in outputs.items():
+        np.testing.assert_allclose(got.numpy(), expected, atol=1e-6, err_msg=name)
+    from_jpeg = signatures["jpeg_clips"](jpeg_frames=tf.constant(encoded[None]), num_frames=tf.constant([T]))
+    from_decoded = signatures["clips"](frames=tf.constant(decoded[None]), num_frames=tf.constant([T]))
+    np.testing.assert_allclose(from_jpeg["embedding"].numpy(), from_decoded["embedding"].numpy(), atol=1e-6)
+
+
+def test_jpeg_clips_equal_clips_on_the_decoded_frames(rgb_export, tmp_path):
+    """`jpeg_clips` on padded batches of JPEG strings [B, N] equals `clips` on the frames those JPEGs
+    decode to, in a process that imports only TensorFlow; a broken JPEG among the sampled frames
+    is an error, one among the padding or the frames not sampled is never decoded."""
+    _, paths = rgb_export
+    rng = np.random.default_rng(9)
+    lengths = (7, 20, 1)
+    pairs = [_jpegs(_frames(rng, 3, frames=n)) for n in lengths]
+    num_frames = np.array(lengths, np.int32)
+    from_jpeg = _run_fresh_process(tmp_path, paths["saved_model"], {
+        "jpeg_frames": _padded_strings([e for e, _ in pairs]), "num_frames": num_frames}, signature="jpeg_clips")
+    from_clips = _run_fresh_process(tmp_path, paths["saved_model"], {
+        "frames": _padded([d for _, d in pairs]), "num_frames": num_frames}, signature="clips")
+    assert set(from_jpeg) == set(from_clips) >= {"logits", "probabilities", "embedding", "top5_classes"}
+    np.testing.assert_array_equal(from_jpeg.pop("top5_classes"), from_clips.pop("top5_classes"))
+    for name in from_clips:
+        np.testing.assert_allclose(from_jpeg[name], from_clips[name], atol=1e-6, err_msg=name)
+    signature = tf.saved_model.load(paths["saved_model"]).signatures["jpeg_clips"]
+    broken = _padded_strings([e for e, _ in pairs])
+    broken[1, 2] = b"not a jpeg"  # frame 3 of 20: not among the frames 1, 10, 19 sampled
+    signature(jpeg_frames=tf.constant(broken), num_frames=tf.constant(num_frames))
+    broken[1, 9] = b"not a jpeg"
+    with pytest.raises(tf.errors.InvalidArgumentError, match="JPEG|jpeg|Unknown image"):
+        signature(jpeg_frames=tf.constant(broken), num_frames=tf.constant(num_frames))
+
+
+def test_jpeg_clips_of_two_streams_decode_flow_jpegs():
+    """Flow as TSN's grayscale flow_x / flow_y JPEGs [B, M] each: equal to `clips` on the decoded
+    images stacked x then y."""
+    keras.utils.set_random_seed(3)
+    fused = late_fuse(build_actionvlad(C, frames_per_video=None, image_size=S, num_clusters=K),
+                      build_actionvlad(C, modality="flow", frames_per_video=None, image_size=S, num_clusters=K))
+    rng = np.random.default_rng(10)
+    lengths = (12, 15)
+    rgb = [_jpegs(_frames(rng, 3, frames=n)) for n in lengths]
+    flow_x = [_jpegs(_frames(rng, 1, frames=n - 1)) for n in lengths]
+    flow_y = [_jpegs(_frames(rng, 1, frames=n - 1)) for n in lengths]
+    jpeg_fn, spec = jpeg_clips_function(fused, CLASSES, frames_per_video=2)
+    assert [s.name for s in spec] == ["jpeg_frames", "jpeg_flow_x", "jpeg_flow_y", "num_frames"]
+    clips_fn, _ = clips_function(fused, CLASSES, frames_per_video=2)
+    n = tf.constant(lengths, tf.int32)
+    got = jpeg_fn(*[tf.constant(_padded_strings([e for e, _ in v])) for v in (rgb, flow_x, flow_y)], n)
+    flows = [np.concatenate([x, y], -1) for (_, x), (_, y) in zip(flow_x, flow_y)]
+    expected = clips_fn(tf.constant(_padded([d for _, d in rgb])), tf.constant(_padded(flows)), n)
+    for name in ("logits", "embedding"):
+        np.testing.assert_allclose(got[name].numpy(), expected[name].numpy(), atol=1e-5)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="one stack"):
+        jpeg_fn(*[tf.constant(_padded_strings([e for e, _ in v])) for v in (rgb, flow_x, flow_y)],
+                tf.constant([10, 15], tf.int32))
 
 
 @pytest.mark.slow  # subprocesses of the absl entry points; the library is tested above

@@ -39,11 +39,14 @@ import tensorflow as tf
 from actionvlad_tf.atomic import ensure_writable_dir, save_keras_atomic
 from actionvlad_tf.data.augment import preprocess_for_eval
 from actionvlad_tf.data.sampling import frame_numbers_tf, stack_numbers
-from actionvlad_tf.models import WeightedLogitFusion, model_streams
+from actionvlad_tf.models import WeightedLogitFusion, embedding_model, model_streams
 from actionvlad_tf.models.actionvlad import DEFAULT_FLOW_WEIGHT
 
 SERVING_INPUT_NAMES = {"rgb": "frames", "flow": "flow"}
 CLIPS_SIGNATURE = "clips"
+JPEG_CLIPS_SIGNATURE = "jpeg_clips"
+# jpeg_clips inputs: RGB frames, and flow as TSN's grayscale flow_x / flow_y JPEGs (§3.1).
+JPEG_INPUT_NAMES = {"rgb": ("jpeg_frames",), "flow": ("jpeg_flow_x", "jpeg_flow_y")}
 DEFAULT_CLIP_FRAMES = 25  # T of the `clips` signature for a model built for any T (the release's)
 TOP_K = 5
 
@@ -73,16 +76,34 @@ def load_model_or_late_fusion(model_path=None, rgb_path=None, flow_path=None, fl
     return late_fuse(keras.saving.load_model(rgb_path), keras.saving.load_model(flow_path), flow_weight)
 
 
-def _outputs(logits, class_names):
-    """The signature outputs from logits [..., C]."""
+def _outputs(outputs, class_names):
+    """The signature outputs from the model's `logits` [..., C] (and `embedding`, where it has one)."""
+    logits = outputs["logits"]
     k = min(TOP_K, len(class_names))
     top = tf.math.top_k(logits, k=k)
-    return {
+    result = {
         "logits": logits,
         "probabilities": tf.nn.softmax(logits, axis=-1),
         "top5_indices": top.indices,
         "top5_classes": tf.gather(tf.constant(class_names, tf.string), top.indices),
     }
+    if "embedding" in outputs:
+        result["embedding"] = tf.cast(outputs["embedding"], tf.float32)
+    return result
+
+
+def model_outputs(model):
+    """batch {modality: [B, F, S, S, C]} → {"logits" [B, C], "embedding" [B, E]}: the model and,
+    where it has one, its pooled vector (`models.embedding_model`), in one pass."""
+    heads = embedding_model(model)
+    multi = isinstance(model.input, dict)
+
+    def call(batch):
+        inputs = batch if multi else next(iter(batch.values()))
+        if heads is None:
+            return {"logits": model(inputs, training=False)}
+        return heads(inputs, training=False)
+    return call
 
 
 def _checked(tensor, name, axes):
@@ -122,10 +143,7 @@ def serving_functions(model, class_names, num_crops=1, resize_shape=None,
         if frames is not None and frames % num_crops:
             raise ValueError(f"the model's {frames} input frames are not a multiple of num_crops={num_crops}")
         raw_frames[modality] = None if frames is None else frames // num_crops
-    multi = isinstance(model.input, dict)
-
-    def call(batch):
-        return model(batch if multi else batch[next(iter(streams))], training=False)
+    call = model_outputs(model)
 
     def serve(*videos):
         batch = {}
@@ -134,7 +152,7 @@ def serving_functions(model, class_names, num_crops=1, resize_shape=None,
                              [("T", raw_frames[modality]), ("H", None), ("W", None), ("C", channels)])
             batch[modality] = preprocess_for_eval(video, modality, num_crops, size, resize_shape,
                                                   half_pixel_centers)[None]
-        return _outputs(call(batch)[0], class_names)
+        return {name: value[0] for name, value in _outputs(call(batch), class_names).items()}
 
     def preprocessed(*batches):
         batch = {m: _checked(b, m, [("B", None), ("T", f), ("S", s), ("S", s), ("C", c)])
@@ -147,12 +165,12 @@ def serving_functions(model, class_names, num_crops=1, resize_shape=None,
     return (serve, serve_spec), (preprocessed, batch_spec)
 
 
-def clips_function(model, class_names, num_crops=1, resize_shape=None, half_pixel_centers=False,
-                   frames_per_video=None):
-    """The `clips` signature's python function and its `tf.TensorSpec`s (module docstring).
+def _clip_sampler(model, class_names, num_crops, resize_shape, half_pixel_centers, frames_per_video):
+    """What `clips` and `jpeg_clips` share: (streams, check(n, lengths), first(n), outputs(sampled)).
 
-    T is the model's frame count per crop, or `frames_per_video` (default 25) for a model built
-    for any T; the streams of a two-stream model share the frame numbers (release §3.3).
+    `check` asserts the clip lengths n [B] against the frames given per stream ({stream: N or M});
+    `first(n)` is the release's first frame numbers [B, T] (1-based); `outputs` takes the sampled
+    {stream: [B, T, H, W, C]} (flow as [B, T, L, H, W, 2]) to the signature's outputs.
     """
     streams = model_streams(model)
     if len(class_names) != model.output.shape[-1]:
@@ -164,48 +182,103 @@ def clips_function(model, class_names, num_crops=1, resize_shape=None, half_pixe
     frames_per_video = counts.pop() or frames_per_video or DEFAULT_CLIP_FRAMES
     modality = "+".join(streams)
     flow_stack = streams["flow"][2] // 2 if "flow" in streams else 10
-    multi = isinstance(model.input, dict)
+    call = model_outputs(model)
+
+    def check(n, lengths):
+        checks = [tf.debugging.assert_equal(tf.shape(n)[0], tf.shape(v)[0], message=(
+            f"num_frames and {name} must have one entry per video (B)")) for name, v in lengths.items()]
+        checks.append(tf.debugging.assert_positive(n, message="num_frames must be ≥ 1"))
+        for name, given in lengths.items():
+            if name.endswith(SERVING_INPUT_NAMES["rgb"]):
+                checks.append(tf.debugging.assert_less_equal(n, tf.shape(given, tf.int64)[1], message=(
+                    f"num_frames exceeds the frames given (N of {name})")))
+            else:
+                checks += [tf.debugging.assert_greater_equal(n - 1, tf.constant(flow_stack, tf.int64), message=(
+                    f"flow needs num_frames − 1 ≥ {flow_stack} flow images (one stack)")),
+                           tf.debugging.assert_less_equal(n - 1, tf.shape(given, tf.int64)[1], message=(
+                    f"num_frames − 1 exceeds the flow images given (M of {name})"))]
+        return checks
+
+    def first(n, checks):
+        with tf.control_dependencies(checks):
+            return frame_numbers_tf(n[:, None], frames_per_video, modality, flow_stack)  # [B, T], 1-based
+
+    def outputs(sampled):
+        batch = {}
+        for stream, video in sampled.items():
+            size, channels = streams[stream][1], streams[stream][2]
+            if stream == "flow":  # [B, T, L, H, W, 2] → [B, T, H, W, 2L], channels x1, y1, …, xL, yL
+                shape = tf.shape(video)
+                video = tf.reshape(tf.transpose(video, [0, 1, 3, 4, 2, 5]),
+                                   tf.concat([shape[:2], shape[3:5], [channels]], 0))
+            shape = tf.shape(video)
+            # All B·T frames as one video: frame-major crops keep each video's frames together.
+            frames = preprocess_for_eval(tf.reshape(video, tf.concat([[-1], shape[2:]], 0)), stream,
+                                         num_crops, size, resize_shape, half_pixel_centers)
+            batch[stream] = tf.reshape(frames, [shape[0], num_crops * frames_per_video, size, size, channels])
+        return _outputs(call(batch), class_names)
+
+    return streams, check, first, outputs, flow_stack
+
+
+def clips_function(model, class_names, num_crops=1, resize_shape=None, half_pixel_centers=False,
+                   frames_per_video=None):
+    """The `clips` signature's python function and its `tf.TensorSpec`s (module docstring).
+
+    T is the model's frame count per crop, or `frames_per_video` (default 25) for a model built
+    for any T; the streams of a two-stream model share the frame numbers (release §3.3).
+    """
+    streams, check, first, outputs, flow_stack = _clip_sampler(
+        model, class_names, num_crops, resize_shape, half_pixel_centers, frames_per_video)
 
     def clips(*inputs):
         *videos, num_frames = inputs
         videos = dict(zip(streams, videos))
         n = tf.cast(num_frames, tf.int64)
-        checks = [tf.debugging.assert_equal(tf.shape(n)[0], tf.shape(v)[0], message=(
-            f"num_frames and {SERVING_INPUT_NAMES[m]} must have one entry per video (B)"))
-                  for m, v in videos.items()]
-        checks.append(tf.debugging.assert_positive(n, message="num_frames must be ≥ 1"))
-        if "rgb" in videos:
-            checks.append(tf.debugging.assert_less_equal(n, tf.shape(videos["rgb"], tf.int64)[1], message=(
-                "num_frames exceeds the frames given (N)")))
-        if "flow" in videos:
-            checks += [tf.debugging.assert_greater_equal(n - 1, tf.constant(flow_stack, tf.int64), message=(
-                f"flow needs num_frames − 1 ≥ {flow_stack} flow images (one stack)")),
-                       tf.debugging.assert_less_equal(n - 1, tf.shape(videos["flow"], tf.int64)[1], message=(
-                "num_frames − 1 exceeds the flow images given (M)"))]
-        with tf.control_dependencies(checks):
-            first = frame_numbers_tf(n[:, None], frames_per_video, modality, flow_stack)  # [B, T], 1-based
-        batch = {}
-        for stream, video in videos.items():
-            size, channels = streams[stream][1], streams[stream][2]
-            if stream == "rgb":
-                sampled = tf.gather(video, first - 1, batch_dims=1)  # [B, T, H, W, 3]
-            else:  # [B, T, L, H, W, 2] → [B, T, H, W, 2L], channels x1, y1, …, xL, yL
-                sampled = tf.gather(video, stack_numbers(first, flow_stack) - 1, batch_dims=1)
-                shape = tf.shape(sampled)
-                sampled = tf.reshape(tf.transpose(sampled, [0, 1, 3, 4, 2, 5]),
-                                     tf.concat([shape[:2], shape[3:5], [channels]], 0))
-            shape = tf.shape(sampled)
-            # All B·T frames as one video: frame-major crops keep each video's frames together.
-            frames = preprocess_for_eval(tf.reshape(sampled, tf.concat([[-1], shape[2:]], 0)), stream,
-                                         num_crops, size, resize_shape, half_pixel_centers)
-            batch[stream] = tf.reshape(frames, [shape[0], num_crops * frames_per_video, size, size, channels])
-        logits = model(batch if multi else batch[modality], training=False)
-        return _outputs(logits, class_names)
+        numbers = first(n, check(n, {SERVING_INPUT_NAMES[m]: v for m, v in videos.items()}))
+        return outputs({m: tf.gather(v, (numbers if m == "rgb" else stack_numbers(numbers, flow_stack)) - 1,
+                                     batch_dims=1) for m, v in videos.items()})
 
     spec = [tf.TensorSpec([None, None, None, None, 3 if m == "rgb" else 2], tf.uint8, name=SERVING_INPUT_NAMES[m])
             for m in streams]
     spec.append(tf.TensorSpec([None], tf.int32, name="num_frames"))
     return clips, spec
+
+
+def _decode_jpegs(encoded, channels):
+    """[...] JPEG strings → uint8 [..., H, W, channels]; every image of the call the same size."""
+    flat = tf.reshape(encoded, [-1])
+    images = tf.map_fn(lambda image: tf.io.decode_jpeg(image, channels=channels), flat,
+                       fn_output_signature=tf.TensorSpec([None, None, channels], tf.uint8))
+    return tf.reshape(images, tf.concat([tf.shape(encoded), tf.shape(images)[1:]], 0))
+
+
+def jpeg_clips_function(model, class_names, num_crops=1, resize_shape=None, half_pixel_centers=False,
+                        frames_per_video=None):
+    """The `jpeg_clips` signature (module docstring): `clips` on JPEG-encoded frames, of which only
+    the sampled ones are decoded. Python function and `tf.TensorSpec`s."""
+    streams, check, first, outputs, flow_stack = _clip_sampler(
+        model, class_names, num_crops, resize_shape, half_pixel_centers, frames_per_video)
+    names = [name for m in streams for name in JPEG_INPUT_NAMES[m]]
+
+    def jpeg_clips(*inputs):
+        *encoded, num_frames = inputs
+        encoded = dict(zip(names, encoded))
+        n = tf.cast(num_frames, tf.int64)
+        numbers = first(n, check(n, encoded))
+        sampled = {}
+        if "rgb" in streams:
+            sampled["rgb"] = _decode_jpegs(tf.gather(encoded[JPEG_INPUT_NAMES["rgb"][0]], numbers - 1,
+                                                     batch_dims=1), 3)
+        if "flow" in streams:  # [B, T, L, H, W, 2]: x and y images of each stack
+            stacks = stack_numbers(numbers, flow_stack) - 1
+            sampled["flow"] = tf.concat([_decode_jpegs(tf.gather(encoded[name], stacks, batch_dims=1), 1)
+                                         for name in JPEG_INPUT_NAMES["flow"]], axis=-1)
+        return outputs(sampled)
+
+    spec = [tf.TensorSpec([None, None], tf.string, name=name) for name in names]
+    spec.append(tf.TensorSpec([None], tf.int32, name="num_frames"))
+    return jpeg_clips, spec
 
 
 def next_version(export_dir):
@@ -244,8 +317,9 @@ def export_saved_model(model, export_dir, class_names, num_crops=1, version=None
     archive.track(model)
     archive.add_endpoint("serving_default", serve, serve_spec)
     archive.add_endpoint("preprocessed", preprocessed, batch_spec)
-    archive.add_endpoint(CLIPS_SIGNATURE, *clips_function(
-        model, list(class_names), num_crops, resize_shape, half_pixel_centers, clip_frames))
+    for name, function in ((CLIPS_SIGNATURE, clips_function), (JPEG_CLIPS_SIGNATURE, jpeg_clips_function)):
+        archive.add_endpoint(name, *function(model, list(class_names), num_crops, resize_shape,
+                                             half_pixel_centers, clip_frames))
     tmp = export_dir / f".{version}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
         archive.write_out(str(tmp), verbose=False)

@@ -62,3 +62,28 @@ def model_streams(model):
                              f"({shape[-1]} channels; expected one 3-channel RGB and/or one 20-channel flow input)")
         streams[modality] = (shape[1], shape[2], shape[-1])
     return {m: streams[m] for m in ("rgb", "flow") if m in streams}
+
+
+def embedding_model(model, descriptors=False):
+    """A model on `model`'s inputs whose outputs are `logits` (the model's) and `embedding`: the
+    pooled vector its classifier reads (K·D for ActionVLAD, the paper's video descriptor; for a
+    late-fusion model the RGB then flow streams' vectors, concatenated). With `descriptors`, also
+    `descriptors_<i>`, the input of `pooling_layers(model)[i]` (the per-frame maps [B, F, h, w, D]).
+    Shares `model`'s weights; the pooled vector is computed once, not by a second pass.
+    Returns None for a model without a layer named `classifier` (the frame-averaging baseline)."""
+    names = [layer.name for layer in model.layers]
+    if "late_fusion" in names:
+        streams = [m for m in ("rgb", "flow") if f"{m}_actionvlad" in names]
+        inputs = model.input if isinstance(model.input, dict) else dict(zip(streams, model.inputs))
+        parts = [embedding_model(model.get_layer(f"{m}_actionvlad"), descriptors)(inputs[m]) for m in streams]
+        outputs = {"logits": model.get_layer("late_fusion")([p["logits"] for p in parts]),
+                   "embedding": keras.layers.Concatenate(name="embedding")([p["embedding"] for p in parts])}
+        maps = [p[key] for p in parts for key in sorted(k for k in p if k.startswith("descriptors_"))]
+    elif "classifier" in names:
+        outputs = {"logits": model.output, "embedding": model.get_layer("classifier").input}
+        maps = [layer.input for layer in pooling_layers(model)]
+    else:
+        return None
+    if descriptors:
+        outputs.update({f"descriptors_{i}": tensor for i, tensor in enumerate(maps)})
+    return keras.Model(model.input, outputs, name=f"{model.name}_embedding")
