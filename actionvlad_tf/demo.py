@@ -130,7 +130,7 @@ def build_steps(config, out, backbones, width, image_size, precision):
     if width != 1.0:
         common["backbone_width"] = width
     video = dict(frames_per_video=config["frames_per_video"], num_clusters=config["num_clusters"])
-    train = dict(batch_size=config["batch_size"], save_every_n_steps=10**6, log_every_n_steps=10)
+    train = dict(videos_per_micro_batch=config["batch_size"], videos_per_update=16, save_every_n_steps=10**6, log_every_n_steps=10)
 
     def evaluate(stream, key, train_step, model_flags):
         data_deps = ("lists", "frames") + (("flow",) if stream == "flow" else ())
@@ -152,7 +152,7 @@ def build_steps(config, out, backbones, width, image_size, precision):
         two_stream = f"{stream}_two_stream"
         steps.append(Step(two_stream, "train", dict(
             modality=stream, conv_endpoint="fc8", stage=1, frames_per_video=1,
-            batch_size=16, iter_size=1, optimizer="adam", learning_rate=config["baseline_learning_rate"],
+            videos_per_micro_batch=16, videos_per_update=16, optimizer="adam", learning_rate=config["baseline_learning_rate"],
             opt_epsilon=1e-4, clip_gradients=5, backbone_weights=backbone, train_dir=os.path.join(runs, two_stream),
             max_number_of_steps=config["baseline_steps"], save_every_n_steps=10**6, **common),
             deps=data_deps, inputs=backbone_inputs, outputs=(os.path.join(runs, two_stream),)))

@@ -74,7 +74,7 @@ flags.DEFINE_float("stage2_learning_rate", 1e-3, "Stage 2 learning rate (release
 flags.DEFINE_float("flow_weight", 0.333, "Late fusion (1 - w)·RGB + w·flow of raw logits. The release weights flow 2:1 "
                    "(0.667), made for datasets where flow is the stronger stream; the demo's flow stream is the weaker one, "
                    "and on the validation split 0.667 gave ActionVLAD 76.7 %, 0.5 85.0 %, 0.333 88.3 % (docs/demo.md).")
-flags.DEFINE_integer("batch_size", 4, "Videos per micro-batch; iter_size makes 16 per update, as the release.")
+flags.DEFINE_integer("batch_size", 4, "Videos per micro-batch (clipped as one); 16 per update, as the release.")
 flags.DEFINE_integer("seed", 0, "Seed of the data, the backbone and training.")
 flags.DEFINE_list("seeds", [], "Run the whole demo once per seed (in <output_dir>/seed_N) and write the "
                   "mean ± standard deviation of every row.")

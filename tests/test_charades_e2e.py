@@ -68,7 +68,7 @@ def test_tiny_bn_inception_actionvlad_trains_on_clips_and_evaluates_map_wap(tmp_
     runs = tmp_path / "runs"
     _run(repo_root, "cluster.py", *data, f"--centers={runs}/centers.npz", "--num_frames=6",
          "--frames_per_batch=3", "--kmeans_n_init=1")
-    train = [*data, "--frames_per_video=3", "--batch_size=2", "--iter_size=1", "--save_every_n_steps=2"]
+    train = [*data, "--frames_per_video=3", "--videos_per_micro_batch=2", "--videos_per_update=2", "--save_every_n_steps=2"]
     _run(repo_root, "train.py", *train, "--stage=1", f"--centers={runs}/centers.npz",
          f"--train_dir={runs}/stage1", "--max_number_of_steps=2")
     _run(repo_root, "train.py", *train, "--stage=2", f"--checkpoint_path={runs}/stage1",

@@ -22,7 +22,7 @@ _SPEC.loader.exec_module(flagfiles)
 # that each entry point defines those its flagfiles use).
 ENTRY_POINT_FLAGS = frozenset("""
     train_dir dataset_name dataset_dir flow_dir dataset_list_dir split_id modality frames_per_video
-    batch_size iter_size learning_rate num_steps_per_decay learning_rate_decay_factor optimizer opt_epsilon
+    batch_size videos_per_update videos_per_micro_batch learning_rate num_steps_per_decay learning_rate_decay_factor optimizer opt_epsilon
     clip_gradients weight_decay pooling netvlad_alpha num_clusters conv_endpoint pooled_dropout
     checkpoint_path max_number_of_steps stage centers backbone_weights model_name num_crops logits_file
     results_dir fusion image_size save_every_n_steps seed deterministic mixed_precision log_every_n_steps
@@ -108,13 +108,16 @@ def test_hmdb51_runs_follow_the_release_recipe(split, modality):
         assert resolved["frames_per_video"] == "25" and resolved["num_clusters"] == "64"
     for resolved, lr, steps in ((stage1, 0.01, 10000), (stage2, 1e-4, 8000)):  # release §2.5
         assert float(resolved["learning_rate"]) == lr and int(resolved["max_number_of_steps"]) == steps
-        assert int(resolved["batch_size"]) * int(resolved["iter_size"]) == 16
+        assert int(resolved["videos_per_update"]) == 16 and "iter_size" not in resolved
         assert (resolved["optimizer"], float(resolved["opt_epsilon"]), float(resolved["clip_gradients"])) == (
             "adam", 1e-4, 5.0)
         assert (int(resolved["num_steps_per_decay"]), float(resolved["learning_rate_decay_factor"])) == (5000, 0.1)
         assert float(resolved["weight_decay"]) == 4e-5 and float(resolved["netvlad_alpha"]) == 1000.0
-    # each variable's gradient is clipped per micro-batch of the release's: 4 × 2 clones, then 4 × 4
-    assert (int(stage1["batch_size"]), int(stage2["batch_size"])) == (8, 16)
+    # each variable's gradient is clipped per micro-batch of the release's: 4 × 2 clones, then 4 × 4,
+    # global numbers, so any replica count takes the same (train.py derives the per-replica batch)
+    assert (int(stage1["videos_per_micro_batch"]), int(stage2["videos_per_micro_batch"])) == (8, 16)
+    assert "batch_size" not in stage1 and "batch_size" not in stage2
+    assert all(resolved["mixed_precision"] == "float32" for resolved in (stage1, stage2, evaluation))
     if modality == "flow":  # from the release's per-split two-stream flow network, converted
         assert stage1["backbone_weights"] == f"runs/release/hmdb51_twostream_flow_split{split}/model.keras"
     assert evaluation["num_crops"] == {"rgb": "1", "flow": "5"}[modality]  # README numbers, §8 row 10

@@ -239,7 +239,7 @@ def test_train_cli_stages_on_the_feature_cache_and_resumes(tmp_path):
                  np.random.default_rng(0).standard_normal((4, 512)).astype(np.float32))
     common = [f"--dataset_dir={data}/frames", f"--dataset_list_dir={data}/lists",
               "--dataset_name=demo", "--num_classes=3", "--image_size=32", "--resize_shape=40,48",
-              "--num_clusters=4", "--frames_per_video=3", "--batch_size=2", "--iter_size=1",
+              "--num_clusters=4", "--frames_per_video=3", "--videos_per_micro_batch=2", "--videos_per_update=2",
               "--save_every_n_steps=1", "--feature_cache_dir=cache", "--cache_views=2"]
     out = _run("train", *common, "--stage=1", f"--centers={tmp_path}/centers.npz",
                "--max_number_of_steps=2", "--train_dir=stage1", cwd=tmp_path)

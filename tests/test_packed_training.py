@@ -33,7 +33,8 @@ def test_training_from_shards_equals_training_from_folders(tmp_path):
                        packed_files=str(data / "packed" / "{split}_split{split_id}-*.tfrecord"))
     models = {}
     for name, inputs in (("folders", folders), ("packed", packed)):
-        options = TrainOptions(train_dir=str(tmp_path / name), recipe={"max_number_of_steps": 3}, iter_size=1,
+        options = TrainOptions(train_dir=str(tmp_path / name), recipe={"max_number_of_steps": 3, "videos_per_update": 2,
+                                                                    "videos_per_micro_batch": 2},
                                save_every_n_steps=3, seed=5, mixed_precision="float32")
         result, _ = train_experiment(dataset, model, inputs, options)
         assert result.step == 3

@@ -59,7 +59,7 @@ def test_cluster_train_two_stages_and_evaluate(tmp_path):
     out = _run("cluster", *common, "--centers=runs/centers.npz", "--num_frames=12", "--frames_per_batch=4",
                cwd=tmp_path)
     assert "4 centres of dimension 512 from 48 descriptors" in out  # 32² input: 2 × 2 conv5 positions
-    train = common + ["--batch_size=2", "--iter_size=2", "--max_number_of_steps=2", "--save_every_n_steps=1"]
+    train = common + ["--videos_per_micro_batch=2", "--videos_per_update=4", "--max_number_of_steps=2", "--save_every_n_steps=1"]
     out = _run("train", *train, "--stage=1", "--centers=runs/centers.npz", "--train_dir=runs/stage1", cwd=tmp_path)
     assert re.search(r"^step 2:", out, re.M)  # after the "precision: …" line
     stage1 = tmp_path / "runs" / "stage1"
@@ -94,8 +94,8 @@ def test_frame_baseline_trains_and_initialises_the_flow_actionvlad(tmp_path):
     common = [f"--dataset_dir={data}/frames", f"--flow_dir={data}/flow", f"--dataset_list_dir={data}/lists",
               "--dataset_name=demo", "--num_classes=2", "--image_size=32", "--resize_shape=40,48",
               "--modality=flow", "--num_clusters=4"]
-    _run("train", *common, "--conv_endpoint=fc8", "--pooling=avg", "--frames_per_video=1", "--batch_size=2",
-         "--iter_size=1", "--max_number_of_steps=1", "--train_dir=runs/baseline", cwd=tmp_path)
+    _run("train", *common, "--conv_endpoint=fc8", "--pooling=avg", "--frames_per_video=1", "--videos_per_micro_batch=2",
+         "--videos_per_update=2", "--max_number_of_steps=1", "--train_dir=runs/baseline", cwd=tmp_path)
     out = _run("eval", *common, "--conv_endpoint=fc8", "--pooling=avg", "--frames_per_video=3",
                "--checkpoint_path=runs/baseline", "--results_dir=runs/baseline_eval", cwd=tmp_path)
     assert "(4 videos)" in out

@@ -14,8 +14,8 @@ import pytest
 import tensorflow as tf
 
 from actionvlad_tf.models import build_actionvlad
-from actionvlad_tf.training import (NonFiniteLossError, TrainConfig, default_iter_size, load_model_weights,
-                                    make_optimizer, make_strategy, recipe_defaults, train)
+from actionvlad_tf.training import (NonFiniteLossError, TrainConfig, load_model_weights,
+                                    make_optimizer, make_strategy, recipe_defaults, train, update_shape)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -55,9 +55,22 @@ def test_recipe_defaults_and_videos_per_update():
     assert recipe_defaults(2)["learning_rate"] == 1e-4 and recipe_defaults(2)["max_number_of_steps"] == 8000
     assert recipe_defaults(2)["opt_epsilon"] == 1e-4 and recipe_defaults(2)["clip_gradients"] == 5.0
     assert recipe_defaults(None, frame_baseline=True)["optimizer"] == "momentum"
-    assert default_iter_size(4, 1) == 4 and default_iter_size(4, 2) == 2 and default_iter_size(4, 4) == 1
-    with pytest.raises(ValueError, match="iter_size explicitly"):
-        default_iter_size(3, 1)
+    # the release's global numbers (§2.5): stage 1 16 per update clipped per 8, stage 2 per 16
+    assert [(recipe_defaults(s)["videos_per_update"], recipe_defaults(s)["videos_per_micro_batch"])
+            for s in (1, 2)] == [(16, 8), (16, 16)]
+    stage1 = [update_shape(16, 8, n) for n in (1, 2, 4, 8)]
+    assert [(s.per_replica_batch, s.iter_size) for s in stage1] == [(8, 2), (4, 2), (2, 2), (1, 2)]
+    assert [(s.per_replica_batch, s.iter_size) for s in (update_shape(16, 16, n) for n in (1, 2, 4))] == [
+        (16, 1), (8, 1), (4, 1)]
+    assert stage1[1].describe() == ("2 replica(s) × 4 videos = micro-batch of 8 (clipped as one) × iter_size 2 "
+                                    "= 16 videos per update")
+    with pytest.raises(ValueError, match=r"micro-batch of 8 videos .* cannot be split over 3 replicas: run on a "
+                                         r"replica count among \[1, 2, 4, 8\], no micro-batch dividing 16"):
+        update_shape(16, 8, 3)
+    with pytest.raises(ValueError, match=r"over 16 replicas: .* one of \[16\]"):
+        update_shape(16, 8, 16)
+    with pytest.raises(ValueError, match="16 is not a multiple of videos_per_micro_batch 6"):
+        update_shape(16, 6, 1)
     with pytest.raises(ValueError, match="nan_policy"):
         TrainConfig(train_dir="x", max_number_of_steps=1, nan_policy="ignore")
 
