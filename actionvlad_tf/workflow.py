@@ -72,7 +72,7 @@ def code_version(*folders, suffixes=(".py",)):
     digest = hashlib.sha256()
     tops = {os.path.abspath(top) for top in folders}
     for top in folders:
-        for folder, dirs, files in sorted(os.walk(top)):
+        for folder, dirs, files in os.walk(top):  # top-down in sorted order; pruned in place
             dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith(".")
                              and os.path.abspath(os.path.join(folder, d)) not in tops)
             for name in sorted(files):

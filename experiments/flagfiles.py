@@ -4,8 +4,14 @@ absl reads `--flagfile=PATH` relative to the working directory, also inside a fl
 included path is looked up beside the including file first (experiments/configs includes its
 partials as `--flagfile=_hmdb51.flags`), then in the working directory (older flagfiles that
 include `experiments/configs/...` from the repository root). A flagfile named on the command line is
-relative to the working directory, as usual. The other paths a flagfile holds (data, runs) stay
-relative to the working directory.
+relative to the working directory, as usual.
+
+The shipped flagfiles (`experiments/configs/`, installed with the package: `actionvlad_tf.commands`)
+work from any folder and after a non-editable install: a path that is not found as above and is a
+bare name (`--flagfile=hmdb51_rgb_split1_stage1.flags`) or is written from the repository root
+(`--flagfile=experiments/configs/hmdb51_rgb_split1_stage1.flags`, as the flagfiles' headers write
+it) is the shipped copy, the one beside this module. A path that exists is never redirected. The
+other paths a flagfile holds (data, runs) stay relative to the working directory.
 
 Entry points run `flagfiles.run(main)` instead of `app.run(main)`.
 """
@@ -16,6 +22,8 @@ import sys
 from absl import app, flags
 
 _FLAGFILE = re.compile(r"^--?flagfile=(.*)$")
+SHIPPED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+_FROM_THE_ROOT = os.path.join("experiments", "configs", "")
 
 
 def _lines(path):
@@ -23,11 +31,20 @@ def _lines(path):
         return [(number, line.strip()) for number, line in enumerate(f, start=1)]
 
 
+def _shipped(value):
+    """The shipped copy a relative `value` names (a bare name, or experiments/configs/NAME), else None."""
+    name = value[len(_FROM_THE_ROOT):] if value.startswith(_FROM_THE_ROOT) else value
+    return None if os.path.isabs(value) or os.path.dirname(name) else os.path.join(SHIPPED, name)
+
+
 def _include(value, including):
     """The path of an include `value` in the flagfile `including` (None: on the command line)."""
     value = os.path.expanduser(value)
     candidates = [value] if os.path.isabs(value) or including is None else [
         os.path.join(os.path.dirname(including), value), value]
+    shipped = _shipped(value)
+    if shipped and shipped not in candidates:
+        candidates.append(shipped)
     for candidate in candidates:
         if os.path.isfile(candidate):
             return os.path.abspath(candidate)
