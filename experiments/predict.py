@@ -1,9 +1,16 @@
-r"""Classify a video file with a trained ActionVLAD model (a `.keras` file or a SavedModel export).
+r"""Classify a video file, or many into a file, with a trained ActionVLAD model (a `.keras` file or a
+SavedModel export).
 
   python experiments/predict.py --model=exports/hmdb51_rgb --video=clip.avi
   python experiments/predict.py --model=runs/rgb/model.keras --class_names=lists/actions.txt --video=clip.avi
   python experiments/predict.py --model=exports/two_stream --video=long.mp4 \
       --sliding_window --window=25 --stride=12
+  python experiments/predict.py --model=exports/hmdb51_rgb --videos=my_videos/ --output=preds.csv
+
+With --videos (a folder of video files and frame folders, or a list file) and --output (.csv or
+.jsonl), every video is classified into one file, the next videos decoded by --workers threads
+while the model runs; a re-run skips the videos already in --output; unreadable videos are named
+and skipped, and the videos/s is printed at the end (`export.predictions`).
 
 Streams the video (memory does not grow with its length: only the sampled frames, or the current
 window's, are kept), samples `frames_per_video` frames with the release's step (§3.3), computes TV-L1
@@ -16,28 +23,20 @@ probabilities over time. For flow, a window needs at least T + 10 frames to give
 """
 from absl import app, flags
 
-from actionvlad_tf.data.lists import read_class_names
-from actionvlad_tf.export import predictor
-from actionvlad_tf.prep.extraction import DEFAULT_FLOW_BOUND, FLOW_METHODS
+import flagfiles
+import video_flags
+from actionvlad_tf.export import predictions, predictor, video_batch
 from actionvlad_tf.viz.timeline import plot_timeline
 
-flags.DEFINE_string("model", None, "A .keras file, a SavedModel folder, or an export folder (highest version).")
 flags.DEFINE_string("video", None, "The video file to classify.")
-flags.DEFINE_string("class_names", None, "Class names in label order (actions.txt / classInd.txt), "
-                    "for a .keras model; a SavedModel has them baked in.")
-flags.DEFINE_integer("frames_per_video", predictor.DEFAULT_FRAMES_PER_VIDEO,
-                     "T, for a model that accepts any number of frames; otherwise the model's T.")
-flags.DEFINE_integer("num_crops", 1, "Test crops for a .keras model (1 or 5, release §3.7).")
-flags.DEFINE_enum("flow_method", "tvl1", list(FLOW_METHODS), "Optical flow for flow models (data_prep's).")
-flags.DEFINE_float("flow_bound", DEFAULT_FLOW_BOUND, "Flow is clipped to ±bound pixels before quantisation: "
-                   "the bound the model's training flow was extracted with (extract_flow.py --bound).")
+flags.DEFINE_string("output", None, "With --videos: the predictions file, .csv or .jsonl (added to on a re-run).")
 flags.DEFINE_integer("top_k", 5, "Classes printed per video (at most 5).")
 flags.DEFINE_bool("sliding_window", False, "Score windows of --window frames every --stride frames.")
 flags.DEFINE_integer("window", predictor.DEFAULT_FRAMES_PER_VIDEO, "Frames per window.")
 flags.DEFINE_integer("stride", predictor.DEFAULT_FRAMES_PER_VIDEO, "Frames between window starts.")
 flags.DEFINE_string("timeline_png", None, "With --sliding_window: plot the top classes' probabilities "
                     "over time into this PNG.")
-flags.mark_flags_as_required(["model", "video"])
+flags.mark_flags_as_required(["model"])
 FLAGS = flags.FLAGS
 
 
@@ -46,10 +45,23 @@ def format_scores(scores, top_k):
         scores["top5_classes"][:top_k], scores["probabilities"][scores["top5_indices"][:top_k]]))
 
 
+def predict_many(classifier):
+    windows = dict(window=FLAGS.window, stride=FLAGS.stride) if FLAGS.sliding_window else {}
+    summary = predictions.predict_videos(classifier, video_batch.find_inputs(FLAGS.videos), FLAGS.output,
+                                         FLAGS.top_k, **windows, **video_flags.run_options())
+    print(f"{FLAGS.output}: {summary.report()}")
+
+
 def main(argv):
-    del argv
-    names = read_class_names(FLAGS.class_names) if FLAGS.class_names else None
-    classifier = predictor.Classifier(FLAGS.model, names, FLAGS.num_crops)
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    if bool(FLAGS.video) == bool(FLAGS.videos) or bool(FLAGS.videos) != bool(FLAGS.output):
+        raise app.UsageError("give --video, or --videos with --output")
+    if FLAGS.videos and FLAGS.timeline_png:
+        raise app.UsageError("--timeline_png plots one --video")
+    classifier = video_flags.classifier()
+    if FLAGS.videos:
+        return predict_many(classifier)
     num_frames = predictor.count_video_frames(FLAGS.video)
     width, height = predictor.video_size(FLAGS.video)
     print(f"{FLAGS.video}: {num_frames} frames {width}x{height}; model "
@@ -75,4 +87,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    flagfiles.run(main)

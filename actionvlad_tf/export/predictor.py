@@ -27,9 +27,12 @@ import tqdm
 
 from actionvlad_tf.data import sampling
 from actionvlad_tf.export.saved_model import SERVING_INPUT_NAMES, serving_functions
-from actionvlad_tf.prep.extraction import DEFAULT_FLOW_BOUND, VideoReadError, iter_video_frames
+from actionvlad_tf.prep.extraction import DEFAULT_FLOW_BOUND, VideoReadError, count_frames, iter_video_frames
 from actionvlad_tf.prep.video_inputs import (DEFAULT_FRAMES_PER_VIDEO, FLOW_STACK, FlowCache, FrameBuffer,
                                              sample_inputs)
+from actionvlad_tf.specs import RGB_TEMPLATE
+
+FRAME_TEMPLATES = (RGB_TEMPLATE, "img_%05d.jpg")  # data_prep's, TSN's (shared/data/clips)
 
 
 def resolve_model_path(path):
@@ -55,17 +58,22 @@ class Classifier:
         class_names: names in label order for a `.keras` model (a SavedModel has them baked in);
             None names classes by index.
         num_crops: test crops for a `.keras` model (1 or 5); a SavedModel does what it was exported with.
+        assignments: also output the per-frame soft assignments of each NetVLAD (`.keras` only; see
+            `saved_model.model_outputs`).
 
     Attributes: `modalities` ("rgb", "flow" or both, in that order) and `frames_per_video` (the T the
     model needs, None if any).
     """
 
-    def __init__(self, path, class_names=None, num_crops=1):
+    def __init__(self, path, class_names=None, num_crops=1, assignments=False):
         self.kind, self.path = resolve_model_path(path)
+        if assignments and self.kind != "keras":
+            raise ValueError(f"{self.path}: soft assignments need the .keras model (a SavedModel gives "
+                             "logits and the embedding only)")
         if self.kind == "keras":
             model = keras.saving.load_model(self.path)
             names = class_names or [str(i) for i in range(model.output.shape[-1])]
-            (serve, spec), _ = serving_functions(model, list(names), num_crops)
+            (serve, spec), _ = serving_functions(model, list(names), num_crops, assignments=assignments)
             self._serve = tf.function(serve, input_signature=spec)
             self._model = model  # keeps the variables alive
         else:
@@ -80,7 +88,7 @@ class Classifier:
 
     def __call__(self, videos):
         """videos: {modality: uint8 [T, H, W, C]} → dict of numpy `probabilities` [C], `logits`,
-        `top5_indices` and `top5_classes` (str)."""
+        `embedding` (where the model has one), `top5_indices` and `top5_classes` (str)."""
         missing = set(self.modalities) - set(videos)
         if missing:
             raise ValueError(f"the model needs {sorted(missing)} input(s)")
@@ -139,11 +147,28 @@ def _modality(modalities):
     return "rgb+flow" if len(modalities) == 2 else modalities[0]
 
 
+def frame_template(folder):
+    """The frame file template of a frame folder: data_prep's `image_%05d.jpg` or TSN's `img_%05d.jpg`."""
+    for template in FRAME_TEMPLATES:
+        if os.path.isfile(os.path.join(folder, template % 1)):
+            return template
+    raise VideoReadError(f"{folder}: no frame named {' or '.join(t % 1 for t in FRAME_TEMPLATES)}")
+
+
 def read_sampled_frames(path, numbers, num_frames):
-    """A `FrameBuffer` of a video file of `num_frames` frames holding only the frames `numbers`
-    (1-based), decoded sequentially."""
+    """A `FrameBuffer` of a video file (or frame folder) of `num_frames` frames holding only the
+    frames `numbers` (1-based): decoded sequentially from a file, read by name from a folder."""
     wanted = set(int(k) - 1 for k in np.ravel(numbers))
     buffer = FrameBuffer(num_frames)
+    if os.path.isdir(path):
+        template = frame_template(path)
+        for position in sorted(wanted):
+            file = os.path.join(path, template % (position + 1))
+            image = cv2.imread(file, cv2.IMREAD_COLOR)
+            if image is None:
+                raise VideoReadError(f"{file}: cannot decode image (missing, corrupt or not an image)")
+            buffer.add(position, cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        return buffer
     count = 0
     for count, frame in enumerate(_rgb_frames(path), start=1):
         if count - 1 in wanted:
@@ -155,20 +180,30 @@ def read_sampled_frames(path, numbers, num_frames):
     return buffer
 
 
-def classify_video(classifier, video, frames_per_video=DEFAULT_FRAMES_PER_VIDEO, flow_method="tvl1",
-                   where="video", num_frames=None, flow_bound=DEFAULT_FLOW_BOUND):
-    """Scores of a whole video: a file (streamed: at most the sampled frames are kept, see the
-    module docstring; `num_frames` skips the counting pass) or decoded uint8 [N, H, W, 3] RGB; flow
-    (for flow models) by `flow_method`, quantised at ±`flow_bound` as the model's training flow was."""
-    frames_per_video = classifier.frames_per_video or frames_per_video
+def video_inputs(video, modalities, frames_per_video=DEFAULT_FRAMES_PER_VIDEO, flow_method="tvl1",
+                 where="video", num_frames=None, flow_bound=DEFAULT_FLOW_BOUND):
+    """A whole video's model inputs {modality: uint8 [T, H, W, C]} with the release's sampling:
+    from a file (streamed: at most the sampled frames are kept, see the module docstring;
+    `num_frames` skips the counting pass), a frame folder (only the sampled frames are read) or
+    decoded uint8 [N, H, W, 3] RGB; flow (for flow models) by `flow_method`, quantised at
+    ±`flow_bound` as the model's training flow was."""
     if isinstance(video, (str, os.PathLike)):
-        num_frames = num_frames or count_video_frames(video)
-        first = sampling.frame_numbers(num_frames, frames_per_video, _modality(classifier.modalities),
-                                       FLOW_STACK, where=where)
-        needed = first if "flow" not in classifier.modalities else sampling.stack_numbers(first, FLOW_STACK + 1)
+        video = os.fspath(video)
+        if num_frames is None:
+            num_frames = (count_frames(video, frame_template(video)) if os.path.isdir(video)
+                          else count_video_frames(video))
+        first = sampling.frame_numbers(num_frames, frames_per_video, _modality(modalities), FLOW_STACK, where=where)
+        needed = first if "flow" not in modalities else sampling.stack_numbers(first, FLOW_STACK + 1)
         video = read_sampled_frames(video, needed, num_frames)
     flow = FlowCache(video, flow_method, flow_bound)
-    return classifier(sample_inputs(video, classifier.modalities, frames_per_video, flow, where=where))
+    return sample_inputs(video, modalities, frames_per_video, flow, where=where)
+
+
+def classify_video(classifier, video, frames_per_video=DEFAULT_FRAMES_PER_VIDEO, flow_method="tvl1",
+                   where="video", num_frames=None, flow_bound=DEFAULT_FLOW_BOUND):
+    """Scores of a whole video (a file, a frame folder or an array; see `video_inputs`)."""
+    return classifier(video_inputs(video, classifier.modalities, classifier.frames_per_video or frames_per_video,
+                                   flow_method, where, num_frames, flow_bound))
 
 
 def window_starts(num_frames, window, stride):

@@ -39,7 +39,8 @@ import tensorflow as tf
 from actionvlad_tf.atomic import ensure_writable_dir, save_keras_atomic
 from actionvlad_tf.data.augment import preprocess_for_eval
 from actionvlad_tf.data.sampling import frame_numbers_tf, stack_numbers
-from actionvlad_tf.models import WeightedLogitFusion, embedding_model, model_streams
+from actionvlad_tf.layers import NetVLADPooling
+from actionvlad_tf.models import WeightedLogitFusion, embedding_model, model_streams, pooling_layers
 from actionvlad_tf.models.actionvlad import DEFAULT_FLOW_WEIGHT
 
 SERVING_INPUT_NAMES = {"rgb": "frames", "flow": "flow"}
@@ -87,22 +88,30 @@ def _outputs(outputs, class_names):
         "top5_indices": top.indices,
         "top5_classes": tf.gather(tf.constant(class_names, tf.string), top.indices),
     }
-    if "embedding" in outputs:
-        result["embedding"] = tf.cast(outputs["embedding"], tf.float32)
+    result.update({name: tf.cast(value, tf.float32) for name, value in outputs.items() if name != "logits"})
     return result
 
 
-def model_outputs(model):
+def model_outputs(model, assignments=False):
     """batch {modality: [B, F, S, S, C]} → {"logits" [B, C], "embedding" [B, E]}: the model and,
-    where it has one, its pooled vector (`models.embedding_model`), in one pass."""
-    heads = embedding_model(model)
+    where it has one, its pooled vector (`models.embedding_model`), in one pass. With
+    `assignments`, also each NetVLAD's soft assignments [B, F, h, w, K] (paper Eq. 1): `assignments`
+    for one NetVLAD, `assignments_<stream>` for one per stream (late and concat_vlad fusion)."""
+    heads = embedding_model(model, descriptors=assignments)
     multi = isinstance(model.input, dict)
+    poolings = pooling_layers(model)
+    names = (["assignments"] if len(poolings) == 1 else [f"assignments_{m}" for m in model_streams(model)])
+    if assignments and (heads is None or not all(isinstance(p, NetVLADPooling) for p in poolings)):
+        raise ValueError(f"{model.name}: soft assignments need NetVLAD pooling")
 
     def call(batch):
         inputs = batch if multi else next(iter(batch.values()))
         if heads is None:
             return {"logits": model(inputs, training=False)}
-        return heads(inputs, training=False)
+        outputs = dict(heads(inputs, training=False))
+        for i, (pooling, name) in enumerate(zip(poolings, names) if assignments else ()):
+            outputs[name] = pooling.soft_assignment(outputs.pop(f"descriptors_{i}"))
+        return outputs
     return call
 
 
@@ -132,8 +141,9 @@ def _checked(tensor, name, axes):
 
 
 def serving_functions(model, class_names, num_crops=1, resize_shape=None,
-                      half_pixel_centers=False):
-    """(serving_default, preprocessed) python functions and their `tf.TensorSpec` signatures."""
+                      half_pixel_centers=False, assignments=False):
+    """(serving_default, preprocessed) python functions and their `tf.TensorSpec` signatures
+    (`assignments`: see `model_outputs`)."""
     streams = model_streams(model)
     num_classes = model.output.shape[-1]
     if len(class_names) != num_classes:
@@ -143,7 +153,7 @@ def serving_functions(model, class_names, num_crops=1, resize_shape=None,
         if frames is not None and frames % num_crops:
             raise ValueError(f"the model's {frames} input frames are not a multiple of num_crops={num_crops}")
         raw_frames[modality] = None if frames is None else frames // num_crops
-    call = model_outputs(model)
+    call = model_outputs(model, assignments)
 
     def serve(*videos):
         batch = {}
