@@ -273,7 +273,7 @@ def run_demo(config, out, precision, reason):
     workflow = Workflow(steps, [sys.executable, "-m", commands.MODULE], os.path.join(out, "steps"),
                         os.path.join(out, "logs"), version=code_version(*commands.source_folders()),
                         jobs=config["jobs"], echo=lambda line: print(line, flush=True),
-                        environment=step_environment(), cwd=out)
+                        environment=step_environment(), shown="actionvlad", cwd=out)
     print(f"{len(steps)} steps, {len(workflow.pending())} to run; precision {precision} ({reason}); "
           f"{hardware.machine_line()}", flush=True)
     ran = workflow.run()

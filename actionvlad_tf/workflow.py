@@ -91,14 +91,15 @@ class Workflow:
     """Runs `steps` (a list of `Step`, dependencies first or not), each as `program` (a list: the
     argv that runs an entry point given its command) + the step's entry and flags.
 
-    cwd: the steps' working directory (default: this process's); state_dir: where each step's key and seconds are written; log_dir: one log per step;
+    shown: the program as the progress lines show it (default: its argv); cwd: the steps' working
+    directory (default: this process's); state_dir: where each step's key and seconds are written; log_dir: one log per step;
     version: the code version in every key; jobs: steps run side by side; threads: TensorFlow
     threads per step (default: the cores divided by `jobs`); echo: where progress lines go;
     execute: callable(step, command, log_path, env) -> exit code (default: a subprocess), replaceable
     in tests."""
 
     def __init__(self, steps, program, state_dir, log_dir, version="", jobs=1, threads=None, echo=print,
-                 execute=None, environment=None, cwd=None):
+                 execute=None, environment=None, shown=None, cwd=None):
         names = [step.name for step in steps]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate step names in {names}")
@@ -109,6 +110,7 @@ class Workflow:
                 raise ValueError(f"step {step.name} depends on unknown steps {missing}")
         self.order = self._topological(steps)
         self.program, self.cwd, self.state_dir, self.log_dir = list(program), cwd, state_dir, log_dir
+        self.shown = shown or " ".join(self.program)
         self.version, self.jobs = version, max(1, int(jobs))
         self.threads = threads or max(1, (os.cpu_count() or 1) // self.jobs)
         self.echo = echo
@@ -212,7 +214,7 @@ class Workflow:
                    TF_NUM_INTEROP_THREADS=str(min(2, self.threads)), OMP_NUM_THREADS=str(self.threads),
                    **self.environment)
         command = step.command(self.program)
-        self.echo(f"[run ] {name}: {' '.join(command[len(self.program):])}")
+        self.echo(f"[run ] {name}: {self.shown} {' '.join(command[len(self.program):])}")
         start = time.time()
         with self._lock:
             self._running[name] = (log_path, start)

@@ -3,6 +3,7 @@ becomes one with no other edit, a command runs its script as `python <script>` w
 flagfiles resolve by name from any folder."""
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 
@@ -12,16 +13,20 @@ from actionvlad_tf import commands
 from actionvlad_tf.workflow import code_version
 
 REPO = commands.source_root()  # the checkout under test (conftest.py puts it first)
-HELPERS = {"common_flags.py", "flagfiles.py", "viz_flags.py", "beam_flags.py"}
 
 
-def test_every_script_of_the_two_folders_is_a_command_and_no_helper_is():
+def test_every_script_of_the_two_folders_is_a_command_or_a_helper_its_siblings_import():
     assert REPO is not None and os.path.samefile(REPO, os.path.dirname(os.path.dirname(__file__)))
     found = commands.scripts()
-    expected = {name[:-3].replace("_", "-") for folder in commands.SCRIPT_FOLDERS
-                for name in os.listdir(os.path.join(REPO, folder)) if name.endswith(".py") and name not in HELPERS}
-    assert set(found) == expected
     assert {"train", "demo", "extract-frames", "make-demo-dataset", "viz-action-words"} <= set(found)
+    for folder in commands.script_folders():
+        sources = {name: open(os.path.join(folder, name), encoding="utf-8").read()
+                   for name in os.listdir(folder) if name.endswith(".py")}
+        for name in sources:
+            if name[:-3].replace("_", "-") not in found:
+                imported = re.compile(rf"^(import {name[:-3]}\b|from {name[:-3]} import)", re.MULTILINE)
+                assert any(imported.search(source) for source in sources.values()), (
+                    f"{folder}/{name} is neither an entry point (`if __name__ == \"__main__\":`) nor imported")
     help_text = commands.usage()
     for command, path in found.items():
         assert f"  {command} " in help_text and commands.summary(path) in help_text

@@ -63,7 +63,7 @@ def test_the_demo_runs_through_the_console_command_from_outside_the_checkout(ins
     run = subprocess.run([console, "demo", f"--output_dir={out}"] + TOY, cwd=elsewhere, env=environment,
                          capture_output=True, text=True, timeout=1800)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert "Late fuse" in run.stdout and "[run ] rgb_netvlad_stage2: train --modality=rgb" in run.stdout
+    assert "Late fuse" in run.stdout and "[run ] rgb_netvlad_stage2: actionvlad train --modality=rgb" in run.stdout
     summary = json.loads((out / "results.json").read_text())
     assert set(summary["top1"]) == {"two_stream", "avg", "max", "netvlad_stage1", "netvlad"}
     assert len(summary["steps_run"]) == len(os.listdir(out / "logs"))
