@@ -68,3 +68,14 @@ def test_the_demo_runs_through_the_console_command_from_outside_the_checkout(ins
     assert set(summary["top1"]) == {"two_stream", "avg", "max", "netvlad_stage1", "netvlad"}
     assert len(summary["steps_run"]) == len(os.listdir(out / "logs"))
     assert (out / "export" / "1" / "saved_model.pb").is_file() and list((out / "action_words").glob("*.png"))
+
+
+def test_ci_installs_non_editable_and_runs_the_readmes_test_command():
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    with open(os.path.join(REPO, ".ci", "run"), encoding="utf-8") as f:
+        ci = f.read()
+    test_line = next(line for line in readme.splitlines() if line.endswith("&& python -m pytest"))
+    command = test_line.split("&& ", 2)[-1]  # after the venv line
+    assert command == "pip install '.[cpu,test]' && python -m pytest"
+    assert command.replace("pip install", "pip install -q") in ci.splitlines()
