@@ -1,5 +1,6 @@
 """predict: a `.keras` model and its SavedModel give the same scores on a video file; flow stacks
 follow the release's numbering; sliding windows; the entry point on a written and a real clip."""
+import json
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from actionvlad_tf.data import sampling
-from actionvlad_tf.export import predictor
+from actionvlad_tf.export import predictions, predictor, video_batch
 from actionvlad_tf.export.saved_model import export_saved_model, save_keras_atomic
 from actionvlad_tf.models import build_actionvlad, build_two_stream
 from actionvlad_tf.prep import video_inputs
@@ -181,3 +182,89 @@ def test_real_clip(models, shared_data):
     assert "83 frames 320x240" in lines[0]
     assert [line.split()[-1] for line in lines[1:]] == predictor.classify_video(
         predictor.Classifier(models["rgb_keras"], CLASSES), read_video_frames(str(clip)))["top5_classes"]
+
+
+class Interrupted:
+    """A classifier that stops the run (as Ctrl-C would) at its call number `after`."""
+
+    def __init__(self, classifier, after):
+        self.classifier, self.after, self.calls = classifier, after, 0
+
+    def __getattr__(self, name):
+        return getattr(self.classifier, name)
+
+    def __call__(self, inputs):
+        if self.calls == self.after:
+            raise KeyboardInterrupt
+        self.calls += 1
+        return self.classifier(inputs)
+
+
+@pytest.fixture(scope="module")
+def folder(models, tmp_path_factory):
+    root = tmp_path_factory.mktemp("many")
+    for name, length in (("a.avi", 30), ("b.avi", 41), ("sub/c.avi", 26)):
+        (root / name).parent.mkdir(exist_ok=True)
+        _write_video(root / name, length)
+    (root / "sub" / "broken.mp4").write_bytes(b"\0" * 100)
+    return root
+
+
+def test_many_videos_into_csv_and_jsonl(models, folder, tmp_path):
+    """Each row is the video's top-k as `classify_video` gives it; the broken video is named and
+    skipped; a killed run (a partial line left behind) re-run gives the clean run's file."""
+    classifier = predictor.Classifier(models["rgb_keras"], CLASSES)
+    jobs = video_batch.find_inputs(str(folder))
+    assert [job.name for job in jobs] == ["a.avi", "b.avi", "sub/broken.mp4", "sub/c.avi"]
+    clean = tmp_path / "clean.csv"
+    summary = predictions.predict_videos(classifier, jobs, clean, top_k=3, progress=False)
+    assert summary.processed == 3 and [name for name, _ in summary.failed] == ["sub/broken.mp4"]
+    lines = clean.read_text().splitlines()
+    assert lines[0] == "video,start,end,top1,p1,top2,p2,top3,p3" and len(lines) == 4
+    for line, job in zip(lines[1:], [j for j in jobs if j.name != "sub/broken.mp4"]):
+        scores = predictor.classify_video(classifier, job.source)
+        fields = line.split(",")
+        assert fields[:3] == [job.name, "", ""] and fields[3::2] == scores["top5_classes"][:3]
+        np.testing.assert_allclose([float(p) for p in fields[4::2]],
+                                   scores["probabilities"][scores["top5_indices"][:3]], atol=1e-6)
+
+    killed = tmp_path / "killed.csv"
+    with pytest.raises(KeyboardInterrupt):
+        predictions.predict_videos(Interrupted(classifier, 2), jobs, killed, top_k=3, progress=False)
+    with open(killed, "a", encoding="utf-8") as handle:
+        handle.write("sub/c.avi,,,acti")  # the kill came mid-row
+    again = predictions.predict_videos(classifier, jobs, killed, top_k=3, progress=False)
+    assert (again.processed, again.already_done) == (1, 2)
+    assert killed.read_text() == clean.read_text()
+
+    jsonl = tmp_path / "preds.jsonl"
+    predictions.predict_videos(classifier, jobs[:2], jsonl, progress=False)
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [r["video"] for r in records] == ["a.avi", "b.avi"] and len(records[0]["top_classes"]) == 5
+    assert records[0]["top_classes"] == predictor.classify_video(classifier, jobs[0].source)["top5_classes"]
+    with pytest.raises(ValueError, match="preds.txt: predictions go to a .csv or .jsonl file"):
+        predictions.predict_videos(classifier, jobs, tmp_path / "preds.txt", progress=False)
+
+
+def test_many_videos_with_windows(models, folder, tmp_path):
+    classifier = predictor.Classifier(models["rgb_export"])
+    jobs = [job for job in video_batch.find_inputs(str(folder)) if job.name in ("a.avi", "b.avi")]
+    output = tmp_path / "windows.jsonl"
+    predictions.predict_videos(classifier, jobs, output, window=25, stride=10, progress=False)
+    records = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [[(w["start"], w["end"]) for w in r["windows"]] for r in records] == [[(0, 25)], [(0, 25), (10, 35)]]
+    expected = list(predictor.classify_windows(classifier, jobs[1].source, 25, 10, progress=False))
+    assert [w["top_classes"] for w in records[1]["windows"]] == [s["top5_classes"] for _, _, s in expected]
+    csv_rows = tmp_path / "windows.csv"
+    predictions.predict_videos(classifier, jobs, csv_rows, top_k=1, window=25, stride=10, progress=False)
+    assert [line.split(",")[:3] for line in csv_rows.read_text().splitlines()[1:]] == [
+        ["a.avi", "0", "25"], ["b.avi", "0", "25"], ["b.avi", "10", "35"]]
+
+
+def test_entry_point_many_videos(models, folder, tmp_path):
+    output = tmp_path / "preds.jsonl"
+    out = _predict(f"--model={models['rgb_export']}", f"--videos={folder}", f"--output={output}", "--noprogress")
+    assert "3 videos in" in out and "videos/s" in out and "1 unreadable" in out and "sub/broken.mp4" in out
+    assert len(output.read_text().splitlines()) == 3
+    out = _predict(f"--model={models['rgb_export']}", f"--videos={folder}", f"--output={output}", "--noprogress")
+    assert "0 videos in" in out and "3 already in the output" in out and "1 unreadable" in out

@@ -3,10 +3,11 @@ window) per row, resumable.
 
 A `.jsonl` line is {"video", "top_classes", "top_probabilities"} and, with windows, "windows":
 [{"start", "end", "top_classes", "top_probabilities"}] (0-based frames, end exclusive). A `.csv`
-row is `video,start,end,top1,p1,…,topk,pk` (start and end empty for a whole video). Rows are
-appended and flushed video by video; a re-run skips the videos already in the file. The last
-video of an existing file is done again (a run killed while writing it may have left part of its
-rows), so a killed run re-run gives the file of a clean run.
+row is `video,start,end,top1,p1,…,topk,pk` (start and end empty for a whole video). Each video's
+rows are appended by one `write` system call, which a killed process does not cut, so the file
+holds whole videos and at most a partial last line (a crash of the machine, or a full disk); a
+re-run drops that line and skips the videos in the file, so a killed run re-run gives the file of
+a clean run.
 """
 import csv
 import io
@@ -35,24 +36,19 @@ def _row_video(line, suffix):
 
 
 def resume(path):
-    """The videos already complete in an existing output (all but the last one named, which is
-    removed with any partial line after it, to be done again); empty for a new file."""
+    """The videos already in an existing output, after dropping a partial last line; empty for a
+    new file."""
     if not os.path.exists(path):
         return set()
     suffix = output_format(path)
-    with open(path, encoding="utf-8", newline="") as handle:
-        lines = handle.read().split("\n")
-    complete = lines[:-1]  # the text after the last newline is a partial row
-    if suffix == ".csv":
-        complete = complete[1:]  # header
-    videos = [_row_video(line, suffix) for line in complete]
-    keep = len(videos)
-    while keep and videos[keep - 1] == videos[-1]:
-        keep -= 1
-    header = lines[:1] if suffix == ".csv" and len(lines) > 1 else []
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        handle.write("".join(line + "\n" for line in header + complete[:keep]))
-    return set(videos[:keep])
+    with open(path, "rb") as handle:
+        text = handle.read()
+    complete = text[:text.rfind(b"\n") + 1]
+    if len(complete) < len(text):
+        with open(path, "r+b") as handle:
+            handle.truncate(len(complete))
+    lines = complete.decode("utf-8").splitlines()
+    return {_row_video(line, suffix) for line in lines[1 if suffix == ".csv" else 0:]}
 
 
 def _top(scores, top_k):
@@ -101,13 +97,15 @@ def predict_videos(classifier, jobs, output, top_k=5, frames_per_video=DEFAULT_F
         return list(classify_windows(classifier, job.source, window, stride or window, frames, flow_method,
                                      where=job.source, progress=False, **options))
 
-    with open(output, "a", encoding="utf-8", newline="") as handle:
-        if suffix == ".csv" and handle.tell() == 0:
-            handle.write(csv_header(top_k))
+    handle = os.open(output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        if suffix == ".csv" and os.fstat(handle).st_size == 0:
+            os.write(handle, csv_header(top_k).encode("utf-8"))
 
         def consume(job, prepared):
             scores, windows = (classifier(prepared), None) if window is None else (None, prepared)
-            handle.write(format_rows(job.name, scores, windows, suffix, top_k))
-            handle.flush()
+            os.write(handle, format_rows(job.name, scores, windows, suffix, top_k).encode("utf-8"))
 
         return run_videos(jobs, prepare, consume, done, workers, progress, description="classifying")
+    finally:
+        os.close(handle)
