@@ -286,3 +286,27 @@ def test_entry_point(tmp_path):
     result = _convert_cli(f"--pickle={tmp_path / 'k.pkl'}", f"--output={tmp_path / 'x.npz'}")
     assert result.returncode != 0 and "checkpoint|kmeans" in result.stderr
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_cuhk_uptoconv5_checkpoint_converts_to_backbone_weights(tmp_path):
+    """The release's RGB start (`vgg_16_action_rgb_pretrain_uptoConv5.ckpt`: stream0/vgg_16/conv1-5
+    only, §2.5) → one command → a file that `--backbone_weights` takes: the descriptors of a model
+    built from it are the release VGG's pre-ReLU conv5_3 (docs/training.md, "RGB start")."""
+    from actionvlad_tf.models import descriptor_model
+    from actionvlad_tf.specs import ModelSpec
+
+    rng = np.random.default_rng(8)
+    values = _release_values(rng, "stream0/", 3, with_netvlad=False)
+    images = rng.uniform(-128, 128, (B * T, S, S, 3)).astype(np.float32)
+    graph = tf.Graph()
+    with graph.as_default():
+        conv5 = _release_vgg(tf.constant(images), {k: tf.constant(v) for k, v in values.items()}, "stream0/", False)
+        with tf.compat.v1.Session(graph=graph) as session:
+            expected = session.run(conv5)
+    _save_release_checkpoint(tmp_path / "cuhk.ckpt", values, {}, {}, tf.compat.v1.train.SaverDef.V2)
+    result = _convert_cli("checkpoint", f"--checkpoint={tmp_path / 'cuhk.ckpt'}", "--allow_missing",
+                          "--num_classes=51", f"--output={tmp_path / 'cuhk.keras'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "26 variables assigned" in result.stdout
+    features = descriptor_model(ModelSpec(51, image_size=S), str(tmp_path / "cuhk.keras"))
+    np.testing.assert_allclose(features(images, training=False).numpy(), expected, rtol=1e-4, atol=1e-3)
