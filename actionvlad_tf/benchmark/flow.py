@@ -174,6 +174,31 @@ def clip_videos(clips_dir):
     return sorted(found)
 
 
+def smooth_pairs(height, width, pairs):
+    """(first, second) uint8 [pairs, H, W]: synthetic smooth motions of 1 to 3 px, the speed rows' input."""
+    made = [synthetic_pair("smooth", height, width, 1.0 + 2.0 * (k % 3) / 2, seed=k) for k in range(pairs)]
+    return np.stack([m[0] for m in made]), np.stack([m[1] for m in made])
+
+
+def tvl1_tf_rates(first, second, runs, repeats=2, warmup=1):
+    """({name: pairs/s}, {name: Timing}) of `tvl1_tf` for each of `runs` ({name: (device,
+    jit_compile, batch)}), timed side by side: a call flows max(batch, len(first)) pairs (the pairs
+    tiled where fewer) in calls of `batch` pairs on `device`."""
+    def flows(model, a, b, batch):
+        return lambda: [model(a[k:k + batch], b[k:k + batch]) for k in range(0, len(a), batch)]
+
+    calls, counts = {}, {}
+    for name, (device, jit_compile, batch) in runs.items():
+        model = tvl1.TVL1(jit_compile=jit_compile, device=device)
+        count = max(batch, len(first))
+        reps = -(-count // len(first))
+        a, b = np.tile(first, (reps, 1, 1))[:count], np.tile(second, (reps, 1, 1))[:count]
+        calls[name] = flows(model, a, b, batch)
+        counts[name] = count
+    times = interleaved_times(calls, repeats=repeats, warmup=warmup)
+    return {name: counts[name] / t.median for name, t in times.items()}, times
+
+
 def bench_flow(height=256, width=340, pairs=16, batch=16, repeats=2, warmup=1, xla=True,
                accuracy_shape=(96, 128), clips_dir=None, clip_frames=6, gpu_batch=64):
     """Flow pairs per second side by side, and accuracy against the truth and against OpenCV.
@@ -184,37 +209,26 @@ def bench_flow(height=256, width=340, pairs=16, batch=16, repeats=2, warmup=1, x
     motions of up to 3 px at height × width. Accuracy: `synthetic_accuracy` at accuracy_shape and,
     with `clips_dir`, `clip_agreement` on the first `clip_frames` frames of every clip.
     """
-    made = [synthetic_pair("smooth", height, width, 1.0 + 2.0 * (k % 3) / 2, seed=k)
-            for k in range(pairs)]
-    first, second = np.stack([m[0] for m in made]), np.stack([m[1] for m in made])
+    first, second = smooth_pairs(height, width, pairs)
     cores = os.cpu_count() or 1
     rates = {}
     for processes in sorted({1, cores}):
         rates[f"opencv_{processes}_process{'es' if processes > 1 else ''}"] = max(
             opencv_pairs_per_second(first, second, processes) for _ in range(repeats))
-    models = {"tvl1_tf_cpu_graph": tvl1.TVL1(device="/CPU:0")}
+    runs = {"tvl1_tf_cpu_graph": ("/CPU:0", False, batch)}
     if xla:
-        models["tvl1_tf_cpu_xla"] = tvl1.TVL1(jit_compile=True, device="/CPU:0")
-    calls = {}
-    for name, model in models.items():
-        calls[name] = (lambda m: lambda: [m(first[k:k + batch], second[k:k + batch])
-                                          for k in range(0, pairs, batch)])(model)
+        runs["tvl1_tf_cpu_xla"] = ("/CPU:0", True, batch)
     if tf.config.list_physical_devices("GPU"):
-        gpu_model = tvl1.TVL1(jit_compile=True, device="/GPU:0")
-        reps = -(-gpu_batch // pairs)
-        gpu_first, gpu_second = np.tile(first, (reps, 1, 1)), np.tile(second, (reps, 1, 1))
-        calls["tvl1_tf_gpu_xla"] = lambda: gpu_model(gpu_first[:gpu_batch], gpu_second[:gpu_batch])
-    times = interleaved_times(calls, repeats=repeats, warmup=warmup)
-    for name, timing in times.items():
-        count = gpu_batch if name.endswith("gpu_xla") else pairs
-        rates[name] = count / timing.median
+        runs["tvl1_tf_gpu_xla"] = ("/GPU:0", True, gpu_batch)
+    tf_rates, times = tvl1_tf_rates(first, second, runs, repeats=repeats, warmup=warmup)
+    rates.update(tf_rates)
     reference = rates[f"opencv_{cores}_process{'es' if cores > 1 else ''}"]
     results = {"shape": dict(height=height, width=width, pairs=pairs, batch=batch,
                              gpu_batch=gpu_batch),
                "pairs_per_s": rates,
                "vs_opencv_all_cores": {k: v / reference for k, v in rates.items()},
                "samples_s": {k: t.samples for k, t in times.items()}}
-    accuracy_model = models["tvl1_tf_cpu_graph"]
+    accuracy_model = tvl1.TVL1(device="/CPU:0")
     results["synthetic"] = synthetic_accuracy(*accuracy_shape, model=accuracy_model)
     if clips_dir and os.path.isdir(clips_dir):
         clips = {}

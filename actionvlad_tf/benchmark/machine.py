@@ -12,6 +12,7 @@ is weak (on a 2-core AVX2 EPYC VGG-16's convolutions ran at 154 % of it):
 """
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -22,6 +23,20 @@ THREAD_OVERRIDES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"
                     "BLIS_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_VERBOSE")
 FLOPS_PER_CYCLE = (("avx512f", 64), ("avx2", 32), ("sse2", 16))  # float32, 2 FMA units
 AMX_BF16_FLOPS_PER_CYCLE = 2048  # 1024 bfloat16 multiply-adds per cycle per core
+# Dense peaks of one GPU (FLOP/s, NVIDIA's data sheets, without sparsity) by a pattern of the name
+# TensorFlow reports; first match wins. tf32: the tensor cores that TensorFlow gives float32 matmuls
+# and convolutions by default on compute capability ≥ 8.0; float32: the CUDA cores.
+GPU_PEAKS = (
+    (r"\bH200\b", dict(float32=66.9e12, tf32=494.7e12, bfloat16=989.4e12)),
+    (r"\bH100\b.*\bPCIe\b", dict(float32=51.2e12, tf32=378e12, bfloat16=756e12)),
+    (r"\bH100\b", dict(float32=66.9e12, tf32=494.7e12, bfloat16=989.4e12)),  # SXM
+    (r"\bA100\b", dict(float32=19.5e12, tf32=156e12, bfloat16=312e12)),
+    (r"\bL40S\b", dict(float32=91.6e12, tf32=183e12, bfloat16=362e12)),
+    (r"\bL4\b", dict(float32=30.3e12, tf32=60e12, bfloat16=121e12)),
+    (r"\bA10G?\b", dict(float32=31.2e12, tf32=62.5e12, bfloat16=125e12)),
+    (r"\bV100\b", dict(float32=15.7e12)),
+    (r"\bT4\b", dict(float32=8.1e12)),
+)
 
 
 def _max_mhz():
@@ -55,6 +70,15 @@ def describe_machine():
     return {**summary, "cpu_count": cores, "cpu_mhz": mhz,
             "theoretical_peak_float32_flops": peak(per_cycle),
             "theoretical_peak_bfloat16_flops": peak(bfloat16) if bfloat16 else None}
+
+
+def gpu_peak_flops(name, kind):
+    """The dense peak FLOP/s of the GPU called `name` for `kind` (float32, tf32, bfloat16); None
+    where the GPU is not in GPU_PEAKS or has no such unit."""
+    for pattern, peaks in GPU_PEAKS:
+        if re.search(pattern, name):
+            return peaks.get(kind)
+    return None
 
 
 def machine_line(machine):

@@ -59,9 +59,10 @@ def evaluate_targets(results):
     return rows
 
 
-def _table(header, rows):
+def text_table(header, rows, left=1):
+    """Lines of a plain-text table: a header, a rule, the rows; the first `left` columns left-aligned."""
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-    line = lambda r: "  ".join(str(c).rjust(w) if i else str(c).ljust(w)  # noqa: E731
+    line = lambda r: "  ".join(str(c).ljust(w) if i < left else str(c).rjust(w)  # noqa: E731
                                for i, (c, w) in enumerate(zip(r, widths)))
     return [line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]
 
@@ -98,7 +99,7 @@ def format_table(results):
                          f"{100 * f['fraction_of_matmul']:.0f}", _mb(f["extra_memory_bytes"]),
                          f"{b['median_s'] * 1e3:.1f}", f"{b['videos_per_s']:.1f}",
                          f"{100 * b['fraction_of_matmul']:.0f}", _mb(b["extra_memory_bytes"])])
-        out += _table(["implementation", "fwd ms", "videos/s", "% matmul", "MiB",
+        out += text_table(["implementation", "fwd ms", "videos/s", "% matmul", "MiB",
                        "fwd+bwd ms", "videos/s", "% matmul", "MiB"], rows)
         out.append("ratios: " + ", ".join(f"{k} {v:.3g}" for k, v in netvlad["ratios"].items()))
 
@@ -111,7 +112,7 @@ def format_table(results):
                  f"{c['gflops']:.0f}", f"{100 * c['fraction_of_matmul']:.0f}",
                  f"{100 * c['fraction_of_float32_matmul']:.0f}"]
                 for name, c in backbone["configurations"].items()]
-        out += _table(["configuration", "ms/video", "frames/s", "GFLOP/s", "% matmul (same dtype)",
+        out += text_table(["configuration", "ms/video", "frames/s", "GFLOP/s", "% matmul (same dtype)",
                        "% float32 matmul"], rows)
         out.append(f"mixed precision speed-up (graph mode): {backbone['mixed_speedup']:.2f}×")
 
@@ -123,7 +124,7 @@ def format_table(results):
         names = list(next(iter(pipeline["pipelines"].values())))
         rows = [[source] + [f"{figures[n]['videos_per_s']:.1f}" for n in names]
                 for source, figures in pipeline["pipelines"].items()]
-        out += _table(["source"] + names, rows)
+        out += text_table(["source"] + names, rows)
 
     end_to_end = results.get("end_to_end")
     if end_to_end:
@@ -137,7 +138,7 @@ def format_table(results):
                 for name, t in figures[section].items():
                     rows.append([policy, section, name, f"{t['median_s'] * 1e3:.0f}",
                                  f"{t['videos_per_s']:.2f}"])
-        out += _table(["policy", "kind", "what", "ms/step", "videos/s"], rows)
+        out += text_table(["policy", "kind", "what", "ms/step", "videos/s"], rows)
         for policy, figures in end_to_end["policies"].items():
             out.append(f"[{policy}] inference from frames / backbone alone "
                        f"{figures['inference_vs_backbone']:.3f}; cache speed-up " + ", ".join(
@@ -153,11 +154,11 @@ def format_table(results):
         out += ["", f"5. Optical flow, Dual TV-L1 with OpenCV's defaults: {shape['pairs']} pairs of "
                 f"{shape['width']}×{shape['height']} (synthetic smooth motion), tvl1_tf "
                 f"{shape['batch']} pairs per call (GPU {shape['gpu_batch']})"]
-        out += _table(["implementation", "pairs/s", "× OpenCV on all cores"],
+        out += text_table(["implementation", "pairs/s", "× OpenCV on all cores"],
                       [[name, f"{rate:.2f}", f"{flow['vs_opencv_all_cores'][name]:.2f}"]
                        for name, rate in flow["pairs_per_s"].items()])
         out += ["", "endpoint error on synthetic pairs (px; 8 px border left out)"]
-        out += _table(["motion", "size", "OpenCV", "tvl1_tf", "ratio", "tvl1_tf vs OpenCV"],
+        out += text_table(["motion", "size", "OpenCV", "tvl1_tf", "ratio", "tvl1_tf vs OpenCV"],
                       [[r["kind"], f"{r['magnitude']:g}", f"{r['epe_opencv']:.4f}",
                         f"{r['epe_tf']:.4f}", f"{r['ratio']:.3f}", f"{r['epe_tf_vs_opencv']:.4f}"]
                        for r in flow["synthetic"]])
@@ -172,7 +173,7 @@ def format_table(results):
                          f"{overall['epe']:.3f}", "", f"{100 * overall['quantized_equal']:.1f}",
                          f"{100 * overall['quantized_within_1']:.1f}",
                          f"{100 * overall['quantized_within_2']:.2f}"])
-            out += _table(["clip", "size", "pairs", "EPE px", "mean |flow|", "% equal", "% ±1",
+            out += text_table(["clip", "size", "pairs", "EPE px", "mean |flow|", "% equal", "% ±1",
                            "% ±2"], rows)
 
     peak = results.get("peak") or {}
@@ -193,7 +194,7 @@ def format_table(results):
                         + [f"{100 * figures['gflops'] * 1e9 / peaks[key]:.0f}" if peaks[key] else "n/a"
                            for key in ("measured", "theoretical")]
                         + [f"{figures['median_s'] / (flop / peaks['measured']):.1f}" if peaks["measured"] else "n/a"])
-        out += _table(["what", "ms", "GFLOP", "GFLOP/s", "% best GEMM", "% theoretical", "× FLOP bound"], rows)
+        out += text_table(["what", "ms", "GFLOP", "GFLOP/s", "% best GEMM", "% theoretical", "× FLOP bound"], rows)
         out.append("FLOP bound: the update's FLOP at the best float32 GEMM rate of the run; % theoretical "
                    f"against the {'bfloat16' if 'bfloat16' in policy else 'float32'} peak")
     if peak:
@@ -206,7 +207,7 @@ def format_table(results):
     targets = results.get("targets")
     if targets:
         out += ["", "Targets"]
-        out += _table(["target", "value", "threshold", "holds"],
+        out += text_table(["target", "value", "threshold", "holds"],
                       [[t["target"], f"{t['value']:.3g}", f"{t['threshold']:.3g}",
                         "yes" if t["holds"] else "NO"] for t in targets])
     return "\n".join(out)

@@ -9,11 +9,12 @@ the differences say what the clipping, the micro-batch loop and the optimiser co
 frames, and stage 1 recomputing the whole frozen backbone and VLAD (its cached update is one
 linear layer: microseconds, not worth a row).
 """
+import keras
 import numpy as np
 import tensorflow as tf
 
 from actionvlad_tf.benchmark.pipelines import _model
-from actionvlad_tf.benchmark.timing import conv_flops, interleaved_times
+from actionvlad_tf.benchmark.timing import conv_flops, interleaved_times, matmul_pass
 from actionvlad_tf.models.vgg16 import build_vgg16
 from actionvlad_tf.training import trainer
 from actionvlad_tf.training.split import split_at_frozen_boundary
@@ -39,11 +40,13 @@ def _steps(suffix, clip, iter_size):
 
 def bench_updates(frames=10, image_size=64, num_clusters=16, num_classes=6, videos=16,
                   micro_batch=4, repeats=3, warmup=1, seed=0, uncached=True, variants=None, width=1.0,
-                  policy="float32"):
+                  policy="float32", matmul_size=None):
     """{shape, flop, variants: {name: median_s, samples_s, gflops, flop}} of one stage-2 update
     (and with `uncached`, the updates without the cache). `variants`: names to keep (default all).
     `width`: the backbone's width multiplier (the main job's stand-in: 0.25); `policy`: the Keras
     dtype policy (float32, or mixed_bfloat16 as `--mixed_precision=auto` picks on some CPUs).
+    `matmul_size`: also time a GEMM of that size in the policy's compute dtype in the same rounds
+    (`timing.matmul_pass`), the device's reference rate: `matmul_flops` in the result.
     """
     model = _model(2, num_classes=num_classes, frames_per_video=frames, image_size=image_size,
                    num_clusters=num_clusters, policy=policy, seed=seed, width=width)
@@ -101,8 +104,12 @@ def bench_updates(frames=10, image_size=64, num_clusters=16, num_classes=6, vide
         flops[name1] = videos * (frames * conv1_5 + netvlad_forward + 3 * 2.0 * num_clusters * depth * num_classes)
     if variants is not None:
         calls = {name: call for name, call in calls.items() if any(name.startswith(v) for v in variants)}
+    if matmul_size:
+        calls["matmul"], matmul_flop = matmul_pass(matmul_size, keras.mixed_precision.Policy(policy).compute_dtype)
     times = interleaved_times(calls, repeats=repeats, warmup=warmup)
-    return {"shape": dict(frames=frames, image_size=image_size, num_clusters=num_clusters, width=width, policy=policy,
+    matmul = times.pop("matmul", None)
+    return {"matmul_flops": matmul and matmul_flop / matmul.median,
+            "shape": dict(frames=frames, image_size=image_size, num_clusters=num_clusters, width=width, policy=policy,
                           num_classes=num_classes, videos=videos, micro_batch=micro_batch,
                           feature_shape=feature_shape, map_size=map_size,
                           variables=len(variables)),
