@@ -77,18 +77,20 @@ def load_model_or_late_fusion(model_path=None, rgb_path=None, flow_path=None, fl
     return late_fuse(keras.saving.load_model(rgb_path), keras.saving.load_model(flow_path), flow_weight)
 
 
-def _outputs(outputs, class_names):
-    """The signature outputs from the model's `logits` [..., C] (and `embedding`, where it has one)."""
+def numeric_outputs(outputs):
+    """`logits`, their softmax `probabilities`, and the model's other outputs (`embedding`, soft
+    assignments) as float32: the signature outputs a non-TensorFlow runtime can hold too."""
     logits = outputs["logits"]
-    k = min(TOP_K, len(class_names))
-    top = tf.math.top_k(logits, k=k)
-    result = {
-        "logits": logits,
-        "probabilities": tf.nn.softmax(logits, axis=-1),
-        "top5_indices": top.indices,
-        "top5_classes": tf.gather(tf.constant(class_names, tf.string), top.indices),
-    }
+    result = {"logits": logits, "probabilities": tf.nn.softmax(logits, axis=-1)}
     result.update({name: tf.cast(value, tf.float32) for name, value in outputs.items() if name != "logits"})
+    return result
+
+
+def _outputs(outputs, class_names):
+    """The signature outputs: `numeric_outputs` and the top-k classes [..., k], k = min(5, C)."""
+    result = numeric_outputs(outputs)
+    top = tf.math.top_k(result["logits"], k=min(TOP_K, len(class_names)))
+    result.update(top5_indices=top.indices, top5_classes=tf.gather(tf.constant(class_names, tf.string), top.indices))
     return result
 
 
