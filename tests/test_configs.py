@@ -29,8 +29,10 @@ ENTRY_POINT_FLAGS = frozenset("""
 """.split())
 FUSE_FLAGS = frozenset(re.findall(r'flags\.DEFINE_\w+\(\s*"(\w+)"',
                                   (REPO_ROOT / "experiments" / "fuse.py").read_text()))
+RELEASE_MODEL_FLAGS = frozenset(re.findall(r'flags\.DEFINE_\w+\(\s*"(\w+)"',
+                                           (REPO_ROOT / "experiments" / "release_model.py").read_text()))
 ALLOWED = {"train": ENTRY_POINT_FLAGS, "eval": ENTRY_POINT_FLAGS, "cluster": ENTRY_POINT_FLAGS,
-           "fuse": FUSE_FLAGS}
+           "fuse": FUSE_FLAGS, "release_model": RELEASE_MODEL_FLAGS}
 LINE = re.compile(r"^--([a-z0-9_]+)=(\S+)$")
 RUN = re.compile(r"^#\s+python experiments/(\w+)\.py --flagfile=experiments/configs/([\w.]+\.flags)$")
 
@@ -119,16 +121,19 @@ def test_hmdb51_runs_follow_the_release_recipe(split, modality):
     assert "batch_size" not in stage1 and "batch_size" not in stage2
     assert all(resolved["mixed_precision"] == "float32" for resolved in (stage1, stage2, evaluation))
     if modality == "flow":  # from the release's per-split two-stream flow network, converted
-        assert stage1["backbone_weights"] == f"runs/release/hmdb51_twostream_flow_split{split}/model.keras"
+        start = f"runs/hmdb51/twostream_flow_split{split}/train/model.keras"  # either route writes it
+        assert stage1["backbone_weights"] == start
+        assert _resolve(CONFIGS / f"hmdb51_twostream_flow_split{split}_release.flags")["output"] == start
+        assert _resolve(CONFIGS / f"hmdb51_twostream_flow_split{split}_train.flags")["train_dir"] + "/model.keras" == start
+        assert _resolve(CONFIGS / f"hmdb51_twostream_flow_split{split}_eval.flags")["checkpoint_path"] == start
     assert evaluation["num_crops"] == {"rgb": "1", "flow": "5"}[modality]  # README numbers, §8 row 10
     assert stage2["checkpoint_path"] == stage1["train_dir"] and evaluation["checkpoint_path"] == stage2["train_dir"]
 
 
 def test_every_consumed_file_is_produced_by_another_flagfile():
-    """... or by experiments/release_model.py (a released checkpoint, converted to its default output)."""
-    from actionvlad_tf.convert.release_models import RELEASE_MODELS
-
-    produced = {f"runs/release/{name}/model.keras" for name in RELEASE_MODELS}
+    """... or by experiments/release_model.py (a released checkpoint, converted to its --output).
+    tests/test_recipe.py checks the documented order."""
+    produced = set()
     consumed = collections.defaultdict(list)
     for path in RUNNABLE:
         entry, resolved = _entry_point(path), _resolve(path)
@@ -139,6 +144,8 @@ def test_every_consumed_file_is_produced_by_another_flagfile():
             consumed[resolved.get("centers")].append(path.name)
         elif entry == "eval":
             produced.add(resolved["logits_file"])
+        elif entry == "release_model":
+            produced.add(resolved["output"])
         else:
             consumed[resolved["rgb"]].append(path.name)
             consumed[resolved["flow"]].append(path.name)
