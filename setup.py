@@ -8,6 +8,9 @@ is used.
 from setuptools import find_packages, setup
 
 TENSORFLOW = ">=2.16,<2.23"  # TF 2.16 is the first with Keras 3; 2.21 is what PyPI serves for 3.11
+# LiteRT and ONNX files (experiments/export.py --format=litert,onnx), each checked by its runtime.
+# Lower bounds: the versions checked beside TF 2.21 (pip check clean; TF, protobuf, numpy unchanged).
+EXPORT = ["ai-edge-litert>=2.3", "tf2onnx>=1.17", "onnxruntime>=1.32"]
 SCRIPT_FOLDERS = ("experiments", "data_prep")  # actionvlad_tf.commands.SCRIPT_FOLDERS
 
 
@@ -50,7 +53,9 @@ setup(
         "tf": [f"tensorflow{TENSORFLOW}"],
         # Data preparation on Apache Beam runners (data_prep/extract_*.py --runner).
         "beam": ["apache-beam>=2.60"],
+        "export": EXPORT,
         "test": [
+            *EXPORT,  # tests/test_portable.py
             "apache-beam>=2.60",  # the Beam DirectRunner tests
             "pytest>=8",
             "pytest-xdist>=3.5",
