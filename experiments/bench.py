@@ -6,7 +6,9 @@ Reproduce the table of docs/performance.md (about 4–6 minutes on 2 CPU cores):
 
 A smoke run on tiny shapes (seconds): `--quick`. One or more sections: `--sections=netvlad,backbone`
 (netvlad, backbone, input_pipeline, end_to_end, and on request flow: `--sections=flow`,
-OpenCV's TV-L1 against actionvlad_tf.tvl1, pairs/s and endpoint errors). Every figure is a median over `--repeats` after
+OpenCV's TV-L1 against actionvlad_tf.tvl1, pairs/s and endpoint errors; `--sections=predict_folder`,
+predict.py --videos against the model alone on decoded frames, at the demo's and the paper's shapes).
+Every figure is a median over `--repeats` after
 `--warmup` rounds; figures that are compared are measured side by side in this one run.
 """
 import json

@@ -186,3 +186,21 @@ def test_quick_updates_time_cached_and_uncached_updates():
     kept = bench_updates(frames=2, image_size=32, num_clusters=4, num_classes=3, videos=4, micro_batch=2,
                          repeats=1, warmup=0, width=0.25, uncached=False, variants=("forward+backward",))
     assert list(kept["variants"]) == ["forward+backward (4 videos)"]
+
+
+def test_quick_predict_folder_section(tmp_path):
+    """Section 7 on tiny shapes: both rates measured, the ratio and its target in the table."""
+    from actionvlad_tf.benchmark.folder_predict import bench_folder_predict
+    from actionvlad_tf.benchmark.table import format_table
+    figures = bench_folder_predict(str(tmp_path), "quick", num_videos=2, num_frames=8, height=40, width=48,
+                                   frames_per_video=3, image_size=32, num_clusters=4, backbone_width=0.25,
+                                   repeats=1, warmup=0)
+    assert figures["folder_videos_per_s"] > 0 and figures["model_alone_videos_per_s"] > 0
+    assert figures["ratio"] == pytest.approx(figures["folder_videos_per_s"] / figures["model_alone_videos_per_s"])
+    results = {"predict_folder": {"quick": figures}}
+    target, = evaluate_targets(results)
+    assert target["target"].startswith("[quick] predict.py --videos") and target["threshold"] == 0.9
+    machine = {"device": "CPU:0", "cpu_count": 2, "tensorflow": "x", "load_before": [0], "load_after": [0],
+               "cpu_model": "test CPU", "cpu_cores": 2, "vector_extensions": []}
+    table = format_table({**results, "machine": machine, "wall_s": 1.0, "targets": [target]})
+    assert "7. Classifying a folder of videos" in table and "2 × 8 frames 48×40" in table

@@ -8,13 +8,14 @@ import time
 import tensorflow as tf
 
 from actionvlad_tf import hardware
-from actionvlad_tf.benchmark import flow, kernels, machine, pipelines, table, updates
+from actionvlad_tf.benchmark import flow, folder_predict, kernels, machine, pipelines, table, updates
 from actionvlad_tf.benchmark.timing import interleaved_times, matmul_pass
 
 log = logging.getLogger(__name__)
 
-SECTIONS = ("netvlad", "backbone", "input_pipeline", "end_to_end", "flow", "updates")
-# flow and updates on request (--sections=flow,updates): minutes of TV-L1, and the paper's shape.
+SECTIONS = ("netvlad", "backbone", "input_pipeline", "end_to_end", "flow", "updates", "predict_folder")
+# flow, updates and predict_folder on request (--sections=flow,updates,predict_folder): minutes of
+# TV-L1, the paper's shape, and video files written and classified at two shapes.
 DEFAULT_SECTIONS = SECTIONS[:4]
 CLIPS_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "clips")
 # Shapes and repeats. Full: the paper's (release §2.5: T = 25, 224² crops of 340×256 frames,
@@ -41,7 +42,15 @@ SIZES = {
                                 videos=16, micro_batch=4, repeats=1,
                                 variants=("update (4×4", "forward+backward", "stage-2 update without",
                                           "stage-1 update without"))),
-        repeats=dict(netvlad=3, backbone=3, input_pipeline=3, end_to_end=3, flow=2, updates=2),
+        # predict.py --videos: the demo's shape (T = 10, 96² crops of 128×96 videos of 36 frames,
+        # K = 64, the width-¼ stand-in) and the paper's (T = 25, 224² crops of 320×240 videos of 90
+        # frames, HMDB51's size and a typical length; K = 64, full width).
+        predict_folder=dict(
+            demo=dict(num_videos=8, num_frames=36, height=96, width=128, frames_per_video=10, image_size=96,
+                      num_clusters=64, backbone_width=0.25),
+            paper=dict(num_videos=4, num_frames=90, height=240, width=320, frames_per_video=25, image_size=224,
+                       num_clusters=64)),
+        repeats=dict(netvlad=3, backbone=3, input_pipeline=3, end_to_end=3, flow=2, updates=2, predict_folder=2),
     ),
     "quick": dict(
         matmul_size=256,
@@ -54,7 +63,9 @@ SIZES = {
         flow=dict(height=40, width=48, pairs=4, batch=2, accuracy_shape=(40, 48), clip_frames=2),
         updates=dict(main_job=dict(frames=2, image_size=32, num_clusters=4, num_classes=3,
                                    videos=4, micro_batch=2)),
-        repeats=dict(netvlad=2, backbone=2, input_pipeline=2, end_to_end=2, flow=1, updates=1),
+        predict_folder=dict(quick=dict(num_videos=3, num_frames=12, height=40, width=48, frames_per_video=3,
+                                       image_size=32, num_clusters=4, backbone_width=0.25)),
+        repeats=dict(netvlad=2, backbone=2, input_pipeline=2, end_to_end=2, flow=1, updates=1, predict_folder=1),
     ),
 }
 
@@ -145,6 +156,13 @@ def run_benchmark(sections=DEFAULT_SECTIONS, quick=False, repeats=None, warmup=1
             shape = dict(shape)
             repeat = shape.pop("repeats", None) or rounds["updates"]
             results["updates"][name] = updates.bench_updates(**shape, repeats=repeat, warmup=warmup)
+    if "predict_folder" in sections:
+        log.info("section 7: classifying a folder of videos")
+        with tempfile.TemporaryDirectory(dir=workdir, prefix="actionvlad_bench_") as root:
+            results["predict_folder"] = {
+                name: folder_predict.bench_folder_predict(root, name, **shape, repeats=rounds["predict_folder"],
+                                                          warmup=warmup)
+                for name, shape in sizes["predict_folder"].items()}
     results["peak"] = _peak(results, sizes["matmul_size"])
     results["machine"]["load_after"] = _load()
     results["wall_s"] = time.perf_counter() - started

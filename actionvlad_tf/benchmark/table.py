@@ -56,6 +56,9 @@ def evaluate_targets(results):
                 50.0, _ge)
         add("tvl1_tf EPE within 10 % of OpenCV's on synthetic flow (worst case ratio)",
             max(row["ratio"] for row in flow["synthetic"]), 1.1, _le)
+    for name, figures in (results.get("predict_folder") or {}).items():
+        add(f"[{name}] predict.py --videos ≥ 90 % of the model alone on decoded frames (videos/s)",
+            figures["ratio"], 0.9, _ge)
     return rows
 
 
@@ -175,6 +178,17 @@ def format_table(results):
                          f"{100 * overall['quantized_within_2']:.2f}"])
             out += text_table(["clip", "size", "pairs", "EPE px", "mean |flow|", "% equal", "% ±1",
                            "% ±2"], rows)
+
+    folder = results.get("predict_folder")
+    if folder:
+        out += ["", "7. Classifying a folder of videos (predict.py --videos into a .csv) against the model "
+                "alone on the same videos' sampled frames, decoded beforehand; one .keras model per shape"]
+        rows = [[name, f"{s['num_videos']} × {s['num_frames']} frames {s['width']}×{s['height']}",
+                 f"T = {s['frames_per_video']}, {s['image_size']}², K = {s['num_clusters']}, width {s['backbone_width']:g}",
+                 s["workers"], f"{f['folder_videos_per_s']:.2f}", f"{f['model_alone_videos_per_s']:.2f}",
+                 f"{f['ratio']:.3f}"] for name, f in folder.items() for s in [f["shape"]]]
+        out += text_table(["shape", "videos", "model", "workers", "folder videos/s", "model alone videos/s",
+                           "ratio"], rows)
 
     peak = results.get("peak") or {}
     for name, update in (results.get("updates") or {}).items():
