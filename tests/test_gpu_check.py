@@ -54,11 +54,14 @@ def test_rows_out_of_time_or_failing_are_named_and_the_others_run():
     assert results["machine"]["cpu_model"] in table
 
 
-def test_mirrored_row_on_one_gpu_says_so():
-    # In this process TensorFlow has started with one CPU device: both notes, nothing run.
-    rows = gpu_check.mirrored_rows({}, {}, ["/gpu:0"], None, "NVIDIA H100", "a CPU")
-    assert [row.status for row in rows] == ["skipped", "skipped"]
-    assert rows[0].note.startswith("1 GPU visible") and "fresh process" in rows[1].note
+def test_mirrored_rows_on_one_gpu_say_so(tmp_path):
+    # The CPU stands in for the one GPU; TensorFlow started in this process with one CPU device, so
+    # the rehearsal on two is skipped and says why.
+    size = dict(gpu_check.SIZES["smoke"]["mirrored"])
+    rows = gpu_check.mirrored_rows(size, size, ["/cpu:0"], str(tmp_path), "NVIDIA H100", "a CPU")
+    assert [row.status for row in rows] == ["ran", "skipped"]
+    assert rows[0].note.startswith("1 GPU visible") and rows[0].data["seconds_per_update_1"] > 0
+    assert "fresh process" in rows[1].note
 
 
 def test_steps_up_to_a_target_keep_its_dependencies_in_order():
