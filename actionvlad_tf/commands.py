@@ -13,13 +13,14 @@ helpers beside them (`common_flags.py`, `flagfiles.py`, ...) are not. The script
 import their siblings: `import common_flags`), `sys.argv[0]` its path; its flags are unchanged.
 
 Where the scripts live: the folders stay at the top of the source tree (the layout the design card
-fixes), and `setup.py` installs them as `actionvlad_tf/experiments/` and `actionvlad_tf/data_prep/`
-(setuptools `package_dir`), flagfiles included. Installed as package data of this package, they are
-found beside this module whatever the working directory, nothing generic (`experiments`,
-`data_prep`) becomes a top-level package, and the scripts are not importable modules (they import
-their siblings as top-level names, which only their folder on `sys.path` provides). In the source
-tree itself (a checkout on `PYTHONPATH`, or an editable install) they are the folders beside the
-package.
+fixes), and `setup.py` maps them into this package with setuptools `package_dir`, as
+`actionvlad_tf/experiments/` and `actionvlad_tf/data_prep/`, flagfiles included. Why that way: package
+data cannot name files outside the package's folder, and moving the scripts in would change the layout;
+mapped, they are found beside this module whatever the working directory, nothing generic
+(`experiments`, `data_prep`) becomes a top-level package, and as folders without `__init__.py` they
+stay scripts to run, not modules to import (they import their siblings as top-level names, which only
+their folder on `sys.path` provides). In the source tree itself (a checkout on `PYTHONPATH`, or an
+editable install) they are the folders beside the package.
 """
 import ast
 import difflib

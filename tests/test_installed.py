@@ -29,7 +29,7 @@ def installed(tmp_path_factory):
     of this checkout's code is what a fresh interpreter imports; skips otherwise."""
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
         path for path in os.environ.get("PYTHONPATH", "").split(os.pathsep)
-        if path and not os.path.samefile(path, REPO)))
+        if path and os.path.realpath(path) != os.path.realpath(REPO)))
     probe = subprocess.run([sys.executable, "-c", PROBE], cwd=tmp_path_factory.mktemp("elsewhere"),
                            env=environment, capture_output=True, text=True, timeout=300)
     if "No module named 'actionvlad_tf'" in probe.stderr:
