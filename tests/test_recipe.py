@@ -171,7 +171,8 @@ def test_the_readme_recipe_runs_literally_outside_the_checkout(tmp_path):
     assert len((lists / "train_split1.txt").read_text().splitlines()) == 102
     for stream in ("rgb", "flow"):
         assert (tmp_path / "runs" / "hmdb51" / f"{stream}_split1" / "eval" / "logits.h5").is_file()
-    fused = json.loads(outputs["fuse"][0])
-    assert set(fused) >= {"rgb", "flow", "fused"}
+    for printed in outputs["fuse"]:  # ActionVLAD's fusion, then the two-stream network's
+        fused = json.loads(printed.strip().splitlines()[-1])
+        assert fused["num_videos"] == 51 and {"rgb_top1", "flow_top1", "fused_top1"} <= set(fused)
     assert (tmp_path / "exports" / "hmdb51" / "1" / "saved_model.pb").is_file()
-    assert "brush_hair" in outputs["predict"][0] or "%" in outputs["predict"][0]
+    assert any(name in outputs["predict"][0] for name in names), outputs["predict"][0]
