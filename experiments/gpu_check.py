@@ -15,17 +15,14 @@ row over two logical CPU devices, and the table says so.
 """
 import json
 import os
-import sys
 import tempfile
-import time
 
 from absl import app, flags, logging
 
 import demo as demo_flags  # noqa: F401  (the demo's flags: the chain runs as experiments/demo.py would)
-from actionvlad_tf import commands, demo
+from actionvlad_tf import demo
 from actionvlad_tf.atomic import atomic_output
 from actionvlad_tf.benchmark import gpu_check
-from actionvlad_tf.workflow import StepFailed, Workflow
 
 flags.DEFINE_string("json", None, "Also write the results (every row's figures and the machine) to this JSON file.")
 flags.DEFINE_float("budget_s", gpu_check.BUDGET_S, "Seconds the whole check may take; rows that would overrun are "
@@ -36,42 +33,9 @@ flags.DEFINE_string("workdir", None, "Folder for the chain's data and runs and t
                     "(default: a temporary one, deleted after).")
 FLAGS = flags.FLAGS
 
-CHAIN_TARGET = "rgb_netvlad_eval"
 # The demo's toy size (tests/test_demo.py): flags the command line did not set take these in smoke mode.
 SMOKE_DEMO = dict(num_classes=3, train_per_class=3, val_per_class=1, test_per_class=1, frames_per_video=3,
                   num_clusters=2, stage1_steps=2, stage2_steps=2, batch_size=2)
-
-
-def demo_chain(config, out):
-    """The chain row's callable: the demo's steps up to CHAIN_TARGET under `out`, stopped at the deadline."""
-    def run(deadline):
-        runs = os.path.join(out, "runs")
-        os.makedirs(runs, exist_ok=True)
-        backbones, width, image_size, _ = demo.resolve_backbones(config, runs)
-        steps = demo.build_steps(config, out, backbones, width, image_size, config["mixed_precision"])
-        chain = gpu_check.steps_up_to(steps, CHAIN_TARGET)
-        stop = gpu_check.StopAt(deadline, cwd=out)
-        workflow = Workflow(chain, [sys.executable, "-m", commands.MODULE], os.path.join(out, "steps"),
-                            os.path.join(out, "logs"), jobs=config["jobs"], echo=lambda line: print(line, flush=True),
-                            environment=demo.step_environment(), cwd=out, execute=stop)
-        note = ""
-        try:
-            workflow.run()
-        except StepFailed as error:
-            if not stop.timed_out:
-                raise
-            note = f"stopped at the budget's end in {', '.join(stop.timed_out)}"
-        seconds = {name: s for name, s in workflow.recorded_seconds().items() if s is not None}
-        top1 = None
-        if not stop.timed_out:
-            with open(os.path.join(out, "results", "rgb_netvlad", "results.json"), encoding="utf-8") as f:
-                top1 = json.load(f)["top1"]
-        return dict(what=f"the demo's RGB chain ({', '.join(s.name for s in chain)}): {config['num_classes']} classes, "
-                         f"{config['train_per_class']} training videos each, T = {config['frames_per_video']}, "
-                         f"{image_size}², K = {config['num_clusters']}, stage 1 {config['stage1_steps']} and stage 2 "
-                         f"{config['stage2_steps']} updates, precision {config['mixed_precision']}, backbone {config['backbone_weights']}",
-                    steps=seconds, finished=not stop.timed_out, top1=top1, note=note)
-    return run
 
 
 def main(argv):
@@ -83,10 +47,8 @@ def main(argv):
         smoke = FLAGS.smoke if FLAGS.smoke is not None else not gpu_check.visible_gpus()
         if smoke:
             config.update({name: value for name, value in SMOKE_DEMO.items() if not FLAGS[name].present})
-        started = time.monotonic()
         results = gpu_check.run_gpu_check(FLAGS.rows, smoke=smoke, budget_s=FLAGS.budget_s,
-                                          chain=demo_chain(config, os.path.join(out, "demo")), workdir=out)
-        results["command_wall_s"] = time.monotonic() - started
+                                          chain=gpu_check.demo_chain(config, os.path.join(out, "demo")), workdir=out)
     print(gpu_check.format_check(results))
     if FLAGS.json:
         with atomic_output(FLAGS.json) as partial, open(partial, "w", encoding="utf-8") as handle:

@@ -9,28 +9,31 @@ time budget, that says how this project uses a GPU machine. Rows, in order:
 * `tvl1`: `tvl1_tf` with XLA on the device against OpenCV's TV-L1 on every CPU core (`flow`);
 * `mirrored`: the release's update (`training.update_shape`) from frames on one device and mirrored
   over all of them: the decomposition, max |Δw| between the two after one update, seconds per update;
-* `demo_chain`: a callable the entry point supplies (the demo's first RGB chain: this package may
-  not import `actionvlad_tf.demo`, its neighbour in the top import layer), timed to the budget's end.
+* `demo_chain`: the demo's first RGB chain (`demo_chain`: its steps up to the RGB ActionVLAD
+  evaluation, in subprocesses as `experiments/demo.py` runs them), stopped at the budget's end.
 
 Without a GPU the same functions run at smoke size on the CPU (`SIZES["smoke"]`), the mirrored row
 over two logical CPU devices (`prepare_devices`), and each row says so. A row whose estimate exceeds the
 time left is skipped and named; a row that fails is reported with its error and the others run.
 """
 import dataclasses
+import json
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 
 import numpy as np
 import tensorflow as tf
 
-from actionvlad_tf import hardware
+from actionvlad_tf import commands, demo, hardware
 from actionvlad_tf.benchmark import flow, machine, updates
 from actionvlad_tf.benchmark.pipelines import _model
 from actionvlad_tf.benchmark.table import text_table
 from actionvlad_tf.training import trainer
+from actionvlad_tf.workflow import StepFailed, Workflow
 
 ROWS = ("update", "tvl1", "mirrored", "demo_chain")
 BUDGET_S = 450.0  # with TensorFlow's start-up and the clean-up, under 8 minutes
@@ -214,7 +217,8 @@ def mirrored_row(devices, size, workdir, device, tolerance):
                f"{'same update' if same else 'NOT THE SAME UPDATE'}), speed-up {one_s / all_s:.2f}×",
                note=f"tolerance {tolerance:g} relative", data=dict(
                    devices=list(devices), per_replica_batch=all_shape.per_replica_batch, iter_size=all_shape.iter_size,
-                   videos_per_update=all_shape.videos_per_update, videos_per_micro_batch=all_shape.videos_per_micro_batch,
+                   videos_per_update=all_shape.videos_per_update,
+                   videos_per_micro_batch=all_shape.videos_per_micro_batch,
                    max_abs_dw=difference, relative_dw=relative, same_update=same, seconds_per_update_1=one_s,
                    seconds_per_update_n=all_s))
 
@@ -291,13 +295,48 @@ class StopAt:
                 return TIMED_OUT
 
 
+def demo_chain(config, out, target="rgb_netvlad_eval"):
+    """The chain row's callable: the demo's steps (`actionvlad_tf.demo.build_steps` of `config`, its
+    CONFIG_KEYS and "jobs") up to `target` under `out`, run as `run_demo` runs them, stopped at the deadline."""
+    def run(deadline):
+        runs = os.path.join(out, "runs")
+        os.makedirs(runs, exist_ok=True)
+        backbones, width, image_size, _ = demo.resolve_backbones(config, runs)
+        steps = demo.build_steps(config, out, backbones, width, image_size, config["mixed_precision"])
+        chain = steps_up_to(steps, target)
+        stop = StopAt(deadline, cwd=out)
+        workflow = Workflow(chain, [sys.executable, "-m", commands.MODULE], os.path.join(out, "steps"),
+                            os.path.join(out, "logs"), jobs=config["jobs"], echo=lambda line: print(line, flush=True),
+                            environment=demo.step_environment(), cwd=out, execute=stop)
+        note = ""
+        try:
+            workflow.run()
+        except StepFailed as error:
+            if not stop.timed_out:
+                raise
+            note = f"stopped at the budget's end in {', '.join(stop.timed_out)}"
+        seconds = {name: s for name, s in workflow.recorded_seconds().items() if s is not None}
+        top1 = None
+        if not stop.timed_out:
+            results_dir = next(step for step in chain if step.name == target).flags["results_dir"]
+            with open(os.path.join(results_dir, "results.json"), encoding="utf-8") as f:
+                top1 = json.load(f)["top1"]
+        return dict(what=f"the demo's RGB chain ({', '.join(s.name for s in chain)}): {config['num_classes']} classes, "
+                         f"{config['train_per_class']} training videos each, T = {config['frames_per_video']}, "
+                         f"{image_size}², K = {config['num_clusters']}, stage 1 {config['stage1_steps']} and stage 2 "
+                         f"{config['stage2_steps']} updates, precision {config['mixed_precision']}, "
+                         f"backbone {config['backbone_weights']}",
+                    steps=seconds, finished=not stop.timed_out, top1=top1, note=note)
+    return run
+
+
 def run_gpu_check(rows=ROWS, smoke=None, budget_s=BUDGET_S, chain=None, workdir=None, clock=time.monotonic):
     """Runs the selected `rows` (of ROWS, in ROWS order) within `budget_s` seconds; returns the
     results dict (JSON-ready; `format_check` prints it).
 
     Args:
         smoke: tiny shapes on the CPU; None: where no GPU is visible.
-        chain: callable(deadline) for the demo_chain row (`chain_row`); None skips it.
+        chain: callable(deadline) for the demo_chain row (`demo_chain`, `chain_row`); None skips it.
         workdir: where the mirrored row's train_dirs go (default: a temporary folder).
     """
     unknown = set(rows) - set(ROWS)
@@ -334,7 +373,7 @@ def run_gpu_check(rows=ROWS, smoke=None, budget_s=BUDGET_S, chain=None, workdir=
                 began = clock()
                 try:
                     made = plan[name]()
-                except Exception as error:  # pylint: disable=broad-except  (one row's failure is reported, the others run)
+                except Exception as error:  # pylint: disable=broad-except  (reported; the other rows run)
                     made = [Row(name, "", device, status="failed", note=f"{type(error).__name__}: {error}"[:300])]
                 for row in made:
                     row.seconds = clock() - began
