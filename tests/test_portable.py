@@ -23,6 +23,9 @@ def model():
     net = build_actionvlad(C, frames_per_video=T, image_size=S, num_clusters=K, backbone_width=0.25, weight_decay=0)
     kernel = net.get_layer("classifier").kernel  # a spread of logits that makes top-1 meaningful
     kernel.assign(np.random.default_rng(0).normal(0, 3.0, kernel.shape))
+    # A word no descriptor chooses (trained centres leave some): its residual is exactly 0.
+    bias = net.get_layer("pooling").assignment_bias
+    bias.assign(np.array([-1e4] + [0.0] * (bias.shape[0] - 1), np.float32))
     return net
 
 
@@ -36,8 +39,8 @@ def test_litert_variants_match_keras(model, tmp_path):
     assert sizes["int8"] < 0.4 * sizes["float32"] and sizes["float16"] < 0.6 * sizes["float32"]
     checks = {r["variant"]: r["parity"] for r in report}
     assert checks["float32"]["max_abs_probability"] <= 1e-4 and checks["float32"]["max_abs_embedding"] <= 1e-4
-    for variant in ("float16", "int8"):
-        assert checks[variant]["top1_agreement"] >= 5 / 6, checks
+    for variant in ("float16", "int8"):  # float16: finite where ε = 1e-12 in float16 (0) gave NaN
+        assert np.isfinite(checks[variant]["max_abs_probability"]) and checks[variant]["top1_agreement"] >= 5 / 6, checks
     assert json.loads((tmp_path / "portable.json").read_text())[0]["parity"]["videos"] == 6
     got = portable.Runner(tmp_path / "model_float32.tflite")(batches[0])
     np.testing.assert_allclose(got["embedding"], keras.ops.convert_to_numpy(

@@ -13,6 +13,7 @@ the model's frame count, as the interpreter allocates fixed shapes.
 The converters need the `[export]` extra (`pip install actionvlad_tf[export]`): `tf2onnx`,
 `onnxruntime`, `ai-edge-litert`; they are imported when used.
 """
+import contextlib
 import importlib
 import os
 import pathlib
@@ -26,11 +27,16 @@ from actionvlad_tf.atomic import atomic_output, ensure_writable_dir, write_json
 from actionvlad_tf.data.augment import preprocess_for_eval
 from actionvlad_tf.export.predictor import video_inputs
 from actionvlad_tf.export.saved_model import model_outputs, numeric_outputs
-from actionvlad_tf.models import model_streams
+from actionvlad_tf.layers import NetVLADPooling
+from actionvlad_tf.models import model_streams, pooling_layers
 from actionvlad_tf.prep.extraction import DEFAULT_FLOW_BOUND
 from actionvlad_tf.prep.video_inputs import DEFAULT_FRAMES_PER_VIDEO
 
 PORTABLE_FORMATS = ("litert", "onnx")
+# The float16 variant stores every constant in float16, whose smallest value is 6e-8: NetVLAD's
+# ε = 1e-12 (tf.nn.l2_normalize's) would become 0, and a cluster that no descriptor chose, whose
+# residual is 0, would normalise to 0 · rsqrt(0) = NaN. The float16 file floors ε at this instead.
+FLOAT16_EPSILON = 1e-7
 LITERT_VARIANTS = ("float32", "float16", "int8")
 ONNX_OPSET = 17
 _EXTRA = "install the [export] extra: pip install 'actionvlad_tf[export]'"
@@ -57,9 +63,23 @@ def _function(model, batch):
     return preprocessed, spec
 
 
+@contextlib.contextmanager
+def _epsilon_floor(model, epsilon):
+    """The model's NetVLAD layers with ε at least `epsilon` while inside (see FLOAT16_EPSILON)."""
+    layers = [layer for layer in pooling_layers(model) if isinstance(layer, NetVLADPooling) and layer.epsilon < epsilon]
+    saved = [layer.epsilon for layer in layers]
+    for layer in layers:
+        layer.epsilon = epsilon
+    try:
+        yield
+    finally:
+        for layer, value in zip(layers, saved):
+            layer.epsilon = value
+
+
 def export_litert(model, path, variant="float32"):
     """Writes the LiteRT file of `model` (module docstring) at `path`; `variant` is float32,
-    float16 (weights stored as float16, computed in float32) or int8 (dynamic-range: int8 weights,
+    float16 (weights stored as float16, computed in float32; NetVLAD's ε floored, FLOAT16_EPSILON) or int8 (dynamic-range: int8 weights,
     activations quantised on the fly; no calibration data). Returns the path."""
     if variant not in LITERT_VARIANTS:
         raise ValueError(f"LiteRT variant must be one of {LITERT_VARIANTS}, got {variant!r}")
@@ -67,10 +87,10 @@ def export_litert(model, path, variant="float32"):
         raise ValueError(f"{model.name} takes any number of frames; LiteRT needs a fixed count: "
                          "rebuild it with frames_per_video=T and load the weights")
     function, spec = _function(model, 1)
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint("serving_default", function, spec)
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, _epsilon_floor(model, FLOAT16_EPSILON if variant == "float16" else 0):
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint("serving_default", function, spec)
         # From a SavedModel: a concrete function's variables would not be frozen into the file.
         archive.write_out(folder, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(folder, signature_keys=["serving_default"])
