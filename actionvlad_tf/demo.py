@@ -22,12 +22,12 @@ from actionvlad_tf import commands, hardware, zoo
 from actionvlad_tf.atomic import atomic_output, write_json
 from actionvlad_tf.data.lists import read_list
 from actionvlad_tf.evaluation import late_fusion, read_logits, search_flow_weight, top_k_accuracy
+from actionvlad_tf.models.registry import POOLINGS
 from actionvlad_tf.models.vgg16 import write_random_vgg16
 from actionvlad_tf.prep import synthetic
+from actionvlad_tf.specs import STREAMS
 from actionvlad_tf.workflow import Step, Workflow, code_version, last_lines
 
-STREAMS = ("rgb", "flow")
-POOLINGS = ("avg", "max", "netvlad")
 ROWS = (
     ("two_stream", "Two-stream (frame logits averaged)"),
     ("avg", "Avg pooling, conv5 (stage 2)"),
@@ -140,7 +140,7 @@ def build_steps(config, out, backbones, width, image_size, precision):
             batch_size=5, **common, **video, **model_flags), deps=(train_step,) + data_deps,
             outputs=(result_dir,)))
 
-    for stream in STREAMS:
+    for stream in STREAMS["rgb+flow"]:
         data_deps = ("lists", "frames") + (("flow",) if stream == "flow" else ())
         backbone = backbones[stream]
         backbone_inputs = (backbone,) if os.path.isfile(backbone) else ()
@@ -169,7 +169,7 @@ def build_steps(config, out, backbones, width, image_size, precision):
             outputs=(centers,)))
         cache = os.path.join(runs, f"{stream}_feature_cache")
         previous = ()
-        for pooling in POOLINGS:
+        for pooling in sorted(POOLINGS):
             stage1, stage2 = f"{stream}_{pooling}_stage1", f"{stream}_{pooling}_stage2"
             cluster = {"centers": centers} if pooling == "netvlad" else {}
             # One stream's poolings run one after the other: they share the stream's feature cache.
@@ -229,7 +229,7 @@ def fuse_all(results_dir, list_file, flow_weight):
     table, logits_of = {}, {}
     for key, _ in ROWS:
         row, logits = {}, logits_of.setdefault(key, {})
-        for stream in STREAMS:
+        for stream in STREAMS["rgb+flow"]:
             logits[stream] = read_logits(os.path.join(results_dir, f"{stream}_{key}", "logits.h5"),
                                          expected_rows=len(labels))
             row[stream] = top_k_accuracy(logits[stream], labels, 1)

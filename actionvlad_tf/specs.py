@@ -17,6 +17,8 @@ from typing import Callable, Optional, Tuple
 STREAMS = {"rgb": ("rgb",), "flow": ("flow",), "rgb+flow": ("rgb", "flow")}
 MODALITIES = tuple(STREAMS)
 FLOW_STACK = 10  # L, flow images per direction in a flow stack (release §3.3)
+# Channels of the frames the pipeline yields: BGR, and x, y of L flow images (release §3.5).
+INPUT_CHANNELS = {"rgb": 3, "flow": 2 * FLOW_STACK}
 FLOW_WEIGHT = 0.667  # late fusion (1 − w)·rgb + w·flow on raw logits, release `--temporal_ratio` (§6.3)
 CHARADES_NUM_CLASSES = 157
 FRAME_BASELINE_ENDPOINT = "fc8"  # conv_endpoint of the two-stream frame baseline (release §1.4)
@@ -65,19 +67,29 @@ class ModelSpec:
     """The model of an experiment (release §1.3–§1.6).
 
     Attributes:
-        num_classes: C.
-        modality: "rgb", "flow" or "rgb+flow" (two streams, joined by `fusion`).
-        backbone: a key of `actionvlad_tf.models.registry.BACKBONES` (`--model_name`).
-        pooling: a key of `actionvlad_tf.models.registry.POOLINGS`.
-        fusion: a key of `actionvlad_tf.models.actionvlad.FUSIONS` (two streams only).
-        conv_endpoint: the backbone's pooled map; "fc8" is the frame baseline (VGG-16 only).
-        num_clusters, netvlad_alpha: K and α of NetVLAD.
-        pooled_dropout: dropout on the pooled vector; None: the release's default for the variant.
-        fc_dropout: drop rate after fc6 / fc7 of the frame baseline.
-        weight_decay: slim L2 scale (0 for evaluation graphs, release §1.6).
-        image_size: S, the crop side.
-        frames_per_video: T; with `num_crops` the bag holds T · crops frames.
-        num_crops: test crops per frame in one bag.
+        num_classes: C, the number of action classes.
+        modality: "rgb" (3 channels, BGR minus [104, 117, 123]), "flow" (20 channels minus 128) or
+            "rgb+flow" (two streams, joined by `fusion`).
+        backbone: a key of `actionvlad_tf.models.registry.BACKBONES` (`--model_name`): "vgg16" or
+            "bn_inception" (the Charades backbone, release §7).
+        pooling: a key of `actionvlad_tf.models.registry.POOLINGS`: "netvlad" (ActionVLAD), "avg"
+            or "max" over the pre-ReLU map (release §1.4).
+        fusion: a key of `actionvlad_tf.models.actionvlad.FUSIONS` (two streams only; see
+            `two_stream_from_spec`).
+        conv_endpoint: the backbone's pooled map: "conv5" (pre-ReLU conv5_3), "conv4" or "fc7"
+            (paper Table 2a) for VGG-16, a block name for BN-Inception ("inception_5a"); "fc8" is
+            the frame baseline (a backbone with a frame classifier: VGG-16).
+        num_clusters, netvlad_alpha: K (64) and α (1000) of NetVLAD.
+        pooled_dropout: dropout on the pooled vector; None: the release's default for the variant
+            (0 for one stream and late fusion: an always-false condition, §1.3, §8 row 1; 0.5 for
+            the single-classifier fusions, §1.5). The paper's 0.5 by argument.
+        fc_dropout: drop rate after fc6 / fc7 of the frame baseline (release `--dropout` 0.8).
+        weight_decay: slim L2 (wd·Σw²/2) on conv and classifier kernels, as Keras L2(wd/2); none
+            on the VLAD weights and biases; 0 for evaluation graphs (release §1.6).
+        image_size: S, the crop side (224).
+        frames_per_video: T (25); None accepts any number of frames. With `num_crops` the bag
+            holds T · crops frames.
+        num_crops: test crops per frame, all in one bag (release §3.7).
         backbone_width: channel multiplier of the backbone (1.0: the published network).
     """
 
@@ -117,11 +129,39 @@ class ModelSpec:
 class InputSpec:
     """Where the videos are and how one pipeline samples and preprocesses them (release §3).
 
-    Source (one of): a list file with frame folders `frames_root` / `flow_root` (flow_root
-    defaults to frames_root); `packed_files` (a shard glob, `{split}` and `{split_id}` filled in
-    by `packed_pattern`); or `tfds_name` (a TFDS builder name, with `tfds_data_dir`).
+    Source (one of): a list file with frame folders `frames_root` / `flow_root`; `packed_files`;
+    or `tfds_name`. `actionvlad_tf.data.video_input.make_dataset(spec, ...)` builds the pipeline.
 
-    Pipeline: see `actionvlad_tf.data.video_input.make_dataset` for each field.
+    Attributes:
+        modality: "rgb", "flow" or "rgb+flow".
+        frames_per_video: T (25 in the release).
+        training: random crop/flip, per-epoch shuffle, repeat; else list order, one pass.
+        batch_size: videos per batch; the GLOBAL batch when `make_dataset` gets an `input_context`.
+        num_crops: 1 or 5 test crops (evaluation only).
+        image_size, resize_shape: S and the (H, W) frames are resized to first (§3.4); the
+            default resize is the release's 256×340 for S = 224, scaled with S otherwise.
+        flow_stack: L, flow images per direction in a stack.
+        rgb_template, flow_template: file names (`img_%05d.jpg` for TSN folders).
+        shuffle_seed: seed of shuffling, crops, flips and random frames (None: random).
+        temporal_jitter: TSN segment sampling in training (evaluation: segment centres).
+        invert_flow_on_flip: x-flow → 255 − x on flipped videos (the release does not, §8 row 7).
+        half_pixel_centers: modern resize instead of the release's TF1 resize.
+        num_classes: labels ≥ num_classes are list errors.
+        on_error: "raise" or "skip" (needs a `report`; implies `validate`).
+        validate: scan every video folder before building the dataset; all problems at once.
+        return_metadata: add {"index", "path"} per video.
+        shuffle_buffer: videos in the shuffle buffer of packed records in training (shard files
+            are also shuffled every epoch).
+        num_parallel_calls: parallel reads/decodes (AUTOTUNE).
+        raw_frames: yield the decoded uint8 frames [B, T, H, W, C] (a dict for rgb+flow) with no
+            resize, crop or means, for callers that crop themselves (the feature cache); with
+            frames of different sizes keep batch_size 1.
+        frames_root: root of `<video>/image_%05d.jpg` folders (RGB).
+        flow_root: root of `<video>/flow_{x,y}_%05d.jpg` folders; defaults to `frames_root` (TSN
+            dumps keep frames and flow in one folder).
+        list_dir, split_id: the folder of `{train,test}_split{N}.txt` lists and N.
+        packed_files: a shard glob, `{split}` and `{split_id}` filled in by `packed_pattern`.
+        tfds_name, tfds_data_dir: a TFDS builder name and its data folder.
     """
 
     modality: str = "rgb"

@@ -52,7 +52,8 @@ def convert_checkpoint():
     if FLAGS.flow_checkpoint or FLAGS.two_stream_checkpoint:
         rgb_prefix = "stream0/" if FLAGS.two_stream_checkpoint else FLAGS.prefix
         arch = release_ckpt.release_architecture(values, rgb_prefix)
-        model = build_two_stream(arch["num_classes"] or FLAGS.num_classes, "late", FLAGS.frames_per_video,
+        model = build_two_stream(arch["num_classes"] or FLAGS.num_classes, fusion="late",
+                                 frames_per_video=FLAGS.frames_per_video,
                                  image_size=FLAGS.image_size, num_clusters=arch["num_clusters"] or FLAGS.num_clusters,
                                  flow_weight=FLAGS.flow_weight)
         reports = release_ckpt.convert_two_stream(model, FLAGS.checkpoint, FLAGS.flow_checkpoint, rgb_prefix,

@@ -99,3 +99,75 @@ def run_layer_test(layer_cls, init_kwargs, input_data, expected_output_shape, tm
             "one fitted step left every trainable weight unchanged"
     run_model_saving_test(model, input_data, tmp_path, name=layer.name)
     return layer
+
+
+def run_backbone_test(name, endpoint_shapes, stage2_first, tmp_path, *, image_size=32, width=1.0,
+                      frame_classifier_shape=None):
+    """keras-hub's `run_backbone_test` for the backbone registered as `name`, built at a tiny size:
+
+    * `endpoint_shapes` {conv_endpoint: (h, w, D)}: the map each endpoint gives on
+      `image_size`² frames, eagerly and symbolically, and the entry recognises what it built;
+    * `stage2_first` {conv_endpoint: layer}: the first layer stage 2 trains (`set_training_stage`
+      on an ActionVLAD model of that endpoint); stage 1 trains none of the backbone, stage 0 all of
+      what can train, and nothing before the stage-2 layer trains;
+    * a `.keras` round trip of an ActionVLAD model on the backbone predicts the same;
+    * a flow model takes the entry's flow channels (`input_channels["flow"]`) and predicts;
+    * the frame baseline (fc8) gives per-frame logits of `frame_classifier_shape` when the entry
+      has a frame classifier, else a clear error.
+    """
+    from actionvlad_tf.models import backbones, build_model, set_training_stage
+    from actionvlad_tf.models.registry import backbone_entry
+    from actionvlad_tf.specs import ModelSpec
+
+    entry = backbone_entry(name)
+    rng = np.random.default_rng(0)
+    frames = rng.normal(size=(2, image_size, image_size, entry.input_channels["rgb"])).astype("float32")
+    for endpoint, shape in endpoint_shapes.items():
+        net = entry.build("rgb", endpoint, None, image_size, 0.0, None, f"rgb_{name}", width)
+        assert entry.recognises(net), f"{name}: its entry does not recognise the {endpoint} backbone it built"
+        assert tuple(net(frames).shape) == (2,) + tuple(shape), endpoint
+        assert tuple(net.compute_output_shape(frames.shape)) == (2,) + tuple(shape), endpoint
+
+    def trained_layers(backbone):
+        return [layer.name for layer in backbone.layers if layer.trainable_weights]
+
+    spec = ModelSpec(3, backbone=name, num_clusters=2, image_size=image_size, frames_per_video=2,
+                     backbone_width=width)
+    for endpoint, first in stage2_first.items():
+        model = build_model(spec.replace(conv_endpoint=endpoint))
+        (backbone,) = backbones(model)
+        with_weights = [layer.name for layer in backbone.layers if layer.weights]
+        set_training_stage(model, 1)
+        assert trained_layers(backbone) == [], endpoint
+        set_training_stage(model, 2)
+        assert entry.first_trainable(backbone) == first, endpoint
+        start = [layer.name for layer in backbone.layers].index(first)
+        trained = trained_layers(backbone)
+        assert trained and all([layer.name for layer in backbone.layers].index(n) >= start for n in trained), endpoint
+        set_training_stage(model, 0)
+        assert trained_layers(backbone)[0] == with_weights[0], endpoint
+
+    endpoint = next(iter(stage2_first))
+    videos = {stream: rng.normal(size=(1, 2, image_size, image_size, channels)).astype("float32")
+              for stream, channels in entry.input_channels.items()}
+    model = build_model(spec.replace(conv_endpoint=endpoint))
+    run_model_saving_test(model, videos["rgb"], tmp_path, name=f"{name}_actionvlad")
+
+    flow = build_model(spec.replace(conv_endpoint=endpoint, modality="flow"))
+    assert flow.input.shape[-1] == entry.input_channels["flow"]
+    assert backbones(flow)[0].input.shape[-1] == entry.input_channels["flow"]
+    assert tuple(flow(videos["flow"]).shape) == (1, 3)
+
+    baseline = spec.replace(conv_endpoint="fc8", frames_per_video=1)
+    if entry.frame_classifier is None:
+        try:
+            build_model(baseline)
+        except ValueError as error:
+            assert "frame baseline" in str(error) and name in str(error), error
+        else:
+            raise AssertionError(f"{name} has no frame classifier but the frame baseline built")
+        return
+    model = build_model(baseline)
+    (classifier,) = backbones(model)
+    assert tuple(classifier(frames).shape) == (2,) + tuple(frame_classifier_shape)
+    assert tuple(model(videos["rgb"][:, :1]).shape) == (1, 3)

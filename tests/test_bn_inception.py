@@ -10,8 +10,8 @@ import tensorflow as tf
 
 from actionvlad_tf.models import bn_inception
 from actionvlad_tf.models.actionvlad import build_actionvlad, set_training_stage
-from actionvlad_tf.models.vgg16 import flow_kernel_from_rgb
-from harness import check_config_round_trip
+from actionvlad_tf.models.parts import flow_kernel_from_rgb
+from harness import check_config_round_trip, run_backbone_test
 
 # Release §7 table: channels per endpoint, and the spatial stride from the input.
 ENDPOINT_SHAPES = {
@@ -138,7 +138,7 @@ def _release_values(model, stream="stream0", rgb_first_conv=False, seed=0):
 
 
 def test_release_name_mapping_table():
-    model = build_actionvlad(5, model_name="bn_inception", conv_endpoint="inception_3a", num_clusters=4,
+    model = build_actionvlad(5, backbone="bn_inception", conv_endpoint="inception_3a", num_clusters=4,
                              image_size=64, frames_per_video=2)
     entries = {name: (variable.path, shape) for name, variable, shape in bn_inception.release_weight_map(model)}
     assert entries["stream0/InceptionV2_TSN/conv1/7x7_s2/Conv/weights"] == ("conv1_7x7_s2/kernel", (7, 7, 3, 64))
@@ -154,7 +154,7 @@ def test_release_name_mapping_table():
 
 
 def test_load_release_weights_round_trip_with_and_without_stream_prefix():
-    model = build_actionvlad(5, model_name="bn_inception", conv_endpoint="inception_3a", num_clusters=4,
+    model = build_actionvlad(5, backbone="bn_inception", conv_endpoint="inception_3a", num_clusters=4,
                              image_size=64, frames_per_video=2)
     values = _release_values(model)
     values["stream0/global_step"] = np.array(7)  # optimizer state is reported as unused
@@ -169,7 +169,7 @@ def test_load_release_weights_round_trip_with_and_without_stream_prefix():
 
 
 def test_load_backbone_only_keeps_head_and_rejects_missing_or_partial():
-    model = build_actionvlad(5, model_name="bn_inception", conv_endpoint="conv2/3x3", num_clusters=4,
+    model = build_actionvlad(5, backbone="bn_inception", conv_endpoint="conv2/3x3", num_clusters=4,
                              image_size=64, frames_per_video=2)
     values = _release_values(model)
     head = {n: values.pop(n) for n in list(values) if "/InceptionV2_TSN/" not in n}
@@ -286,7 +286,7 @@ def test_weights_argument_reads_npz_checkpoint_dict_and_keras_files(tmp_path):
 
 
 def test_training_stages_on_bn_inception_actionvlad():
-    model = build_actionvlad(5, model_name="bn_inception", conv_endpoint="inception_3b", num_clusters=4,
+    model = build_actionvlad(5, backbone="bn_inception", conv_endpoint="inception_3b", num_clusters=4,
                              image_size=64, frames_per_video=2, weight_decay=4e-5)
     set_training_stage(model, 1)
     assert sorted(w.path for w in model.trainable_weights) == ["classifier/bias", "classifier/kernel"]
@@ -305,7 +305,7 @@ def test_training_stages_on_bn_inception_actionvlad():
 def test_saved_model_file_loads_in_a_fresh_process_after_import(tmp_path):
     """`import actionvlad_tf` registers FrozenBatchNormalization, so a saved BN-Inception ActionVLAD
     loads without custom_objects and keeps its frozen BN."""
-    model = build_actionvlad(5, model_name="bn_inception", conv_endpoint="conv2/3x3", num_clusters=4,
+    model = build_actionvlad(5, backbone="bn_inception", conv_endpoint="conv2/3x3", num_clusters=4,
                              image_size=32, frames_per_video=2)
     x = np.random.default_rng(0).normal(size=(1, 2, 32, 32, 3)).astype("float32")
     np.save(tmp_path / "x.npy", x)
@@ -329,7 +329,7 @@ def test_trainer_split_cuts_bn_inception_at_the_block(stage, features):
     endpoint block's input (inception_3a's output here), so the frozen prefix can be cached."""
     from actionvlad_tf.training.split import split_at_frozen_boundary
 
-    model = build_actionvlad(5, model_name="bn_inception", conv_endpoint="inception_3b", num_clusters=4,
+    model = build_actionvlad(5, backbone="bn_inception", conv_endpoint="inception_3b", num_clusters=4,
                              image_size=64, frames_per_video=2)
     set_training_stage(model, stage)
     split = split_at_frozen_boundary(model)
@@ -346,7 +346,7 @@ def test_entry_points_load_bn_inception_backbone_weights(tmp_path, monkeypatch):
     from actionvlad_tf.models import builder
     from actionvlad_tf.specs import ModelSpec
 
-    model = build_actionvlad(5, model_name="bn_inception", conv_endpoint="conv2/3x3", num_clusters=4,
+    model = build_actionvlad(5, backbone="bn_inception", conv_endpoint="conv2/3x3", num_clusters=4,
                              image_size=32, frames_per_video=2)
     values = _release_values(model, stream=None, seed=5)
     backbone_values = {n: v for n, v in values.items() if n.startswith("InceptionV2_TSN/")}
@@ -357,3 +357,11 @@ def test_entry_points_load_bn_inception_backbone_weights(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="bn_inception_imagenet.npz"):
         builder.descriptor_model(ModelSpec(5, backbone="bn_inception", conv_endpoint="conv2/3x3"), weights="imagenet")
+
+
+def test_the_shared_backbone_harness(tmp_path):
+    """tests/harness.py `run_backbone_test` on 32² frames: stem and block maps, stage 2 from the
+    endpoint's block (BatchNorm never trains), the `.keras` round trip, 20 flow channels, and a
+    clear error for the frame baseline (BN-Inception has no frame classifier)."""
+    run_backbone_test("bn_inception", {"conv2/3x3": (8, 8, 192), "inception_3a": (4, 4, 256)},
+                      {"conv2/3x3": "conv2_3x3_pad", "inception_3a": "inception_3a_double_3x3_reduce"}, tmp_path)

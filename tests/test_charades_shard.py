@@ -21,7 +21,7 @@ TF1_OPTIMIZERS = {
 
 
 def _small_model():
-    return build_actionvlad(5, model_name="bn_inception", conv_endpoint=BLOCK, num_clusters=4,
+    return build_actionvlad(5, backbone="bn_inception", conv_endpoint=BLOCK, num_clusters=4,
                             image_size=64, frames_per_video=2)
 
 
@@ -116,7 +116,7 @@ def test_non_finite_values_name_the_tensor(tmp_path):
 
 def test_layout_of_the_charades_model():
     """The released model's own layout: BN-Inception to inception_5a, K = 64, 157 classes."""
-    model = build_actionvlad(157, model_name="bn_inception", conv_endpoint="inception_5a", frames_per_video=None)
+    model = build_actionvlad(157, backbone="bn_inception", conv_endpoint="inception_5a", frames_per_video=None)
     variables = charades_shard.model_variables(model)
     assert charades_shard.layout_size(variables) == 4 * model.count_params() == 4 * 18_426_205
     layouts = charades_shard.candidate_layouts(variables)

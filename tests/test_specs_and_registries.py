@@ -8,6 +8,9 @@ from actionvlad_tf.data import datasets
 from actionvlad_tf.layers import NetVLADPooling, SpatioTemporalPooling
 from actionvlad_tf.models import FUSIONS, POOLINGS, backbones, build_model, pooling_layers
 from actionvlad_tf.models.bn_inception import is_bn_inception
+from actionvlad_tf.models.registry import BACKBONES
+from actionvlad_tf.prep.splits import LIST_MAKERS
+from actionvlad_tf.registration import Registry
 from actionvlad_tf.specs import DatasetSpec, ModelSpec
 
 
@@ -92,7 +95,7 @@ def test_a_toy_pooling_is_one_registration(monkeypatch):
 
 def test_a_toy_dataset_is_one_registration(tmp_path, monkeypatch):
     """A DatasetSpec registered under its name gives the class count, names and list reading."""
-    monkeypatch.setattr(datasets, "DATASETS", dict(datasets.DATASETS))
+    monkeypatch.setattr(datasets, "DATASETS", datasets.DATASETS.copy())
     datasets.register_dataset(DatasetSpec("toy", 2, class_names=("left", "right")))
     spec = datasets.dataset_spec("toy")
     assert spec.num_classes == 2 and datasets.class_names(spec) == ["left", "right"]
@@ -106,3 +109,26 @@ def test_a_toy_dataset_is_one_registration(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="train_split1.txt"):  # label 2 of a 2-class dataset
         datasets.read_entries(spec, datasets.split_list_file(tmp_path / "lists", "train", 1))
 
+
+
+@pytest.mark.parametrize("registry", [BACKBONES, POOLINGS, FUSIONS, datasets.DATASETS, LIST_MAKERS],
+                         ids=lambda r: r.kind)
+def test_every_registry_refuses_a_second_entry_under_a_taken_name(registry):
+    name = sorted(registry)[0]
+    existing = registry[name]
+    for register in (registry.register, registry.__setitem__):
+        with pytest.raises(ValueError, match=f"{registry.kind} '{name}' is already registered"):
+            register(name, object())
+    assert registry[name] is existing
+    registry.register(name, existing)  # the same entry again: a module imported twice
+
+
+def test_temporarily_registers_inside_a_block_and_lookup_lists_the_names():
+    registry = Registry("toy", {"a": 1})
+    with registry.temporarily("b", 2):
+        assert registry.lookup("b") == 2
+    assert "b" not in registry
+    with pytest.raises(ValueError, match=r"toy \(--toy\) must be one of \['a'\], got 'c'"):
+        registry.lookup("c", flag="--toy")
+    with pytest.raises(ValueError, match="toy 'a' is already registered \\(as 1\\)"):
+        registry.update({"a": 3})

@@ -6,6 +6,7 @@ import pytest
 
 from actionvlad_tf.models import vgg16
 from actionvlad_tf.models.actionvlad import build_actionvlad, set_training_stage
+from harness import run_backbone_test
 
 
 def test_names_and_shapes_match_keras_applications():
@@ -149,3 +150,11 @@ def test_width_multiplier_scales_every_layer_and_survives_saving(tmp_path):
     reloaded = keras.saving.load_model(tmp_path / "m.keras")
     assert reloaded.count_params() == video.count_params()
     assert reloaded.get_layer("rgb_vgg16").output.shape[-1] == 128
+
+
+def test_the_shared_backbone_harness(tmp_path):
+    """tests/harness.py `run_backbone_test` at width ¼ on 32² frames: conv4 / conv5 / fc7 maps,
+    stage 2 from conv4_1 / conv5_1 / fc7, the `.keras` round trip, 20 flow channels, fc8 logits."""
+    run_backbone_test("vgg16", {"conv4": (4, 4, 128), "conv5": (2, 2, 128), "fc7": (1, 1, 1024)},
+                      {"conv5": "block5_conv1", "conv4": "block4_conv1", "fc7": "fc2"}, tmp_path,
+                      width=0.25, frame_classifier_shape=(3,))

@@ -139,7 +139,7 @@ def match_layouts(path, layouts):
 
 def convert_charades_shard(shard_path, output_path, model, block="inception_5a"):
     """Finds the layout of the release's Charades shard, loads its weights onto `model` (an
-    ActionVLAD built with `model_name="bn_inception"`, e.g. 157 classes, K = 64, inception_5a) and
+    ActionVLAD built with `backbone="bn_inception"`, e.g. 157 classes, K = 64, inception_5a) and
     writes them atomically to `output_path` (`.weights.h5`). Returns the layout's label."""
     if not output_path.endswith(".weights.h5"):
         raise ValueError(f"output_path must end in .weights.h5, got {output_path}")

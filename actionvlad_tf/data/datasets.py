@@ -11,6 +11,7 @@ import dataclasses
 import os
 
 from actionvlad_tf.data.lists import read_class_names, read_list
+from actionvlad_tf.registration import Registry
 from actionvlad_tf.specs import CHARADES_NUM_CLASSES, DatasetSpec
 
 CLASS_NAME_FILES = ("actions.txt", "classInd.txt")  # looked for in the list folder of a custom dataset
@@ -42,19 +43,16 @@ UCF101_CLASSES = (
     "Typing", "UnevenBars", "VolleyballSpiking", "WalkingWithDog", "WallPushups", "WritingOnBoard", "YoYo",
 )
 
-DATASETS = {
+DATASETS = Registry("dataset", {
     "hmdb51": DatasetSpec("hmdb51", 51, HMDB51_CLASSES, class_names_file="actions.txt"),
     "ucf101": DatasetSpec("ucf101", 101, UCF101_CLASSES, class_names_file="classInd.txt"),
     "charades": DatasetSpec("charades", CHARADES_NUM_CLASSES, multi_label=True, metric="charades_map"),
-}
+})
 
 
 def register_dataset(spec):
     """Adds `spec` to `DATASETS` under `spec.name` (a second registration of a name is an error)."""
-    if spec.name in DATASETS and DATASETS[spec.name] != spec:
-        raise ValueError(f"dataset {spec.name!r} is already registered")
-    DATASETS[spec.name] = spec
-    return spec
+    return DATASETS.register(spec.name, spec)
 
 
 def dataset_spec(name, num_classes=None):

@@ -41,7 +41,7 @@ from actionvlad_tf.data.augment import preprocess_for_eval
 from actionvlad_tf.data.sampling import frame_numbers_tf, stack_numbers
 from actionvlad_tf.layers import NetVLADPooling
 from actionvlad_tf.models import WeightedLogitFusion, embedding_model, model_streams, pooling_layers
-from actionvlad_tf.models.actionvlad import DEFAULT_FLOW_WEIGHT
+from actionvlad_tf.specs import FLOW_WEIGHT
 
 SERVING_INPUT_NAMES = {"rgb": "frames", "flow": "flow"}
 CLIPS_SIGNATURE = "clips"
@@ -53,7 +53,7 @@ TOP_K = 5
 
 
 
-def late_fuse(rgb_model, flow_model, flow_weight=DEFAULT_FLOW_WEIGHT, name="actionvlad_late_fusion"):
+def late_fuse(rgb_model, flow_model, flow_weight=FLOW_WEIGHT, name="actionvlad_late_fusion"):
     """One Keras model from separately trained RGB and flow models (the release's way, §6.3): logits
     (1 − w)·rgb + w·flow on raw logits. The two models are renamed `rgb_actionvlad` and
     `flow_actionvlad`, as in `build_two_stream(fusion="late")`."""
@@ -67,7 +67,7 @@ def late_fuse(rgb_model, flow_model, flow_weight=DEFAULT_FLOW_WEIGHT, name="acti
     return keras.Model(inputs, logits, name=name)
 
 
-def load_model_or_late_fusion(model_path=None, rgb_path=None, flow_path=None, flow_weight=DEFAULT_FLOW_WEIGHT):
+def load_model_or_late_fusion(model_path=None, rgb_path=None, flow_path=None, flow_weight=FLOW_WEIGHT):
     """The `.keras` model at `model_path`, or the `late_fuse` of separately trained RGB and flow
     `.keras` models at `rgb_path` and `flow_path` (give one or the other)."""
     if bool(model_path) == bool(rgb_path or flow_path) or bool(rgb_path) != bool(flow_path):

@@ -3,11 +3,14 @@ from actionvlad_tf.models.actionvlad import (
     FoldFrames,
     UnfoldFrames,
     WeightedLogitFusion,
+    actionvlad_from_spec,
     build_actionvlad,
     build_backbone,
     build_frame_classifier,
     build_two_stream,
+    frame_classifier_from_spec,
     set_training_stage,
+    two_stream_from_spec,
 )
 from actionvlad_tf.models.bn_inception import (  # registers FrozenBatchNormalization for load_model
     FrozenBatchNormalization,
@@ -27,4 +30,5 @@ __all__ = [
     "build_actionvlad", "build_backbone", "build_bn_inception", "build_frame_classifier",
     "build_two_stream", "build_vgg16", "embedding_model", "flow_kernel_from_rgb", "load_release_bn_inception",
     "load_vgg16_weights", "model_streams", "pooling_layers", "release_head_variables", "set_training_stage",
+    "actionvlad_from_spec", "frame_classifier_from_spec", "two_stream_from_spec",
 ]

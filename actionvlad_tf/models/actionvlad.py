@@ -9,13 +9,13 @@ import keras
 from keras import ops
 
 from actionvlad_tf.layers import SpatioTemporalPooling
-from actionvlad_tf.models import bn_inception, registry, vgg16
-from actionvlad_tf.models.parts import backbones, pooling_layers
+from actionvlad_tf.models import registry
+from actionvlad_tf.models.parts import backbones, pooling_layers, set_trainable_from
 from actionvlad_tf.models.registry import BACKBONES, POOLINGS  # noqa: F401  (re-exported)
-from actionvlad_tf.specs import FLOW_WEIGHT, ModelSpec
+from actionvlad_tf.registration import Registry
+from actionvlad_tf.specs import FLOW_WEIGHT, FRAME_BASELINE_ENDPOINT, INPUT_CHANNELS, ModelSpec
 
 CLASSIFIER_STDDEV = 0.01  # truncated normal, release §1.3
-DEFAULT_FLOW_WEIGHT = FLOW_WEIGHT  # late fusion RGB:flow = 1:2 on raw logits (release §6.3)
 
 
 @keras.saving.register_keras_serializable(package="actionvlad_tf")
@@ -65,19 +65,20 @@ class WeightedLogitFusion(keras.layers.Layer):
 
 
 def build_backbone(
-    model_name="vgg16", modality="rgb", conv_endpoint="conv5", weights=None, image_size=224,
+    backbone, modality="rgb", conv_endpoint="conv5", weights=None, image_size=224,
     weight_decay=4e-5, trainable_from=None, name=None, width=1.0,
 ):
-    """The per-frame feature extractor `registry.BACKBONES[model_name]` builds: frames
-    [N, S, S, C] → endpoint map [N, h, w, D] (pre-ReLU for VGG-16)."""
-    name = name or f"{modality}_{model_name}"
-    return registry.backbone_entry(model_name).build(
+    """The per-frame feature extractor `registry.BACKBONES[backbone]` builds: frames
+    [N, S, S, C] → endpoint map [N, h, w, D]."""
+    name = name or f"{modality}_{backbone}"
+    return registry.backbone_entry(backbone).build(
         modality, conv_endpoint, weights, image_size, weight_decay, trainable_from, name, width)
 
 
-def _video_input(modality, frames, image_size, name):
-    channels = vgg16.MODALITY_CHANNELS[modality]
-    return keras.Input(shape=(frames, image_size, image_size, channels), name=name)
+def _video_input(spec, stream):
+    """The video input [B, crops·T, S, S, C] of one stream, C the backbone's channels for it."""
+    channels = registry.backbone_entry(spec.backbone).input_channels[stream]
+    return keras.Input(shape=(_frames(spec), spec.image_size, spec.image_size, channels), name=stream)
 
 
 def _frame_features(video, backbone):
@@ -112,54 +113,40 @@ def _set_initial_centers(model, layer_name, centers):
         model.get_layer(layer_name).set_centers(centers)
 
 
-def build_actionvlad(
-    num_classes,
-    modality="rgb",
-    frames_per_video=25,
-    num_crops=1,
-    image_size=224,
-    pooling="netvlad",
-    conv_endpoint="conv5",
-    num_clusters=64,
-    netvlad_alpha=1000.0,
-    pooled_dropout=0.0,
-    weight_decay=4e-5,
-    backbone_weights=None,
-    initial_centers=None,
-    model_name="vgg16",
-    backbone_width=1.0,
-    name="actionvlad",
-):
-    """ActionVLAD for one stream: [B, crops·T, S, S, C] → logits [B, num_classes].
+def build_actionvlad(num_classes, modality="rgb", *, backbone_weights=None, initial_centers=None, name="actionvlad",
+                     **spec_fields):
+    """ActionVLAD for one stream: [B, crops·T, S, S, C] → logits [B, num_classes]; the keyword
+    front of `actionvlad_from_spec(ModelSpec(num_classes, modality=modality, **spec_fields))`.
+
+    `spec_fields`: the other `ModelSpec` fields (frames_per_video, image_size, pooling, backbone,
+    conv_endpoint, num_clusters ...; see its docstring). `backbone_weights`, `initial_centers`,
+    `name`: see `actionvlad_from_spec`.
+    """
+    spec = ModelSpec(num_classes, modality=modality, **spec_fields)
+    return actionvlad_from_spec(spec, backbone_weights, initial_centers, name)
+
+
+def actionvlad_from_spec(spec, backbone_weights=None, initial_centers=None, name="actionvlad", stream=None):
+    """ActionVLAD (or another registered pooling) on one stream of `spec`: [B, crops·T, S, S, C] →
+    logits [B, num_classes]; all crops·T frames of a video form one bag (release §3.7).
 
     Args:
-        num_classes: number of action classes.
-        modality: "rgb" (3 channels, BGR minus [104, 117, 123]) or "flow" (20 channels minus 128).
-        frames_per_video: T (25); None accepts any number of frames.
-        num_crops: crops per frame at test time; all crops·T frames form one bag (release §3.7).
-        image_size: S, the crop side (224).
-        pooling: a key of `registry.POOLINGS`: "netvlad" (ActionVLAD), "avg" or "max" over the
-            pre-ReLU map (release §1.4).
-        conv_endpoint: "conv5" (pre-ReLU conv5_3), "conv4" or "fc7" (paper Table 2a); a block name
-            for bn_inception ("inception_5a").
-        num_clusters: K (64).
-        netvlad_alpha: α (1000).
-        pooled_dropout: dropout on the pooled vector. The release never applies it (an
-            always-false condition, §1.3, §8 row 1): default 0; the paper's 0.5 by argument.
-        weight_decay: slim L2 on conv and classifier kernels as L2(wd/2); none on the VLAD weights
-            and biases (release §1.6).
-        backbone_weights: None, "imagenet" or a weights file (see `vgg16.build_vgg16`).
+        spec: a `ModelSpec` of modality "rgb" or "flow" (or any modality with `stream`).
+            `pooled_dropout` None is the release's 0 (an always-false condition, §1.3, §8 row 1).
+        backbone_weights: None, "imagenet" or a weights file the backbone's loader reads.
         initial_centers: optional [K, D] k-means centres for the NetVLAD weights (release §5).
-        model_name: a key of `registry.BACKBONES`: "vgg16" or "bn_inception" (the Charades
-            backbone, release §7).
         name: model name.
-        backbone_width: channel multiplier of the backbone (1.0: the published network).
+        stream: the stream to build, "rgb" or "flow" (default: `spec.modality`).
     """
-    spec = ModelSpec(num_classes, modality=modality, backbone=model_name, pooling=pooling,
-                     conv_endpoint=conv_endpoint, num_clusters=num_clusters, netvlad_alpha=netvlad_alpha,
-                     pooled_dropout=pooled_dropout, weight_decay=weight_decay, image_size=image_size,
-                     frames_per_video=frames_per_video, num_crops=num_crops, backbone_width=backbone_width)
-    return _single_stream(spec, backbone_weights, initial_centers, name)
+    stream = stream or spec.modality
+    if stream not in INPUT_CHANNELS:
+        raise ValueError(f"one stream is rgb or flow, got {stream!r}: build rgb+flow with two_stream_from_spec")
+    video, features = _stream_features(spec, stream, backbone_weights)
+    pooled = _pool(features, spec, initial_centers, "pooling")
+    logits = _classify(pooled, spec.num_classes, spec.pooled_dropout or 0.0, spec.weight_decay)
+    model = keras.Model(video, logits, name=name)
+    _set_initial_centers(model, "pooling", initial_centers)
+    return model
 
 
 def _frames(spec):
@@ -168,72 +155,53 @@ def _frames(spec):
 
 def _stream_features(spec, stream, weights):
     """(video input, per-frame maps [B, T, h, w, D]) of one stream's backbone."""
-    video = _video_input(stream, _frames(spec), spec.image_size, name=stream)
+    video = _video_input(spec, stream)
     backbone = build_backbone(spec.backbone, stream, spec.conv_endpoint, weights, spec.image_size,
                               spec.weight_decay, name=f"{stream}_{spec.backbone}", width=spec.backbone_width)
     return video, _frame_features(video, backbone)
 
 
-def _single_stream(spec, backbone_weights=None, initial_centers=None, name="actionvlad", stream=None):
-    video, features = _stream_features(spec, stream or spec.modality, backbone_weights)
-    pooled = _pool(features, spec, initial_centers, "pooling")
-    logits = _classify(pooled, spec.num_classes, spec.pooled_dropout or 0.0, spec.weight_decay)
-    model = keras.Model(video, logits, name=name)
-    _set_initial_centers(model, "pooling", initial_centers)
-    return model
+def build_two_stream(num_classes, *, rgb_weights=None, flow_weights=None, flow_weight=FLOW_WEIGHT,
+                     initial_centers=None, name=None, **spec_fields):
+    """Two-stream ActionVLAD; the keyword front of
+    `two_stream_from_spec(ModelSpec(num_classes, modality="rgb+flow", **spec_fields))`.
+
+    `spec_fields`: the other `ModelSpec` fields (fusion, frames_per_video, image_size, pooling,
+    backbone ...; see its docstring). The other arguments: see `two_stream_from_spec`.
+    """
+    spec = ModelSpec(num_classes, modality="rgb+flow", **spec_fields)
+    return two_stream_from_spec(spec, {"rgb": rgb_weights, "flow": flow_weights}, initial_centers, flow_weight, name)
 
 
-def build_two_stream(
-    num_classes,
-    fusion="late",
-    frames_per_video=25,
-    num_crops=1,
-    image_size=224,
-    conv_endpoint="conv5",
-    num_clusters=64,
-    netvlad_alpha=1000.0,
-    pooled_dropout=None,
-    weight_decay=4e-5,
-    rgb_weights=None,
-    flow_weights=None,
-    flow_weight=FLOW_WEIGHT,
-    initial_centers=None,
-    backbone_width=1.0,
-    name=None,
-    pooling="netvlad",
-    model_name="vgg16",
-):
-    """Two-stream ActionVLAD on inputs {"rgb": [B, T, S, S, 3], "flow": [B, T, S, S, 20]}, each
-    stream a `model_name` backbone, pooled by `pooling` (every fusion honours both).
+def two_stream_from_spec(spec, weights=None, initial_centers=None, flow_weight=FLOW_WEIGHT, name=None):
+    """Two-stream ActionVLAD of `spec` (modality "rgb+flow") on inputs {"rgb": [B, T, S, S, 3],
+    "flow": [B, T, S, S, 20]}, each stream a `spec.backbone` backbone, pooled by `spec.pooling`
+    (every fusion honours both).
 
-    fusion (paper Sec. 3.3, Fig. 4; release §1.5 `stream_pool_type`), a key of `FUSIONS`:
+    `spec.fusion` (paper Sec. 3.3, Fig. 4; release §1.5 `stream_pool_type`), a key of `FUSIONS`:
         "late": one ActionVLAD per stream, logits (1 − w)·rgb + w·flow with w = `flow_weight`
             (release wtd-avg-pool-logits; paper Late Fusion). No pooled dropout by default.
         "concat": maps concatenated on channels (2D), one pooling (Concat Fusion).
         "early": RGB and flow descriptors in one bag, one D-dim vocabulary (Early Fusion).
         "concat_vlad": one pooling per stream, the two vectors concatenated (2·K·D for NetVLAD,
             norm √2), one classifier (the release's `concat-netvlad`, no paper name).
-    `pooled_dropout` defaults to 0.5 for the single-classifier fusions, where the release's dropout
-    is active (§1.5), and to 0 for late fusion. `initial_centers`: for "late" and "concat_vlad" a
-    pair (rgb, flow) of [K, D] arrays; for "concat" one [K, 2D] array; for "early" one [K, D] array.
-    `backbone_width`: both VGG-16s' width multiplier.
+    `spec.pooled_dropout` None is 0.5 for the single-classifier fusions, where the release's dropout
+    is active (§1.5), and 0 for late fusion. `weights`: {stream: backbone weights} (None: random).
+    `initial_centers`: for "late" and "concat_vlad" a pair (rgb, flow) of [K, D] arrays; for
+    "concat" one [K, 2D] array; for "early" one [K, D] array.
     """
-    if fusion not in FUSIONS:
-        raise ValueError(f"fusion must be one of {sorted(FUSIONS)}, got {fusion!r}")
-    if pooled_dropout is None:
-        pooled_dropout = 0.0 if fusion == "late" else 0.5
-    spec = ModelSpec(num_classes, modality="rgb+flow", backbone=model_name, pooling=pooling, fusion=fusion,
-                     conv_endpoint=conv_endpoint, num_clusters=num_clusters, netvlad_alpha=netvlad_alpha,
-                     pooled_dropout=pooled_dropout, weight_decay=weight_decay, image_size=image_size,
-                     frames_per_video=frames_per_video, num_crops=num_crops, backbone_width=backbone_width)
-    weights = {"rgb": rgb_weights, "flow": flow_weights}
-    return FUSIONS[fusion](spec, weights, initial_centers, flow_weight, name or f"actionvlad_{fusion}_fusion")
+    build = FUSIONS.lookup(spec.fusion)
+    if spec.pooled_dropout is None:
+        spec = spec.replace(pooled_dropout=0.0 if spec.fusion == "late" else 0.5)
+    weights = {"rgb": None, "flow": None, **(weights or {})}
+    return build(spec, weights, initial_centers, flow_weight, name or f"actionvlad_{spec.fusion}_fusion")
 
 
 def _late_fusion(spec, weights, initial_centers, flow_weight, name):
     centers = dict(zip(spec.streams, initial_centers or (None, None)))
-    streams = {m: _single_stream(spec, weights[m], centers[m], f"{m}_actionvlad", stream=m) for m in spec.streams}
-    inputs = {m: _video_input(m, _frames(spec), spec.image_size, m) for m in spec.streams}
+    streams = {m: actionvlad_from_spec(spec, weights[m], centers[m], f"{m}_actionvlad", stream=m)
+               for m in spec.streams}
+    inputs = {m: _video_input(spec, m) for m in spec.streams}
     logits = WeightedLogitFusion([1.0 - flow_weight, flow_weight], name="late_fusion")(
         [streams[m](inputs[m]) for m in spec.streams])
     return keras.Model(inputs, logits, name=name)
@@ -273,46 +241,45 @@ def _two_stream_features(spec, weights):
 
 
 # Two-stream fusions: name → build(spec, {stream: weights}, initial_centers, flow_weight, name).
-FUSIONS = {
+FUSIONS = Registry("fusion", {
     "late": _late_fusion,
     "concat": _joint_fusion(-1),
     "early": _joint_fusion(2),
     "concat_vlad": _concat_vlad_fusion,
-}
+})
 
 
-def build_frame_classifier(
-    num_classes,
-    modality="rgb",
-    frames_per_video=1,
-    image_size=224,
-    weights=None,
-    weight_decay=5e-4,
-    fc_dropout=0.8,
-    trainable_from="fc1",
-    backbone_width=1.0,
-    name=None,
-):
-    """The two-stream baseline (paper Tables 1–3 "2-Stream"; release §1.4 pooling None / avg): a
-    full VGG-16 classifies each frame; a video's logits are the mean of its frames' logits. Train with
-    T = 1 random frame per video; test with T = 25 (release 005 scripts).
-
-    `trainable_from` (default fc6, i.e. `fc1`; release 005: fc6, fc7 and fc8 trained) selects the
-    first trainable layer; "block1_conv1" trains everything (from scratch, as the demo does).
-    `backbone_width`: VGG-16's width multiplier.
+def build_frame_classifier(num_classes, modality="rgb", *, frames_per_video=1, weight_decay=5e-4, weights=None,
+                           trainable_from=None, name=None, **spec_fields):
+    """The two-stream frame baseline; the keyword front of `frame_classifier_from_spec` with the
+    release 005 scripts' defaults (T = 1 random frame per video in training, weight decay 5e-4).
+    `spec_fields`: the other `ModelSpec` fields (image_size, fc_dropout, backbone_width, backbone).
     """
-    video = _video_input(modality, frames_per_video, image_size, name=modality)
-    backbone = vgg16.build_vgg16(
-        modality=modality, weights=weights, input_shape=(image_size, image_size),
-        weight_decay=weight_decay, include_top=True, num_classes=num_classes,
-        fc_dropout=fc_dropout, trainable_from=trainable_from, width=backbone_width, name=f"{modality}_vgg16",
-    )
+    spec = ModelSpec(num_classes, modality=modality, frames_per_video=frames_per_video, weight_decay=weight_decay,
+                     conv_endpoint=FRAME_BASELINE_ENDPOINT, **spec_fields)
+    return frame_classifier_from_spec(spec, weights, trainable_from, name)
+
+
+def frame_classifier_from_spec(spec, weights=None, trainable_from=None, name=None):
+    """The two-stream baseline (paper Tables 1–3 "2-Stream"; release §1.4 pooling None / avg): the
+    backbone's frame classifier classifies each frame; a video's logits are the mean of its frames'
+    logits. Train with T = 1 random frame per video; test with T = 25 (release 005 scripts).
+
+    `trainable_from`: the first trainable layer (default: the backbone's, for VGG-16 fc6 onwards as
+    the release's 005 scripts train fc6, fc7 and fc8). `spec.fc_dropout`: the rate after fc6 / fc7.
+    """
+    entry = registry.backbone_entry(spec.backbone)
+    if spec.modality not in INPUT_CHANNELS or entry.frame_classifier is None:
+        frame_backbones = sorted(n for n, e in registry.BACKBONES.items() if e.frame_classifier is not None)
+        raise ValueError(f"the frame baseline (conv_endpoint fc8) is one stream, rgb or flow, of a backbone with a "
+                         f"frame classifier ({frame_backbones}); got {spec.modality!r} and {spec.backbone!r}")
+    video = _video_input(spec, spec.modality)
+    backbone = entry.frame_classifier(spec.modality, spec.num_classes, spec.image_size, weights, spec.weight_decay,
+                                      spec.fc_dropout, trainable_from, f"{spec.modality}_{spec.backbone}",
+                                      spec.backbone_width)
     frame_logits = _frame_features(video, backbone)  # [B, T, C]
     logits = SpatioTemporalPooling("avg", name="frame_average", dtype="float32")(frame_logits)
-    return keras.Model(video, logits, name=name or f"{modality}_two_stream_baseline")
-
-
-
+    return keras.Model(video, logits, name=name or f"{spec.modality}_two_stream_baseline")
 
 
 def set_training_stage(model, stage, trainable_from=None):
@@ -332,24 +299,10 @@ def set_training_stage(model, stage, trainable_from=None):
         if stage == 1:
             continue
         if stage == 0:
-            vgg16_or_other_first = backbone.layers[1].name
-            vgg16.set_trainable_from(backbone, vgg16_or_other_first)
+            set_trainable_from(backbone, backbone.layers[1].name)
         else:
-            vgg16.set_trainable_from(backbone, trainable_from or _first_trainable(backbone))
+            entry = registry.backbone_of(backbone)
+            entry.set_trainable_from(backbone, trainable_from or entry.first_trainable(backbone))
     for layer in pooling_layers(model):
         layer.trainable = stage != 1
     return model
-
-
-def _first_trainable(backbone):
-    names = [layer.name for layer in backbone.layers]
-    if "fc2" in names and "predictions" not in names:
-        return vgg16.FIRST_TRAINABLE["fc7"]
-    output_layer = backbone.layers[-1].name
-    for endpoint, layer_name in vgg16.CONV_ENDPOINTS.items():
-        if output_layer == layer_name:
-            return vgg16.FIRST_TRAINABLE[endpoint]
-    first = getattr(backbone, "first_trainable", None)
-    if first:
-        return first
-    return bn_inception.first_trainable_layer(backbone)

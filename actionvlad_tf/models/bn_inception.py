@@ -24,8 +24,8 @@ import keras
 import numpy as np
 
 from actionvlad_tf.layers import NetVLADPooling
-from actionvlad_tf.models.parts import release_head_variables
-from actionvlad_tf.models.vgg16 import MODALITY_CHANNELS, flow_kernel_from_rgb, set_trainable_from
+from actionvlad_tf.models.parts import flow_kernel_from_rgb, release_head_variables, set_trainable_from
+from actionvlad_tf.specs import INPUT_CHANNELS
 
 RELEASE_SCOPE = "InceptionV2_TSN"
 # Widths [1×1, 3×3 reduce, 3×3, pool proj, double 3×3 reduce, double 3×3 a, double 3×3 b] and the
@@ -180,7 +180,7 @@ def build_bn_inception(
             `first_trainable_layer`). BatchNorm never trains.
         name: model name.
     """
-    channels = MODALITY_CHANNELS[modality] if isinstance(modality, str) else int(modality)
+    channels = INPUT_CHANNELS[modality] if isinstance(modality, str) else int(modality)
     endpoint = _canonical_endpoint(conv_endpoint)
     if input_shape is None:
         input_shape = (None, None, channels)

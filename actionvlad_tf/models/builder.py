@@ -1,8 +1,9 @@
 """The model a `ModelSpec` describes, backbone weights per stream, and the descriptor model k-means
 clusters (release §1.4, §1.5, §5):
 
-* `conv_endpoint="fc8"`: the two-stream frame baseline (`build_frame_classifier`): VGG-16 to fc8 on
-  each frame, the video's logits the mean over its frames (release `--pooling avg` over fc8);
+* `conv_endpoint="fc8"`: the two-stream frame baseline (`frame_classifier_from_spec`): the
+  backbone's frame classifier (VGG-16 to fc8) on each frame, the video's logits the mean over its
+  frames (release `--pooling avg` over fc8);
 * `modality="rgb+flow"`: a two-stream model with fusion late / concat / early / concat_vlad, every
   stream the spec's backbone and pooling;
 * otherwise one stream of ActionVLAD (`pooling="netvlad"`) or another registered pooling.
@@ -12,9 +13,9 @@ import os
 import keras
 
 from actionvlad_tf.models import registry
-from actionvlad_tf.models.actionvlad import (FUSIONS, backbones, build_actionvlad, build_backbone,
-                                             build_frame_classifier, build_two_stream)
-from actionvlad_tf.specs import STREAMS
+from actionvlad_tf.models.actionvlad import (FUSIONS, actionvlad_from_spec, backbones, build_backbone,
+                                             frame_classifier_from_spec, two_stream_from_spec)
+from actionvlad_tf.specs import STREAMS, ModelSpec
 
 
 def build_model(spec, initial_centers=None):
@@ -23,31 +24,15 @@ def build_model(spec, initial_centers=None):
     (off, except after the single-classifier two-stream fusions). `initial_centers`: k-means
     centres ([K, D]; a pair for the two-stream fusions with one pooling per stream)."""
     if spec.frame_baseline:
-        if spec.modality not in ("rgb", "flow") or spec.backbone != "vgg16":
-            raise ValueError("the frame baseline (conv_endpoint fc8) is one VGG-16 stream, rgb or flow")
-        return build_frame_classifier(spec.num_classes, modality=spec.modality,
-                                      frames_per_video=spec.frames_per_video * spec.num_crops,
-                                      image_size=spec.image_size, weight_decay=spec.weight_decay,
-                                      fc_dropout=spec.fc_dropout, backbone_width=spec.backbone_width)
+        return frame_classifier_from_spec(spec)
     if spec.modality == "rgb+flow":
-        if spec.fusion not in FUSIONS:
-            raise ValueError(f"fusion must be one of {sorted(FUSIONS)}, got {spec.fusion!r}")
+        FUSIONS.lookup(spec.fusion)
         if spec.fusion in ("late", "concat_vlad") and initial_centers is not None and not isinstance(
                 initial_centers, (tuple, list)):
             raise ValueError(f"fusion {spec.fusion!r} has one pooling per stream: train each stream's model "
                              "and fuse (experiments/fuse.py), or use fusion concat / early")
-        return build_two_stream(
-            spec.num_classes, fusion=spec.fusion, frames_per_video=spec.frames_per_video,
-            num_crops=spec.num_crops, image_size=spec.image_size, conv_endpoint=spec.conv_endpoint,
-            num_clusters=spec.num_clusters, netvlad_alpha=spec.netvlad_alpha, pooled_dropout=spec.pooled_dropout,
-            weight_decay=spec.weight_decay, initial_centers=initial_centers, pooling=spec.pooling,
-            model_name=spec.backbone, backbone_width=spec.backbone_width)
-    return build_actionvlad(
-        spec.num_classes, modality=spec.modality, frames_per_video=spec.frames_per_video,
-        num_crops=spec.num_crops, image_size=spec.image_size, pooling=spec.pooling,
-        conv_endpoint=spec.conv_endpoint, num_clusters=spec.num_clusters, netvlad_alpha=spec.netvlad_alpha,
-        pooled_dropout=spec.pooled_dropout or 0.0, weight_decay=spec.weight_decay,
-        initial_centers=initial_centers, model_name=spec.backbone, backbone_width=spec.backbone_width)
+        return two_stream_from_spec(spec, initial_centers=initial_centers)
+    return actionvlad_from_spec(spec, initial_centers=initial_centers)
 
 
 def per_stream(value, modality):
@@ -61,7 +46,7 @@ def per_stream(value, modality):
     return dict(zip(streams, values))
 
 
-def load_backbone_weights(model_or_backbones, weights, modality, backbone="vgg16"):
+def load_backbone_weights(model_or_backbones, weights, modality, backbone=ModelSpec.backbone):
     """Loads per-stream backbone weights: "imagenet", a weights file the `backbone`'s registered
     loader reads (VGG16 `.h5` / `.weights.h5`, BN-Inception `.npz` ...), or a `.keras` model built
     here (e.g. the trained two-stream frame baseline, the release's initialisation of the flow

@@ -1,11 +1,30 @@
 """Finding the parts of a model built here: its pooling layers, backbones, release head variables
-and the modality of each video input."""
+and the modality of each video input; what every backbone uses: freezing below a layer and the
+cross-modality first conv."""
 import keras
+import numpy as np
 
 from actionvlad_tf.layers import NetVLADPooling
-from actionvlad_tf.models.vgg16 import MODALITY_CHANNELS
+from actionvlad_tf.specs import INPUT_CHANNELS
 
-MODALITY_BY_CHANNELS = {channels: modality for modality, channels in MODALITY_CHANNELS.items()}
+MODALITY_BY_CHANNELS = {channels: modality for modality, channels in INPUT_CHANNELS.items()}
+
+
+def flow_kernel_from_rgb(kernel, num_channels=20):
+    """Cross-modality first conv (release §4, TSN): average the RGB kernel over its input channels
+    and tile it `num_channels` times, no rescaling. [3, 3, 3, 64] → [3, 3, num_channels, 64]."""
+    kernel = np.asarray(kernel)
+    return np.repeat(kernel.mean(axis=2, keepdims=True), num_channels, axis=2)
+
+
+def set_trainable_from(model, first_trainable):
+    """Freezes every layer of `model` before `first_trainable` and unfreezes the rest."""
+    names = [layer.name for layer in model.layers]
+    if first_trainable not in names:
+        raise ValueError(f"{first_trainable!r} is not a layer of {model.name}: {names}")
+    start = names.index(first_trainable)
+    for index, layer in enumerate(model.layers):
+        layer.trainable = index >= start
 
 
 def pooling_layers(model):

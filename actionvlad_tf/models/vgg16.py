@@ -17,6 +17,8 @@ import numpy as np
 
 from actionvlad_tf import zoo
 from actionvlad_tf.atomic import atomic_keras_output
+from actionvlad_tf.models.parts import flow_kernel_from_rgb, set_trainable_from
+from actionvlad_tf.specs import INPUT_CHANNELS
 
 IMAGENET_WEIGHTS = {
     # (url, md5) exactly as keras.applications.vgg16 downloads them.
@@ -39,7 +41,6 @@ CONV_ENDPOINTS = {"conv4": "block4_conv3", "conv5": "block5_conv3", "fc7": "fc2"
 # The first trained layer for each endpoint: the paper trains "until the block of layers just before
 # the ActionVLAD layer" (Sec. 4.3): conv5_1 for conv5, conv4_1 for conv4, fc7 for fc7.
 FIRST_TRAINABLE = {"conv5": "block5_conv1", "conv4": "block4_conv1", "fc7": "fc2"}
-MODALITY_CHANNELS = {"rgb": 3, "flow": 20}
 
 
 FC_WIDTH = 4096  # fc6 (`fc1`) and fc7 (`fc2`)
@@ -54,13 +55,6 @@ def scaled_width(channels, width=1.0):
 
 def conv_layer_names():
     return [f"block{b}_conv{i}" for b, n, _ in VGG16_BLOCKS for i in range(1, n + 1)]
-
-
-def flow_kernel_from_rgb(kernel, num_channels=20):
-    """Cross-modality first conv (release §4, TSN): average the RGB kernel over its input channels
-    and tile it `num_channels` times, no rescaling. [3, 3, 3, 64] → [3, 3, num_channels, 64]."""
-    kernel = np.asarray(kernel)
-    return np.repeat(kernel.mean(axis=2, keepdims=True), num_channels, axis=2)
 
 
 def build_vgg16(
@@ -101,7 +95,7 @@ def build_vgg16(
             model reloads at its width.
         name: the model name.
     """
-    channels = MODALITY_CHANNELS[modality] if isinstance(modality, str) else int(modality)
+    channels = INPUT_CHANNELS[modality] if isinstance(modality, str) else int(modality)
     if conv_endpoint not in CONV_ENDPOINTS:
         raise ValueError(f"conv_endpoint must be one of {sorted(CONV_ENDPOINTS)}, got {conv_endpoint!r}")
     needs_fc = include_top or conv_endpoint == "fc7"
@@ -162,14 +156,22 @@ def build_vgg16(
     return model
 
 
-def set_trainable_from(model, first_trainable):
-    """Freezes every layer of `model` before `first_trainable` and unfreezes the rest."""
-    names = [layer.name for layer in model.layers]
-    if first_trainable not in names:
-        raise ValueError(f"{first_trainable!r} is not a layer of {model.name}: {names}")
-    start = names.index(first_trainable)
-    for index, layer in enumerate(model.layers):
-        layer.trainable = index >= start
+def is_vgg16(model):
+    """Whether `model` is a model built by `build_vgg16`."""
+    return any(layer.name == "block1_conv1" for layer in model.layers)
+
+
+def first_trainable_layer(backbone):
+    """The first layer stage 2 trains in a model built by `build_vgg16`: `FIRST_TRAINABLE` of its
+    endpoint; for the frame classifier (fc8) the last conv, conv5_3."""
+    names = [layer.name for layer in backbone.layers]
+    if "fc2" in names and "predictions" not in names:
+        return FIRST_TRAINABLE["fc7"]
+    output_layer = backbone.layers[-1].name
+    for endpoint, layer_name in CONV_ENDPOINTS.items():
+        if output_layer == layer_name:
+            return FIRST_TRAINABLE[endpoint]
+    return conv_layer_names()[-1]
 
 
 def imagenet_weights_file(include_top=False):

@@ -36,6 +36,7 @@ from actionvlad_tf.atomic import atomic_output
 from actionvlad_tf.data.frames import RGB_TEMPLATE
 from actionvlad_tf.data.lists import UNLABELLED, read_class_names, read_list
 from actionvlad_tf.prep.extraction import VideoReadError, count_frames
+from actionvlad_tf.registration import Registry
 
 HMDB51_FLAGS = {"1": "train", "2": "test", "0": None}
 # ISO 14651 (glibc) order of ASCII punctuation, which the en_US locale compares only on ties.
@@ -326,12 +327,11 @@ def make_lists(dataset, split_dir, frames_dir, splits=None, frame_template=RGB_T
     Returns:
         A ListSet (file name → rows; class names; skipped).
     """
-    if dataset not in LIST_MAKERS:
-        raise ValueError(f"dataset {dataset!r}: expected one of {tuple(LIST_MAKERS)}")
+    make = LIST_MAKERS.lookup(dataset, flag="--dataset")
     counter = _FrameCounter(frames_dir, frame_template, skip_missing)
     result = ListSet()
-    LIST_MAKERS[dataset](result, split_dir, counter, splits, all_videos=all_videos, charades_fps=charades_fps,
-                         charades_video_dir=charades_video_dir)
+    make(result, split_dir, counter, splits, all_videos=all_videos, charades_fps=charades_fps,
+         charades_video_dir=charades_video_dir)
     result.skipped = counter.skipped + result.skipped
     return result
 
@@ -374,8 +374,7 @@ def _hmdb51_lists(result, split_dir, counter, splits, all_videos=None, **_):
 
 # The list makers of `make_lists` (and `data_prep/make_lists.py --dataset`): dataset name →
 # make(result ListSet, split_dir, frame counter, splits, **options) filling result.lists.
-LIST_MAKERS = {"ucf101": _ucf101_lists, "hmdb51": _hmdb51_lists, "charades": _charades_lists}
-DATASETS = tuple(LIST_MAKERS)
+LIST_MAKERS = Registry("list maker", {"ucf101": _ucf101_lists, "hmdb51": _hmdb51_lists, "charades": _charades_lists})
 
 
 def video_renaming_list(dataset, split_dir, all_videos=None):
