@@ -122,3 +122,13 @@ def test_last_lines_quiet_leaves_out_tensorflow_start_up_noise(tmp_path):
     assert last_lines(str(log), 4, quiet=True) == "video.avi: 36 frames\n   26.24%  RH_GV_BZ"
     assert last_lines(str(log), 4).startswith("WARNING")
     assert last_lines(str(tmp_path / "missing.log"), 3) == ""
+
+
+def test_every_demo_step_is_a_launcher_command_run_on_this_package(tmp_path):
+    from actionvlad_tf import commands
+    steps = demo_workflow(tmp_path).steps.values()
+    assert {step.entry for step in steps} <= set(commands.scripts())
+    assert Step("s", "train", {"x": 1}).command(["python", "-m", commands.MODULE]) == [
+        "python", "-m", "actionvlad_tf.commands", "train", "--x=1"]
+    # From a source tree the steps put it first on PYTHONPATH; an installed package needs nothing.
+    assert demo.step_environment()["PYTHONPATH"].split(os.pathsep)[0] == commands.source_root()
