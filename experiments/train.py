@@ -10,12 +10,14 @@ the classifier with a fresh optimiser. Hyper-parameters left unset take the rele
 stage (`actionvlad_tf.training.RECIPES`). A restart with the same --train_dir resumes; on several
 workers set TF_CONFIG on each (MultiWorkerMirroredStrategy) and restart all of them after a failure.
 """
+import dataclasses
+
 from absl import app, flags
 
 import common_flags
 import flagfiles
 from actionvlad_tf.training.run import TrainOptions, train_experiment
-from actionvlad_tf.training.trainer import LEARNING_RATE_DECAY_TYPES, NAN_POLICIES, OPTIMIZERS, RECIPES
+from actionvlad_tf.training.trainer import LEARNING_RATE_DECAY_TYPES, NAN_POLICIES, OPTIMIZERS, TrainConfig
 
 flags.DEFINE_string("train_dir", None, "Checkpoints, summaries, flags.txt and model.keras; a restart resumes.")
 flags.DEFINE_enum("stage", "1", ["0", "1", "2"],
@@ -60,7 +62,14 @@ flags.DEFINE_integer("cache_views", 4, "Augmentation views per video in the feat
 flags.DEFINE_enum("cache_dtype", "float32", ["float32", "float16"],
                   "Storage dtype of the feature cache (float16 halves the disk).")
 FLAGS = flags.FLAGS
-RECIPE_FLAGS = sorted({name for recipe in RECIPES.values() for name in recipe})
+
+
+def _flags_named_as(cls, exclude=()):
+    """{field: flag value} for the fields of the dataclass `cls` that a flag of the same name sets
+    (None, a flag left unset with no default, leaves the field's default): a new setting is its
+    field and its flag."""
+    return {field.name: FLAGS[field.name].value for field in dataclasses.fields(cls)
+            if field.name in FLAGS and field.name not in exclude and FLAGS[field.name].value is not None}
 
 
 def main(argv):
@@ -73,15 +82,8 @@ def main(argv):
                 f"drop --{name}, e.g. --batch_size=4 --iter_size=4 on one device is --videos_per_micro_batch=4 "
                 "--videos_per_update=16")
     dataset, model, inputs = common_flags.specs()
-    options = TrainOptions(
-        train_dir=FLAGS.train_dir, stage=int(FLAGS.stage), checkpoint_path=FLAGS.checkpoint_path,
-        centers=FLAGS.centers, backbone_weights=FLAGS.backbone_weights,
-        recipe={name: getattr(FLAGS, name) for name in RECIPE_FLAGS}, cpu_replicas=FLAGS.cpu_replicas,
-        save_every_n_steps=FLAGS.save_every_n_steps, keep_checkpoint_max=FLAGS.keep_checkpoint_max,
-        log_every_n_steps=FLAGS.log_every_n_steps, nan_policy=FLAGS.nan_policy,
-        learning_rate_decay_type=FLAGS.learning_rate_decay_type, collective_timeout_s=FLAGS.collective_timeout_s,
-        feature_cache_dir=FLAGS.feature_cache_dir, cache_views=FLAGS.cache_views, cache_dtype=FLAGS.cache_dtype,
-        seed=FLAGS.seed, deterministic=FLAGS.deterministic, mixed_precision=FLAGS.mixed_precision)
+    config = TrainConfig(**_flags_named_as(TrainConfig, exclude=("iter_size",)))
+    options = TrainOptions(config, **{**_flags_named_as(TrainOptions), "stage": int(FLAGS.stage)})
     result, report = train_experiment(dataset, model, inputs, options, write_flags=FLAGS.append_flags_into_file)
     print(f"step {result.step}: loss {result.loss:.4f}, accuracy {result.accuracy:.1f}% (last update); "
           f"{result.seconds_per_step or float('nan'):.3f} s/update; model {result.model_path}")

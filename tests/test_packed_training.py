@@ -10,6 +10,7 @@ from actionvlad_tf.data.lists import read_list
 from actionvlad_tf.prep.shards import write_packed_shards
 from actionvlad_tf.evaluation.run import evaluate_experiment
 from actionvlad_tf.specs import InputSpec, ModelSpec
+from actionvlad_tf.training import TrainConfig
 from actionvlad_tf.training.run import TrainOptions, train_experiment
 from test_train_cli import _write_dataset
 
@@ -33,9 +34,8 @@ def test_training_from_shards_equals_training_from_folders(tmp_path):
                        packed_files=str(data / "packed" / "{split}_split{split_id}-*.tfrecord"))
     models = {}
     for name, inputs in (("folders", folders), ("packed", packed)):
-        options = TrainOptions(train_dir=str(tmp_path / name), recipe={"max_number_of_steps": 3, "videos_per_update": 2,
-                                                                    "videos_per_micro_batch": 2},
-                               save_every_n_steps=3, seed=5, mixed_precision="float32")
+        options = TrainOptions(TrainConfig(str(tmp_path / name), max_number_of_steps=3, save_every_n_steps=3),
+                               videos_per_update=2, videos_per_micro_batch=2, seed=5, mixed_precision="float32")
         result, _ = train_experiment(dataset, model, inputs, options)
         assert result.step == 3
         models[name] = _weights(result.model_path)

@@ -32,25 +32,32 @@ from actionvlad_tf.training.trainer import (TrainConfig, load_model_weights, mak
 
 @dataclasses.dataclass(frozen=True)
 class TrainOptions:
-    """How one stage trains (train.py's own flags). `recipe`: hyper-parameters given explicitly
-    (learning_rate, optimizer, weight_decay, videos_per_update, videos_per_micro_batch, ...), the
-    others take the release's values for the stage (`training.RECIPES`). `cpu_replicas`: split the
-    CPU into that many logical devices, one replica each (`runtime.set_cpu_replicas`; None: the
-    ACTIONVLAD_CPU_REPLICAS environment variable, else the devices as they are). The rest are
-    `TrainConfig`'s, the feature cache's and the initial weights' (module doc)."""
+    """How one stage trains (train.py's flags).
 
-    train_dir: str
+    Attributes:
+        config: the `TrainConfig` (train_dir, the optimiser recipe, bookkeeping); its recipe fields
+            left None take the release's values for the stage (`training.RECIPES`).
+        stage: 1, 2 or 0 (ActionVLAD), or the frame baseline's (its model spec says which).
+        checkpoint_path, centers, backbone_weights: the initial weights (module doc).
+        weight_decay, videos_per_update, videos_per_micro_batch: the rest of the recipe (the
+            model's L2 and the global batch numbers, `training.update_shape`); None: the release's.
+        cpu_replicas: split the CPU into that many logical devices, one replica each
+            (`runtime.set_cpu_replicas`; None: the ACTIONVLAD_CPU_REPLICAS environment variable,
+            else the devices as they are).
+        collective_timeout_s: multi-worker runs, `training.make_strategy`.
+        feature_cache_dir, cache_views, cache_dtype: the opt-in feature cache of the frozen layers.
+        seed, deterministic, mixed_precision: `runtime.set_determinism`, `runtime.set_precision`.
+    """
+
+    config: TrainConfig
     stage: int = 1
     checkpoint_path: Optional[str] = None
     centers: Optional[str] = None
     backbone_weights: Optional[str] = None
-    recipe: dict = dataclasses.field(default_factory=dict)
+    weight_decay: Optional[float] = None
+    videos_per_update: Optional[int] = None
+    videos_per_micro_batch: Optional[int] = None
     cpu_replicas: Optional[int] = None
-    save_every_n_steps: int = 500
-    keep_checkpoint_max: int = 5
-    log_every_n_steps: int = 10
-    nan_policy: str = "raise"
-    learning_rate_decay_type: str = "exponential"
     collective_timeout_s: Optional[float] = None
     feature_cache_dir: Optional[str] = None
     cache_views: int = 4
@@ -59,22 +66,22 @@ class TrainOptions:
     deterministic: bool = False
     mixed_precision: str = "auto"
 
+    def recipe(self, frame_baseline=False):
+        """The release's recipe for the stage with the values these options give."""
+        recipe = recipe_defaults(self.stage, frame_baseline)
+        given = {name: getattr(self, name) for name in ("weight_decay", "videos_per_update", "videos_per_micro_batch")}
+        return {name: given[name] if given.get(name) is not None else value for name, value in recipe.items()}
+
 
 def has_checkpoint(train_dir):
     """Whether `train_dir` holds a checkpoint to resume from (then initial weights are not loaded)."""
     return bool(train_dir) and os.path.isdir(train_dir) and tf.train.latest_checkpoint(train_dir) is not None
 
 
-def resolve_recipe(stage, frame_baseline, given):
-    """The release's hyper-parameters for the stage, with those in `given` (not None) instead."""
-    return {name: given[name] if given.get(name) is not None else default
-            for name, default in recipe_defaults(stage, frame_baseline).items()}
-
-
 def initial_weights(model_spec, options):
     """(checkpoint to load, centres path, load backbone weights): the initial-weights policy
     (module docstring) for a fresh or resumed run."""
-    resuming = has_checkpoint(options.train_dir)
+    resuming = has_checkpoint(options.config.train_dir)
     fresh = not resuming or options.feature_cache_dir is not None
     checkpoint = options.checkpoint_path if fresh else None
     centers = None
@@ -91,13 +98,12 @@ def train_experiment(dataset_spec, model_spec, input_spec, options, write_flags=
     iter_size follow from the recipe's global videos per update and per micro-batch and the replica
     count (`training.update_shape`); `input_spec.batch_size` is not used. `write_flags(path)`: writes
     the run's settings to `train_dir/flags.txt`."""
-    hyper = resolve_recipe(options.stage, model_spec.frame_baseline, options.recipe)
-    model_spec = model_spec.replace(weight_decay=hyper.pop("weight_decay"), num_crops=1)
+    recipe = options.recipe(model_spec.frame_baseline)
+    model_spec = model_spec.replace(weight_decay=recipe["weight_decay"], num_crops=1)
     runtime.set_cpu_replicas(options.cpu_replicas)
     # MultiWorkerMirroredStrategy must exist before TF initialises its runtime.
     strategy = make_strategy(collective_timeout_s=options.collective_timeout_s)
-    shape = update_shape(hyper.pop("videos_per_update"), hyper.pop("videos_per_micro_batch"),
-                         strategy.num_replicas_in_sync)
+    shape = update_shape(recipe["videos_per_update"], recipe["videos_per_micro_batch"], strategy.num_replicas_in_sync)
     runtime.set_determinism(options.seed, options.deterministic)
     policy = runtime.set_precision(options.mixed_precision)
     print(f"update: {shape.describe()}; policy {policy}", flush=True)
@@ -120,14 +126,12 @@ def train_experiment(dataset_spec, model_spec, input_spec, options, write_flags=
         elif load_backbone:
             load_backbone_weights(model, options.backbone_weights, model_spec.modality, model_spec.backbone)
 
-    config = TrainConfig(
-        train_dir=options.train_dir, iter_size=shape.iter_size, save_every_n_steps=options.save_every_n_steps,
-        keep_checkpoint_max=options.keep_checkpoint_max, log_every_n_steps=options.log_every_n_steps,
-        nan_policy=options.nan_policy, learning_rate_decay_type=options.learning_rate_decay_type,
-        checkpoint_iterator=input_spec.on_error == "raise", **hyper)
-    ensure_writable_dir(options.train_dir, "train_dir")
+    config = dataclasses.replace(options.config.for_recipe(options.stage, model_spec.frame_baseline),
+                                 iter_size=shape.iter_size,
+                                 checkpoint_iterator=options.config.checkpoint_iterator and input_spec.on_error == "raise")
+    ensure_writable_dir(config.train_dir, "train_dir")
     if write_flags is not None:
-        with atomic_output(os.path.join(options.train_dir, "flags.txt")) as temporary:
+        with atomic_output(os.path.join(config.train_dir, "flags.txt")) as temporary:
             write_flags(temporary)
     stage = (0 if options.stage == 0 else None) if model_spec.frame_baseline else options.stage
     trained, export_model = model, None

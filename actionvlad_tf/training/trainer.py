@@ -45,7 +45,14 @@ from actionvlad_tf.models import set_training_stage
 
 log = logging.getLogger(__name__)
 
-OPTIMIZERS = ("adam", "sgd", "momentum", "rmsprop")
+_OPTIMIZERS = {  # name → (learning rate, TrainConfig) → Keras optimiser; OPTIMIZERS lists the names
+    "adam": lambda lr, c: keras.optimizers.Adam(lr, beta_1=c.adam_beta1, beta_2=c.adam_beta2, epsilon=c.opt_epsilon),
+    "sgd": lambda lr, c: keras.optimizers.SGD(lr),
+    "momentum": lambda lr, c: keras.optimizers.SGD(lr, momentum=c.momentum),
+    "rmsprop": lambda lr, c: keras.optimizers.RMSprop(lr, rho=c.rmsprop_decay, momentum=c.rmsprop_momentum,
+                                                      epsilon=c.opt_epsilon),
+}
+OPTIMIZERS = tuple(_OPTIMIZERS)
 LEARNING_RATE_DECAY_TYPES = ("exponential", "fixed")
 NAN_POLICIES = ("raise", "skip")
 INITIAL_LOSS_SCALE = 2.0**15  # dynamic loss scaling as keras.optimizers.LossScaleOptimizer
@@ -75,6 +82,12 @@ RECIPES = {
         max_number_of_steps=5000, videos_per_update=16, videos_per_micro_batch=16,
     ),
 }
+
+
+# The recipe's fields that `TrainConfig` holds (the others: the model's weight decay and the batch
+# numbers, which `training.run` applies).
+RECIPE_FIELDS = ("max_number_of_steps", "learning_rate", "num_steps_per_decay", "learning_rate_decay_factor",
+                 "optimizer", "opt_epsilon", "clip_gradients")
 
 
 def recipe_defaults(stage, frame_baseline=False):
@@ -146,6 +159,11 @@ class NonFiniteLossError(FloatingPointError):
 class TrainConfig:
     """Hyper-parameters and bookkeeping of one training stage (release flag names, §2.1).
 
+    The recipe's fields (`RECIPE_FIELDS`: steps, learning rate and its decay, optimiser, ε,
+    clipping) left None take the release's values for the stage: `for_recipe(stage)`, which
+    `train()` applies (stage 1's where it is given no stage) and `training.run.train_experiment`
+    applies for the stage it trains.
+
     Attributes:
         train_dir: checkpoints, summaries, `skipped_batches.json` and (default) the final model.
             A restart in the same folder resumes from its latest readable checkpoint.
@@ -177,19 +195,19 @@ class TrainConfig:
     """
 
     train_dir: str
-    max_number_of_steps: int
-    learning_rate: float = 0.01
-    num_steps_per_decay: int = 5000
-    learning_rate_decay_factor: float = 0.1
+    max_number_of_steps: int = None
+    learning_rate: float = None
+    num_steps_per_decay: int = None
+    learning_rate_decay_factor: float = None
     learning_rate_decay_type: str = "exponential"
-    optimizer: str = "adam"
-    opt_epsilon: float = 1e-4
+    optimizer: str = None
+    opt_epsilon: float = None
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
     momentum: float = 0.9
     rmsprop_momentum: float = 0.9
     rmsprop_decay: float = 0.9
-    clip_gradients: float = 5.0
+    clip_gradients: float = None
     iter_size: int = 1
     save_every_n_steps: int = 500
     keep_checkpoint_max: int = 5
@@ -201,8 +219,14 @@ class TrainConfig:
     final_model_path: str = None
     progress: bool = True
 
+    def for_recipe(self, stage=1, frame_baseline=False):
+        """This config with its None recipe fields set to the release's values for `stage`."""
+        recipe = recipe_defaults(stage, frame_baseline)
+        return dataclasses.replace(self, **{name: recipe[name] for name in RECIPE_FIELDS
+                                            if getattr(self, name) is None})
+
     def __post_init__(self):
-        if self.optimizer not in OPTIMIZERS:
+        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.learning_rate_decay_type not in LEARNING_RATE_DECAY_TYPES:
             raise ValueError(f"learning_rate_decay_type must be one of {LEARNING_RATE_DECAY_TYPES}, "
@@ -211,9 +235,9 @@ class TrainConfig:
             raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {self.nan_policy!r}")
         for name in ("max_number_of_steps", "iter_size", "save_every_n_steps", "log_every_n_steps",
                      "keep_checkpoint_max", "num_steps_per_decay", "max_consecutive_skips"):
-            if int(getattr(self, name)) < 1:
+            if getattr(self, name) is not None and int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
-        if self.clip_gradients < 0:
+        if self.clip_gradients is not None and self.clip_gradients < 0:
             raise ValueError(f"clip_gradients must be ≥ 0, got {self.clip_gradients}")
 
 
@@ -309,19 +333,11 @@ def make_optimizer(config):
     "momentum" is Keras SGD with momentum: TF1's MomentumOptimizer scales the accumulated velocity
     by the current lr, which differs only at lr changes (release §8 row 29).
     """
+    config = config.for_recipe()
     lr = make_learning_rate(config.learning_rate, config.num_steps_per_decay,
                             config.learning_rate_decay_factor, config.learning_rate_decay_type)
-    if config.optimizer == "adam":
-        return keras.optimizers.Adam(lr, beta_1=config.adam_beta1, beta_2=config.adam_beta2,
-                                     epsilon=config.opt_epsilon)
-    if config.optimizer == "momentum":
-        return keras.optimizers.SGD(lr, momentum=config.momentum)
-    if config.optimizer == "sgd":
-        return keras.optimizers.SGD(lr)
-    if config.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(lr, rho=config.rmsprop_decay, momentum=config.rmsprop_momentum,
-                                        epsilon=config.opt_epsilon)
-    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {config.optimizer!r}")
+    return _OPTIMIZERS[config.optimizer](lr, config)
+
 
 
 def copy_weights(source, target, where="source model"):
@@ -605,116 +621,105 @@ def train(model, dataset, config, strategy=None, stage=None, export_model=None, 
     Keras's `BackupAndRestore`).
     """
     strategy = strategy or tf.distribute.get_strategy()
+    config = config.for_recipe(1 if stage is None else stage)
     _variables_in_scope(model, strategy)
     if stage is not None:
         set_training_stage(model, stage)
     if not model.trainable_variables:
         raise ValueError(f"model {model.name} has no trainable variables")
-    chief = is_chief(strategy)
     ensure_writable_dir(config.train_dir, "train_dir")
-    dynamic_loss_scale = config.dynamic_loss_scale
-    if dynamic_loss_scale is None:
-        dynamic_loss_scale = keras.mixed_precision.global_policy().name == "mixed_float16"
-
-    with strategy.scope():
-        optimizer = make_optimizer(config)
-        optimizer.build(model.trainable_variables)
-    steps = _StepFunctions(model, optimizer, strategy, config)
-    if dynamic_loss_scale:
-        steps.loss_scale.assign(INITIAL_LOSS_SCALE)
-    workers, worker = _workers(strategy)
-    per_worker = callable(dataset)
-    if per_worker:  # this worker's rows of each global batch, its replicas' slices in order
-        dataset = dataset(worker_input_context(strategy))
-        local_replicas = strategy.num_replicas_in_sync // workers
-        rows = dict(first_replica=worker * local_replicas, replicas=local_replicas)
-    else:
-        rows = {}
-    iterator = iter(dataset)
-    # Keras's SeedGenerator states (dropout) are variables of the model but not TF trackables:
-    # track them explicitly, or a resumed run would redraw the masks of the first steps.
-    weights = {id(w) for w in model.weights}
-    rng_states = [v for v in model.variables if id(v) not in weights]
-    tracked = dict(model=export_model or model, optimizer=optimizer, loss_scale=steps.loss_scale,
-                   finite_in_a_row=steps.finite_in_a_row, rng_states=rng_states)
-    position = None
-    if config.checkpoint_iterator:
-        _check_iterator_checkpointable(iterator)
-        if per_worker and workers > 1:
-            position = _WorkerInputPosition(iterator, config.train_dir, worker,
-                                            config.keep_checkpoint_max)
-        else:
-            tracked["iterator"] = iterator
-    checkpoint = tf.train.Checkpoint(**tracked)
-    restored = _restore_latest(tracked, config.train_dir)
-    resolver = getattr(strategy, "cluster_resolver", None)
-    checkpoints = _Checkpoints(checkpoint, config.train_dir, chief, optimizer.iterations,
-                               config.keep_checkpoint_max, getattr(resolver, "task_id", 0))
-    skipped_path = os.path.join(config.train_dir, SKIPPED_BATCHES_FILE)
-    skipped = []
-    if restored and os.path.exists(skipped_path):
-        with open(skipped_path, encoding="utf-8") as handle:
-            skipped = json.load(handle)
-    step = int(optimizer.iterations.numpy())
-    if restored:
-        log.info("resumed from %s at step %d", restored, step)
-        if position is not None:
-            position.restore(step)
-
-    def save(step):
-        if position is not None:  # before the checkpoint pointer moves to this step
-            position.save(step)
-        return checkpoints.save(step)
-
-    writer = tf.summary.create_file_writer(config.train_dir) if chief else tf.summary.create_noop_writer()
-    progress = tqdm(total=config.max_number_of_steps, initial=step, unit="step",
-                    disable=not (config.progress and chief), desc=os.path.basename(config.train_dir))
-    loop = _TrainLoop(steps, strategy, iterator, config, dynamic_loss_scale, skipped, skipped_path, chief,
-                      rows)
-    durations, last_saved, saved_path = [], step if restored else None, restored
-    loss = accuracy = float("nan")
-    try:
-        while step < config.max_number_of_steps:
-            started = time.perf_counter()
-            losses, accuracies, norms = loop.accumulate(step)
-            update = steps.apply_update()
-            step = int(optimizer.iterations.numpy())
-            durations.append(time.perf_counter() - started)
-            loss, accuracy = float(np.mean(losses)), 100.0 * float(np.mean(accuracies))
-            learning_rate = float(update["learning_rate"])
-            progress.update(1)
-            progress.set_postfix(loss=f"{loss:.4f}", acc=f"{accuracy:.1f}", lr=f"{learning_rate:.2g}")
-            if step % config.log_every_n_steps == 0 or step == config.max_number_of_steps:
-                with writer.as_default(step=step):
-                    _write_summaries(steps.variables, loss, accuracy, learning_rate, norms,
-                                     update["update_norms"].numpy(), float(steps.loss_scale.numpy()))
-            if step % config.save_every_n_steps == 0:
-                saved_path, last_saved = save(step), step
-            if on_update is not None:
-                on_update(step, {"loss": loss, "accuracy": accuracy, "learning_rate": learning_rate})
-    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
-            tf.errors.AbortedError) as error:
-        if resolver is None or not resolver.cluster_spec().as_dict():
-            raise
-        raise RuntimeError(
-            f"a worker of the multi-worker run failed at step {step} ({type(error).__name__}); "
-            f"restart every worker with the same train_dir to resume from the checkpoint of step "
-            f"{last_saved if last_saved is not None else 0} ({saved_path or 'none yet: from scratch'})"
-        ) from error
-    finally:
-        progress.close()
-        writer.flush()
-    if last_saved != step:
-        saved_path = save(step)
-    model_path = config.final_model_path
-    if model_path is None:
-        model_path = os.path.join(config.train_dir, "model.keras")
-    if model_path and chief:
-        save_keras_atomic(export_model or model, model_path)
+    state = _TrainState(model, dataset, config, strategy, export_model)
+    loop = _TrainLoop(state)
+    loss, accuracy, durations = loop.run(on_update)
+    if state.last_saved != state.step:
+        state.save()
+    model_path = state.save_model()
     timed = durations[1:]
-    return TrainResult(step=step, loss=loss, accuracy=accuracy, skipped_batches=list(skipped),
-                       checkpoint=saved_path, model_path=model_path if model_path and chief else None,
+    return TrainResult(step=state.step, loss=loss, accuracy=accuracy, skipped_batches=list(state.skipped),
+                       checkpoint=state.saved_path, model_path=model_path,
                        seconds_per_step=float(np.median(timed)) if timed else None)
+
+
+class _TrainState:
+    """What one training run tracks and saves: the optimiser and step functions, this worker's
+    iterator (and its replicas' rows of each batch), the checkpoint (model, optimiser, loss scale,
+    RNG states, data position) restored from `train_dir` where one is there, the skipped batches,
+    and saving (checkpoints, the final model)."""
+
+    def __init__(self, model, dataset, config, strategy, export_model):
+        self.model, self.export_model, self.config, self.strategy = model, export_model or model, config, strategy
+        self.chief = is_chief(strategy)
+        self.dynamic_loss_scale = config.dynamic_loss_scale
+        if self.dynamic_loss_scale is None:
+            self.dynamic_loss_scale = keras.mixed_precision.global_policy().name == "mixed_float16"
+        with strategy.scope():
+            self.optimizer = make_optimizer(config)
+            self.optimizer.build(model.trainable_variables)
+        self.steps = _StepFunctions(model, self.optimizer, strategy, config)
+        if self.dynamic_loss_scale:
+            self.steps.loss_scale.assign(INITIAL_LOSS_SCALE)
+        self.iterator, self.rows, workers, worker = self._input(dataset)
+        # Keras's SeedGenerator states (dropout) are variables of the model but not TF trackables:
+        # track them explicitly, or a resumed run would redraw the masks of the first steps.
+        weights = {id(w) for w in model.weights}
+        tracked = dict(model=self.export_model, optimizer=self.optimizer, loss_scale=self.steps.loss_scale,
+                       finite_in_a_row=self.steps.finite_in_a_row,
+                       rng_states=[v for v in model.variables if id(v) not in weights])
+        self.position = None
+        if config.checkpoint_iterator:
+            _check_iterator_checkpointable(self.iterator)
+            if callable(dataset) and workers > 1:
+                self.position = _WorkerInputPosition(self.iterator, config.train_dir, worker,
+                                                     config.keep_checkpoint_max)
+            else:
+                tracked["iterator"] = self.iterator
+        restored = _restore_latest(tracked, config.train_dir)
+        self.resolver = getattr(strategy, "cluster_resolver", None)
+        self.checkpoints = _Checkpoints(tf.train.Checkpoint(**tracked), config.train_dir, self.chief,
+                                        self.optimizer.iterations, config.keep_checkpoint_max,
+                                        getattr(self.resolver, "task_id", 0))
+        self.skipped_path = os.path.join(config.train_dir, SKIPPED_BATCHES_FILE)
+        self.skipped = []
+        if restored and os.path.exists(self.skipped_path):
+            with open(self.skipped_path, encoding="utf-8") as handle:
+                self.skipped = json.load(handle)
+        self.step = int(self.optimizer.iterations.numpy())
+        self.last_saved, self.saved_path = (self.step, restored) if restored else (None, None)
+        if restored:
+            log.info("resumed from %s at step %d", restored, self.step)
+            if self.position is not None:
+                self.position.restore(self.step)
+
+    def _input(self, dataset):
+        """(iterator, rows, workers, worker): a dataset function gives this worker's rows of each
+        global batch, its replicas' slices in order."""
+        workers, worker = _workers(self.strategy)
+        rows = {}
+        if callable(dataset):
+            dataset = dataset(worker_input_context(self.strategy))
+            local_replicas = self.strategy.num_replicas_in_sync // workers
+            rows = dict(first_replica=worker * local_replicas, replicas=local_replicas)
+        return iter(dataset), rows, workers, worker
+
+    def save(self):
+        """A checkpoint of the current step (this worker's data position first, before the
+        checkpoint pointer moves to the step)."""
+        if self.position is not None:
+            self.position.save(self.step)
+        self.saved_path, self.last_saved = self.checkpoints.save(self.step), self.step
+
+    def save_model(self):
+        """The final `.keras` model (chief only; `final_model_path` "" saves none); its path or None."""
+        path = self.config.final_model_path
+        if path is None:
+            path = os.path.join(self.config.train_dir, "model.keras")
+        if not (path and self.chief):
+            return None
+        save_keras_atomic(self.export_model, path)
+        return path
+
+    def in_multi_worker_run(self):
+        return self.resolver is not None and bool(self.resolver.cluster_spec().as_dict())
 
 
 def _write_summaries(variables, loss, accuracy, learning_rate, norms, update_norms, loss_scale):
@@ -731,15 +736,57 @@ def _write_summaries(variables, loss, accuracy, learning_rate, norms, update_nor
 
 
 class _TrainLoop:
-    """Draws micro-batches and runs them, with loss-scale retries and the nan policy."""
+    """The updates of one run over a `_TrainState`: draws micro-batches and runs them (loss-scale
+    retries, the nan policy), applies each update, logs, checkpoints and reports progress."""
 
-    def __init__(self, steps, strategy, iterator, config, dynamic_loss_scale, skipped, skipped_path, chief,
-                 rows):
-        self.steps, self.strategy, self.iterator, self.config = steps, strategy, iterator, config
-        self.rows = rows  # which replicas' rows a batch holds (`_per_replica`)
-        self.dynamic_loss_scale, self.skipped, self.skipped_path = dynamic_loss_scale, skipped, skipped_path
-        self.chief = chief
+    def __init__(self, state):
+        self.state, self.steps, self.strategy, self.config = state, state.steps, state.strategy, state.config
+        self.iterator, self.rows = state.iterator, state.rows  # which replicas' rows a batch holds
+        self.dynamic_loss_scale, self.skipped, self.skipped_path = (state.dynamic_loss_scale, state.skipped,
+                                                                    state.skipped_path)
+        self.chief = state.chief
         self.drawn = 0
+
+    def run(self, on_update=None):
+        """Updates until max_number_of_steps; returns (last loss, last accuracy %, seconds per update)."""
+        state, config = self.state, self.config
+        writer = tf.summary.create_file_writer(config.train_dir) if self.chief else tf.summary.create_noop_writer()
+        progress = tqdm(total=config.max_number_of_steps, initial=state.step, unit="step",
+                        disable=not (config.progress and self.chief), desc=os.path.basename(config.train_dir))
+        durations, loss, accuracy = [], float("nan"), float("nan")
+        try:
+            while state.step < config.max_number_of_steps:
+                started = time.perf_counter()
+                losses, accuracies, norms = self.accumulate(state.step)
+                update = self.steps.apply_update()
+                state.step = int(state.optimizer.iterations.numpy())
+                durations.append(time.perf_counter() - started)
+                loss, accuracy = float(np.mean(losses)), 100.0 * float(np.mean(accuracies))
+                learning_rate = float(update["learning_rate"])
+                progress.update(1)
+                progress.set_postfix(loss=f"{loss:.4f}", acc=f"{accuracy:.1f}", lr=f"{learning_rate:.2g}")
+                if state.step % config.log_every_n_steps == 0 or state.step == config.max_number_of_steps:
+                    with writer.as_default(step=state.step):
+                        _write_summaries(self.steps.variables, loss, accuracy, learning_rate, norms,
+                                         update["update_norms"].numpy(), float(self.steps.loss_scale.numpy()))
+                if state.step % config.save_every_n_steps == 0:
+                    state.save()
+                if on_update is not None:
+                    on_update(state.step, {"loss": loss, "accuracy": accuracy, "learning_rate": learning_rate})
+        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
+                tf.errors.AbortedError) as error:
+            if not state.in_multi_worker_run():
+                raise
+            raise RuntimeError(
+                f"a worker of the multi-worker run failed at step {state.step} ({type(error).__name__}); "
+                f"restart every worker with the same train_dir to resume from the checkpoint of step "
+                f"{state.last_saved if state.last_saved is not None else 0} "
+                f"({state.saved_path or 'none yet: from scratch'})"
+            ) from error
+        finally:
+            progress.close()
+            writer.flush()
+        return loss, accuracy, durations
 
     def _next(self):
         try:
