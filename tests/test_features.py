@@ -18,6 +18,7 @@ from actionvlad_tf.export.saved_model import export_saved_model, save_keras_atom
 from actionvlad_tf.layers import NetVLADPooling
 from actionvlad_tf.models import build_actionvlad, embedding_model, pooling_layers
 from actionvlad_tf.prep.extraction import read_video_frames
+from interrupted import Interrupted
 
 T, S, K, C = 3, 32, 2, 4
 CLASSES = [f"class_{i}" for i in range(C)]
@@ -78,22 +79,6 @@ def _expected(model, path):
 def _read(path):
     with h5py.File(path, "r") as f:
         return {name: f[name][:] for name in f}, dict(f.attrs)
-
-
-class Interrupted:
-    """A classifier that stops the run (as Ctrl-C would) at its call number `after`."""
-
-    def __init__(self, classifier, after):
-        self.classifier, self.after, self.calls = classifier, after, 0
-
-    def __getattr__(self, name):
-        return getattr(self.classifier, name)
-
-    def __call__(self, inputs):
-        if self.calls == self.after:
-            raise KeyboardInterrupt
-        self.calls += 1
-        return self.classifier(inputs)
 
 
 def test_rows_equal_the_keras_pooled_vector(setup, tmp_path):

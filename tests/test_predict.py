@@ -16,6 +16,7 @@ from actionvlad_tf.export.saved_model import export_saved_model, save_keras_atom
 from actionvlad_tf.models import build_actionvlad, build_two_stream
 from actionvlad_tf.prep import video_inputs
 from actionvlad_tf.prep.extraction import compute_flow_images, read_video_frames
+from interrupted import Interrupted
 
 S, K, C = 32, 4, 7
 CLASSES = [f"action_{i}" for i in range(C)]
@@ -182,22 +183,6 @@ def test_real_clip(models, shared_data):
     assert "83 frames 320x240" in lines[0]
     assert [line.split()[-1] for line in lines[1:]] == predictor.classify_video(
         predictor.Classifier(models["rgb_keras"], CLASSES), read_video_frames(str(clip)))["top5_classes"]
-
-
-class Interrupted:
-    """A classifier that stops the run (as Ctrl-C would) at its call number `after`."""
-
-    def __init__(self, classifier, after):
-        self.classifier, self.after, self.calls = classifier, after, 0
-
-    def __getattr__(self, name):
-        return getattr(self.classifier, name)
-
-    def __call__(self, inputs):
-        if self.calls == self.after:
-            raise KeyboardInterrupt
-        self.calls += 1
-        return self.classifier(inputs)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Serving: SavedModel export with serving signatures, and classification of video files."""
+"""Serving and deployment: SavedModel export with serving signatures, LiteRT and ONNX files (`portable`),
+classification of a video file or of many (`predictions`), and their features (`features`)."""
 from actionvlad_tf.export.predictor import Classifier, classify_video, classify_windows
 from actionvlad_tf.export.saved_model import export_saved_model, late_fuse, save_keras_atomic
 

@@ -18,8 +18,14 @@
   picked with the release's formula (`data.sampling`, §3.3: step ⌊(n−1)/(T−1)⌋ for RGB,
   ⌊(n−L)/T⌋ with flow; the middle frame for T = 1) and preprocessed as `serving_default` does.
   Outputs as `serving_default` with a batch axis.
+* `jpeg_clips`: `clips` on JPEG-encoded frames: `jpeg_frames` string [B, N] (and for flow models
+  TSN's grayscale `jpeg_flow_x`, `jpeg_flow_y` [B, M]) and `num_frames`; only the sampled frames
+  are decoded, in the graph. The outputs of `clips`.
 * `preprocessed`: already preprocessed batches [B, crops·T, S, S, C] float32 (`rgb`, `flow` as the
   model's inputs), the same outputs with a batch axis.
+
+Every signature also outputs `embedding`, the pooled vector the classifier reads (K·D for
+ActionVLAD; `models.embedding_model`), computed in the same pass as the logits.
 
 T is the model's frame count (crops·T = the model's input frames) or any T if the model was built
 with `frames_per_video=None`. The frames sent are the frames classified: sample them first (25 with
