@@ -108,14 +108,6 @@ def synthetic_accuracy(height=96, width=128, seed=0, model=None,
     return rows
 
 
-def read_gray_frames(folder, count=None, pattern="*.jpg"):
-    """Grayscale uint8 frames [N, H, W] of a frame folder (sorted names), at most `count`."""
-    paths = sorted(glob.glob(os.path.join(folder, pattern)))[:count]
-    if not paths:
-        raise FileNotFoundError(f"{folder}: no frame matching {pattern}")
-    return np.stack([cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2GRAY) for path in paths])
-
-
 def read_video_gray(path, count=None):
     """Grayscale uint8 frames [N, H, W] of a video, the first `count`."""
     capture, frames = cv2.VideoCapture(path), []

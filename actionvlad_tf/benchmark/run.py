@@ -32,11 +32,11 @@ SIZES = {
         end_to_end=dict(num_clusters=64, batch_videos=1, cache_videos=1, cache_views=1),
         flow=dict(height=256, width=340, pairs=16, batch=16, accuracy_shape=(96, 128),
                   clip_frames=6),
-        # The main job's update (experiments/demo.py: T = 10, 96² crops, K = 16, 6 classes,
+        # The main job's update (experiments/demo.py: T = 10, 96² crops, K = 64, 6 classes,
         # 4 micro-batches of 4 videos, the width-¼ stand-in) and the paper's (T = 25, 224², K = 64,
         # 51 classes, full width; the update with clipping, forward+backward and the uncached
         # updates, timed once after a warm-up: a paper-shape update without the cache is a minute).
-        updates=dict(main_job=dict(frames=10, image_size=96, num_clusters=16, num_classes=6,
+        updates=dict(main_job=dict(frames=10, image_size=96, num_clusters=64, num_classes=6,
                                    videos=16, micro_batch=4, width=0.25),
                      paper=dict(frames=25, image_size=224, num_clusters=64, num_classes=51,
                                 videos=16, micro_batch=4, repeats=1,

@@ -169,7 +169,7 @@ def make_flow_estimator(method="tvl1"):
 
     * "tvl1": OpenCV's Dual TV-L1 (opencv-contrib `cv2.optflow`) with its default parameters, the
       CPU twin of dense_flow's GPU TV-L1 that made the release's flow (release §3.1).
-    * "tvl1_fast": the same algorithm with a coarse, short schedule (`TVL1_FAST`): about 20× faster,
+    * "tvl1_fast": the same algorithm with a coarse, short schedule (`TVL1_FAST`): about 15× faster,
       and its flow still shows the outline of what moves (the demo's flow).
     * "tvl1_tf": the same algorithm in TensorFlow (`actionvlad_tf.tvl1`), batched over the pairs
       of a video (see `make_batch_flow_estimator`), on the GPU where there is one.
@@ -260,7 +260,8 @@ def compute_flow_images(frames_rgb, method="tvl1", bound=DEFAULT_FLOW_BOUND):
 
     Args:
         frames_rgb: uint8 [N, H, W, 3] RGB frames (N ≥ 2), e.g. from `read_video_frames`.
-        method: "tvl1", "tvl1_tf", "dis" or "farneback" (see `make_flow_estimator`).
+        method: one of `FLOW_METHODS` ("tvl1", "tvl1_fast", "tvl1_tf", "dis", "farneback"; see
+            `make_flow_estimator`).
         bound: clipping bound in pixels (dense_flow's 20).
 
     Returns:
