@@ -71,7 +71,7 @@ def main(argv):
         for row in portable.export_portable(model, FLAGS.export_dir, formats, FLAGS.litert_variants, batches):
             check = row["parity"]
             print(f"{row['format']} {row['variant']}: {row['file']} ({row['bytes'] / 2**20:.1f} MiB); on "
-                  f"{check['videos']} {'held-out' if jobs else 'random'} videos max |Δp| "
+                  f"{check['videos']} {'parity' if jobs else 'random'} videos max |Δp| "
                   f"{check['max_abs_probability']:.2e}, top-1 agreement {check['top1_agreement']:.1%}")
 
 
