@@ -125,6 +125,27 @@ def test_streamed_prediction_equals_the_decoded_array(models, tmp_path):
         predictor.read_sampled_frames(short, [1, 3], 300)[[0, 1]]
 
 
+@pytest.mark.parametrize("header", ["right", "wrong", "absent"])
+def test_one_pass_where_the_header_count_holds(models, tmp_path, monkeypatch, header):
+    """The container's frame count saves the counting pass; a wrong or absent one still gives the
+    frames of the true count (two passes), for RGB and for flow stacks."""
+    path = _write_video(tmp_path / "clip.avi", 61)
+    decoded = read_video_frames(path)
+    passes = []
+    for name in ("iter_video_frames", "count_video_frames"):  # the decoding passes over the file
+        original = getattr(predictor, name)
+        monkeypatch.setattr(predictor, name, lambda p, original=original: passes.append(p) or original(p))
+    if header != "right":
+        monkeypatch.setattr(predictor, "header_frame_count", lambda p: 67 if header == "wrong" else None)
+    for modalities in (("rgb",), ("rgb", "flow")):
+        passes.clear()
+        got = predictor.video_inputs(path, modalities, 4, "dis")
+        expected = predictor.video_inputs(decoded, modalities, 4, "dis")
+        for m in modalities:
+            np.testing.assert_array_equal(got[m], expected[m])
+        assert len(passes) == {"right": 1, "wrong": 3, "absent": 2}[header], (modalities, passes)
+
+
 @pytest.mark.slow
 def test_streamed_prediction_keeps_memory_bounded(models, tmp_path):
     """Peak memory of prediction (Python and numpy allocations, tracemalloc) on a 3000-frame video

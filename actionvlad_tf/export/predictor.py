@@ -7,9 +7,11 @@ model's serving function, which does the eval preprocessing (`export.saved_model
 model runs through the same serving function as its export, so both paths give the same scores.
 
 A video FILE is streamed, so memory does not grow with its length: `classify_video` decodes it
-twice, sequentially (once to count its n frames, which the sampling needs and which containers do
-not reliably state; once keeping only the T sampled frames, or the T·(L+1) that the flow stacks
-need), and `classify_windows` keeps only the current window's frames and flow. A decoded array
+sequentially, keeping only the T sampled frames (or the T·(L+1) that the flow stacks need). The
+sampling needs its n frames, which containers do not reliably state: one pass keeps the frames
+that the container's count would sample while it counts the frames decoded, and where the true
+count samples other frames (a wrong or missing header count), a second pass keeps those.
+`classify_windows` keeps only the current window's frames and flow. A decoded array
 ([N, H, W, 3]) is accepted as well.
 
 For a long video or a stream, `classify_windows` scores windows of `window` consecutive frames every
@@ -27,7 +29,8 @@ import tqdm
 
 from actionvlad_tf.data import sampling
 from actionvlad_tf.export.saved_model import SERVING_INPUT_NAMES, serving_functions
-from actionvlad_tf.prep.extraction import DEFAULT_FLOW_BOUND, VideoReadError, count_frames, iter_video_frames
+from actionvlad_tf.prep.extraction import (DEFAULT_FLOW_BOUND, VideoReadError, count_frames, header_frame_count,
+                                           iter_video_frames)
 from actionvlad_tf.prep.video_inputs import (DEFAULT_FRAMES_PER_VIDEO, FLOW_STACK, FlowCache, FrameBuffer,
                                              sample_inputs)
 from actionvlad_tf.specs import RGB_TEMPLATE
@@ -170,9 +173,9 @@ def read_sampled_frames(path, numbers, num_frames):
             buffer.add(position, cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
         return buffer
     count = 0
-    for count, frame in enumerate(_rgb_frames(path), start=1):
+    for count, frame in enumerate(iter_video_frames(path), start=1):
         if count - 1 in wanted:
-            buffer.add(count - 1, frame)
+            buffer.add(count - 1, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
         if count >= max(wanted) + 1:
             break
     if count < max(wanted) + 1:
@@ -180,21 +183,51 @@ def read_sampled_frames(path, numbers, num_frames):
     return buffer
 
 
+def _needed_frames(num_frames, modalities, frames_per_video, where):
+    """The 1-based frame numbers the sampled inputs need: the T frames, or each flow stack's L + 1."""
+    first = sampling.frame_numbers(num_frames, frames_per_video, _modality(modalities), FLOW_STACK, where=where)
+    return first if "flow" not in modalities else sampling.stack_numbers(first, FLOW_STACK + 1)
+
+
+def _read_by_header_count(path, modalities, frames_per_video, where):
+    """One decoding pass instead of two: keeps the frames that the container's frame count would
+    sample while counting the frames decoded; the `FrameBuffer` if the true count samples only
+    frames it kept, else None (no count in the header, or a wrong one that moves the samples)."""
+    hint = header_frame_count(path)
+    if hint is None:
+        return None
+    try:
+        wanted = set(int(k) - 1 for k in np.ravel(_needed_frames(hint, modalities, frames_per_video, where)))
+    except ValueError:  # too few frames for the sampling: the count-first path names the problem
+        return None
+    buffer, count = FrameBuffer(), 0
+    for count, frame in enumerate(iter_video_frames(path), start=1):
+        if count - 1 in wanted:
+            buffer.add(count - 1, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    buffer.num_frames = count
+    try:
+        needed = set(int(k) - 1 for k in np.ravel(_needed_frames(count, modalities, frames_per_video, where)))
+    except ValueError:
+        return None
+    return buffer if needed <= wanted else None
+
+
 def video_inputs(video, modalities, frames_per_video=DEFAULT_FRAMES_PER_VIDEO, flow_method="tvl1",
                  where="video", num_frames=None, flow_bound=DEFAULT_FLOW_BOUND):
     """A whole video's model inputs {modality: uint8 [T, H, W, C]} with the release's sampling:
     from a file (streamed: at most the sampled frames are kept, see the module docstring;
-    `num_frames` skips the counting pass), a frame folder (only the sampled frames are read) or
+    `num_frames` skips the counting), a frame folder (only the sampled frames are read) or
     decoded uint8 [N, H, W, 3] RGB; flow (for flow models) by `flow_method`, quantised at
     ±`flow_bound` as the model's training flow was."""
     if isinstance(video, (str, os.PathLike)):
-        video = os.fspath(video)
-        if num_frames is None:
-            num_frames = (count_frames(video, frame_template(video)) if os.path.isdir(video)
-                          else count_video_frames(video))
-        first = sampling.frame_numbers(num_frames, frames_per_video, _modality(modalities), FLOW_STACK, where=where)
-        needed = first if "flow" not in modalities else sampling.stack_numbers(first, FLOW_STACK + 1)
-        video = read_sampled_frames(video, needed, num_frames)
+        path, video = os.fspath(video), None
+        if num_frames is None and not os.path.isdir(path):
+            video = _read_by_header_count(path, modalities, frames_per_video, where)
+        if video is None:
+            if num_frames is None:
+                num_frames = count_frames(path, frame_template(path)) if os.path.isdir(path) else count_video_frames(path)
+            video = read_sampled_frames(path, _needed_frames(num_frames, modalities, frames_per_video, where),
+                                        num_frames)
     flow = FlowCache(video, flow_method, flow_bound)
     return sample_inputs(video, modalities, frames_per_video, flow, where=where)
 
