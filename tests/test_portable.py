@@ -40,7 +40,8 @@ def test_litert_variants_match_keras(model, tmp_path):
     checks = {r["variant"]: r["parity"] for r in report}
     assert checks["float32"]["max_abs_probability"] <= 1e-4 and checks["float32"]["max_abs_embedding"] <= 1e-4
     for variant in ("float16", "int8"):  # float16: finite where ε = 1e-12 in float16 (0) gave NaN
-        assert np.isfinite(checks[variant]["max_abs_probability"]) and checks[variant]["top1_agreement"] >= 5 / 6, checks
+        assert np.isfinite(checks[variant]["max_abs_probability"]), checks
+        assert checks[variant]["top1_agreement"] >= 5 / 6, checks
     assert json.loads((tmp_path / "portable.json").read_text())[0]["parity"]["videos"] == 6
     got = portable.Runner(tmp_path / "model_float32.tflite")(batches[0])
     np.testing.assert_allclose(got["embedding"], keras.ops.convert_to_numpy(

@@ -19,6 +19,7 @@ import numpy as np
 
 from actionvlad_tf.export.predictor import video_inputs
 from actionvlad_tf.export.video_batch import DEFAULT_WORKERS, run_videos
+from actionvlad_tf.prep.extraction import DEFAULT_FLOW_BOUND
 from actionvlad_tf.prep.video_inputs import DEFAULT_FRAMES_PER_VIDEO
 
 SERVING_ONLY = ("probabilities", "top5_indices", "top5_classes")  # not stored: they follow from logits
@@ -71,17 +72,17 @@ class FeatureFile:
 
 
 def extract_features(classifier, jobs, output, frames_per_video=DEFAULT_FRAMES_PER_VIDEO, flow_method="tvl1",
-                     flow_bound=None, workers=DEFAULT_WORKERS, progress=True):
+                     flow_bound=DEFAULT_FLOW_BOUND, workers=DEFAULT_WORKERS, progress=True):
     """Writes the features of `jobs` (`video_batch.find_inputs`) by `classifier` (a
     `predictor.Classifier`, with `assignments=True` for the soft assignments) to the HDF5 file
     `output` (module docstring); returns the `video_batch.RunSummary`."""
     frames = classifier.frames_per_video or frames_per_video
-    options = {} if flow_bound is None else {"flow_bound": flow_bound}
     attributes = {"model": classifier.path, "frames_per_video": frames, "modalities": "+".join(classifier.modalities),
                   "flow_method": flow_method if "flow" in classifier.modalities else ""}
 
     def prepare(job):
-        return video_inputs(job.source, classifier.modalities, frames, flow_method, where=job.source, **options)
+        return video_inputs(job.source, classifier.modalities, frames, flow_method, where=job.source,
+                            flow_bound=flow_bound)
 
     with FeatureFile(output, attributes) as features:
         def consume(job, inputs):

@@ -79,8 +79,9 @@ def _epsilon_floor(model, epsilon):
 
 def export_litert(model, path, variant="float32"):
     """Writes the LiteRT file of `model` (module docstring) at `path`; `variant` is float32,
-    float16 (weights stored as float16, computed in float32; NetVLAD's ε floored, FLOAT16_EPSILON) or int8 (dynamic-range: int8 weights,
-    activations quantised on the fly; no calibration data). Returns the path."""
+    float16 (weights stored as float16, computed in float32; NetVLAD's ε floored, FLOAT16_EPSILON)
+    or int8 (dynamic-range: int8 weights, activations quantised on the fly; no calibration data).
+    Returns the path."""
     if variant not in LITERT_VARIANTS:
         raise ValueError(f"LiteRT variant must be one of {LITERT_VARIANTS}, got {variant!r}")
     if any(f is None for f, _, _ in model_streams(model).values()):

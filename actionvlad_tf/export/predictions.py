@@ -16,6 +16,7 @@ import os
 
 from actionvlad_tf.export.predictor import classify_windows, video_inputs
 from actionvlad_tf.export.video_batch import DEFAULT_WORKERS, run_videos
+from actionvlad_tf.prep.extraction import DEFAULT_FLOW_BOUND
 from actionvlad_tf.prep.video_inputs import DEFAULT_FRAMES_PER_VIDEO
 
 FORMATS = (".csv", ".jsonl")
@@ -79,8 +80,8 @@ def csv_header(top_k):
 
 
 def predict_videos(classifier, jobs, output, top_k=5, frames_per_video=DEFAULT_FRAMES_PER_VIDEO,
-                   flow_method="tvl1", flow_bound=None, window=None, stride=None, workers=DEFAULT_WORKERS,
-                   progress=True):
+                   flow_method="tvl1", flow_bound=DEFAULT_FLOW_BOUND, window=None, stride=None,
+                   workers=DEFAULT_WORKERS, progress=True):
     """Classifies `jobs` (`video_batch.find_inputs`) into `output` (module docstring) and returns
     the `video_batch.RunSummary`. With `window` (and `stride`, default `window`), each video's
     windows are scored (`predictor.classify_windows`, in the worker threads); otherwise its
@@ -88,14 +89,15 @@ def predict_videos(classifier, jobs, output, top_k=5, frames_per_video=DEFAULT_F
     suffix = output_format(output)
     top_k = min(top_k, 5)
     done = resume(output)
-    options = {} if flow_bound is None else {"flow_bound": flow_bound}
     frames = classifier.frames_per_video or frames_per_video
 
     def prepare(job):
         if window is None:
-            return video_inputs(job.source, classifier.modalities, frames, flow_method, where=job.source, **options)
+            return video_inputs(job.source, classifier.modalities, frames, flow_method, where=job.source,
+                                flow_bound=flow_bound)
         return list(classify_windows(classifier, job.source, window, stride or window, frames, flow_method,
-                                     where=job.source, progress=False, **options))
+                                     where=job.source, progress=False,
+                                     flow_bound=flow_bound))
 
     handle = os.open(output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:

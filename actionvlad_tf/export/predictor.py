@@ -225,7 +225,8 @@ def video_inputs(video, modalities, frames_per_video=DEFAULT_FRAMES_PER_VIDEO, f
             video = _read_by_header_count(path, modalities, frames_per_video, where)
         if video is None:
             if num_frames is None:
-                num_frames = count_frames(path, frame_template(path)) if os.path.isdir(path) else count_video_frames(path)
+                num_frames = (count_frames(path, frame_template(path)) if os.path.isdir(path)
+                              else count_video_frames(path))
             video = read_sampled_frames(path, _needed_frames(num_frames, modalities, frames_per_video, where),
                                         num_frames)
     flow = FlowCache(video, flow_method, flow_bound)
