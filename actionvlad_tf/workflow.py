@@ -10,6 +10,13 @@ then its old outputs are removed first, so a training folder never resumes from 
 with other flags; a step that was interrupted with the same key keeps its partial outputs and
 resumes. Independent steps can run side by side (`jobs`), each with its share of the cores, and the
 console shows one line per step with its own progress (the last line its process printed).
+
+Why not `doit` (the Python make): its `config_changed`, `result_dep` and `-n 2` express the keys,
+the dependencies and two steps at a time, but it records only that a task succeeded, so a step
+interrupted with an unchanged key could not be told from one whose key changed (one must resume its
+outputs, the other remove them first) without keeping these keys beside it anyway. And its
+reporters hear a task start and end, not the lines a running subprocess prints, so two steps side
+by side could not each show a live progress line; both would take as much code as this module.
 """
 import concurrent.futures
 import dataclasses
