@@ -13,9 +13,9 @@ import shlex
 import subprocess
 import sys
 
-import cv2
-import numpy as np
 import pytest
+
+from test_viz import _write_video  # a small MJPG video of a moving texture
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 _SPEC = importlib.util.spec_from_file_location("flagfiles", REPO / "experiments" / "flagfiles.py")
@@ -111,15 +111,6 @@ def test_every_input_of_the_recipe_is_written_by_an_earlier_step(split, monkeypa
     assert by_flagfile[f"hmdb51_twostream_flow_split{split}_eval"]["checkpoint_path"] == start
 
 
-def _avi(path, frames, seed):
-    rng = np.random.default_rng(seed)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (48, 40))
-    base = rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)
-    for t in range(frames):
-        writer.write(np.roll(base, 2 * t, axis=1))
-    writer.release()
-
-
 def write_hmdb51_fixture(root, classes, videos_per_class=3, frames=12):
     """hmdb51_org/<class>/<name>.avi and testTrainMulti_7030_splits/<class>_test_split{1,2,3}.txt
     (one `name.avi flag` per line: 1 train, 2 test), original-style names."""
@@ -128,7 +119,7 @@ def write_hmdb51_fixture(root, classes, videos_per_class=3, frames=12):
         (root / "hmdb51_org" / name).mkdir(parents=True)
         videos = [f"April_09_{name}_u_nm_np1_ba_goo_{v}.avi" for v in range(videos_per_class)]
         for v, video in enumerate(videos):
-            _avi(root / "hmdb51_org" / name / video, frames, seed=c * 10 + v)
+            _write_video(root / "hmdb51_org" / name / video, num_frames=frames, seed=c * 10 + v)
         for split in (1, 2, 3):
             flags = [1] * (videos_per_class - 1) + [2]
             lines = [f"{video} {flags[(v + split) % videos_per_class]} " for v, video in enumerate(videos)]
