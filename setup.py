@@ -5,6 +5,7 @@ each other's `tensorflow` package): `[cpu]` takes the lighter `tensorflow-cpu`, 
 `tensorflow[and-cuda]`, `[tf]` plain `tensorflow`. Without an extra, an already installed TensorFlow
 is used.
 """
+
 from setuptools import find_packages, setup
 
 TENSORFLOW = ">=2.16,<2.23"  # TF 2.16 is the first with Keras 3; 2.21 is what PyPI serves for 3.11
@@ -24,12 +25,14 @@ setup(
     # The entry-point folders stay at the top of the tree and install as actionvlad_tf/experiments and
     # actionvlad_tf/data_prep (never as generic top-level packages); the `actionvlad` launcher runs
     # them from there (actionvlad_tf/commands.py says why this layout).
-    packages=find_packages(include=["actionvlad_tf", "actionvlad_tf.*"]) + [
-        f"actionvlad_tf.{folder}" for folder in SCRIPT_FOLDERS],
+    packages=find_packages(include=["actionvlad_tf", "actionvlad_tf.*"])
+    + [f"actionvlad_tf.{folder}" for folder in SCRIPT_FOLDERS],
     package_dir={f"actionvlad_tf.{folder}": folder for folder in SCRIPT_FOLDERS},
     # The shipped offline stand-in backbone (--backbone_weights=demo_standin) and its card; the flagfiles.
-    package_data={"actionvlad_tf.zoo": ["*.weights.h5", "*.heads.npz", "*.json"],
-                  "actionvlad_tf.experiments": ["configs/*.flags"]},
+    package_data={
+        "actionvlad_tf.zoo": ["*.weights.h5", "*.heads.npz", "*.json"],
+        "actionvlad_tf.experiments": ["configs/*.flags"],
+    },
     entry_points={"console_scripts": ["actionvlad = actionvlad_tf.commands:main"]},
     install_requires=[
         "keras>=3.3",
@@ -64,6 +67,7 @@ setup(
             "nbformat>=5.10",
             "ipykernel>=6.29",
             "import-linter>=2.1",  # tests/test_import_graph.py checks .importlinter's contracts
+            "ruff>=0.6",  # tests/test_lint.py: lint and format check (ruff.toml)
             "jax>=0.4.30",  # the layer tests run under KERAS_BACKEND=jax too
         ],
     },
