@@ -5,6 +5,7 @@ reads saved ActionVLAD models without `custom_objects`. The layers and the model
 any Keras 3 backend (TensorFlow, JAX, PyTorch); the input pipelines, training, evaluation and
 export need TensorFlow (`pip install 'actionvlad_tf[cpu]'`, `[gpu]` or `[tf]`).
 """
+
 from actionvlad_tf import layers, models  # noqa: F401  (registers serializable classes)
 from actionvlad_tf.layers import NetVLADPooling, SpatioTemporalPooling
 

@@ -1,4 +1,5 @@
 """Atomic file output: a file others trust appears complete or not at all (house rule, WORKSPACE.md)."""
+
 import contextlib
 import json
 import math
@@ -55,8 +56,9 @@ def ensure_writable_dir(path, what="output folder"):
         with tempfile.TemporaryFile(dir=path):
             pass
     except OSError as error:
-        raise type(error)(f"{what} {os.fspath(path)} is not writable: {error.strerror or error} "
-                          "(checked before any work)") from error
+        raise type(error)(
+            f"{what} {os.fspath(path)} is not writable: {error.strerror or error} (checked before any work)"
+        ) from error
     return path
 
 
@@ -69,7 +71,7 @@ def atomic_keras_output(path, suffixes=(".keras", ".weights.h5")):
     if suffix is None:
         raise ValueError(f"{path}: a Keras file must end in one of {suffixes}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.parent / f".{path.name[:-len(suffix)]}.{os.getpid()}.{secrets.token_hex(4)}{suffix}"
+    temporary = path.parent / f".{path.name[: -len(suffix)]}.{os.getpid()}.{secrets.token_hex(4)}{suffix}"
     try:
         with naming_os_errors(path):
             yield temporary

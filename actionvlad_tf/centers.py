@@ -1,6 +1,7 @@
 """NetVLAD's initial centres on disk: an `.npz` with a `centers` [K, D] float32 array and scalar
 metadata, never a pickle (WORKSPACE.md). Written by k-means (`training.kmeans`) and by the release
 k-means converter (`convert.release_ckpt`), read by training."""
+
 import numpy as np
 
 from actionvlad_tf.atomic import atomic_output
@@ -27,8 +28,10 @@ def load_centers(path, num_clusters=None, descriptor_size=None):
             raise ValueError(f"{path}: 'centers' is not a numeric array ({error}); refused") from None
     expected = (num_clusters, descriptor_size)
     if centers.ndim != 2 or any(e is not None and e != s for e, s in zip(expected, centers.shape)):
-        raise ValueError(f"{path}: centres have shape {centers.shape}, the model needs "
-                         f"[{num_clusters or 'K'}, {descriptor_size or 'D'}]")
+        raise ValueError(
+            f"{path}: centres have shape {centers.shape}, the model needs "
+            f"[{num_clusters or 'K'}, {descriptor_size or 'D'}]"
+        )
     if not np.isfinite(centers).all():
         raise ValueError(f"{path}: centres hold NaN or inf")
     return centers

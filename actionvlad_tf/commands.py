@@ -22,6 +22,7 @@ stay scripts to run, not modules to import (they import their siblings as top-le
 their folder on `sys.path` provides). In the source tree itself (a checkout on `PYTHONPATH`, or an
 editable install) they are the folders beside the package.
 """
+
 import ast
 import difflib
 import os
@@ -70,8 +71,9 @@ def scripts():
                     continue
             command = command_name(path)
             if command in found:
-                raise RuntimeError(f"two entry points are the command {command!r}: {found[command]} and {path}; "
-                                   "rename one")
+                raise RuntimeError(
+                    f"two entry points are the command {command!r}: {found[command]} and {path}; rename one"
+                )
             found[command] = path
     return found
 
@@ -91,8 +93,9 @@ def usage():
     lines = ["usage: actionvlad <command> [--flag=value ...]     (actionvlad <command> --help: its flags)", ""]
     for folder in script_folders():
         lines.append(f"{os.path.basename(folder)}/:")
-        lines += [f"  {command:<{width}}{summary(path)}" for command, path in found.items()
-                  if os.path.dirname(path) == folder]
+        lines += [
+            f"  {command:<{width}}{summary(path)}" for command, path in found.items() if os.path.dirname(path) == folder
+        ]
     return "\n".join(lines)
 
 
@@ -115,8 +118,11 @@ def main(argv=None):
     found = scripts()
     if command not in found:
         close = difflib.get_close_matches(command, found, n=3)
-        sys.stderr.write(f"actionvlad: no command {argv[0]!r}" + (f" (did you mean {', '.join(close)}?)" if close else "")
-                         + "; `actionvlad --help` lists them\n")
+        sys.stderr.write(
+            f"actionvlad: no command {argv[0]!r}"
+            + (f" (did you mean {', '.join(close)}?)" if close else "")
+            + "; `actionvlad --help` lists them\n"
+        )
         return 2
     run(command, argv[1:])
     return 0

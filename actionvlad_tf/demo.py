@@ -11,6 +11,7 @@ inputs changed. Each step runs its entry point by command name through the launc
 that the keys hash, is the package this module was imported from with its scripts (installed, or the
 source tree).
 """
+
 import json
 import os
 import sys
@@ -35,11 +36,32 @@ ROWS = (
     ("netvlad_stage1", "ActionVLAD, non-trained (stage 1)"),
     ("netvlad", "ActionVLAD (stage 2)"),
 )
-CONFIG_KEYS = ("backbone_weights", "flow_backbone_weights", "backbone_width", "num_classes", "train_per_class", "val_per_class",
-               "test_per_class", "evaluate_on", "frames_per_video", "image_size", "num_clusters", "flow_method",
-               "flow_bound", "baseline_steps", "baseline_learning_rate", "stage1_steps", "stage1_learning_rate",
-               "stage2_steps", "stage2_learning_rate", "flow_weight", "batch_size", "seed", "mixed_precision",
-               "predict_videos")
+CONFIG_KEYS = (
+    "backbone_weights",
+    "flow_backbone_weights",
+    "backbone_width",
+    "num_classes",
+    "train_per_class",
+    "val_per_class",
+    "test_per_class",
+    "evaluate_on",
+    "frames_per_video",
+    "image_size",
+    "num_clusters",
+    "flow_method",
+    "flow_bound",
+    "baseline_steps",
+    "baseline_learning_rate",
+    "stage1_steps",
+    "stage1_learning_rate",
+    "stage2_steps",
+    "stage2_learning_rate",
+    "flow_weight",
+    "batch_size",
+    "seed",
+    "mixed_precision",
+    "predict_videos",
+)
 
 
 # A shipped stand-in's modality → (the card's accuracies quoted, what it was pretrained on, what it stands in for).
@@ -65,8 +87,7 @@ def resolve_backbone(config, runs, name=None):
     for the flow network), imagenet, random, or a file."""
     name = name or config["backbone_weights"]
     if name == "imagenet":
-        return "imagenet", config.get("backbone_width") or 1.0, config.get("image_size") or 224, \
-            "ImageNet VGG-16"
+        return "imagenet", config.get("backbone_width") or 1.0, config.get("image_size") or 224, "ImageNet VGG-16"
     if name == "random":
         width = config.get("backbone_width") or 1.0
         size = config.get("image_size") or 64
@@ -76,14 +97,24 @@ def resolve_backbone(config, runs, name=None):
     if name in zoo.names():
         card = zoo.card(name)
         heads, what, standin = STANDIN_CAPTIONS[card.get("modality", "rgb")]
-        accuracy = ", ".join(f"{head.replace('_', '×')} {100 * card['val_accuracy'][head]:.0f} %"
-                             for head in heads if head in card["val_accuracy"])
-        return zoo.resolve(name), card["width"], config.get("image_size") or card["image_size"], (
-            f"VGG-16 at width {card['width']:g} pretrained offline on {what} ({name}, {standin}; "
-            f"validation accuracy {accuracy})")
+        accuracy = ", ".join(
+            f"{head.replace('_', '×')} {100 * card['val_accuracy'][head]:.0f} %"
+            for head in heads
+            if head in card["val_accuracy"]
+        )
+        return (
+            zoo.resolve(name),
+            card["width"],
+            config.get("image_size") or card["image_size"],
+            (
+                f"VGG-16 at width {card['width']:g} pretrained offline on {what} ({name}, {standin}; "
+                f"validation accuracy {accuracy})"
+            ),
+        )
     if not os.path.isfile(name):
-        raise ValueError(f"backbone weights {name!r}: not a shipped name ({', '.join(zoo.names())}), "
-                         "imagenet, random, nor a file")
+        raise ValueError(
+            f"backbone weights {name!r}: not a shipped name ({', '.join(zoo.names())}), imagenet, random, nor a file"
+        )
     return os.path.abspath(name), config.get("backbone_width") or 1.0, config.get("image_size") or 64, name
 
 
@@ -96,8 +127,10 @@ def resolve_backbones(config, runs):
         return {"rgb": backbone, "flow": backbone}, width, image_size, caption
     flow, flow_width, _, flow_caption = resolve_backbone(config, runs, flow_name)
     if flow_width != width:
-        raise ValueError(f"the flow backbone {flow_name!r} has width {flow_width:g}, the RGB backbone "
-                         f"{config['backbone_weights']!r} {width:g}: pass --flow_backbone_weights of width {width:g}")
+        raise ValueError(
+            f"the flow backbone {flow_name!r} has width {flow_width:g}, the RGB backbone "
+            f"{config['backbone_weights']!r} {width:g}: pass --flow_backbone_weights of width {width:g}"
+        )
     return {"rgb": backbone, "flow": flow}, width, image_size, f"RGB {caption}; flow {flow_caption}"
 
 
@@ -108,37 +141,93 @@ def build_steps(config, out, backbones, width, image_size, precision):
     lists = os.path.join(data, "lists")
     split_id = 2 if config["evaluate_on"] == "val" else 1
     steps = [
-        Step("dataset", "make-demo-dataset", dict(
-            output_dir=data, num_classes=config["num_classes"], train_per_class=config["train_per_class"],
-            val_per_class=config["val_per_class"], test_per_class=config["test_per_class"], seed=config["seed"]),
-            outputs=(os.path.join(data, "manifest.json"), os.path.join(data, "videos"),
-                     os.path.join(data, "splits"))),
-        Step("frames", "extract-frames", dict(
-            videos=os.path.join(data, "videos"), output_dir=os.path.join(data, "frames"), num_workers=2),
-            deps=("dataset",), outputs=(os.path.join(data, "frames"),)),
-        Step("flow", "extract-flow", dict(
-            frames=os.path.join(data, "frames"), output_dir=os.path.join(data, "flow"),
-            method=config["flow_method"], bound=config["flow_bound"], num_workers=2), deps=("frames",),
-            outputs=(os.path.join(data, "flow"),)),
-        Step("lists", "make-lists", dict(
-            dataset="ucf101", split_dir=os.path.join(data, "splits"), frames_dir=os.path.join(data, "frames"),
-            output_dir=lists), deps=("frames",), outputs=(lists,)),
+        Step(
+            "dataset",
+            "make-demo-dataset",
+            dict(
+                output_dir=data,
+                num_classes=config["num_classes"],
+                train_per_class=config["train_per_class"],
+                val_per_class=config["val_per_class"],
+                test_per_class=config["test_per_class"],
+                seed=config["seed"],
+            ),
+            outputs=(os.path.join(data, "manifest.json"), os.path.join(data, "videos"), os.path.join(data, "splits")),
+        ),
+        Step(
+            "frames",
+            "extract-frames",
+            dict(videos=os.path.join(data, "videos"), output_dir=os.path.join(data, "frames"), num_workers=2),
+            deps=("dataset",),
+            outputs=(os.path.join(data, "frames"),),
+        ),
+        Step(
+            "flow",
+            "extract-flow",
+            dict(
+                frames=os.path.join(data, "frames"),
+                output_dir=os.path.join(data, "flow"),
+                method=config["flow_method"],
+                bound=config["flow_bound"],
+                num_workers=2,
+            ),
+            deps=("frames",),
+            outputs=(os.path.join(data, "flow"),),
+        ),
+        Step(
+            "lists",
+            "make-lists",
+            dict(
+                dataset="ucf101",
+                split_dir=os.path.join(data, "splits"),
+                frames_dir=os.path.join(data, "frames"),
+                output_dir=lists,
+            ),
+            deps=("frames",),
+            outputs=(lists,),
+        ),
     ]
-    common = dict(dataset_name="demo", num_classes=config["num_classes"], dataset_dir=os.path.join(data, "frames"),
-                  flow_dir=os.path.join(data, "flow"), dataset_list_dir=lists, split_id=split_id,
-                  image_size=image_size, seed=config["seed"], mixed_precision=precision)
+    common = dict(
+        dataset_name="demo",
+        num_classes=config["num_classes"],
+        dataset_dir=os.path.join(data, "frames"),
+        flow_dir=os.path.join(data, "flow"),
+        dataset_list_dir=lists,
+        split_id=split_id,
+        image_size=image_size,
+        seed=config["seed"],
+        mixed_precision=precision,
+    )
     if width != 1.0:
         common["backbone_width"] = width
     video = dict(frames_per_video=config["frames_per_video"], num_clusters=config["num_clusters"])
-    train = dict(videos_per_micro_batch=config["batch_size"], videos_per_update=16, save_every_n_steps=10**6, log_every_n_steps=10)
+    train = dict(
+        videos_per_micro_batch=config["batch_size"],
+        videos_per_update=16,
+        save_every_n_steps=10**6,
+        log_every_n_steps=10,
+    )
 
     def evaluate(stream, key, train_step, model_flags):
         data_deps = ("lists", "frames") + (("flow",) if stream == "flow" else ())
         result_dir = os.path.join(results, f"{stream}_{key}")
-        steps.append(Step(f"{stream}_{key}_eval", "eval", dict(
-            modality=stream, checkpoint_path=os.path.join(runs, train_step, "model.keras"), results_dir=result_dir,
-            batch_size=5, **common, **video, **model_flags), deps=(train_step,) + data_deps,
-            outputs=(result_dir,)))
+        steps.append(
+            Step(
+                f"{stream}_{key}_eval",
+                "eval",
+                dict(
+                    modality=stream,
+                    checkpoint_path=os.path.join(runs, train_step, "model.keras"),
+                    results_dir=result_dir,
+                    batch_size=5,
+                    **common,
+                    **video,
+                    **model_flags,
+                ),
+                deps=(train_step,) + data_deps,
+                outputs=(result_dir,),
+            )
+        )
 
     for stream in STREAMS["rgb+flow"]:
         data_deps = ("lists", "frames") + (("flow",) if stream == "flow" else ())
@@ -150,12 +239,32 @@ def build_steps(config, out, backbones, width, image_size, precision):
         # network from the RGB stand-in (as the authors trained theirs from ImageNet) stayed near
         # chance on the validation split (16.7 % after 300 updates, 25 % after 1000: docs/demo.md).
         two_stream = f"{stream}_two_stream"
-        steps.append(Step(two_stream, "train", dict(
-            modality=stream, conv_endpoint="fc8", stage=1, frames_per_video=1,
-            videos_per_micro_batch=16, videos_per_update=16, optimizer="adam", learning_rate=config["baseline_learning_rate"],
-            opt_epsilon=1e-4, clip_gradients=5, backbone_weights=backbone, train_dir=os.path.join(runs, two_stream),
-            max_number_of_steps=config["baseline_steps"], save_every_n_steps=10**6, **common),
-            deps=data_deps, inputs=backbone_inputs, outputs=(os.path.join(runs, two_stream),)))
+        steps.append(
+            Step(
+                two_stream,
+                "train",
+                dict(
+                    modality=stream,
+                    conv_endpoint="fc8",
+                    stage=1,
+                    frames_per_video=1,
+                    videos_per_micro_batch=16,
+                    videos_per_update=16,
+                    optimizer="adam",
+                    learning_rate=config["baseline_learning_rate"],
+                    opt_epsilon=1e-4,
+                    clip_gradients=5,
+                    backbone_weights=backbone,
+                    train_dir=os.path.join(runs, two_stream),
+                    max_number_of_steps=config["baseline_steps"],
+                    save_every_n_steps=10**6,
+                    **common,
+                ),
+                deps=data_deps,
+                inputs=backbone_inputs,
+                outputs=(os.path.join(runs, two_stream),),
+            )
+        )
         evaluate(stream, "two_stream", two_stream, dict(conv_endpoint="fc8"))
 
         # ActionVLAD's starting point: RGB from the backbone, flow from the flow two-stream network.
@@ -163,50 +272,132 @@ def build_steps(config, out, backbones, width, image_size, precision):
         init_deps = () if stream == "rgb" else (two_stream,)
         init_inputs = backbone_inputs if stream == "rgb" else ()
         centers = os.path.join(runs, f"{stream}_centers.npz")
-        steps.append(Step(f"{stream}_cluster", "cluster", dict(
-            modality=stream, backbone_weights=init, centers=centers, num_frames=300,
-            num_clusters=config["num_clusters"], **common), deps=data_deps + init_deps, inputs=init_inputs,
-            outputs=(centers,)))
+        steps.append(
+            Step(
+                f"{stream}_cluster",
+                "cluster",
+                dict(
+                    modality=stream,
+                    backbone_weights=init,
+                    centers=centers,
+                    num_frames=300,
+                    num_clusters=config["num_clusters"],
+                    **common,
+                ),
+                deps=data_deps + init_deps,
+                inputs=init_inputs,
+                outputs=(centers,),
+            )
+        )
         cache = os.path.join(runs, f"{stream}_feature_cache")
         previous = ()
         for pooling in sorted(POOLINGS):
             stage1, stage2 = f"{stream}_{pooling}_stage1", f"{stream}_{pooling}_stage2"
             cluster = {"centers": centers} if pooling == "netvlad" else {}
             # One stream's poolings run one after the other: they share the stream's feature cache.
-            steps.append(Step(stage1, "train", dict(
-                modality=stream, pooling=pooling, stage=1, train_dir=os.path.join(runs, stage1),
-                backbone_weights=init, max_number_of_steps=config["stage1_steps"],
-                learning_rate=config["stage1_learning_rate"], feature_cache_dir=cache, cache_views=2,
-                **cluster, **common, **video, **train),
-                deps=data_deps + init_deps + ((f"{stream}_cluster",) if cluster else ()), after=previous,
-                inputs=init_inputs, outputs=(os.path.join(runs, stage1),)))
-            steps.append(Step(stage2, "train", dict(
-                modality=stream, pooling=pooling, stage=2, train_dir=os.path.join(runs, stage2),
-                checkpoint_path=os.path.join(runs, stage1, "model.keras"),
-                max_number_of_steps=config["stage2_steps"], learning_rate=config["stage2_learning_rate"],
-                feature_cache_dir=cache, cache_views=2, **common, **video, **train),
-                deps=data_deps + (stage1,), outputs=(os.path.join(runs, stage2),)))
+            steps.append(
+                Step(
+                    stage1,
+                    "train",
+                    dict(
+                        modality=stream,
+                        pooling=pooling,
+                        stage=1,
+                        train_dir=os.path.join(runs, stage1),
+                        backbone_weights=init,
+                        max_number_of_steps=config["stage1_steps"],
+                        learning_rate=config["stage1_learning_rate"],
+                        feature_cache_dir=cache,
+                        cache_views=2,
+                        **cluster,
+                        **common,
+                        **video,
+                        **train,
+                    ),
+                    deps=data_deps + init_deps + ((f"{stream}_cluster",) if cluster else ()),
+                    after=previous,
+                    inputs=init_inputs,
+                    outputs=(os.path.join(runs, stage1),),
+                )
+            )
+            steps.append(
+                Step(
+                    stage2,
+                    "train",
+                    dict(
+                        modality=stream,
+                        pooling=pooling,
+                        stage=2,
+                        train_dir=os.path.join(runs, stage2),
+                        checkpoint_path=os.path.join(runs, stage1, "model.keras"),
+                        max_number_of_steps=config["stage2_steps"],
+                        learning_rate=config["stage2_learning_rate"],
+                        feature_cache_dir=cache,
+                        cache_views=2,
+                        **common,
+                        **video,
+                        **train,
+                    ),
+                    deps=data_deps + (stage1,),
+                    outputs=(os.path.join(runs, stage2),),
+                )
+            )
             previous = (stage2,)
             if pooling == "netvlad":
                 evaluate(stream, "netvlad_stage1", stage1, dict(pooling=pooling))
             evaluate(stream, pooling, stage2, dict(pooling=pooling))
 
     export = os.path.join(out, "export")
-    steps.append(Step("export", "export", dict(
-        rgb_model=os.path.join(runs, "rgb_netvlad_stage2", "model.keras"),
-        flow_model=os.path.join(runs, "flow_netvlad_stage2", "model.keras"),
-        class_names=os.path.join(lists, "actions.txt"), flow_weight=config["flow_weight"], export_dir=export),
-        deps=("rgb_netvlad_stage2", "flow_netvlad_stage2", "lists"), outputs=(export,)))
+    steps.append(
+        Step(
+            "export",
+            "export",
+            dict(
+                rgb_model=os.path.join(runs, "rgb_netvlad_stage2", "model.keras"),
+                flow_model=os.path.join(runs, "flow_netvlad_stage2", "model.keras"),
+                class_names=os.path.join(lists, "actions.txt"),
+                flow_weight=config["flow_weight"],
+                export_dir=export,
+            ),
+            deps=("rgb_netvlad_stage2", "flow_netvlad_stage2", "lists"),
+            outputs=(export,),
+        )
+    )
     videos = held_out_videos(config, data)
     for index, video_path in enumerate(videos[: config["predict_videos"]]):
-        steps.append(Step(f"predict_{index + 1}", "predict", dict(
-            model=export, video=video_path, frames_per_video=config["frames_per_video"], top_k=3,
-            flow_method=config["flow_method"], flow_bound=config["flow_bound"]), deps=("export",), outputs=()))
+        steps.append(
+            Step(
+                f"predict_{index + 1}",
+                "predict",
+                dict(
+                    model=export,
+                    video=video_path,
+                    frames_per_video=config["frames_per_video"],
+                    top_k=3,
+                    flow_method=config["flow_method"],
+                    flow_bound=config["flow_bound"],
+                ),
+                deps=("export",),
+                outputs=(),
+            )
+        )
     words = os.path.join(out, "action_words")
-    steps.append(Step("action_words", "viz-action-words", dict(
-        model=os.path.join(runs, "rgb_netvlad_stage2", "model.keras"), videos=",".join(videos[:4]),
-        output_dir=words, frames_per_video=config["frames_per_video"], num_words=3, rank="contribution"),
-        deps=("rgb_netvlad_stage2",), outputs=(words,)))
+    steps.append(
+        Step(
+            "action_words",
+            "viz-action-words",
+            dict(
+                model=os.path.join(runs, "rgb_netvlad_stage2", "model.keras"),
+                videos=",".join(videos[:4]),
+                output_dir=words,
+                frames_per_video=config["frames_per_video"],
+                num_words=3,
+                rank="contribution",
+            ),
+            deps=("rgb_netvlad_stage2",),
+            outputs=(words,),
+        )
+    )
     return steps
 
 
@@ -217,8 +408,11 @@ def held_out_videos(config, data):
     first, count = config["train_per_class"] + 1, config["test_per_class"]
     if config["evaluate_on"] == "val":
         first, count = config["train_per_class"] - config["val_per_class"] + 1, config["val_per_class"]
-    return [os.path.join(data, "videos", synthetic.video_name(demo_class, group))
-            for group in range(first, first + count) for demo_class in classes]
+    return [
+        os.path.join(data, "videos", synthetic.video_name(demo_class, group))
+        for group in range(first, first + count)
+        for demo_class in classes
+    ]
 
 
 def fuse_all(results_dir, list_file, flow_weight):
@@ -230,8 +424,9 @@ def fuse_all(results_dir, list_file, flow_weight):
     for key, _ in ROWS:
         row, logits = {}, logits_of.setdefault(key, {})
         for stream in STREAMS["rgb+flow"]:
-            logits[stream] = read_logits(os.path.join(results_dir, f"{stream}_{key}", "logits.h5"),
-                                         expected_rows=len(labels))
+            logits[stream] = read_logits(
+                os.path.join(results_dir, f"{stream}_{key}", "logits.h5"), expected_rows=len(labels)
+            )
             row[stream] = top_k_accuracy(logits[stream], labels, 1)
         row["fused"] = top_k_accuracy(late_fusion(logits["rgb"], logits["flow"], flow_weight), labels, 1)
         table[key] = {name: float(value) for name, value in row.items()}
@@ -241,10 +436,12 @@ def fuse_all(results_dir, list_file, flow_weight):
 
 
 def format_table(table, num_classes, num_videos, caption, flow_weight):
-    lines = [f"Demo results: top-1 accuracy (%) on {num_videos} held-out videos, {num_classes} classes "
-             f"(chance {100 / num_classes:.1f}); late fusion {1 - flow_weight:.3g}·RGB + {flow_weight:.3g}·flow "
-             f"(raw logits); backbone: {caption}",
-             f"{'Method':<40}{'RGB':>8}{'Flow':>8}{'Late fuse':>11}"]
+    lines = [
+        f"Demo results: top-1 accuracy (%) on {num_videos} held-out videos, {num_classes} classes "
+        f"(chance {100 / num_classes:.1f}); late fusion {1 - flow_weight:.3g}·RGB + {flow_weight:.3g}·flow "
+        f"(raw logits); backbone: {caption}",
+        f"{'Method':<40}{'RGB':>8}{'Flow':>8}{'Late fuse':>11}",
+    ]
     for key, label in ROWS:
         row = table[key]
         lines.append(f"{label:<40}{row['rgb']:>8.1f}{row['flow']:>8.1f}{row['fused']:>11.1f}")
@@ -270,12 +467,23 @@ def run_demo(config, out, precision, reason):
     os.makedirs(runs, exist_ok=True)
     backbones, width, image_size, caption = resolve_backbones(config, runs)
     steps = build_steps(config, out, backbones, width, image_size, precision)
-    workflow = Workflow(steps, [sys.executable, "-m", commands.MODULE], os.path.join(out, "steps"),
-                        os.path.join(out, "logs"), version=code_version(*commands.source_folders()),
-                        jobs=config["jobs"], echo=lambda line: print(line, flush=True),
-                        environment=step_environment(), shown="actionvlad", cwd=out)
-    print(f"{len(steps)} steps, {len(workflow.pending())} to run; precision {precision} ({reason}); "
-          f"{hardware.machine_line()}", flush=True)
+    workflow = Workflow(
+        steps,
+        [sys.executable, "-m", commands.MODULE],
+        os.path.join(out, "steps"),
+        os.path.join(out, "logs"),
+        version=code_version(*commands.source_folders()),
+        jobs=config["jobs"],
+        echo=lambda line: print(line, flush=True),
+        environment=step_environment(),
+        shown="actionvlad",
+        cwd=out,
+    )
+    print(
+        f"{len(steps)} steps, {len(workflow.pending())} to run; precision {precision} ({reason}); "
+        f"{hardware.machine_line()}",
+        flush=True,
+    )
     ran = workflow.run()
 
     split_id = 2 if config["evaluate_on"] == "val" else 1
@@ -290,22 +498,37 @@ def run_demo(config, out, precision, reason):
     for name in sorted(n for n in workflow.steps if n.startswith("predict_")):
         video = workflow.steps[name].flags["video"]
         predictions[os.path.basename(video)] = last_lines(os.path.join(out, "logs", f"{name}.log"), 4, quiet=True)
-        print(f"\npredict.py on the held-out {os.path.relpath(video, out)} (true class "
-              f"{os.path.basename(os.path.dirname(video))}):\n{predictions[os.path.basename(video)]}")
+        print(
+            f"\npredict.py on the held-out {os.path.relpath(video, out)} (true class "
+            f"{os.path.basename(os.path.dirname(video))}):\n{predictions[os.path.basename(video)]}"
+        )
     seconds = workflow.recorded_seconds()
     summary = {
-        "top1": table, "rows": dict(ROWS), "table": text, "num_test_videos": num_videos,
+        "top1": table,
+        "rows": dict(ROWS),
+        "table": text,
+        "num_test_videos": num_videos,
         "netvlad_fusion_by_flow_weight": sweep,
-        "config": dict(config, backbone_file=backbones["rgb"], flow_backbone_file=backbones["flow"],
-                       backbone_width=width, image_size=image_size),
-        "backbone": caption, "precision": {"policy": precision, "reason": reason},
-        "machine": hardware.machine_summary(), "steps_run": ran,
+        "config": dict(
+            config,
+            backbone_file=backbones["rgb"],
+            flow_backbone_file=backbones["flow"],
+            backbone_width=width,
+            image_size=image_size,
+        ),
+        "backbone": caption,
+        "precision": {"policy": precision, "reason": reason},
+        "machine": hardware.machine_summary(),
+        "steps_run": ran,
         "seconds": {"total": round(time.time() - start, 1), **seconds},
         "action_words": os.path.join(out, "action_words"),
     }
     write_json(os.path.join(out, "results.json"), summary)
-    print(f"\nwall time {summary['seconds']['total']:.0f} s ({len(ran)} steps run); everything under {out}: "
-          f"results.json, results/*/confusion.png, export/1/, action_words/*.png", flush=True)
+    print(
+        f"\nwall time {summary['seconds']['total']:.0f} s ({len(ran)} steps run); everything under {out}: "
+        f"results.json, results/*/confusion.png, export/1/, action_words/*.png",
+        flush=True,
+    )
     return summary
 
 
@@ -313,11 +536,15 @@ def seeds_table(summaries, caption):
     """Markdown: mean ± standard deviation over seeds of every row and column."""
     seeds = [s["config"]["seed"] for s in summaries]
     flow_weight = summaries[0]["config"]["flow_weight"]
-    lines = [f"Demo top-1 accuracy (%), mean ± standard deviation over seeds {', '.join(map(str, seeds))} "
-             f"({summaries[0]['num_test_videos']} test videos per seed, chance "
-             f"{100 / summaries[0]['config']['num_classes']:.1f}); late fusion {1 - flow_weight:.3g}·RGB + "
-             f"{flow_weight:.3g}·flow (raw logits); backbone: {caption}", "",
-             "| Method | RGB | Flow | Late fuse |", "|---|---|---|---|"]
+    lines = [
+        f"Demo top-1 accuracy (%), mean ± standard deviation over seeds {', '.join(map(str, seeds))} "
+        f"({summaries[0]['num_test_videos']} test videos per seed, chance "
+        f"{100 / summaries[0]['config']['num_classes']:.1f}); late fusion {1 - flow_weight:.3g}·RGB + "
+        f"{flow_weight:.3g}·flow (raw logits); backbone: {caption}",
+        "",
+        "| Method | RGB | Flow | Late fuse |",
+        "|---|---|---|---|",
+    ]
     for key, label in ROWS:
         cells = []
         for column in ("rgb", "flow", "fused"):
@@ -325,11 +552,12 @@ def seeds_table(summaries, caption):
             cells.append(f"{values.mean():.1f} ± {values.std(ddof=1) if len(values) > 1 else 0.0:.1f}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     totals = [s["seconds"]["total"] for s in summaries]
-    lines += ["", f"Wall time per seed: {', '.join(f'{t:.0f} s' for t in totals)}; "
-              f"{summaries[0]['machine']['cpu_model']}, precision {summaries[0]['precision']['policy']}."]
+    lines += [
+        "",
+        f"Wall time per seed: {', '.join(f'{t:.0f} s' for t in totals)}; "
+        f"{summaries[0]['machine']['cpu_model']}, precision {summaries[0]['precision']['policy']}.",
+    ]
     return "\n".join(lines) + "\n"
-
-
 
 
 def run_seeds(config, out, seeds, precision, reason, table_files=()):
@@ -345,6 +573,9 @@ def run_seeds(config, out, seeds, precision, reason, table_files=()):
         with atomic_output(path) as temporary, open(temporary, "w", encoding="utf-8") as f:
             f.write(text)
     with atomic_output(os.path.join(out, "seeds.json")) as temporary, open(temporary, "w", encoding="utf-8") as f:
-        json.dump([{"seed": s["config"]["seed"], "top1": s["top1"], "seconds": s["seconds"]["total"]}
-                   for s in summaries], f, indent=1)
+        json.dump(
+            [{"seed": s["config"]["seed"], "top1": s["top1"], "seconds": s["seconds"]["total"]} for s in summaries],
+            f,
+            indent=1,
+        )
     return text

@@ -8,14 +8,26 @@ about 4× slower for training (its bfloat16 is emulated). So the precision is ch
 Bottom layer: imports nothing of the project, and TensorFlow only inside the functions that ask it
 about GPUs.
 """
+
 import functools
 import os
 import platform
 
 # CPU flags (as /proc/cpuinfo and lscpu spell them) that give native bfloat16 matrix math.
 NATIVE_BFLOAT16_FLAGS = ("amx_bf16", "avx512_bf16")
-VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16",
-                "asimd", "sve", "bf16")
+VECTOR_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "asimd",
+    "sve",
+    "bf16",
+)
 # ONEDNN_MAX_CPU_ISA values at or below which oneDNN uses no native bfloat16 instructions.
 _ONEDNN_ISAS_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI")
 PRECISION_CHOICES = ("auto", "float32", "bfloat16", "float16")
@@ -75,8 +87,10 @@ def gpu_names():
 def _gpu_compute_capability():
     import tensorflow as tf
 
-    capabilities = [tf.config.experimental.get_device_details(d).get("compute_capability")
-                    for d in tf.config.list_physical_devices("GPU")]
+    capabilities = [
+        tf.config.experimental.get_device_details(d).get("compute_capability")
+        for d in tf.config.list_physical_devices("GPU")
+    ]
     capabilities = [c for c in capabilities if c]
     return min(capabilities) if capabilities else None
 
@@ -87,8 +101,13 @@ def parse_precision(value):
     if isinstance(value, bool) or value is None:
         return "mixed" if value else "float32"
     text = str(value).strip().lower()
-    aliases = {"mixed_bfloat16": "bfloat16", "bf16": "bfloat16", "mixed_float16": "float16", "fp16": "float16",
-               "fp32": "float32"}
+    aliases = {
+        "mixed_bfloat16": "bfloat16",
+        "bf16": "bfloat16",
+        "mixed_float16": "float16",
+        "fp16": "float16",
+        "fp32": "float32",
+    }
     text = aliases.get(text, text)
     if text in _TRUE:
         return "mixed"
@@ -110,8 +129,11 @@ def choose_precision(value="auto"):
         return "float32", "float32 requested"
     has_gpu = bool(gpu_names())
     if request == "mixed":
-        return ("mixed_float16", "mixed precision requested: float16 on the GPU") if has_gpu else \
-               ("mixed_bfloat16", "mixed precision requested: bfloat16 on the CPU")
+        return (
+            ("mixed_float16", "mixed precision requested: float16 on the GPU")
+            if has_gpu
+            else ("mixed_bfloat16", "mixed precision requested: bfloat16 on the CPU")
+        )
     if request in ("bfloat16", "float16"):
         return f"mixed_{request}", f"{request} requested"
     if has_gpu:
@@ -132,9 +154,15 @@ def machine_summary():
         gpus = gpu_names()
     except ImportError:
         gpus = []
-    return {"cpu_model": info["model"], "cpu_cores": info["cores"], "vector_extensions": vector_extensions(),
-            "native_bfloat16": native, "bfloat16_reason": reason, "gpus": gpus,
-            "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA")}
+    return {
+        "cpu_model": info["model"],
+        "cpu_cores": info["cores"],
+        "vector_extensions": vector_extensions(),
+        "native_bfloat16": native,
+        "bfloat16_reason": reason,
+        "gpus": gpus,
+        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
+    }
 
 
 def machine_line():
@@ -142,5 +170,7 @@ def machine_line():
     summary = machine_summary()
     gpus = ", ".join(summary["gpus"]) or "no GPU"
     cap = f", ONEDNN_MAX_CPU_ISA={summary['onednn_max_cpu_isa']}" if summary["onednn_max_cpu_isa"] else ""
-    return (f"{summary['cpu_model']} ({summary['cpu_cores']} cores; {' '.join(summary['vector_extensions']) or 'no AVX'}"
-            f"{cap}); {gpus}")
+    return (
+        f"{summary['cpu_model']} ({summary['cpu_cores']} cores; {' '.join(summary['vector_extensions']) or 'no AVX'}"
+        f"{cap}); {gpus}"
+    )

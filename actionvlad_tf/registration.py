@@ -6,6 +6,7 @@ already there, so a plugin cannot silently replace a built-in. Registering the v
 again is allowed (re-importing a module that registers). `temporarily` registers inside a block,
 for tests.
 """
+
 import contextlib
 
 
@@ -21,8 +22,7 @@ class Registry(dict):
 
     def __setitem__(self, name, entry):
         if name in self and self[name] is not entry and self[name] != entry:
-            raise ValueError(f"{self.kind} {name!r} is already registered (as {self[name]!r}); "
-                             "pick another name")
+            raise ValueError(f"{self.kind} {name!r} is already registered (as {self[name]!r}); pick another name")
         super().__setitem__(name, entry)
 
     def update(self, *args, **kwargs):

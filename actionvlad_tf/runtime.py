@@ -1,6 +1,7 @@
 """Process-wide settings an entry point makes before building anything: the Keras precision
 policy, determinism (seeds, deterministic TF ops) and, for rehearsing multi-replica runs without
 GPUs, the CPU split into logical devices."""
+
 import os
 
 import keras
@@ -52,20 +53,26 @@ def set_cpu_replicas(replicas=None):
     if replicas < 1:
         raise ValueError(f"CPU replicas must be ≥ 1, got {replicas}")
     if tf.config.list_physical_devices("GPU"):
-        raise ValueError(f"{replicas} CPU replicas asked for, but GPUs are visible: the strategy mirrors over "
-                         "the GPUs (hide them with CUDA_VISIBLE_DEVICES= to rehearse on the CPU)")
+        raise ValueError(
+            f"{replicas} CPU replicas asked for, but GPUs are visible: the strategy mirrors over "
+            "the GPUs (hide them with CUDA_VISIBLE_DEVICES= to rehearse on the CPU)"
+        )
     cpu = tf.config.list_physical_devices("CPU")[0]
     configured = tf.config.get_logical_device_configuration(cpu)
     if configured:  # the caller split the CPU already
         if len(configured) != replicas:
-            raise ValueError(f"the CPU is already split into {len(configured)} logical devices; "
-                             f"{replicas} CPU replicas cannot be set as well")
+            raise ValueError(
+                f"the CPU is already split into {len(configured)} logical devices; "
+                f"{replicas} CPU replicas cannot be set as well"
+            )
         return replicas
     try:
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
     except RuntimeError as error:  # TF's devices are fixed at its first use
         if len(tf.config.list_logical_devices("CPU")) == replicas:
             return replicas
-        raise RuntimeError(f"{replicas} CPU replicas must be set before TensorFlow initialises its devices "
-                           f"(before any tensor is made): {error}") from None
+        raise RuntimeError(
+            f"{replicas} CPU replicas must be set before TensorFlow initialises its devices "
+            f"(before any tensor is made): {error}"
+        ) from None
     return replicas

@@ -10,6 +10,7 @@ constants every layer shares. The bottom of the package: it imports nothing from
 
 The entry points build them once from flags (`experiments/common_flags.py`).
 """
+
 import dataclasses
 from typing import Callable, Optional, Tuple
 
@@ -58,8 +59,9 @@ class DatasetSpec:
         if self.metric not in METRICS:
             raise ValueError(f"dataset {self.name!r}: metric must be one of {METRICS}, got {self.metric!r}")
         if self.class_names is not None and len(self.class_names) != self.num_classes:
-            raise ValueError(f"dataset {self.name!r}: {len(self.class_names)} class names for "
-                             f"{self.num_classes} classes")
+            raise ValueError(
+                f"dataset {self.name!r}: {len(self.class_names)} class names for {self.num_classes} classes"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

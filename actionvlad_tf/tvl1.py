@@ -10,7 +10,8 @@ OpenCV transcribes (opencv_contrib `modules/optflow/src/tvl1flow.cpp`, CPU path)
    bilinear, half-pixel centres, no pre-smoothing), stopping before a level under 16 pixels;
    flow starts at zero on the coarsest level;
 2. per level, `warps` times: I1 and its centred gradients (one-sided halves at the borders) are
-   warped by the flow with cv::remap's bicubic (a = −0.75, zero outside the image); |∇I1w|² and the constant part of the linearised residual
+   warped by the flow with cv::remap's bicubic (a = −0.75, zero outside the image); |∇I1w|² and
+   the constant part of the linearised residual
    ρ(u) = I1w + ∇I1w·(u − u0) − I0 are computed once;
 3. up to `outer_iterations` rounds, each opening with a `median_filtering`² median of both flow
    components (border replicate, as cv::medianBlur), of up to `inner_iterations` steps: the
@@ -29,6 +30,7 @@ One graph per frame size and batch size: `TVL1` compiles with `tf.function` (XLA
 `jit_compile=True`) and runs wherever TensorFlow places it (`device="/GPU:0"`, …). This module
 imports only TensorFlow and NumPy.
 """
+
 import dataclasses
 import functools
 
@@ -62,8 +64,7 @@ class TVL1Params:
         if not 0.0 < self.scale_step < 1.0:
             raise ValueError(f"TVL1Params.scale_step must be in (0, 1), got {self.scale_step}")
         if self.median_filtering < 1 or (self.median_filtering > 1 and self.median_filtering % 2 == 0):
-            raise ValueError("TVL1Params.median_filtering must be 1 (off) or an odd size, got "
-                             f"{self.median_filtering}")
+            raise ValueError(f"TVL1Params.median_filtering must be 1 (off) or an odd size, got {self.median_filtering}")
         if min(self.tau, self.lambda_, self.theta) <= 0 or self.epsilon < 0:
             raise ValueError(f"TVL1Params: tau, lambda_, theta must be > 0, epsilon ≥ 0: {self}")
 
@@ -231,7 +232,7 @@ def median_filter(images, size):
     rows = np.clip(np.arange(-radius, height + radius), 0, height - 1)
     cols = np.clip(np.arange(-radius, width + radius), 0, width - 1)
     padded = tf.gather(tf.gather(images, rows, axis=1), cols, axis=2)
-    window = [padded[:, i:i + height, j:j + width] for i in range(size) for j in range(size)]
+    window = [padded[:, i : i + height, j : j + width] for i in range(size) for j in range(size)]
     return select_rank(window, (size * size) // 2)
 
 
@@ -258,8 +259,7 @@ def warp_bicubic(images, flow_x, flow_y):
     """
     height, width = images.shape[1], images.shape[2]
     channels = images.shape[3]
-    grid_y, grid_x = np.meshgrid(np.arange(height, dtype=np.float32),
-                                 np.arange(width, dtype=np.float32), indexing="ij")
+    grid_y, grid_x = np.meshgrid(np.arange(height, dtype=np.float32), np.arange(width, dtype=np.float32), indexing="ij")
     # Beyond these every tap is outside (reads 0); clipping keeps the int cast defined.
     x = tf.clip_by_value(grid_x + flow_x, -4.0, width + 3.0)
     y = tf.clip_by_value(grid_y + flow_y, -4.0, height + 3.0)
@@ -277,8 +277,7 @@ def warp_bicubic(images, flow_x, flow_y):
         for j in range(4):
             col = ix + (j - 1)
             ok = row_ok & (col >= 0) & (col < width)
-            taps.append(tf.gather(flat, row_index + tf.clip_by_value(col, 0, width - 1),
-                                  batch_dims=1))  # [B, H, W, C]
+            taps.append(tf.gather(flat, row_index + tf.clip_by_value(col, 0, width - 1), batch_dims=1))  # [B, H, W, C]
             weights.append(tf.where(ok, wx[j], 0.0))
         # Σ_j w_j·tap_j as one reduction (no chain of adds for grappler to rewrite)
         row_sum = tf.reduce_sum(tf.stack(taps, -1) * tf.stack(weights, -1)[..., None, :], -1)
@@ -317,9 +316,13 @@ def _one_scale(i0, i1, u1, u2, params):
         def body(n, active, error, u1, u2, p11, p12, p21, p22):
             keep = active[:, None, None]
             if median > 1:
+
                 def filtered():
-                    return (tf.where(keep, median_filter(u1, median), u1),
-                            tf.where(keep, median_filter(u2, median), u2))
+                    return (
+                        tf.where(keep, median_filter(u1, median), u1),
+                        tf.where(keep, median_filter(u2, median), u2),
+                    )
+
                 u1, u2 = tf.cond(n % inner == 0, filtered, lambda: (u1, u2))
             v1, v2 = _threshold_step(u1, u2, i1wx, i1wy, rho_c, lt_grad, inverse_grad, l_t)
             new_u1 = v1 + theta * divergence(p11, p12)
@@ -330,12 +333,15 @@ def _one_scale(i0, i1, u1, u2, params):
             # p ← (p + τ/θ·∇u) / (1 + τ/θ·|∇u|), dividing by multiplying with the reciprocal.
             ng1 = 1.0 / (1.0 + taut * tf.sqrt(tf.square(u1x) + tf.square(u1y)))
             ng2 = 1.0 / (1.0 + taut * tf.sqrt(tf.square(u2x) + tf.square(u2y)))
-            new_p = ((p11 + taut * u1x) * ng1, (p12 + taut * u1y) * ng1,
-                     (p21 + taut * u2x) * ng2, (p22 + taut * u2y) * ng2)
+            new_p = (
+                (p11 + taut * u1x) * ng1,
+                (p12 + taut * u1y) * ng1,
+                (p21 + taut * u2x) * ng2,
+                (p22 + taut * u2y) * ng2,
+            )
             u1 = tf.where(keep, new_u1, u1)
             u2 = tf.where(keep, new_u2, u2)
-            p11, p12, p21, p22 = (tf.where(keep, new, old)
-                                  for new, old in zip(new_p, (p11, p12, p21, p22)))
+            p11, p12, p21, p22 = (tf.where(keep, new, old) for new, old in zip(new_p, (p11, p12, p21, p22)))
             error = tf.where(active, step_error, error)
             return (n + 1, error > scaled_epsilon, error, u1, u2, p11, p12, p21, p22)
 
@@ -358,8 +364,9 @@ def _one_scale(i0, i1, u1, u2, params):
 
     zeros = tf.zeros_like(i0)
     state = (tf.constant(0), u1, u2, zeros, zeros, zeros, zeros)
-    state = tf.while_loop(lambda w, *_: w < params.warps, warp, state,
-                          maximum_iterations=params.warps, parallel_iterations=1)
+    state = tf.while_loop(
+        lambda w, *_: w < params.warps, warp, state, maximum_iterations=params.warps, parallel_iterations=1
+    )
     return state[1], state[2]
 
 
@@ -371,8 +378,7 @@ def as_float_images(frames, name):
     if frames.dtype == tf.uint8:
         return tf.cast(frames, tf.float32)
     if not frames.dtype.is_floating:
-        raise ValueError(f"{name} must be uint8 in [0, 255] or floating in [0, 1], got "
-                         f"{frames.dtype.name}")
+        raise ValueError(f"{name} must be uint8 in [0, 255] or floating in [0, 1], got {frames.dtype.name}")
     return tf.cast(frames, tf.float32) * 255.0
 
 
@@ -418,8 +424,7 @@ class TVL1:
         self.params = params
         self.device = device
         # The loops are explicit tf.while_loop / tf.cond: no AutoGraph conversion needed.
-        self._function = tf.function(self._compute, jit_compile=jit_compile, autograph=False,
-                                     reduce_retracing=False)
+        self._function = tf.function(self._compute, jit_compile=jit_compile, autograph=False, reduce_retracing=False)
 
     def _compute(self, first, second):
         return tvl1_flow_graph(first, second, self.params)
@@ -450,5 +455,4 @@ def endpoint_error(flow, reference):
     return float(np.mean(np.sqrt(np.sum(difference * difference, axis=-1))))
 
 
-__all__ = ["TVL1", "TVL1Params", "endpoint_error", "pyramid_shapes", "tvl1_flow",
-           "tvl1_flow_graph"]
+__all__ = ["TVL1", "TVL1Params", "endpoint_error", "pyramid_shapes", "tvl1_flow", "tvl1_flow_graph"]

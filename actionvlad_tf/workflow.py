@@ -18,6 +18,7 @@ outputs, the other remove them first) without keeping these keys beside it anywa
 reporters hear a task start and end, not the lines a running subprocess prints, so two steps side
 by side could not each show a live progress line; both would take as much code as this module.
 """
+
 import concurrent.futures
 import dataclasses
 import hashlib
@@ -80,8 +81,11 @@ def code_version(*folders, suffixes=(".py",)):
     tops = {os.path.abspath(top) for top in folders}
     for top in folders:
         for folder, dirs, files in os.walk(top):  # top-down in sorted order; pruned in place
-            dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith(".")
-                             and os.path.abspath(os.path.join(folder, d)) not in tops)
+            dirs[:] = sorted(
+                d
+                for d in dirs
+                if d != "__pycache__" and not d.startswith(".") and os.path.abspath(os.path.join(folder, d)) not in tops
+            )
             for name in sorted(files):
                 if name.endswith(suffixes):
                     full = os.path.join(folder, name)
@@ -99,14 +103,28 @@ class Workflow:
     argv that runs an entry point given its command) + the step's entry and flags.
 
     shown: the program as the progress lines show it (default: its argv); cwd: the steps' working
-    directory (default: this process's); state_dir: where each step's key and seconds are written; log_dir: one log per step;
+    directory (default: this process's); state_dir: where each step's key and seconds are written;
+    log_dir: one log per step;
     version: the code version in every key; jobs: steps run side by side; threads: TensorFlow
     threads per step (default: the cores divided by `jobs`); echo: where progress lines go;
     execute: callable(step, command, log_path, env) -> exit code (default: a subprocess), replaceable
     in tests."""
 
-    def __init__(self, steps, program, state_dir, log_dir, version="", jobs=1, threads=None, echo=print,
-                 execute=None, environment=None, shown=None, cwd=None):
+    def __init__(
+        self,
+        steps,
+        program,
+        state_dir,
+        log_dir,
+        version="",
+        jobs=1,
+        threads=None,
+        echo=print,
+        execute=None,
+        environment=None,
+        shown=None,
+        cwd=None,
+    ):
         names = [step.name for step in steps]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate step names in {names}")
@@ -155,10 +173,11 @@ class Workflow:
         if name not in self._keys:
             step = self.steps[name]
             payload = {
-                "entry": step.entry, "flags": {k: str(v) for k, v in sorted(step.flags.items())},
-                "version": self.version, "deps": {dep: self.key(dep) for dep in sorted(step.deps)},
-                "inputs": {os.path.basename(p): (file_digest(p) if os.path.exists(p) else None)
-                           for p in step.inputs},
+                "entry": step.entry,
+                "flags": {k: str(v) for k, v in sorted(step.flags.items())},
+                "version": self.version,
+                "deps": {dep: self.key(dep) for dep in sorted(step.deps)},
+                "inputs": {os.path.basename(p): (file_digest(p) if os.path.exists(p) else None) for p in step.inputs},
             }
             self._keys[name] = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
         return self._keys[name]
@@ -181,8 +200,11 @@ class Workflow:
     def is_done(self, name):
         """Whether the step's outputs are there and were made with its current key."""
         state = self._read_state(name, "done")
-        return bool(state) and state.get("key") == self.key(name) and all(
-            os.path.exists(path) for path in self.steps[name].outputs)
+        return (
+            bool(state)
+            and state.get("key") == self.key(name)
+            and all(os.path.exists(path) for path in self.steps[name].outputs)
+        )
 
     def recorded_seconds(self):
         """{step: seconds its last successful run took (None if it never finished)}, in order."""
@@ -217,11 +239,16 @@ class Workflow:
         self._prepare(name)
         os.makedirs(self.log_dir, exist_ok=True)
         log_path = os.path.join(self.log_dir, f"{name}.log")
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_NUM_INTRAOP_THREADS=str(self.threads),
-                   TF_NUM_INTEROP_THREADS=str(min(2, self.threads)), OMP_NUM_THREADS=str(self.threads),
-                   **self.environment)
+        env = dict(
+            os.environ,
+            TF_CPP_MIN_LOG_LEVEL="2",
+            TF_NUM_INTRAOP_THREADS=str(self.threads),
+            TF_NUM_INTEROP_THREADS=str(min(2, self.threads)),
+            OMP_NUM_THREADS=str(self.threads),
+            **self.environment,
+        )
         command = step.command(self.program)
-        self.echo(f"[run ] {name}: {self.shown} {' '.join(command[len(self.program):])}")
+        self.echo(f"[run ] {name}: {self.shown} {' '.join(command[len(self.program) :])}")
         start = time.time()
         with self._lock:
             self._running[name] = (log_path, start)
@@ -232,8 +259,9 @@ class Workflow:
                 self._running.pop(name, None)
         seconds = round(time.time() - start, 1)
         if code != 0:
-            raise StepFailed(f"step {name} failed (exit {code}) after {seconds} s; log {log_path}:\n"
-                             f"{last_lines(log_path, 40)}")
+            raise StepFailed(
+                f"step {name} failed (exit {code}) after {seconds} s; log {log_path}:\n{last_lines(log_path, 40)}"
+            )
         missing = [path for path in step.outputs if not os.path.exists(path)]
         if missing:
             raise StepFailed(f"step {name} exited 0 but did not write {missing}; log {log_path}")
@@ -270,8 +298,7 @@ class Workflow:
             with concurrent.futures.ThreadPoolExecutor(self.jobs) as pool:
                 futures = {}
                 while remaining or futures:
-                    ready = [n for n in remaining
-                             if all(d in done for d in self.steps[n].deps + self.steps[n].after)]
+                    ready = [n for n in remaining if all(d in done for d in self.steps[n].deps + self.steps[n].after)]
                     for name in ready[: self.jobs - len(futures)]:
                         remaining.remove(name)
                         futures[pool.submit(self._run_one, name)] = name
@@ -318,7 +345,10 @@ def progress_line(path, width=110):
             tail = f.read().decode("utf-8", errors="replace")
     except OSError:
         return ""
-    lines = [line.strip() for line in tail.replace("\r", "\n").splitlines()
-             if line.strip() and not _NOISE.match(line.strip())]
+    lines = [
+        line.strip()
+        for line in tail.replace("\r", "\n").splitlines()
+        if line.strip() and not _NOISE.match(line.strip())
+    ]
     line = lines[-1] if lines else ""
     return line if len(line) <= width else line[: width - 1] + "…"

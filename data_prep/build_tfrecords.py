@@ -10,6 +10,7 @@ Example:
         --frames_root=data/hmdb51/frames --flow_root=data/hmdb51/flow --modality=rgb+flow \
         --output_prefix=data/hmdb51/packed/train_split1 --num_shards=64
 """
+
 import sys
 
 from absl import app, flags
@@ -27,8 +28,9 @@ flags.DEFINE_integer("num_shards", 1, "number of shards (list order is kept acro
 flags.DEFINE_string("rgb_template", RGB_TEMPLATE, "frame file names (TSN: img_%05d.jpg)")
 flags.DEFINE_string("flow_template", FLOW_TEMPLATE, "flow file names, {} = x or y")
 flags.DEFINE_integer("num_classes", None, "labels >= num_classes are list errors")
-flags.DEFINE_enum("on_error", "raise", ["raise", "skip"],
-                  "bad video: stop with an error, or leave it out and name it in the summary")
+flags.DEFINE_enum(
+    "on_error", "raise", ["raise", "skip"], "bad video: stop with an error, or leave it out and name it in the summary"
+)
 flags.mark_flags_as_required(["list", "output_prefix"])
 FLAGS = flags.FLAGS
 
@@ -38,14 +40,24 @@ def main(argv):
     report = DatasetReport()
     try:
         entries = read_list(FLAGS.list, FLAGS.num_classes)
-        shards = write_packed_shards(entries, FLAGS.output_prefix, FLAGS.frames_root,
-                                     FLAGS.flow_root, FLAGS.modality, FLAGS.num_shards,
-                                     FLAGS.rgb_template, FLAGS.flow_template, FLAGS.on_error,
-                                     report)
+        shards = write_packed_shards(
+            entries,
+            FLAGS.output_prefix,
+            FLAGS.frames_root,
+            FLAGS.flow_root,
+            FLAGS.modality,
+            FLAGS.num_shards,
+            FLAGS.rgb_template,
+            FLAGS.flow_template,
+            FLAGS.on_error,
+            report,
+        )
     except ValueError as error:  # a bad list line or video: the message names it
         sys.exit(f"error: {error}")
-    print(f"{len(entries) - len(report)} of {len(entries)} videos in {len(shards)} shard(s) "
-          f"{FLAGS.output_prefix}-*.tfrecord")
+    print(
+        f"{len(entries) - len(report)} of {len(entries)} videos in {len(shards)} shard(s) "
+        f"{FLAGS.output_prefix}-*.tfrecord"
+    )
     if len(report):  # skipped videos: named, and a non-zero exit so scripts notice
         print(report.summary())
         sys.exit(1)

@@ -12,13 +12,14 @@ pairs of a video per call, on the GPU where there is one (use --num_workers=1 th
 every core); `dis` and `farneback` are 10-80× faster and coarser. Resumable and parallel like
 extract_frames.py; exit status 1 if any video failed.
 """
+
 import sys
 
+import beam_flags  # noqa: E402  (--runner, --beam_pipeline_options; data_prep/ is on sys.path)
 from absl import app, flags
 
 from actionvlad_tf.data.frames import FLOW_TEMPLATE, RGB_TEMPLATE
 from actionvlad_tf.prep import extraction
-import beam_flags  # noqa: E402  (--runner, --beam_pipeline_options; data_prep/ is on sys.path)
 
 flags.DEFINE_string("frames", None, "Root of frame folders to compute flow from.")
 flags.DEFINE_string("videos", None, "Or: folder of videos, or a list file of videos.")
@@ -26,18 +27,20 @@ flags.DEFINE_string("video_root", None, "Folder the paths of a --videos list are
 flags.DEFINE_string("output_dir", None, "Root of the flow folders to write.")
 flags.DEFINE_enum("method", "tvl1", list(extraction.FLOW_METHODS), "Optical flow algorithm.")
 flags.DEFINE_float("bound", extraction.DEFAULT_FLOW_BOUND, "Flow is clipped to ±bound pixels.")
-flags.DEFINE_string("frame_template", RGB_TEMPLATE, "Frame file name in --frames folders "
-                    "(TSN folders: img_%05d.jpg).")
+flags.DEFINE_string("frame_template", RGB_TEMPLATE, "Frame file name in --frames folders (TSN folders: img_%05d.jpg).")
 flags.DEFINE_string("flow_template", FLOW_TEMPLATE, "Flow file name, {} = x or y.")
 flags.DEFINE_string("resize", "", "Resize frames before the flow: N (short side) or WxH.")
 flags.DEFINE_integer("quality", extraction.DEFAULT_JPEG_QUALITY, "JPEG quality (0-100).")
-flags.DEFINE_integer("num_workers", 1, "Processes, one video each at a time (the local pool, or the "
-                     "DirectRunner's processes).")
+flags.DEFINE_integer(
+    "num_workers", 1, "Processes, one video each at a time (the local pool, or the DirectRunner's processes)."
+)
 flags.DEFINE_bool("keep_extension", True, "With --videos: keep the extension in folder names.")
 flags.mark_flags_as_required(["output_dir"])
 flags.register_multi_flags_validator(
-    ["frames", "videos"], lambda f: (f["frames"] is None) != (f["videos"] is None),
-    message="give exactly one of --frames and --videos")
+    ["frames", "videos"],
+    lambda f: (f["frames"] is None) != (f["videos"] is None),
+    message="give exactly one of --frames and --videos",
+)
 FLAGS = flags.FLAGS
 
 
@@ -47,13 +50,21 @@ def main(argv):
         jobs, ignored = extraction.find_frame_folders(FLAGS.frames, FLAGS.frame_template), []
         source_kind = "frames"
     else:
-        jobs, ignored = extraction.find_videos(FLAGS.videos, FLAGS.video_root,
-                                               keep_extension=FLAGS.keep_extension)
+        jobs, ignored = extraction.find_videos(FLAGS.videos, FLAGS.video_root, keep_extension=FLAGS.keep_extension)
         source_kind = "video"
-    summary = extraction.extract_flow(jobs, FLAGS.output_dir, source_kind, FLAGS.method,
-                                      FLAGS.bound, FLAGS.flow_template, FLAGS.frame_template,
-                                      FLAGS.resize, FLAGS.quality, FLAGS.num_workers,
-                                      runner=beam_flags.beam_runner(FLAGS.num_workers))
+    summary = extraction.extract_flow(
+        jobs,
+        FLAGS.output_dir,
+        source_kind,
+        FLAGS.method,
+        FLAGS.bound,
+        FLAGS.flow_template,
+        FLAGS.frame_template,
+        FLAGS.resize,
+        FLAGS.quality,
+        FLAGS.num_workers,
+        runner=beam_flags.beam_runner(FLAGS.num_workers),
+    )
     summary.ignored = ignored
     print(summary.report())
     sys.exit(0 if summary.ok else 1)

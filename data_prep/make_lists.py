@@ -20,6 +20,7 @@ them) compares each generated list with the release list of the same file name: 
 labels, frame counts within `--check_tolerance` (decoders differ by a frame), same order; prints a
 report and exits with status 1 on any mismatch.
 """
+
 import os
 import sys
 
@@ -29,22 +30,33 @@ from actionvlad_tf.data.frames import RGB_TEMPLATE
 from actionvlad_tf.prep import splits
 
 flags.DEFINE_enum("dataset", None, list(splits.LIST_MAKERS), "Which official split format to read.")
-flags.DEFINE_string("split_dir", None, "Official split folder (UCF101 ucfTrainTestlist, HMDB51 "
-                    "testTrainMulti_7030_splits, or the folder of the Charades csv files).")
+flags.DEFINE_string(
+    "split_dir",
+    None,
+    "Official split folder (UCF101 ucfTrainTestlist, HMDB51 "
+    "testTrainMulti_7030_splits, or the folder of the Charades csv files).",
+)
 flags.DEFINE_string("frames_dir", None, "Root of the extracted frame folders (frame counts).")
 flags.DEFINE_string("output_dir", None, "Where the list files go.")
 flags.DEFINE_list("splits", [], "Split numbers (default: every split found).")
 flags.DEFINE_string("frame_template", RGB_TEMPLATE, "Frame file name in the frame folders.")
-flags.DEFINE_bool("skip_missing", False, "Leave out (and report) videos without frames instead "
-                  "of failing.")
-flags.DEFINE_string("all_videos", None, "HMDB51: the release's AllVideos.txt (default: the same "
-                    "order rebuilt from the split files).")
-flags.DEFINE_string("charades_fps", "length", "Charades clip frame rate: 'length' (frames / the "
-                    "csv's length column), 'video' (header of --charades_video_dir/<id>.mp4) or a "
-                    "number (24 for the official 24 fps frame dumps).")
+flags.DEFINE_bool("skip_missing", False, "Leave out (and report) videos without frames instead of failing.")
+flags.DEFINE_string(
+    "all_videos", None, "HMDB51: the release's AllVideos.txt (default: the same order rebuilt from the split files)."
+)
+flags.DEFINE_string(
+    "charades_fps",
+    "length",
+    "Charades clip frame rate: 'length' (frames / the "
+    "csv's length column), 'video' (header of --charades_video_dir/<id>.mp4) or a "
+    "number (24 for the official 24 fps frame dumps).",
+)
 flags.DEFINE_string("charades_video_dir", None, "Charades videos, for --charades_fps=video.")
-flags.DEFINE_string("write_video_list", None, "HMDB51 / Charades: write the video → frame folder "
-                    "renaming list for extract_frames.py --videos here.")
+flags.DEFINE_string(
+    "write_video_list",
+    None,
+    "HMDB51 / Charades: write the video → frame folder renaming list for extract_frames.py --videos here.",
+)
 flags.DEFINE_string("check", None, "A release list file, or a folder of them, to compare with.")
 flags.DEFINE_integer("check_tolerance", 1, "Allowed frame-count difference in --check.")
 flags.mark_flags_as_required(["dataset", "split_dir"])
@@ -54,15 +66,15 @@ FLAGS = flags.FLAGS
 def _check(list_names, output_dir, release, tolerance):
     """Compares generated lists with the same-named release lists; True if all agree."""
     if os.path.isdir(release):
-        pairs = [(n, os.path.join(release, n)) for n in list_names
-                 if os.path.isfile(os.path.join(release, n))]
+        pairs = [(n, os.path.join(release, n)) for n in list_names if os.path.isfile(os.path.join(release, n))]
     elif os.path.basename(release) in list_names:
         pairs = [(os.path.basename(release), release)]
     else:
         pairs = []
     if not pairs:
-        raise app.UsageError(f"--check={release}: no release list named like the generated ones "
-                             f"({', '.join(list_names)})")
+        raise app.UsageError(
+            f"--check={release}: no release list named like the generated ones ({', '.join(list_names)})"
+        )
     results = [splits.check_list(os.path.join(output_dir, n), path, tolerance) for n, path in pairs]
     for result in results:
         print(result.report())
@@ -79,16 +91,21 @@ def main(argv):
             return
     if FLAGS.frames_dir is None or FLAGS.output_dir is None:
         raise app.UsageError("--frames_dir and --output_dir are needed to make lists")
-    fps = FLAGS.charades_fps if FLAGS.charades_fps in ("length", "video") else float(
-        FLAGS.charades_fps)
-    list_set = splits.make_lists(FLAGS.dataset, FLAGS.split_dir, FLAGS.frames_dir,
-                                 [int(s) for s in FLAGS.splits], FLAGS.frame_template,
-                                 FLAGS.skip_missing, FLAGS.all_videos, fps,
-                                 FLAGS.charades_video_dir)
+    fps = FLAGS.charades_fps if FLAGS.charades_fps in ("length", "video") else float(FLAGS.charades_fps)
+    list_set = splits.make_lists(
+        FLAGS.dataset,
+        FLAGS.split_dir,
+        FLAGS.frames_dir,
+        [int(s) for s in FLAGS.splits],
+        FLAGS.frame_template,
+        FLAGS.skip_missing,
+        FLAGS.all_videos,
+        fps,
+        FLAGS.charades_video_dir,
+    )
     splits.write_list_set(list_set, FLAGS.output_dir)
     print(list_set.report())
-    if FLAGS.check and not _check(list(list_set.lists), FLAGS.output_dir, FLAGS.check,
-                                  FLAGS.check_tolerance):
+    if FLAGS.check and not _check(list(list_set.lists), FLAGS.output_dir, FLAGS.check, FLAGS.check_tolerance):
         sys.exit(1)
 
 

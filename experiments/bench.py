@@ -11,6 +11,7 @@ predict.py --videos against the model alone on decoded frames, at the demo's and
 Every figure is a median over `--repeats` after
 `--warmup` rounds; figures that are compared are measured side by side in this one run.
 """
+
 import json
 import logging
 
@@ -22,8 +23,11 @@ from actionvlad_tf.benchmark.table import format_table
 
 flags.DEFINE_string("json", None, "Also write the results (every sample, the targets) to this JSON file.")
 flags.DEFINE_bool("quick", False, "Tiny shapes instead of the paper's (a smoke run).")
-flags.DEFINE_list("sections", list(DEFAULT_SECTIONS), f"Sections to run, of {', '.join(SECTIONS)} "
-                  "(flow: OpenCV's TV-L1 against the TensorFlow one, speed and accuracy).")
+flags.DEFINE_list(
+    "sections",
+    list(DEFAULT_SECTIONS),
+    f"Sections to run, of {', '.join(SECTIONS)} (flow: OpenCV's TV-L1 against the TensorFlow one, speed and accuracy).",
+)
 flags.DEFINE_string("clips_dir", CLIPS_DIR, "Real clips for the flow section's agreement with OpenCV.")
 flags.DEFINE_integer("repeats", None, "Timed repeats per figure (default: per section, 3; 2 with --quick).")
 flags.DEFINE_integer("warmup", 1, "Untimed rounds before the timed ones (tracing, allocation).")
@@ -37,9 +41,17 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     logging.getLogger("actionvlad_tf.benchmark").setLevel(logging.INFO)
-    results = run_benchmark(FLAGS.sections, quick=FLAGS.quick, repeats=FLAGS.repeats,
-                            warmup=FLAGS.warmup, memory=FLAGS.memory, xla=FLAGS.xla,
-                            mixed=FLAGS.mixed, workdir=FLAGS.workdir, clips_dir=FLAGS.clips_dir)
+    results = run_benchmark(
+        FLAGS.sections,
+        quick=FLAGS.quick,
+        repeats=FLAGS.repeats,
+        warmup=FLAGS.warmup,
+        memory=FLAGS.memory,
+        xla=FLAGS.xla,
+        mixed=FLAGS.mixed,
+        workdir=FLAGS.workdir,
+        clips_dir=FLAGS.clips_dir,
+    )
     print(format_table(results))
     if FLAGS.json:
         with atomic_output(FLAGS.json) as partial, open(partial, "w", encoding="utf-8") as handle:

@@ -6,10 +6,11 @@ One random frame (or flow stack) of a shuffled training video at a time, the sin
 frozen backbone's pre-ReLU --conv_endpoint map; every descriptor L2-normalised; k-means with K =
 --num_clusters and a fixed --seed; the centres (not re-normalised) to --centers as `.npz`.
 """
-from absl import flags
 
 import common_flags
 import flagfiles
+from absl import flags
+
 from actionvlad_tf.training.kmeans import ALGORITHMS, RELEASE_NUM_FRAMES
 from actionvlad_tf.training.run import ClusterOptions, cluster_experiment
 
@@ -27,14 +28,23 @@ def main(argv):
     del argv
     dataset, model, inputs = common_flags.specs()
     options = ClusterOptions(
-        centers=FLAGS.centers, num_frames=FLAGS.num_frames, descriptors_per_frame=FLAGS.descriptors_per_frame,
-        kmeans_algorithm=FLAGS.kmeans_algorithm, kmeans_n_init=FLAGS.kmeans_n_init,
-        kmeans_max_iter=FLAGS.kmeans_max_iter, frames_per_batch=FLAGS.frames_per_batch,
-        backbone_weights=FLAGS.backbone_weights, seed=FLAGS.seed, deterministic=FLAGS.deterministic,
-        mixed_precision=FLAGS.mixed_precision)
+        centers=FLAGS.centers,
+        num_frames=FLAGS.num_frames,
+        descriptors_per_frame=FLAGS.descriptors_per_frame,
+        kmeans_algorithm=FLAGS.kmeans_algorithm,
+        kmeans_n_init=FLAGS.kmeans_n_init,
+        kmeans_max_iter=FLAGS.kmeans_max_iter,
+        frames_per_batch=FLAGS.frames_per_batch,
+        backbone_weights=FLAGS.backbone_weights,
+        seed=FLAGS.seed,
+        deterministic=FLAGS.deterministic,
+        mixed_precision=FLAGS.mixed_precision,
+    )
     centers, info = cluster_experiment(dataset, model, inputs, options)
-    print(f"{centers.shape[0]} centres of dimension {centers.shape[1]} from {info['num_descriptors']} descriptors "
-          f"({FLAGS.num_frames} frames), inertia {info['inertia']:.4g}, {info['seconds']:.1f} s → {FLAGS.centers}")
+    print(
+        f"{centers.shape[0]} centres of dimension {centers.shape[1]} from {info['num_descriptors']} descriptors "
+        f"({FLAGS.num_frames} frames), inertia {info['inertia']:.4g}, {info['seconds']:.1f} s → {FLAGS.centers}"
+    )
 
 
 if __name__ == "__main__":

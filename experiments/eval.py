@@ -9,10 +9,11 @@ Charades (`--dataset_name=charades`) the whole-video mAP and wAP of the official
 (`actionvlad_tf.evaluation.run.evaluate_experiment`). `--packed_files` or `--tfds_name` read the
 test videos from packed shards or a TFDS builder instead of frame folders.
 """
-from absl import flags
 
 import common_flags
 import flagfiles
+from absl import flags
+
 from actionvlad_tf.evaluation.run import evaluate_experiment
 from actionvlad_tf.viz.report import write_results
 
@@ -27,17 +28,29 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     dataset, model, inputs = common_flags.specs()
-    results = evaluate_experiment(dataset, model, inputs, FLAGS.checkpoint_path, FLAGS.results_dir,
-                                  FLAGS.logits_file, FLAGS.split_name, FLAGS.charades_csv, FLAGS.seed,
-                                  FLAGS.deterministic, FLAGS.mixed_precision)
+    results = evaluate_experiment(
+        dataset,
+        model,
+        inputs,
+        FLAGS.checkpoint_path,
+        FLAGS.results_dir,
+        FLAGS.logits_file,
+        FLAGS.split_name,
+        FLAGS.charades_csv,
+        FLAGS.seed,
+        FLAGS.deterministic,
+        FLAGS.mixed_precision,
+    )
     write_results(results, FLAGS.results_dir)
     print(f"weights: {results['weights']}")
     print(f"logits ({results['num_videos']}, {model.num_classes}) → {results['logits_file']}")
     if "mAP" in results:
         print(f"mAP {results['mAP']:.2f}  wAP {results['wAP']:.2f}")
         return
-    print(f"top-1 {results['top1']:.2f}  top-5 {results['top5']:.2f}  "
-          f"mean class {results['mean_class_accuracy']:.2f}  ({results['num_videos']} videos) → {FLAGS.results_dir}")
+    print(
+        f"top-1 {results['top1']:.2f}  top-5 {results['top5']:.2f}  "
+        f"mean class {results['mean_class_accuracy']:.2f}  ({results['num_videos']} videos) → {FLAGS.results_dir}"
+    )
 
 
 if __name__ == "__main__":

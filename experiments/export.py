@@ -21,10 +21,11 @@ runtime (ai-edge-litert, onnxruntime: the `[export]` extra) against the Keras mo
 --parity_videos (or random frames) and the figures are printed and written to `portable.json`.
 See docs/export_and_tools.md.
 """
+
+import flagfiles
 from absl import app, flags
 
 import actionvlad_tf  # noqa: F401  (registers the layers that load_model needs)
-import flagfiles
 from actionvlad_tf.data.lists import read_class_names
 from actionvlad_tf.export import portable, video_batch
 from actionvlad_tf.export.saved_model import export_saved_model, load_model_or_late_fusion
@@ -39,14 +40,28 @@ flags.DEFINE_string("export_dir", None, "The model's export folder; versions go 
 flags.DEFINE_integer("version", None, "Version folder; default the next free number.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing --version.")
 flags.DEFINE_integer("num_crops", 1, "Test crops done by serving_default: 1 or 5 (release §3.7).")
-flags.DEFINE_integer("clip_frames", None, "T sampled by the `clips` signature for a model built for any "
-                     "T (default 25); a model with a fixed T samples its T.")
-flags.DEFINE_list("format", ["saved_model"], "What to write: saved_model (TF Serving), and/or the "
-                  f"standalone files of {', '.join(portable.PORTABLE_FORMATS)}.")
-flags.DEFINE_list("litert_variants", list(portable.LITERT_VARIANTS), "LiteRT files: float32, float16 "
-                  "(float16 weights), int8 (dynamic-range int8 weights).")
-flags.DEFINE_string("parity_videos", None, "Held-out videos (folder or list) on which each LiteRT / ONNX "
-                    "file is checked against the Keras model; default: random frames.")
+flags.DEFINE_integer(
+    "clip_frames",
+    None,
+    "T sampled by the `clips` signature for a model built for any "
+    "T (default 25); a model with a fixed T samples its T.",
+)
+flags.DEFINE_list(
+    "format",
+    ["saved_model"],
+    f"What to write: saved_model (TF Serving), and/or the standalone files of {', '.join(portable.PORTABLE_FORMATS)}.",
+)
+flags.DEFINE_list(
+    "litert_variants",
+    list(portable.LITERT_VARIANTS),
+    "LiteRT files: float32, float16 (float16 weights), int8 (dynamic-range int8 weights).",
+)
+flags.DEFINE_string(
+    "parity_videos",
+    None,
+    "Held-out videos (folder or list) on which each LiteRT / ONNX "
+    "file is checked against the Keras model; default: random frames.",
+)
 flags.DEFINE_integer("parity_frames", 25, "T sampled from --parity_videos for a model built for any T.")
 flags.mark_flags_as_required(["class_names", "export_dir"])
 FLAGS = flags.FLAGS
@@ -54,15 +69,24 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    if bool(FLAGS.model) == bool(FLAGS.rgb_model and FLAGS.flow_model) or bool(FLAGS.rgb_model) != bool(FLAGS.flow_model):
+    if bool(FLAGS.model) == bool(FLAGS.rgb_model and FLAGS.flow_model) or bool(FLAGS.rgb_model) != bool(
+        FLAGS.flow_model
+    ):
         raise app.UsageError("give either --model, or both --rgb_model and --flow_model")
     unknown = set(FLAGS.format) - {"saved_model", *portable.PORTABLE_FORMATS}
     if unknown:
         raise app.UsageError(f"--format: unknown {sorted(unknown)}")
     model = load_model_or_late_fusion(FLAGS.model, FLAGS.rgb_model, FLAGS.flow_model, FLAGS.flow_weight)
     if "saved_model" in FLAGS.format:
-        paths = export_saved_model(model, FLAGS.export_dir, read_class_names(FLAGS.class_names), FLAGS.num_crops,
-                                   FLAGS.version, FLAGS.overwrite, clip_frames=FLAGS.clip_frames)
+        paths = export_saved_model(
+            model,
+            FLAGS.export_dir,
+            read_class_names(FLAGS.class_names),
+            FLAGS.num_crops,
+            FLAGS.version,
+            FLAGS.overwrite,
+            clip_frames=FLAGS.clip_frames,
+        )
         print(f"SavedModel: {paths['saved_model']}\nKeras model: {paths['keras']}")
     formats = [f for f in FLAGS.format if f != "saved_model"]
     if formats:
@@ -70,9 +94,11 @@ def main(argv):
         batches = portable.held_out_batches(model, jobs, FLAGS.num_crops, FLAGS.parity_frames)
         for row in portable.export_portable(model, FLAGS.export_dir, formats, FLAGS.litert_variants, batches):
             check = row["parity"]
-            print(f"{row['format']} {row['variant']}: {row['file']} ({row['bytes'] / 2**20:.1f} MiB); on "
-                  f"{check['videos']} {'parity' if jobs else 'random'} videos max |Δp| "
-                  f"{check['max_abs_probability']:.2e}, top-1 agreement {check['top1_agreement']:.1%}")
+            print(
+                f"{row['format']} {row['variant']}: {row['file']} ({row['bytes'] / 2**20:.1f} MiB); on "
+                f"{check['videos']} {'parity' if jobs else 'random'} videos max |Δp| "
+                f"{check['max_abs_probability']:.2e}, top-1 agreement {check['top1_agreement']:.1%}"
+            )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ other paths a flagfile holds (data, runs) stay relative to the working directory
 
 Entry points run `flagfiles.run(main)` instead of `app.run(main)`.
 """
+
 import os
 import re
 import sys
@@ -33,15 +34,18 @@ def _lines(path):
 
 def _shipped(value):
     """The shipped copy a relative `value` names (a bare name, or experiments/configs/NAME), else None."""
-    name = value[len(_FROM_THE_ROOT):] if value.startswith(_FROM_THE_ROOT) else value
+    name = value[len(_FROM_THE_ROOT) :] if value.startswith(_FROM_THE_ROOT) else value
     return None if os.path.isabs(value) or os.path.dirname(name) else os.path.join(SHIPPED, name)
 
 
 def _include(value, including):
     """The path of an include `value` in the flagfile `including` (None: on the command line)."""
     value = os.path.expanduser(value)
-    candidates = [value] if os.path.isabs(value) or including is None else [
-        os.path.join(os.path.dirname(including), value), value]
+    candidates = (
+        [value]
+        if os.path.isabs(value) or including is None
+        else [os.path.join(os.path.dirname(including), value), value]
+    )
     shipped = _shipped(value)
     if shipped and shipped not in candidates:
         candidates.append(shipped)

@@ -10,11 +10,12 @@ L2-normalised iDT scores with `--idt_weight`; `--search_list` with `--search_rgb
 picks the flow weight on a validation list first. `--json` prints exactly one JSON object (accuracies in
 percent); otherwise a small table.
 """
+
 import json
 
+import flagfiles
 from absl import app, flags
 
-import flagfiles
 from actionvlad_tf.evaluation import fusion, logits_io
 from actionvlad_tf.evaluation.run import fuse_logit_files
 
@@ -23,8 +24,12 @@ flags.DEFINE_string("flow", None, "Flow logits .h5, rows in --list_file order.")
 flags.DEFINE_string("list_file", None, "Test list `video nframes label`; labels are its last column.")
 flags.DEFINE_string("dataset", logits_io.LOGITS_DATASET, "Dataset name inside the logits .h5 files.")
 flags.DEFINE_float("flow_weight", fusion.FLOW_WEIGHT, "w in (1-w)*rgb + w*flow (release 0.667).")
-flags.DEFINE_enum("normalize", "none", list(fusion.NORMALIZATIONS),
-                  "Per-stream normalisation before fusing: none = raw logits (release), softmax (paper).")
+flags.DEFINE_enum(
+    "normalize",
+    "none",
+    list(fusion.NORMALIZATIONS),
+    "Per-stream normalisation before fusing: none = raw logits (release), softmax (paper).",
+)
 flags.DEFINE_string("idt", None, "Optional iDT scores .h5 (dataset --idt_dataset), rows in list order.")
 flags.DEFINE_string("idt_dataset", logits_io.IDT_DATASET, "Dataset name inside the iDT .h5 file.")
 flags.DEFINE_float("idt_weight", fusion.IDT_WEIGHT, "iDT weight after row-wise L2 normalisation (§6.4).")
@@ -46,9 +51,19 @@ def main(argv):
     if any(search_paths) and not all(search_paths):
         raise app.UsageError("--search_list, --search_rgb and --search_flow go together")
     result = fuse_logit_files(
-        FLAGS.list_file, FLAGS.rgb, FLAGS.flow, FLAGS.flow_weight, FLAGS.normalize, FLAGS.dataset,
-        FLAGS.idt, FLAGS.idt_dataset, FLAGS.idt_weight, search_paths if all(search_paths) else None,
-        FLAGS.search_step, FLAGS.output)
+        FLAGS.list_file,
+        FLAGS.rgb,
+        FLAGS.flow,
+        FLAGS.flow_weight,
+        FLAGS.normalize,
+        FLAGS.dataset,
+        FLAGS.idt,
+        FLAGS.idt_dataset,
+        FLAGS.idt_weight,
+        search_paths if all(search_paths) else None,
+        FLAGS.search_step,
+        FLAGS.output,
+    )
     if FLAGS.json:
         print(json.dumps(result))
         return
@@ -56,8 +71,10 @@ def main(argv):
     print(f"{'scores':<10}{'top-1':>8}{'top-5':>8}{'mean class':>12}")
     for prefix in ("rgb", "flow", "fused", "idt", "fused_idt"):
         if f"{prefix}_top1" in result:
-            print(f"{prefix:<10}{result[prefix + '_top1']:>8.2f}{result[prefix + '_top5']:>8.2f}"
-                  f"{result[prefix + '_mean_class']:>12.2f}")
+            print(
+                f"{prefix:<10}{result[prefix + '_top1']:>8.2f}{result[prefix + '_top5']:>8.2f}"
+                f"{result[prefix + '_mean_class']:>12.2f}"
+            )
 
 
 if __name__ == "__main__":

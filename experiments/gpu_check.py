@@ -13,29 +13,46 @@ named; the chain is stopped at the budget's end.
 Without a GPU the same rows run at smoke size on the CPU (about 2 minutes on 2 cores), the mirrored
 row over two logical CPU devices, and the table says so.
 """
+
 import json
 import os
 import tempfile
 
+import demo as demo_flags  # noqa: F401  (the demo's flags: the chain runs as experiments/demo.py would)
 from absl import app, flags, logging
 
-import demo as demo_flags  # noqa: F401  (the demo's flags: the chain runs as experiments/demo.py would)
 from actionvlad_tf import demo
 from actionvlad_tf.atomic import atomic_output
 from actionvlad_tf.benchmark import gpu_check
 
 flags.DEFINE_string("json", None, "Also write the results (every row's figures and the machine) to this JSON file.")
-flags.DEFINE_float("budget_s", gpu_check.BUDGET_S, "Seconds the whole check may take; rows that would overrun are "
-                   "skipped and named, the demo chain is stopped at the end.")
+flags.DEFINE_float(
+    "budget_s",
+    gpu_check.BUDGET_S,
+    "Seconds the whole check may take; rows that would overrun are "
+    "skipped and named, the demo chain is stopped at the end.",
+)
 flags.DEFINE_list("rows", list(gpu_check.ROWS), f"Rows to run, of {', '.join(gpu_check.ROWS)}.")
 flags.DEFINE_bool("smoke", None, "Tiny shapes on the CPU (default: where no GPU is visible).")
-flags.DEFINE_string("workdir", None, "Folder for the chain's data and runs and the mirrored row's train_dirs "
-                    "(default: a temporary one, deleted after).")
+flags.DEFINE_string(
+    "workdir",
+    None,
+    "Folder for the chain's data and runs and the mirrored row's train_dirs (default: a temporary one, deleted after).",
+)
 FLAGS = flags.FLAGS
 
 # The demo's toy size (tests/test_demo.py): flags the command line did not set take these in smoke mode.
-SMOKE_DEMO = dict(num_classes=3, train_per_class=3, val_per_class=1, test_per_class=1, frames_per_video=3,
-                  num_clusters=2, stage1_steps=2, stage2_steps=2, batch_size=2)
+SMOKE_DEMO = dict(
+    num_classes=3,
+    train_per_class=3,
+    val_per_class=1,
+    test_per_class=1,
+    frames_per_video=3,
+    num_clusters=2,
+    stage1_steps=2,
+    stage2_steps=2,
+    batch_size=2,
+)
 
 
 def main(argv):
@@ -47,8 +64,13 @@ def main(argv):
         smoke = FLAGS.smoke if FLAGS.smoke is not None else not gpu_check.visible_gpus()
         if smoke:
             config.update({name: value for name, value in SMOKE_DEMO.items() if not FLAGS[name].present})
-        results = gpu_check.run_gpu_check(FLAGS.rows, smoke=smoke, budget_s=FLAGS.budget_s,
-                                          chain=gpu_check.demo_chain(config, os.path.join(out, "demo")), workdir=out)
+        results = gpu_check.run_gpu_check(
+            FLAGS.rows,
+            smoke=smoke,
+            budget_s=FLAGS.budget_s,
+            chain=gpu_check.demo_chain(config, os.path.join(out, "demo")),
+            workdir=out,
+        )
     print(gpu_check.format_check(results))
     if FLAGS.json:
         with atomic_output(FLAGS.json) as partial, open(partial, "w", encoding="utf-8") as handle:

@@ -21,10 +21,11 @@ https://github.com/rohitgirdhar/ActionVLAD/issues/10) and, with `--timeline_png`
 probabilities over time. For flow, a window needs at least T + 10 frames to give distinct stacks
 (the release's flow step ⌊(n − 10)/T⌋, §3.3).
 """
-from absl import app, flags
 
 import flagfiles
 import video_flags
+from absl import app, flags
+
 from actionvlad_tf.export import predictions, predictor, video_batch
 from actionvlad_tf.viz.timeline import plot_timeline
 
@@ -34,21 +35,30 @@ flags.DEFINE_integer("top_k", 5, "Classes printed per video (at most 5).")
 flags.DEFINE_bool("sliding_window", False, "Score windows of --window frames every --stride frames.")
 flags.DEFINE_integer("window", predictor.DEFAULT_FRAMES_PER_VIDEO, "Frames per window.")
 flags.DEFINE_integer("stride", predictor.DEFAULT_FRAMES_PER_VIDEO, "Frames between window starts.")
-flags.DEFINE_string("timeline_png", None, "With --sliding_window: plot the top classes' probabilities "
-                    "over time into this PNG.")
+flags.DEFINE_string(
+    "timeline_png", None, "With --sliding_window: plot the top classes' probabilities over time into this PNG."
+)
 flags.mark_flags_as_required(["model"])
 FLAGS = flags.FLAGS
 
 
 def format_scores(scores, top_k):
-    return "\n".join(f"  {p:7.2%}  {name}" for name, p in zip(
-        scores["top5_classes"][:top_k], scores["probabilities"][scores["top5_indices"][:top_k]]))
+    return "\n".join(
+        f"  {p:7.2%}  {name}"
+        for name, p in zip(scores["top5_classes"][:top_k], scores["probabilities"][scores["top5_indices"][:top_k]])
+    )
 
 
 def predict_many(classifier):
     windows = dict(window=FLAGS.window, stride=FLAGS.stride) if FLAGS.sliding_window else {}
-    summary = predictions.predict_videos(classifier, video_batch.find_inputs(FLAGS.videos), FLAGS.output,
-                                         FLAGS.top_k, **windows, **video_flags.run_options())
+    summary = predictions.predict_videos(
+        classifier,
+        video_batch.find_inputs(FLAGS.videos),
+        FLAGS.output,
+        FLAGS.top_k,
+        **windows,
+        **video_flags.run_options(),
+    )
     print(f"{FLAGS.output}: {summary.report()}")
 
 
@@ -64,22 +74,40 @@ def main(argv):
         return predict_many(classifier)
     num_frames = predictor.count_video_frames(FLAGS.video)
     width, height = predictor.video_size(FLAGS.video)
-    print(f"{FLAGS.video}: {num_frames} frames {width}x{height}; model "
-          f"{classifier.path} ({'+'.join(classifier.modalities)})")
+    print(
+        f"{FLAGS.video}: {num_frames} frames {width}x{height}; model "
+        f"{classifier.path} ({'+'.join(classifier.modalities)})"
+    )
     if not FLAGS.sliding_window:
-        scores = predictor.classify_video(classifier, FLAGS.video, FLAGS.frames_per_video, FLAGS.flow_method,
-                                          where=FLAGS.video, num_frames=num_frames, flow_bound=FLAGS.flow_bound)
+        scores = predictor.classify_video(
+            classifier,
+            FLAGS.video,
+            FLAGS.frames_per_video,
+            FLAGS.flow_method,
+            where=FLAGS.video,
+            num_frames=num_frames,
+            flow_bound=FLAGS.flow_bound,
+        )
         print(format_scores(scores, FLAGS.top_k))
         return
     fps = predictor.video_fps(FLAGS.video)
     rows, windows = [], []
     for start, end, scores in predictor.classify_windows(
-            classifier, FLAGS.video, FLAGS.window, FLAGS.stride, FLAGS.frames_per_video, FLAGS.flow_method,
-            where=FLAGS.video, flow_bound=FLAGS.flow_bound):
+        classifier,
+        FLAGS.video,
+        FLAGS.window,
+        FLAGS.stride,
+        FLAGS.frames_per_video,
+        FLAGS.flow_method,
+        where=FLAGS.video,
+        flow_bound=FLAGS.flow_bound,
+    ):
         seconds = f"{start / fps:7.2f}-{end / fps:7.2f} s  " if fps else ""
         best = scores["top5_indices"][0]
-        rows.append(f"frames {start + 1:6d}-{end:6d}  {seconds}{scores['probabilities'][best]:7.2%}  "
-                    f"{scores['top5_classes'][0]}")
+        rows.append(
+            f"frames {start + 1:6d}-{end:6d}  {seconds}{scores['probabilities'][best]:7.2%}  "
+            f"{scores['top5_classes'][0]}"
+        )
         windows.append((start, end, scores))
     print("\n".join(rows))
     if FLAGS.timeline_png:

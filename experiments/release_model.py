@@ -9,12 +9,13 @@ The names, the files and the accuracy each should give are in docs/evaluation.md
 (`actionvlad_tf.convert.release_models.RELEASE_MODELS`). Without --dataset_list_dir, --packed_files
 or --tfds_name the model is converted only. The dataset, modality and split come from the name.
 """
-import os
 
-from absl import flags
+import os
 
 import common_flags
 import flagfiles
+from absl import flags
+
 from actionvlad_tf.convert import release_models
 from actionvlad_tf.viz.report import write_results
 
@@ -33,9 +34,16 @@ def main(argv):
     output = FLAGS.output or os.path.join("runs", "release", FLAGS.name, "model.keras")
     evaluate = bool(FLAGS.dataset_list_dir or FLAGS.packed_files or FLAGS.tfds_name)
     done = release_models.fetch_convert_evaluate(
-        FLAGS.name, FLAGS.models_dir, output, common_flags.input_spec() if evaluate else None,
-        FLAGS.results_dir or os.path.dirname(os.path.abspath(output)), FLAGS.checkpoint_file, FLAGS.sha256,
-        FLAGS.image_size, FLAGS.mixed_precision)
+        FLAGS.name,
+        FLAGS.models_dir,
+        output,
+        common_flags.input_spec() if evaluate else None,
+        FLAGS.results_dir or os.path.dirname(os.path.abspath(output)),
+        FLAGS.checkpoint_file,
+        FLAGS.sha256,
+        FLAGS.image_size,
+        FLAGS.mixed_precision,
+    )
     print(f"{done['path']}: SHA-256 {done['sha256']}")
     print(done["report"].summary())
     print(f"Keras model: {done['model']}")
@@ -43,8 +51,10 @@ def main(argv):
         results, expected = done["results"], done["expected"]
         write_results(results, FLAGS.results_dir or os.path.dirname(os.path.abspath(output)))
         figure = f"top-1 {results['top1']:.2f}" if "top1" in results else f"mAP {results['mAP']:.2f}"
-        print(f"{figure} on {results['num_videos']} videos"
-              + (f" (the release: {expected:.2f} at 25 frames × 5 crops)" if expected is not None else ""))
+        print(
+            f"{figure} on {results['num_videos']} videos"
+            + (f" (the release: {expected:.2f} at 25 frames × 5 crops)" if expected is not None else "")
+        )
 
 
 if __name__ == "__main__":

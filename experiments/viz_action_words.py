@@ -11,21 +11,28 @@ to each video's predicted class score (classifier weights × ActionVLAD vector p
 and for the word figures the words most often among them. `--words=3,17` picks the word figures'
 words instead.
 """
+
 import collections
 import os
 
 import numpy as np
+import viz_flags
 from absl import app, flags
 
-import viz_flags
 from actionvlad_tf.viz import action_words, common, top_words
 
 flags.DEFINE_list("videos", None, "Video files.")
 flags.DEFINE_string("output_dir", None, "Folder for the PNGs.")
-flags.DEFINE_list("words", None, "Action words (cluster indices) for the word_<k>.png figures; default: the most frequent.")
+flags.DEFINE_list(
+    "words", None, "Action words (cluster indices) for the word_<k>.png figures; default: the most frequent."
+)
 flags.DEFINE_integer("num_words", 2, "Words per video figure, and word figures when --words is not given.")
-flags.DEFINE_enum("rank", "frequency", ["frequency", "contribution"],
-                  "Which words to show: the most frequent, or those that add most to the predicted class score.")
+flags.DEFINE_enum(
+    "rank",
+    "frequency",
+    ["frequency", "contribution"],
+    "Which words to show: the most frequent, or those that add most to the predicted class score.",
+)
 flags.DEFINE_integer("examples", 8, "Frames per word figure.")
 flags.DEFINE_integer("max_frames", 8, "Frames per video figure.")
 flags.DEFINE_integer("max_per_video", 2, "Frames of one video per word figure.")
@@ -47,9 +54,15 @@ def main(argv):
             video_words = top_words.contributing_words(internals, FLAGS.num_words)
             contributing.extend(video_words)
         path = os.path.join(FLAGS.output_dir, f"video_{index + 1}_{name}.png")
-        words = action_words.plot_video_action_words(shown, internals["assignments"], path, words=video_words,
-                                                     num_words=FLAGS.num_words, max_frames=FLAGS.max_frames,
-                                                     title=name)
+        words = action_words.plot_video_action_words(
+            shown,
+            internals["assignments"],
+            path,
+            words=video_words,
+            num_words=FLAGS.num_words,
+            max_frames=FLAGS.max_frames,
+            title=name,
+        )
         print(f"{path}: words {words} over the frames of {video}")
     if FLAGS.words:
         words = [int(w) for w in FLAGS.words]
@@ -59,8 +72,9 @@ def main(argv):
         words = action_words.frequent_words(np.concatenate(assignments), FLAGS.num_words)
     for word in words:
         path = os.path.join(FLAGS.output_dir, f"word_{word}.png")
-        shown = action_words.plot_action_word_examples(crops, assignments, word, path, FLAGS.examples,
-                                                       video_names=names, max_per_video=FLAGS.max_per_video)
+        shown = action_words.plot_action_word_examples(
+            crops, assignments, word, path, FLAGS.examples, video_names=names, max_per_video=FLAGS.max_per_video
+        )
         print(f"{path}: word {word} in {len(shown)} frames of {len({v for v, _, _ in shown})} videos")
 
 

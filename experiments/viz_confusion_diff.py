@@ -7,6 +7,7 @@ r"""Difference of two confusion matrices with class names (paper appendix Fig. 9
 Each side is one logits .h5 (release layout, rows in list order) or two (RGB, flow) late-fused with
 `--flow_weight` on raw logits (§6.3). Red = the fraction of a true class grew from b to a.
 """
+
 import numpy as np
 from absl import app, flags
 
@@ -43,9 +44,12 @@ def main(argv):
     plot_confusion_difference(a, b, names, FLAGS.output, FLAGS.title)
     gain = np.nan_to_num(metrics.per_class_accuracy(a) - metrics.per_class_accuracy(b))  # points
     order = np.argsort(-gain, kind="stable")
-    print(f"{FLAGS.output}: top-1 {np.trace(a) / a.sum():.2%} vs {np.trace(b) / b.sum():.2%}; largest gains "
-          + ", ".join(f"{names[i]} {gain[i]:+.1f} pt" for i in order[:3])
-          + "; largest losses " + ", ".join(f"{names[i]} {gain[i]:+.1f} pt" for i in order[::-1][:3]))
+    print(
+        f"{FLAGS.output}: top-1 {np.trace(a) / a.sum():.2%} vs {np.trace(b) / b.sum():.2%}; largest gains "
+        + ", ".join(f"{names[i]} {gain[i]:+.1f} pt" for i in order[:3])
+        + "; largest losses "
+        + ", ".join(f"{names[i]} {gain[i]:+.1f} pt" for i in order[::-1][:3])
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 Each of them imports this module (it sits beside them, on `sys.path` when they run).
 """
+
 import keras
 from absl import flags
 

@@ -7,10 +7,11 @@ Ranks the K action words by their share of the class score (classifier weights Ã
 vector, summed per word) and shows the frames where the top words fire. Default class: the
 predicted one.
 """
+
 import numpy as np
+import viz_flags
 from absl import app, flags
 
-import viz_flags
 from actionvlad_tf.data.lists import read_class_names
 from actionvlad_tf.viz import common, top_words
 
@@ -33,11 +34,14 @@ def main(argv):
     predicted = int(np.argmax(logits))
     explained, contributions = top_words.class_contributions(internals, FLAGS.class_index)
     probabilities = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
-    title = (f"'{names[explained]}' (p = {probabilities[explained]:.2f}); predicted '{names[predicted]}'")
-    top = top_words.plot_top_words(crops, internals["assignments"], contributions, FLAGS.output, title,
-                                   FLAGS.num_words, FLAGS.frames_per_word)
-    print(f"{FLAGS.output}: {title}; top words {top} contribute "
-          f"{', '.join(f'{contributions[k]:+.3f}' for k in top)} of score {logits[explained]:.3f}")
+    title = f"'{names[explained]}' (p = {probabilities[explained]:.2f}); predicted '{names[predicted]}'"
+    top = top_words.plot_top_words(
+        crops, internals["assignments"], contributions, FLAGS.output, title, FLAGS.num_words, FLAGS.frames_per_word
+    )
+    print(
+        f"{FLAGS.output}: {title}; top words {top} contribute "
+        f"{', '.join(f'{contributions[k]:+.3f}' for k in top)} of score {logits[explained]:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -11,13 +11,14 @@ Frames are sampled with the release's step (rgb+flow pairing for Fig. 10) and cr
 evaluation; `--descriptors_per_frame` conv5 positions are drawn per frame (the same ones for both
 streams), all descriptors L2-normalised as NetVLAD sees them.
 """
+
 import os
 
 import numpy as np
+import viz_flags  # noqa: F401  (--model, --frames_per_video, --flow_method)
 from absl import app, flags
 from keras.saving import load_model
 
-import viz_flags  # noqa: F401  (--model, --frames_per_video, --flow_method)
 from actionvlad_tf.prep.extraction import read_video_frames
 from actionvlad_tf.prep.video_inputs import FlowCache, sample_inputs
 from actionvlad_tf.viz import common, tsne
@@ -25,8 +26,11 @@ from actionvlad_tf.viz import common, tsne
 flags.DEFINE_enum("mode", "conv5_vs_fc7", ["conv5_vs_fc7", "rgb_vs_flow"], "Fig. 5 or Fig. 10.")
 flags.DEFINE_list("videos", None, "Video files.")
 flags.DEFINE_string("output", None, "The PNG to write.")
-flags.DEFINE_string("vgg_weights", None, "conv5_vs_fc7: VGG-16 weights with fc6/fc7 (imagenet or an .h5 path); "
-                    "None is a random network.")
+flags.DEFINE_string(
+    "vgg_weights",
+    None,
+    "conv5_vs_fc7: VGG-16 weights with fc6/fc7 (imagenet or an .h5 path); None is a random network.",
+)
 flags.DEFINE_string("rgb_model", None, "rgb_vs_flow: instead of --model, the RGB .keras model ...")
 flags.DEFINE_string("flow_model", None, "rgb_vs_flow: ... and the flow .keras model.")
 flags.DEFINE_integer("descriptors_per_frame", 4, "conv5 positions drawn per frame.")
@@ -49,15 +53,20 @@ def main(argv):
         raise app.UsageError("rgb_vs_flow needs --model or --rgb_model and --flow_model")
     rng = np.random.default_rng(FLAGS.seed)
     if FLAGS.mode == "conv5_vs_fc7":
-        panels = tsne.conv5_vs_fc7_panels((v["rgb"] for v in _sampled(("rgb",))), FLAGS.vgg_weights,
-                                          FLAGS.descriptors_per_frame, rng)
+        panels = tsne.conv5_vs_fc7_panels(
+            (v["rgb"] for v in _sampled(("rgb",))), FLAGS.vgg_weights, FLAGS.descriptors_per_frame, rng
+        )
         label_names = [os.path.splitext(os.path.basename(v))[0][:24] for v in FLAGS.videos]
     else:
         joint = load_model(FLAGS.model) if FLAGS.model else None
-        models = ([common.stream_model(joint, m) for m in ("rgb", "flow")] if joint is not None
-                  else [load_model(path) for path in (FLAGS.rgb_model, FLAGS.flow_model)])
-        panels = tsne.rgb_vs_flow_panels(*models, _sampled(("rgb", "flow"), FLAGS.flow_method),
-                                         FLAGS.descriptors_per_frame, rng)
+        models = (
+            [common.stream_model(joint, m) for m in ("rgb", "flow")]
+            if joint is not None
+            else [load_model(path) for path in (FLAGS.rgb_model, FLAGS.flow_model)]
+        )
+        panels = tsne.rgb_vs_flow_panels(
+            *models, _sampled(("rgb", "flow"), FLAGS.flow_method), FLAGS.descriptors_per_frame, rng
+        )
         label_names = ["appearance (RGB)", "motion (flow)"]
     tsne.plot_tsne(panels, FLAGS.output, label_names, FLAGS.seed)
     print(f"{FLAGS.output}: " + "; ".join(f"{title}: {len(features)} points" for title, features, _ in panels))

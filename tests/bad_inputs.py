@@ -21,6 +21,7 @@ stacks (§3.3). A damaged file is thus read, or, zero-byte or missing, found by 
 every listed file (`validate`, implied by the skip policy); a truncated frame that is never sampled
 (truncated/v in rgb+flow) is harmless and is not reported.
 """
+
 import dataclasses
 
 from frame_folders import write_list, write_video
@@ -60,7 +61,7 @@ def _damage(path, damage):
         path.write_bytes(b"this is not a JPEG")
     elif damage == "truncate":
         data = path.read_bytes()
-        path.write_bytes(data[:len(data) // 2])
+        path.write_bytes(data[: len(data) // 2])
     elif damage == "empty":
         path.write_bytes(b"")
     else:

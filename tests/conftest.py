@@ -5,6 +5,7 @@ pytest` from the root does; plain `pytest` would import an installed copy) and o
 entry points the tests start (`python experiments/x.py`, `python -m actionvlad_tf.commands`) import
 the same package as the tests. tests/test_installed.py alone tests the installation.
 """
+
 import os
 import pathlib
 import sys
@@ -16,8 +17,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(REPO_ROOT))
-os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + [
-    path for path in os.environ.get("PYTHONPATH", "").split(os.pathsep) if path and path != str(REPO_ROOT)])
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(REPO_ROOT)]
+    + [path for path in os.environ.get("PYTHONPATH", "").split(os.pathsep) if path and path != str(REPO_ROOT)]
+)
 
 
 def pytest_configure(config):

@@ -5,6 +5,7 @@ images are uniform x = k + 10, y = k + 150: uniform JPEGs decode exactly, so a t
 which frame (and which flow image, in which channel) the pipeline took. "Textured" videos are
 random noise instead, for tests that compare two pipelines pixel for pixel.
 """
+
 import cv2
 import numpy as np
 
@@ -16,8 +17,17 @@ def frame_value(k):
     return (CODE * k) % 256
 
 
-def write_video(root, video, num_frames, flow=True, textured=False, seed=0, size=SIZE,
-                rgb_template="image_%05d.jpg", flow_template="flow_{}_%05d.jpg"):
+def write_video(
+    root,
+    video,
+    num_frames,
+    flow=True,
+    textured=False,
+    seed=0,
+    size=SIZE,
+    rgb_template="image_%05d.jpg",
+    flow_template="flow_{}_%05d.jpg",
+):
     """Writes `num_frames` frames and, with `flow`, n−1 flow images per direction."""
     folder = root / video
     folder.mkdir(parents=True, exist_ok=True)
@@ -31,8 +41,7 @@ def write_video(root, video, num_frames, flow=True, textured=False, seed=0, size
         cv2.imwrite(str(folder / (rgb_template % k)), rgb[..., ::-1])  # cv2 writes BGR
         if flow and k < num_frames:
             for direction, offset in (("x", 10), ("y", 150)):
-                image = (rng.integers(0, 256, size, dtype=np.uint8) if textured
-                         else np.full(size, k + offset, np.uint8))
+                image = rng.integers(0, 256, size, dtype=np.uint8) if textured else np.full(size, k + offset, np.uint8)
                 cv2.imwrite(str(folder / (flow_template.format(direction) % k)), image)
     return folder
 

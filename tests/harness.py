@@ -2,6 +2,7 @@
 `run_layer_test` / `run_model_saving_test`: every layer gets the same checks (config round trip,
 eager = symbolic, compute_output_shape, one fitted step, `.keras` round trip, mixed precision,
 masks), on whatever Keras backend the run uses."""
+
 import keras
 import numpy as np
 
@@ -53,8 +54,18 @@ def _mixed_precision_outputs(layer_cls, init_kwargs, input_data, weights):
     return outputs
 
 
-def run_layer_test(layer_cls, init_kwargs, input_data, expected_output_shape, tmp_path, *,
-                   mixed_precision_atol=None, padded_input=None, mask=None, num_classes=3):
+def run_layer_test(
+    layer_cls,
+    init_kwargs,
+    input_data,
+    expected_output_shape,
+    tmp_path,
+    *,
+    mixed_precision_atol=None,
+    padded_input=None,
+    mask=None,
+    num_classes=3,
+):
     """The checks every layer gets. Returns the tested layer (built, trained one step).
 
     Args:
@@ -83,8 +94,7 @@ def run_layer_test(layer_cls, init_kwargs, input_data, expected_output_shape, tm
         np.testing.assert_allclose(to_numpy(layer(padded_input, mask=mask)), eager, rtol=1e-5, atol=1e-6)
 
     if mixed_precision_atol is not None:
-        for policy, got in _mixed_precision_outputs(layer_cls, init_kwargs, input_data,
-                                                    layer.get_weights()).items():
+        for policy, got in _mixed_precision_outputs(layer_cls, init_kwargs, input_data, layer.get_weights()).items():
             assert np.isfinite(got).all(), policy
             np.testing.assert_allclose(got, eager, atol=mixed_precision_atol, err_msg=policy)
 
@@ -95,14 +105,16 @@ def run_layer_test(layer_cls, init_kwargs, input_data, expected_output_shape, tm
     history = model.fit(input_data, labels, epochs=1, batch_size=len(input_data), verbose=0)
     assert np.isfinite(history.history["loss"][0])
     if before:
-        assert any(not np.array_equal(b, to_numpy(w)) for b, w in zip(before, layer.trainable_weights)), \
+        assert any(not np.array_equal(b, to_numpy(w)) for b, w in zip(before, layer.trainable_weights)), (
             "one fitted step left every trainable weight unchanged"
+        )
     run_model_saving_test(model, input_data, tmp_path, name=layer.name)
     return layer
 
 
-def run_backbone_test(name, endpoint_shapes, stage2_first, tmp_path, *, image_size=32, width=1.0,
-                      frame_classifier_shape=None):
+def run_backbone_test(
+    name, endpoint_shapes, stage2_first, tmp_path, *, image_size=32, width=1.0, frame_classifier_shape=None
+):
     """keras-hub's `run_backbone_test` for the backbone registered as `name`, built at a tiny size:
 
     * `endpoint_shapes` {conv_endpoint: (h, w, D)}: the map each endpoint gives on
@@ -131,8 +143,7 @@ def run_backbone_test(name, endpoint_shapes, stage2_first, tmp_path, *, image_si
     def trained_layers(backbone):
         return [layer.name for layer in backbone.layers if layer.trainable_weights]
 
-    spec = ModelSpec(3, backbone=name, num_clusters=2, image_size=image_size, frames_per_video=2,
-                     backbone_width=width)
+    spec = ModelSpec(3, backbone=name, num_clusters=2, image_size=image_size, frames_per_video=2, backbone_width=width)
     for endpoint, first in stage2_first.items():
         model = build_model(spec.replace(conv_endpoint=endpoint))
         (backbone,) = backbones(model)
@@ -148,8 +159,10 @@ def run_backbone_test(name, endpoint_shapes, stage2_first, tmp_path, *, image_si
         assert trained_layers(backbone)[0] == with_weights[0], endpoint
 
     endpoint = next(iter(stage2_first))
-    videos = {stream: rng.normal(size=(1, 2, image_size, image_size, channels)).astype("float32")
-              for stream, channels in entry.input_channels.items()}
+    videos = {
+        stream: rng.normal(size=(1, 2, image_size, image_size, channels)).astype("float32")
+        for stream, channels in entry.input_channels.items()
+    }
     model = build_model(spec.replace(conv_endpoint=endpoint))
     run_model_saving_test(model, videos["rgb"], tmp_path, name=f"{name}_actionvlad")
 

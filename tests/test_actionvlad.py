@@ -1,4 +1,5 @@
 """The video model: shapes, bags over frames and crops, fusions, the frame baseline, distribution."""
+
 import subprocess
 import sys
 import textwrap
@@ -6,12 +7,16 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+from harness import run_model_saving_test
 
 from actionvlad_tf.layers import NetVLADPooling
-from actionvlad_tf.models import vgg16
-from harness import run_model_saving_test
 from actionvlad_tf.models import (
-    backbones, build_actionvlad, build_frame_classifier, build_two_stream, pooling_layers,
+    backbones,
+    build_actionvlad,
+    build_frame_classifier,
+    build_two_stream,
+    pooling_layers,
+    vgg16,
 )
 
 TINY = dict(frames_per_video=3, image_size=32, num_clusters=4)
@@ -84,7 +89,9 @@ def test_late_fusion_weights_raw_logits_one_to_two():
     inputs = {"rgb": _video(3), "flow": _video(20, seed=1)}
     rgb = keras.ops.convert_to_numpy(model.get_layer("rgb_actionvlad")(inputs["rgb"]))
     flow = keras.ops.convert_to_numpy(model.get_layer("flow_actionvlad")(inputs["flow"]))
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(inputs)), 0.333 * rgb + 0.667 * flow, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(model(inputs)), 0.333 * rgb + 0.667 * flow, rtol=1e-4, atol=1e-6
+    )
 
 
 def test_early_fusion_is_one_bag_of_both_streams():
@@ -101,8 +108,9 @@ def test_frame_classifier_averages_frame_logits():
 
 
 def test_keras_file_round_trip(tmp_path):
-    run_model_saving_test(build_two_stream(5, fusion="late", **TINY),
-                          {"rgb": _video(3), "flow": _video(20, seed=1)}, tmp_path)
+    run_model_saving_test(
+        build_two_stream(5, fusion="late", **TINY), {"rgb": _video(3), "flow": _video(20, seed=1)}, tmp_path
+    )
 
 
 def test_real_shape_parameter_count():

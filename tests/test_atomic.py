@@ -1,4 +1,5 @@
 """Tests of actionvlad_tf.atomic: a file appears whole or not at all."""
+
 import os
 import stat
 

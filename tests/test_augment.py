@@ -1,11 +1,19 @@
 """Spatial preprocessing (§3.4-3.7): every op eagerly and inside tf.data.Dataset.map, same result."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from actionvlad_tf.data.augment import (BGR_MEANS, apply_train_crop, eval_crop_offsets,
-                                        normalize_channels, preprocess_for_eval,
-                                        preprocess_for_train, resize_frames, sample_train_crop)
+from actionvlad_tf.data.augment import (
+    BGR_MEANS,
+    apply_train_crop,
+    eval_crop_offsets,
+    normalize_channels,
+    preprocess_for_eval,
+    preprocess_for_train,
+    resize_frames,
+    sample_train_crop,
+)
 
 SMALL_RESIZE = (40, 52)  # small sizes keep the tests fast; the offsets scale (module docstring)
 SMALL_SIZE = 32
@@ -15,8 +23,7 @@ def _eager_and_in_dataset(function, *args):
     """function(*args) eagerly and as a tf.data map; asserts they agree; returns numpy."""
     eager = function(*args)
     graph = next(iter(tf.data.Dataset.from_tensors(args).map(function)))
-    tf.nest.map_structure(lambda a, b: np.testing.assert_allclose(a, b, rtol=0, atol=1e-4),
-                          eager, graph)
+    tf.nest.map_structure(lambda a, b: np.testing.assert_allclose(a, b, rtol=0, atol=1e-4), eager, graph)
     return tf.nest.map_structure(lambda t: t.numpy(), eager)
 
 
@@ -26,14 +33,14 @@ def _frames(shape, seed=0):
 
 def _reference_resize(frames, size, half_pixel_centers):
     """numpy TF1 bilinear resize (align_corners=False), float64."""
+
     def axis(n_in, n_out):
         scale = n_in / n_out
         src = np.arange(n_out) * scale
         if half_pixel_centers:
             src = (np.arange(n_out) + 0.5) * scale - 0.5
         floor = np.floor(src)
-        return (np.maximum(floor, 0).astype(int), np.minimum(np.ceil(src), n_in - 1).astype(int),
-                src - floor)
+        return (np.maximum(floor, 0).astype(int), np.minimum(np.ceil(src), n_in - 1).astype(int), src - floor)
 
     top, bottom, dy = axis(frames.shape[1], size[0])
     left, right, dx = axis(frames.shape[2], size[1])
@@ -49,8 +56,7 @@ def test_resize_matches_tf1_bilinear(half_pixel_centers):
     frames = _frames((2, 24, 30, 3))
     out = _eager_and_in_dataset(lambda f: resize_frames(f, (40, 52), half_pixel_centers), frames)
     assert out.dtype == np.float32 and out.shape == (2, 40, 52, 3)
-    np.testing.assert_allclose(out, _reference_resize(frames, (40, 52), half_pixel_centers),
-                               atol=1e-3)
+    np.testing.assert_allclose(out, _reference_resize(frames, (40, 52), half_pixel_centers), atol=1e-3)
 
 
 def test_resize_to_the_same_size_is_exact_and_half_pixel_differs():
@@ -64,8 +70,7 @@ def test_eval_crop_offsets_release_and_scaled():
     assert eval_crop_offsets(1) == ((16, 60),)
     assert eval_crop_offsets(5) == ((0, 0), (0, 115), (31, 0), (31, 115), (16, 60))
     # Margin (8, 20) for a 32 crop of 40 × 52: the release's places within the margin.
-    assert eval_crop_offsets(5, SMALL_SIZE, SMALL_RESIZE) == (
-        (0, 0), (0, 20), (8, 0), (8, 20), (4, 10))
+    assert eval_crop_offsets(5, SMALL_SIZE, SMALL_RESIZE) == ((0, 0), (0, 20), (8, 0), (8, 20), (4, 10))
     assert eval_crop_offsets(1, 224, (224, 224)) == ((0, 0),)
     with pytest.raises(ValueError, match="num_crops 3"):
         eval_crop_offsets(3)
@@ -102,14 +107,12 @@ def test_eval_five_crops_frame_major():
     assert out.shape == (15, 224, 224, 20)
     for t in range(3):
         for c, (y, x) in enumerate(eval_crop_offsets(5)):
-            np.testing.assert_array_equal(out[5 * t + c],
-                                          frames[t, y:y + 224, x:x + 224].astype(np.float32) - 128)
+            np.testing.assert_array_equal(out[5 * t + c], frames[t, y : y + 224, x : x + 224].astype(np.float32) - 128)
 
 
 def test_eval_any_input_size_and_float_input():
     frames = _frames((2, 30, 44, 3))
-    as_uint8 = _eager_and_in_dataset(
-        lambda f: preprocess_for_eval(f, "rgb", 1, SMALL_SIZE, SMALL_RESIZE), frames)
+    as_uint8 = _eager_and_in_dataset(lambda f: preprocess_for_eval(f, "rgb", 1, SMALL_SIZE, SMALL_RESIZE), frames)
     as_float = preprocess_for_eval(frames.astype(np.float32), "rgb", 1, SMALL_SIZE, SMALL_RESIZE)
     np.testing.assert_allclose(as_uint8, as_float, atol=1e-4)
     expected = _reference_resize(frames, SMALL_RESIZE, False)[:, 4:36, 10:42]
@@ -118,8 +121,7 @@ def test_eval_any_input_size_and_float_input():
 
 def test_eval_rgb_plus_flow_dict():
     frames = {"rgb": _frames((2, 40, 52, 3)), "flow": _frames((2, 20, 26, 20), 1)}
-    out = _eager_and_in_dataset(
-        lambda f: preprocess_for_eval(f, "rgb+flow", 5, SMALL_SIZE, SMALL_RESIZE), frames)
+    out = _eager_and_in_dataset(lambda f: preprocess_for_eval(f, "rgb+flow", 5, SMALL_SIZE, SMALL_RESIZE), frames)
     assert out["rgb"].shape == (10, 32, 32, 3) and out["flow"].shape == (10, 32, 32, 20)
     with pytest.raises(ValueError, match="dict with keys"):
         preprocess_for_eval(frames["rgb"], "rgb+flow")
@@ -142,7 +144,7 @@ def test_train_crop_distribution_release_sizes():
 
 def _expected_train(frames, crop, size, invert=False, flow=False):
     y, x, h, w = (int(crop[k]) for k in ("y", "x", "height", "width"))
-    window = tf.constant(frames[:, y:y + h, x:x + w].astype(np.float32))
+    window = tf.constant(frames[:, y : y + h, x : x + w].astype(np.float32))
     out = tf.compat.v1.image.resize_bilinear(window, [size, size], half_pixel_centers=False).numpy()
     if bool(crop["flip"]):
         out = out[:, :, ::-1]
@@ -156,15 +158,17 @@ def test_train_crop_and_flip_as_sampled(seed):
     frames = _frames((3, 40, 52, 3), seed)
     seed = tf.constant([seed, 0])
     crop = sample_train_crop(seed, SMALL_SIZE, SMALL_RESIZE)
-    out = _eager_and_in_dataset(
-        lambda f, s: preprocess_for_train(f, "rgb", s, SMALL_SIZE, SMALL_RESIZE), frames, seed)
+    out = _eager_and_in_dataset(lambda f, s: preprocess_for_train(f, "rgb", s, SMALL_SIZE, SMALL_RESIZE), frames, seed)
     assert out.shape == (3, 32, 32, 3)
     np.testing.assert_allclose(out, _expected_train(frames, crop, SMALL_SIZE), atol=1e-3)
 
 
 def _flipping_seed():
-    return next(tf.constant([s, 0]) for s in range(50)
-                if bool(sample_train_crop(tf.constant([s, 0]), SMALL_SIZE, SMALL_RESIZE)["flip"]))
+    return next(
+        tf.constant([s, 0])
+        for s in range(50)
+        if bool(sample_train_crop(tf.constant([s, 0]), SMALL_SIZE, SMALL_RESIZE)["flip"])
+    )
 
 
 @pytest.mark.parametrize("invert", [False, True])
@@ -173,10 +177,11 @@ def test_flow_flip_inverts_x_only_on_request(invert):
     seed = _flipping_seed()
     crop = sample_train_crop(seed, SMALL_SIZE, SMALL_RESIZE)
     out = _eager_and_in_dataset(
-        lambda f, s: preprocess_for_train(f, "flow", s, SMALL_SIZE, SMALL_RESIZE,
-                                          invert_flow_on_flip=invert), frames, seed)
-    np.testing.assert_allclose(out, _expected_train(frames, crop, SMALL_SIZE, invert, True),
-                               atol=1e-3)
+        lambda f, s: preprocess_for_train(f, "flow", s, SMALL_SIZE, SMALL_RESIZE, invert_flow_on_flip=invert),
+        frames,
+        seed,
+    )
+    np.testing.assert_allclose(out, _expected_train(frames, crop, SMALL_SIZE, invert, True), atol=1e-3)
 
 
 def test_train_crop_and_flip_shared_by_rgb_and_flow():
@@ -185,22 +190,32 @@ def test_train_crop_and_flip_shared_by_rgb_and_flow():
     for seed in range(6):
         out = _eager_and_in_dataset(
             lambda f, s: preprocess_for_train(f, "rgb+flow", s, SMALL_SIZE, SMALL_RESIZE),
-            {"rgb": rgb, "flow": flow}, tf.constant([seed, 1]))
+            {"rgb": rgb, "flow": flow},
+            tf.constant([seed, 1]),
+        )
         restored_rgb = (out["rgb"] + np.float32(BGR_MEANS))[..., ::-1]
         np.testing.assert_allclose(out["flow"][..., :3] + 128, restored_rgb, atol=1e-3)
 
 
 def test_train_same_seed_same_output_other_seed_differs():
     frames = _frames((2, 40, 52, 3))
-    run = lambda s: preprocess_for_train(frames, "rgb", tf.constant(s), SMALL_SIZE, SMALL_RESIZE)
+
+    def run(s):
+        return preprocess_for_train(frames, "rgb", tf.constant(s), SMALL_SIZE, SMALL_RESIZE)
+
     np.testing.assert_array_equal(run([5, 5]), run([5, 5]))
     assert any(not np.array_equal(run([5, 5]), run([s, 9])) for s in range(5))
 
 
 def test_apply_train_crop_release_sizes():
     frames = _frames((1, 256, 340, 3))
-    crop = {"y": tf.constant(10), "x": tf.constant(100), "height": tf.constant(168),
-            "width": tf.constant(147), "flip": tf.constant(False)}
+    crop = {
+        "y": tf.constant(10),
+        "x": tf.constant(100),
+        "height": tf.constant(168),
+        "width": tf.constant(147),
+        "flip": tf.constant(False),
+    }
     out = apply_train_crop(frames, "rgb", crop).numpy()
     assert out.shape == (1, 224, 224, 3)
     np.testing.assert_allclose(out, _expected_train(frames, crop, 224), atol=1e-3)
@@ -219,14 +234,18 @@ def test_unknown_input_size_in_the_graph_gives_the_static_result(shape):
 
     @tf.function(input_signature=spec)
     def dynamic(f, seed):
-        return (preprocess_for_eval(f, "rgb", 5, SMALL_SIZE, SMALL_RESIZE),
-                preprocess_for_train(f, "rgb", seed, SMALL_SIZE, SMALL_RESIZE),
-                resize_frames(f, SMALL_RESIZE))
+        return (
+            preprocess_for_eval(f, "rgb", 5, SMALL_SIZE, SMALL_RESIZE),
+            preprocess_for_train(f, "rgb", seed, SMALL_SIZE, SMALL_RESIZE),
+            resize_frames(f, SMALL_RESIZE),
+        )
 
     seed = tf.constant([3, 4])
-    static = (preprocess_for_eval(frames, "rgb", 5, SMALL_SIZE, SMALL_RESIZE),
-              preprocess_for_train(frames, "rgb", seed, SMALL_SIZE, SMALL_RESIZE),
-              resize_frames(frames, SMALL_RESIZE))
+    static = (
+        preprocess_for_eval(frames, "rgb", 5, SMALL_SIZE, SMALL_RESIZE),
+        preprocess_for_train(frames, "rgb", seed, SMALL_SIZE, SMALL_RESIZE),
+        resize_frames(frames, SMALL_RESIZE),
+    )
     for a, b in zip(dynamic(frames, seed), static):
         np.testing.assert_allclose(a, b, atol=1e-4)
 

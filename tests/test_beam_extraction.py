@@ -1,6 +1,7 @@
 """Data preparation on Apache Beam: the DirectRunner in multi-process mode writes byte for byte the
 files of the local process pool on real clips, skips finished videos on a re-run, and counts and
 names failures; pipeline options in TFDS's key=value form."""
+
 import filecmp
 import os
 import time
@@ -12,14 +13,20 @@ import pytest
 beam_extraction = pytest.importorskip("actionvlad_tf.prep.beam_extraction")
 from actionvlad_tf.prep import extraction  # noqa: E402
 
-CLIPS = ("ucf101/v_ApplyEyeMakeup_g01_c01.avi", "ucf101/v_Basketball_g01_c01.avi",
-         "hmdb51/TrumanShow_wave_f_nm_np1_fr_med_26.avi")
+CLIPS = (
+    "ucf101/v_ApplyEyeMakeup_g01_c01.avi",
+    "ucf101/v_Basketball_g01_c01.avi",
+    "hmdb51/TrumanShow_wave_f_nm_np1_fr_med_26.avi",
+)
 
 
 def test_pipeline_options_in_tfds_form():
     assert beam_extraction.parse_pipeline_options("") == []
     assert beam_extraction.parse_pipeline_options("project=p, region=r,save_main_session") == [
-        "--project=p", "--region=r", "--save_main_session"]
+        "--project=p",
+        "--region=r",
+        "--save_main_session",
+    ]
     with pytest.raises(ValueError, match="without leading dashes"):
         beam_extraction.parse_pipeline_options("--project=p")
     options = beam_extraction.pipeline_options("DirectRunner", "", num_workers=2).get_all_options()
@@ -77,13 +84,15 @@ def test_direct_runner_is_byte_identical_to_the_pool_on_real_clips(shared_data, 
     beam_runner = beam_extraction.BeamRunner("DirectRunner", num_workers=2)
     for name, beam in (("pool", {}), ("beam", {"runner": beam_runner})):
         started = time.perf_counter()
-        summaries[name] = extraction.extract_frames(jobs, str(tmp_path / name / "frames"), num_workers=2,
-                                                    progress=False, **beam)
+        summaries[name] = extraction.extract_frames(
+            jobs, str(tmp_path / name / "frames"), num_workers=2, progress=False, **beam
+        )
         times[name, "frames"] = time.perf_counter() - started
         frame_jobs = extraction.find_frame_folders(str(tmp_path / name / "frames"))
         started = time.perf_counter()
-        flow = extraction.extract_flow(frame_jobs, str(tmp_path / name / "flow"), "frames", method="dis",
-                                       num_workers=2, progress=False, **beam)
+        flow = extraction.extract_flow(
+            frame_jobs, str(tmp_path / name / "flow"), "frames", method="dis", num_workers=2, progress=False, **beam
+        )
         times[name, "flow"] = time.perf_counter() - started
         assert flow.ok and len(flow.done) == len(CLIPS)
     for name, summary in summaries.items():
@@ -91,13 +100,15 @@ def test_direct_runner_is_byte_identical_to_the_pool_on_real_clips(shared_data, 
         assert [n for n, _ in summary.failed] == ["broken.avi"]
         assert "broken.avi" in summary.failed[0][1] and "cannot open" in summary.failed[0][1]
     assert summaries["pool"].failed == summaries["beam"].failed
-    files = {kind: _same_tree(str(tmp_path / "pool" / kind), str(tmp_path / "beam" / kind))
-             for kind in ("frames", "flow")}
+    files = {
+        kind: _same_tree(str(tmp_path / "pool" / kind), str(tmp_path / "beam" / kind)) for kind in ("frames", "flow")
+    }
     print("files identical", files, "wall s", {f"{n} {k}": round(t, 1) for (n, k), t in times.items()})
     assert files["frames"] > 300 and files["flow"] > 600
 
-    again = extraction.extract_frames(jobs, str(tmp_path / "beam" / "frames"), num_workers=2, progress=False,
-                                      runner=beam_runner)
+    again = extraction.extract_frames(
+        jobs, str(tmp_path / "beam" / "frames"), num_workers=2, progress=False, runner=beam_runner
+    )
     assert sorted(again.skipped) == sorted(os.path.basename(c) for c in CLIPS) and not again.done
     assert [n for n, _ in again.failed] == ["broken.avi"]
     assert not [p for p in os.listdir(tmp_path / "beam" / "frames") if p.startswith(".")]  # no results left

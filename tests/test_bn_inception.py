@@ -1,5 +1,6 @@
 """BN-Inception backbone (release §7): block shapes, frozen BN, TF SAME avg-pool, flow conversion,
 release/TSN name mapping and loading, training stages on the ActionVLAD model."""
+
 import subprocess
 import sys
 
@@ -7,19 +8,29 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from harness import check_config_round_trip, run_backbone_test
 
 from actionvlad_tf.models import bn_inception
 from actionvlad_tf.models.actionvlad import build_actionvlad, set_training_stage
 from actionvlad_tf.models.parts import flow_kernel_from_rgb
-from harness import check_config_round_trip, run_backbone_test
 
 # Release §7 table: channels per endpoint, and the spatial stride from the input.
 ENDPOINT_SHAPES = {
-    "conv1/7x7_s2": (2, 64), "pool1/3x3_s2": (4, 64), "conv2/3x3_reduce": (4, 64),
-    "conv2/3x3": (4, 192), "pool2/3x3_s2": (8, 192), "inception_3a": (8, 256),
-    "inception_3b": (8, 320), "inception_3c": (16, 576), "inception_4a": (16, 576),
-    "inception_4b": (16, 576), "inception_4c": (16, 608), "inception_4d": (16, 608),
-    "inception_4e": (32, 1056), "inception_5a": (32, 1024), "inception_5b": (32, 1024),
+    "conv1/7x7_s2": (2, 64),
+    "pool1/3x3_s2": (4, 64),
+    "conv2/3x3_reduce": (4, 64),
+    "conv2/3x3": (4, 192),
+    "pool2/3x3_s2": (8, 192),
+    "inception_3a": (8, 256),
+    "inception_3b": (8, 320),
+    "inception_3c": (16, 576),
+    "inception_4a": (16, 576),
+    "inception_4b": (16, 576),
+    "inception_4c": (16, 608),
+    "inception_4d": (16, 608),
+    "inception_4e": (32, 1056),
+    "inception_5a": (32, 1024),
+    "inception_5b": (32, 1024),
 }
 
 
@@ -138,14 +149,19 @@ def _release_values(model, stream="stream0", rgb_first_conv=False, seed=0):
 
 
 def test_release_name_mapping_table():
-    model = build_actionvlad(5, backbone="bn_inception", conv_endpoint="inception_3a", num_clusters=4,
-                             image_size=64, frames_per_video=2)
+    model = build_actionvlad(
+        5, backbone="bn_inception", conv_endpoint="inception_3a", num_clusters=4, image_size=64, frames_per_video=2
+    )
     entries = {name: (variable.path, shape) for name, variable, shape in bn_inception.release_weight_map(model)}
     assert entries["stream0/InceptionV2_TSN/conv1/7x7_s2/Conv/weights"] == ("conv1_7x7_s2/kernel", (7, 7, 3, 64))
     assert entries["stream0/InceptionV2_TSN/conv2/3x3_reduce/Conv/biases"][0] == "conv2_3x3_reduce/bias"
     assert entries["stream0/InceptionV2_TSN/inception_3a/double_3x3_1/BatchNorm/moving_variance"][0] == (
-        "inception_3a_double_3x3_1_bn/moving_variance")
-    assert entries["stream0/InceptionV2_TSN/inception_3a/pool_proj/BatchNorm/gamma"][0] == "inception_3a_pool_proj_bn/gamma"
+        "inception_3a_double_3x3_1_bn/moving_variance"
+    )
+    assert (
+        entries["stream0/InceptionV2_TSN/inception_3a/pool_proj/BatchNorm/gamma"][0]
+        == "inception_3a_pool_proj_bn/gamma"
+    )
     assert entries["stream0/NetVLAD/vlad_W"] == ("pooling/assignment_kernel", (1, 1, 256, 4))
     assert entries["stream0/classifier/logits/weights"] == ("classifier/kernel", (1024, 5))
     # 3 stem convs + 7 convs in 3a, each 2 conv + 4 BN variables; 3 NetVLAD; 2 classifier.
@@ -154,31 +170,34 @@ def test_release_name_mapping_table():
 
 
 def test_load_release_weights_round_trip_with_and_without_stream_prefix():
-    model = build_actionvlad(5, backbone="bn_inception", conv_endpoint="inception_3a", num_clusters=4,
-                             image_size=64, frames_per_video=2)
+    model = build_actionvlad(
+        5, backbone="bn_inception", conv_endpoint="inception_3a", num_clusters=4, image_size=64, frames_per_video=2
+    )
     values = _release_values(model)
     values["stream0/global_step"] = np.array(7)  # optimizer state is reported as unused
     report = bn_inception.load_release_bn_inception(model, values)
     assert report["kept"] == [] and report["unused"] == ["global_step"]
     for name, variable, shape in bn_inception.release_weight_map(model):
         np.testing.assert_array_equal(np.array(variable).reshape(shape), values[name], err_msg=name)
-    unprefixed = {name[len("stream0/"):]: v * 2 for name, v in values.items()}
+    unprefixed = {name[len("stream0/") :]: v * 2 for name, v in values.items()}
     bn_inception.load_release_bn_inception(model, unprefixed)
-    np.testing.assert_array_equal(np.array(model.get_layer("classifier").bias),
-                                  unprefixed["classifier/logits/biases"])
+    np.testing.assert_array_equal(np.array(model.get_layer("classifier").bias), unprefixed["classifier/logits/biases"])
 
 
 def test_load_backbone_only_keeps_head_and_rejects_missing_or_partial():
-    model = build_actionvlad(5, backbone="bn_inception", conv_endpoint="conv2/3x3", num_clusters=4,
-                             image_size=64, frames_per_video=2)
+    model = build_actionvlad(
+        5, backbone="bn_inception", conv_endpoint="conv2/3x3", num_clusters=4, image_size=64, frames_per_video=2
+    )
     values = _release_values(model)
     head = {n: values.pop(n) for n in list(values) if "/InceptionV2_TSN/" not in n}
     centers = np.array(model.get_layer("pooling").centers)
     report = bn_inception.load_release_bn_inception(model, values)
-    assert sorted(report["kept"]) == sorted(n[len("stream0/"):] for n in head)
+    assert sorted(report["kept"]) == sorted(n[len("stream0/") :] for n in head)
     np.testing.assert_array_equal(np.array(model.get_layer("pooling").centers), centers)
     with pytest.raises(ValueError, match="part of the head"):
-        bn_inception.load_release_bn_inception(model, {**values, "stream0/NetVLAD/centers": head["stream0/NetVLAD/centers"]})
+        bn_inception.load_release_bn_inception(
+            model, {**values, "stream0/NetVLAD/centers": head["stream0/NetVLAD/centers"]}
+        )
     del values["stream0/InceptionV2_TSN/conv2/3x3/BatchNorm/beta"]
     with pytest.raises(ValueError, match="conv2/3x3/BatchNorm/beta"):
         bn_inception.load_release_bn_inception(model, values)
@@ -206,14 +225,18 @@ def test_tsn_npy_names_map_to_release_names(tmp_path):
         "fc-action": {"weights": np.ones((1024, 157))},
     }
     names = sorted(bn_inception.tsn_npy_to_release(tsn))
-    assert names == sorted([
-        "InceptionV2_TSN/conv1/7x7_s2/Conv/weights", "InceptionV2_TSN/conv1/7x7_s2/Conv/biases",
-        "InceptionV2_TSN/conv1/7x7_s2/BatchNorm/gamma", "InceptionV2_TSN/conv1/7x7_s2/BatchNorm/beta",
-        "InceptionV2_TSN/conv1/7x7_s2/BatchNorm/moving_mean",
-        "InceptionV2_TSN/conv1/7x7_s2/BatchNorm/moving_variance",
-        "InceptionV2_TSN/inception_3a/double_3x3_1/BatchNorm/moving_variance",
-        "fc-action/weights",  # not a backbone layer: kept, so a load reports it as unused
-    ])
+    assert names == sorted(
+        [
+            "InceptionV2_TSN/conv1/7x7_s2/Conv/weights",
+            "InceptionV2_TSN/conv1/7x7_s2/Conv/biases",
+            "InceptionV2_TSN/conv1/7x7_s2/BatchNorm/gamma",
+            "InceptionV2_TSN/conv1/7x7_s2/BatchNorm/beta",
+            "InceptionV2_TSN/conv1/7x7_s2/BatchNorm/moving_mean",
+            "InceptionV2_TSN/conv1/7x7_s2/BatchNorm/moving_variance",
+            "InceptionV2_TSN/inception_3a/double_3x3_1/BatchNorm/moving_variance",
+            "fc-action/weights",  # not a backbone layer: kept, so a load reports it as unused
+        ]
+    )
     path = tmp_path / "tsn.npy"
     np.save(path, {**tsn, "inception_3a_double_3x3_1_bn": {}}, allow_pickle=True)
     with pytest.warns(UserWarning, match="unpickling"):
@@ -236,7 +259,9 @@ def _torch_state(model, seed=0):
             for leaf in ("weight", "bias", "running_mean"):
                 state[f"{layer.name}.{leaf}"] = rng.normal(size=tuple(layer.gamma.shape))
             state[f"{layer.name}.running_var"] = rng.uniform(0.5, 2, size=tuple(layer.gamma.shape))
-    return {k: np.asarray(v, "float32" if k != "conv1_7x7_s2_bn.num_batches_tracked" else "int64") for k, v in state.items()}
+    return {
+        k: np.asarray(v, "float32" if k != "conv1_7x7_s2_bn.num_batches_tracked" else "int64") for k, v in state.items()
+    }
 
 
 def test_pytorch_port_state_dict_and_imagenet_keyword(tmp_path, monkeypatch):
@@ -248,10 +273,13 @@ def test_pytorch_port_state_dict_and_imagenet_keyword(tmp_path, monkeypatch):
     (tmp_path / ".keras" / "models").mkdir(parents=True)
     np.savez(tmp_path / ".keras" / "models" / "bn_inception_imagenet.npz", **state)
     loaded = bn_inception.build_bn_inception(conv_endpoint="inception_3a", weights="imagenet")
-    np.testing.assert_array_equal(np.array(loaded.get_layer("inception_3a_double_3x3_1").kernel),
-                                  state["inception_3a_double_3x3_1.weight"].transpose(2, 3, 1, 0))
-    np.testing.assert_array_equal(np.array(loaded.get_layer("conv2_3x3_bn").moving_variance),
-                                  state["conv2_3x3_bn.running_var"])
+    np.testing.assert_array_equal(
+        np.array(loaded.get_layer("inception_3a_double_3x3_1").kernel),
+        state["inception_3a_double_3x3_1.weight"].transpose(2, 3, 1, 0),
+    )
+    np.testing.assert_array_equal(
+        np.array(loaded.get_layer("conv2_3x3_bn").moving_variance), state["conv2_3x3_bn.running_var"]
+    )
     report = bn_inception.load_release_bn_inception(loaded, bn_inception.torch_state_to_release(state))
     assert sorted(report["unused"]) == ["conv1_7x7_s2_bn.num_batches_tracked", "last_linear.weight"]
 
@@ -274,11 +302,13 @@ def test_weights_argument_reads_npz_checkpoint_dict_and_keras_files(tmp_path):
     from_checkpoint = bn_inception.build_bn_inception(conv_endpoint="conv2/3x3_reduce", weights=prefix)
     from_dict = bn_inception.build_bn_inception(conv_endpoint="conv2/3x3_reduce", weights=values)
     from_npz.save_weights(str(tmp_path / "model.weights.h5"))
-    from_keras = bn_inception.build_bn_inception(conv_endpoint="conv2/3x3_reduce",
-                                                 weights=str(tmp_path / "model.weights.h5"))
+    from_keras = bn_inception.build_bn_inception(
+        conv_endpoint="conv2/3x3_reduce", weights=str(tmp_path / "model.weights.h5")
+    )
     x = np.random.default_rng(0).normal(size=(1, 32, 32, 3)).astype("float32")
-    np.testing.assert_array_equal(np.array(from_npz.get_layer("conv2_3x3_reduce").kernel),
-                                  values["InceptionV2_TSN/conv2/3x3_reduce/Conv/weights"])
+    np.testing.assert_array_equal(
+        np.array(from_npz.get_layer("conv2_3x3_reduce").kernel), values["InceptionV2_TSN/conv2/3x3_reduce/Conv/weights"]
+    )
     for model in (from_checkpoint, from_dict, from_keras):
         np.testing.assert_allclose(model(x), from_npz(x), rtol=1e-6)
     with pytest.raises(FileNotFoundError, match="absent.npz"):
@@ -286,15 +316,26 @@ def test_weights_argument_reads_npz_checkpoint_dict_and_keras_files(tmp_path):
 
 
 def test_training_stages_on_bn_inception_actionvlad():
-    model = build_actionvlad(5, backbone="bn_inception", conv_endpoint="inception_3b", num_clusters=4,
-                             image_size=64, frames_per_video=2, weight_decay=4e-5)
+    model = build_actionvlad(
+        5,
+        backbone="bn_inception",
+        conv_endpoint="inception_3b",
+        num_clusters=4,
+        image_size=64,
+        frames_per_video=2,
+        weight_decay=4e-5,
+    )
     set_training_stage(model, 1)
     assert sorted(w.path for w in model.trainable_weights) == ["classifier/bias", "classifier/kernel"]
     set_training_stage(model, 2)  # the endpoint's block, NetVLAD, classifier (no BN)
     layers = sorted({w.path.split("/")[0] for w in model.trainable_weights})
-    assert layers == sorted(["classifier", "pooling"] + [
-        f"inception_3b_{b}" for b in ("1x1", "3x3_reduce", "3x3", "double_3x3_reduce", "double_3x3_1",
-                                       "double_3x3_2", "pool_proj")])
+    assert layers == sorted(
+        ["classifier", "pooling"]
+        + [
+            f"inception_3b_{b}"
+            for b in ("1x1", "3x3_reduce", "3x3", "double_3x3_reduce", "double_3x3_1", "double_3x3_2", "pool_proj")
+        ]
+    )
     model(np.zeros((1, 2, 64, 64, 3), "float32"))
     assert len(model.losses) == 7 + 1  # L2 on the 7 trainable conv kernels and the classifier
     set_training_stage(model, 0)
@@ -305,8 +346,9 @@ def test_training_stages_on_bn_inception_actionvlad():
 def test_saved_model_file_loads_in_a_fresh_process_after_import(tmp_path):
     """`import actionvlad_tf` registers FrozenBatchNormalization, so a saved BN-Inception ActionVLAD
     loads without custom_objects and keeps its frozen BN."""
-    model = build_actionvlad(5, backbone="bn_inception", conv_endpoint="conv2/3x3", num_clusters=4,
-                             image_size=32, frames_per_video=2)
+    model = build_actionvlad(
+        5, backbone="bn_inception", conv_endpoint="conv2/3x3", num_clusters=4, image_size=32, frames_per_video=2
+    )
     x = np.random.default_rng(0).normal(size=(1, 2, 32, 32, 3)).astype("float32")
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "y.npy", keras.ops.convert_to_numpy(model(x)))
@@ -329,8 +371,9 @@ def test_trainer_split_cuts_bn_inception_at_the_block(stage, features):
     endpoint block's input (inception_3a's output here), so the frozen prefix can be cached."""
     from actionvlad_tf.training.split import split_at_frozen_boundary
 
-    model = build_actionvlad(5, backbone="bn_inception", conv_endpoint="inception_3b", num_clusters=4,
-                             image_size=64, frames_per_video=2)
+    model = build_actionvlad(
+        5, backbone="bn_inception", conv_endpoint="inception_3b", num_clusters=4, image_size=64, frames_per_video=2
+    )
     set_training_stage(model, stage)
     split = split_at_frozen_boundary(model)
     x = np.random.default_rng(0).normal(size=(2, 2, 64, 64, 3)).astype("float32") * 50
@@ -346,8 +389,9 @@ def test_entry_points_load_bn_inception_backbone_weights(tmp_path, monkeypatch):
     from actionvlad_tf.models import builder
     from actionvlad_tf.specs import ModelSpec
 
-    model = build_actionvlad(5, backbone="bn_inception", conv_endpoint="conv2/3x3", num_clusters=4,
-                             image_size=32, frames_per_video=2)
+    model = build_actionvlad(
+        5, backbone="bn_inception", conv_endpoint="conv2/3x3", num_clusters=4, image_size=32, frames_per_video=2
+    )
     values = _release_values(model, stream=None, seed=5)
     backbone_values = {n: v for n, v in values.items() if n.startswith("InceptionV2_TSN/")}
     np.savez(tmp_path / "tsn.npz", **backbone_values)
@@ -363,5 +407,9 @@ def test_the_shared_backbone_harness(tmp_path):
     """tests/harness.py `run_backbone_test` on 32² frames: stem and block maps, stage 2 from the
     endpoint's block (BatchNorm never trains), the `.keras` round trip, 20 flow channels, and a
     clear error for the frame baseline (BN-Inception has no frame classifier)."""
-    run_backbone_test("bn_inception", {"conv2/3x3": (8, 8, 192), "inception_3a": (4, 4, 256)},
-                      {"conv2/3x3": "conv2_3x3_pad", "inception_3a": "inception_3a_double_3x3_reduce"}, tmp_path)
+    run_backbone_test(
+        "bn_inception",
+        {"conv2/3x3": (8, 8, 192), "inception_3a": (4, 4, 256)},
+        {"conv2/3x3": "conv2_3x3_pad", "inception_3a": "inception_3a_double_3x3_reduce"},
+        tmp_path,
+    )

@@ -1,5 +1,6 @@
 """Reading a V2 checkpoint from its data shard alone (release §8 row 24): a tf.compat.v1 checkpoint
 under the release's names, trained one step so the optimizer slots exist, with its .index deleted."""
+
 import os
 
 import keras
@@ -21,8 +22,9 @@ TF1_OPTIMIZERS = {
 
 
 def _small_model():
-    return build_actionvlad(5, backbone="bn_inception", conv_endpoint=BLOCK, num_clusters=4,
-                            image_size=64, frames_per_video=2)
+    return build_actionvlad(
+        5, backbone="bn_inception", conv_endpoint=BLOCK, num_clusters=4, image_size=64, frames_per_video=2
+    )
 
 
 def _write_release_checkpoint(directory, variables, optimizer):
@@ -71,8 +73,9 @@ def test_shard_without_index_is_read_exactly(tmp_path, optimizer):
 
     report = bn_inception.load_release_bn_inception(model, values)
     assert report["kept"] == [] and "global_step" in report["unused"]
-    np.testing.assert_array_equal(np.array(model.get_layer("pooling").assignment_kernel),
-                                  values["stream0/NetVLAD/vlad_W"][0, 0])
+    np.testing.assert_array_equal(
+        np.array(model.get_layer("pooling").assignment_kernel), values["stream0/NetVLAD/vlad_W"][0, 0]
+    )
 
 
 def test_convert_writes_loadable_weights(tmp_path):
@@ -84,11 +87,13 @@ def test_convert_writes_loadable_weights(tmp_path):
     assert os.listdir(os.path.dirname(output)) == ["charades.weights.h5"]  # no temporary left
     fresh = _small_model()
     fresh.load_weights(output)
-    np.testing.assert_array_equal(np.array(fresh.get_layer("classifier").kernel),
-                                  saved["stream0/classifier/logits/weights"])
+    np.testing.assert_array_equal(
+        np.array(fresh.get_layer("classifier").kernel), saved["stream0/classifier/logits/weights"]
+    )
     np.testing.assert_array_equal(
         np.array(fresh.get_layer("rgb_bn_inception").get_layer(f"{BLOCK}_1x1_bn").moving_variance),
-        saved[f"stream0/InceptionV2_TSN/{BLOCK}/1x1/BatchNorm/moving_variance"])
+        saved[f"stream0/InceptionV2_TSN/{BLOCK}/1x1/BatchNorm/moving_variance"],
+    )
 
 
 def test_wrong_layouts_are_rejected(tmp_path):
@@ -104,7 +109,9 @@ def test_wrong_layouts_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="wrong layout"):
         charades_shard.read_data_shard(shard, reordered)
     with pytest.raises(ValueError, match="fits no layout"):
-        charades_shard.convert_charades_shard(shard, str(tmp_path / "x.weights.h5"), _small_model(), block="inception_3b")
+        charades_shard.convert_charades_shard(
+            shard, str(tmp_path / "x.weights.h5"), _small_model(), block="inception_3b"
+        )
 
 
 def test_non_finite_values_name_the_tensor(tmp_path):

@@ -1,6 +1,7 @@
 """The `actionvlad` launcher (`actionvlad_tf.commands`): every entry point is a command, a new script
 becomes one with no other edit, a command runs its script as `python <script>` would, and the shipped
 flagfiles resolve by name from any folder."""
+
 import importlib.util
 import os
 import re
@@ -20,13 +21,17 @@ def test_every_script_of_the_two_folders_is_a_command_or_a_helper_its_siblings_i
     found = commands.scripts()
     assert {"train", "demo", "extract-frames", "make-demo-dataset", "viz-action-words"} <= set(found)
     for folder in commands.script_folders():
-        sources = {name: open(os.path.join(folder, name), encoding="utf-8").read()
-                   for name in os.listdir(folder) if name.endswith(".py")}
+        sources = {
+            name: open(os.path.join(folder, name), encoding="utf-8").read()
+            for name in os.listdir(folder)
+            if name.endswith(".py")
+        }
         for name in sources:
             if name[:-3].replace("_", "-") not in found:
                 imported = re.compile(rf"^(import {name[:-3]}\b|from {name[:-3]} import)", re.MULTILINE)
                 assert any(imported.search(source) for source in sources.values()), (
-                    f"{folder}/{name} is neither an entry point (`if __name__ == \"__main__\":`) nor imported")
+                    f'{folder}/{name} is neither an entry point (`if __name__ == "__main__":`) nor imported'
+                )
     help_text = commands.usage()
     for command, path in found.items():
         assert f"  {command} " in help_text and commands.summary(path) in help_text
@@ -53,11 +58,16 @@ def tree(tmp_path, monkeypatch):
 def test_a_new_script_is_a_command_and_runs_as_python_script_would(tree, capsys):
     experiments, data_prep = tree
     write(experiments / "sibling.py", "GREETING = 'from the sibling'\n")
-    write(experiments / "extract_features.py", '"""Features of every frame.\n\nMore."""\nimport sys\n\n'
-          "import sibling\n\nif __name__ == \"__main__\":\n    print(sibling.GREETING, __name__, sys.argv[1:])\n"
-          "    sys.exit(3)\n")
-    write(data_prep / "make_things.py", '"""Makes things, in a sentence that goes\non below."""\n'
-          "if __name__ == '__main__':\n    pass\n")
+    write(
+        experiments / "extract_features.py",
+        '"""Features of every frame.\n\nMore."""\nimport sys\n\n'
+        'import sibling\n\nif __name__ == "__main__":\n    print(sibling.GREETING, __name__, sys.argv[1:])\n'
+        "    sys.exit(3)\n",
+    )
+    write(
+        data_prep / "make_things.py",
+        '"""Makes things, in a sentence that goes\non below."""\nif __name__ == \'__main__\':\n    pass\n',
+    )
     assert set(commands.scripts()) == {"extract-features", "make-things"}
     assert "extract-features  Features of every frame." in commands.usage()
     assert "make-things       Makes things, in a sentence that goes …" in commands.usage()
@@ -83,8 +93,13 @@ def test_unknown_commands_and_clashing_names_are_refused(tree, capsys):
 
 
 def test_a_command_runs_from_any_folder_through_the_module(tmp_path):
-    run = subprocess.run([sys.executable, "-m", commands.MODULE, "make-lists", "--helpshort"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", commands.MODULE, "make-lists", "--helpshort"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 1, run.stderr[-2000:]  # absl's --helpshort exits 1, as `python <script>` does
     assert run.stdout.startswith(commands.summary(commands.scripts()["make-lists"]))
     assert "--split_dir" in run.stdout and "--frames_dir" in run.stdout

@@ -5,6 +5,7 @@ Files whose name starts with `_` are partials (shared recipe pieces) included by
 that runs it. Includes are expanded by the entry points' own `experiments/flagfiles.py`, so the tests
 see exactly what the entry point will parse (later values win).
 """
+
 import collections
 import importlib.util
 import pathlib
@@ -20,19 +21,29 @@ _SPEC.loader.exec_module(flagfiles)
 
 # Flag names of train.py / eval.py / cluster.py (defined there by the training helper; its own test checks
 # that each entry point defines those its flagfiles use).
-ENTRY_POINT_FLAGS = frozenset("""
+ENTRY_POINT_FLAGS = frozenset(
+    """
     train_dir dataset_name dataset_dir flow_dir dataset_list_dir split_id modality frames_per_video
-    batch_size videos_per_update videos_per_micro_batch learning_rate num_steps_per_decay learning_rate_decay_factor optimizer opt_epsilon
+    batch_size videos_per_update videos_per_micro_batch learning_rate num_steps_per_decay
+    learning_rate_decay_factor optimizer opt_epsilon
     clip_gradients weight_decay pooling netvlad_alpha num_clusters conv_endpoint pooled_dropout
     checkpoint_path max_number_of_steps stage centers backbone_weights model_name num_crops logits_file
     results_dir fusion image_size save_every_n_steps seed deterministic mixed_precision log_every_n_steps
-""".split())
-FUSE_FLAGS = frozenset(re.findall(r'flags\.DEFINE_\w+\(\s*"(\w+)"',
-                                  (REPO_ROOT / "experiments" / "fuse.py").read_text()))
-RELEASE_MODEL_FLAGS = frozenset(re.findall(r'flags\.DEFINE_\w+\(\s*"(\w+)"',
-                                           (REPO_ROOT / "experiments" / "release_model.py").read_text()))
-ALLOWED = {"train": ENTRY_POINT_FLAGS, "eval": ENTRY_POINT_FLAGS, "cluster": ENTRY_POINT_FLAGS,
-           "fuse": FUSE_FLAGS, "release_model": RELEASE_MODEL_FLAGS}
+""".split()
+)
+FUSE_FLAGS = frozenset(
+    re.findall(r'flags\.DEFINE_\w+\(\s*"(\w+)"', (REPO_ROOT / "experiments" / "fuse.py").read_text())
+)
+RELEASE_MODEL_FLAGS = frozenset(
+    re.findall(r'flags\.DEFINE_\w+\(\s*"(\w+)"', (REPO_ROOT / "experiments" / "release_model.py").read_text())
+)
+ALLOWED = {
+    "train": ENTRY_POINT_FLAGS,
+    "eval": ENTRY_POINT_FLAGS,
+    "cluster": ENTRY_POINT_FLAGS,
+    "fuse": FUSE_FLAGS,
+    "release_model": RELEASE_MODEL_FLAGS,
+}
 LINE = re.compile(r"^--([a-z0-9_]+)=(\S+)$")
 RUN = re.compile(r"^#\s+python experiments/(\w+)\.py --flagfile=experiments/configs/([\w.]+\.flags)$")
 
@@ -67,14 +78,26 @@ def test_there_is_a_flagfile_per_released_experiment_and_ablation():
         for modality in ("rgb", "flow"):
             for step in ("cluster", "stage1", "stage2", "eval"):
                 assert f"hmdb51_{modality}_split{split}_{step}" in names
-            assert {f"hmdb51_twostream_{modality}_split{split}_train",
-                    f"hmdb51_twostream_{modality}_split{split}_eval"} <= names
+            assert {
+                f"hmdb51_twostream_{modality}_split{split}_train",
+                f"hmdb51_twostream_{modality}_split{split}_eval",
+            } <= names
         assert f"hmdb51_fuse_split{split}" in names
     for modality in ("rgb", "flow"):
         assert {f"ucf101_{modality}_split1_{step}" for step in ("stage1", "stage2", "eval")} <= names
-    for prefix in ("table1_nontrained", "table1_trained", "table2a_conv4", "table2a_fc7", "table2b_avg",
-                   "table2b_max", "table3a_concat", "table3a_early", "table3a_late", "table6_fuse_1crop",
-                   "table6_fuse_5crop"):
+    for prefix in (
+        "table1_nontrained",
+        "table1_trained",
+        "table2a_conv4",
+        "table2a_fc7",
+        "table2b_avg",
+        "table2b_max",
+        "table3a_concat",
+        "table3a_early",
+        "table3a_late",
+        "table6_fuse_1crop",
+        "table6_fuse_5crop",
+    ):
         assert any(name.startswith(prefix) for name in names), prefix
 
 
@@ -94,8 +117,7 @@ def test_flags_are_those_of_the_entry_point(path):
 
 
 def test_every_partial_is_included_somewhere():
-    included = {match for path in ALL for match in
-                re.findall(r"^--flagfile=(\S+)$", path.read_text(), re.M)}
+    included = {match for path in ALL for match in re.findall(r"^--flagfile=(\S+)$", path.read_text(), re.M)}
     assert {path.name for path in PARTIALS} <= included
     assert included <= {path.name for path in ALL}, "an include names a missing file"
 
@@ -112,7 +134,10 @@ def test_hmdb51_runs_follow_the_release_recipe(split, modality):
         assert float(resolved["learning_rate"]) == lr and int(resolved["max_number_of_steps"]) == steps
         assert int(resolved["videos_per_update"]) == 16 and "iter_size" not in resolved
         assert (resolved["optimizer"], float(resolved["opt_epsilon"]), float(resolved["clip_gradients"])) == (
-            "adam", 1e-4, 5.0)
+            "adam",
+            1e-4,
+            5.0,
+        )
         assert (int(resolved["num_steps_per_decay"]), float(resolved["learning_rate_decay_factor"])) == (5000, 0.1)
         assert float(resolved["weight_decay"]) == 4e-5 and float(resolved["netvlad_alpha"]) == 1000.0
     # each variable's gradient is clipped per micro-batch of the release's: 4 × 2 clones, then 4 × 4,
@@ -124,7 +149,9 @@ def test_hmdb51_runs_follow_the_release_recipe(split, modality):
         start = f"runs/hmdb51/twostream_flow_split{split}/train/model.keras"  # either route writes it
         assert stage1["backbone_weights"] == start
         assert _resolve(CONFIGS / f"hmdb51_twostream_flow_split{split}_release.flags")["output"] == start
-        assert _resolve(CONFIGS / f"hmdb51_twostream_flow_split{split}_train.flags")["train_dir"] + "/model.keras" == start
+        assert (
+            _resolve(CONFIGS / f"hmdb51_twostream_flow_split{split}_train.flags")["train_dir"] + "/model.keras" == start
+        )
         assert _resolve(CONFIGS / f"hmdb51_twostream_flow_split{split}_eval.flags")["checkpoint_path"] == start
     assert evaluation["num_crops"] == {"rgb": "1", "flow": "5"}[modality]  # README numbers, §8 row 10
     assert stage2["checkpoint_path"] == stage1["train_dir"] and evaluation["checkpoint_path"] == stage2["train_dir"]

@@ -1,4 +1,5 @@
 """The main job end to end at toy size: every entry point in a subprocess (several minutes)."""
+
 import json
 import subprocess
 import sys
@@ -9,10 +10,20 @@ import pytest
 @pytest.mark.slow
 def test_demo_runs_the_whole_chain_and_a_rerun_runs_nothing(tmp_path, repo_root):
     command = [
-        sys.executable, str(repo_root / "experiments" / "demo.py"), f"--output_dir={tmp_path}",
-        "--num_classes=3", "--train_per_class=3", "--val_per_class=1", "--test_per_class=1",
-        "--frames_per_video=3", "--num_clusters=2", "--baseline_steps=2", "--stage1_steps=2",
-        "--stage2_steps=2", "--batch_size=2", "--predict_videos=1",
+        sys.executable,
+        str(repo_root / "experiments" / "demo.py"),
+        f"--output_dir={tmp_path}",
+        "--num_classes=3",
+        "--train_per_class=3",
+        "--val_per_class=1",
+        "--test_per_class=1",
+        "--frames_per_video=3",
+        "--num_clusters=2",
+        "--baseline_steps=2",
+        "--stage1_steps=2",
+        "--stage2_steps=2",
+        "--batch_size=2",
+        "--predict_videos=1",
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -41,9 +52,14 @@ def test_seeds_table_gives_mean_and_sample_std_of_every_cell():
 
     def summary(seed, shift):
         top1 = {key: {"rgb": 80.0 + shift, "flow": 40.0, "fused": 70.0 + 2 * shift} for key, _ in demo.ROWS}
-        return {"config": {"seed": seed, "num_classes": 6, "flow_weight": 0.333}, "top1": top1,
-                "num_test_videos": 120, "seconds": {"total": 400.0 + seed},
-                "machine": {"cpu_model": "Some CPU"}, "precision": {"policy": "float32"}}
+        return {
+            "config": {"seed": seed, "num_classes": 6, "flow_weight": 0.333},
+            "top1": top1,
+            "num_test_videos": 120,
+            "seconds": {"total": 400.0 + seed},
+            "machine": {"cpu_model": "Some CPU"},
+            "precision": {"policy": "float32"},
+        }
 
     text = demo.seeds_table([summary(0, -1.0), summary(1, 0.0), summary(2, 1.0)], "a backbone")
     assert "seeds 0, 1, 2 (120 test videos per seed, chance 16.7); late fusion 0.667·RGB + 0.333·flow" in text

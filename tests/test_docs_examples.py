@@ -1,6 +1,7 @@
 """The documented registration examples run: every ```python block of docs/extending.md, in order,
 in one namespace (a block may use what an earlier one defined), so the page fails a test when the
 registration code it describes changes."""
+
 import pathlib
 import re
 
@@ -16,4 +17,5 @@ def test_every_python_block_of_docs_extending_runs():
     model = namespace["model"]  # the backbone example builds a model with its registered backbone
     assert model.output_shape == (None, 5)
     from actionvlad_tf.models.registry import BACKBONES
+
     assert "tiny" not in BACKBONES  # registered only for the block (BACKBONES.temporarily)

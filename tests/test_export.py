@@ -1,5 +1,6 @@
 """SavedModel export: scores equal the Keras model's in-process, in a fresh process that imports only
 TensorFlow, and through `saved_model_cli run`; bad inputs give clear errors; layout and versions."""
+
 import json
 import os
 import subprocess
@@ -50,20 +51,46 @@ def _save_inputs(tmp_path, inputs):
 def _run_fresh_process(tmp_path, export_path, inputs, signature="serving_default"):
     out = tmp_path / "fresh.npz"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    subprocess.run([sys.executable, "-c", FRESH_PROCESS, export_path, signature,
-                    json.dumps(_save_inputs(tmp_path, inputs)), str(out)],
-                   check=True, env=env, cwd=tmp_path, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            FRESH_PROCESS,
+            export_path,
+            signature,
+            json.dumps(_save_inputs(tmp_path, inputs)),
+            str(out),
+        ],
+        check=True,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+    )
     return dict(np.load(out))
 
 
 def _run_saved_model_cli(tmp_path, export_path, inputs):
     paths = _save_inputs(tmp_path, inputs)
     outdir = tmp_path / "cli"
-    command = [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "run", "--dir", export_path,
-               "--tag_set", "serve", "--signature_def", "serving_default",
-               "--inputs", ";".join(f"{name}={path}" for name, path in paths.items()), "--outdir", str(outdir)]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    command = [
+        sys.executable,
+        "-m",
+        "tensorflow.python.tools.saved_model_cli",
+        "run",
+        "--dir",
+        export_path,
+        "--tag_set",
+        "serve",
+        "--signature_def",
+        "serving_default",
+        "--inputs",
+        ";".join(f"{name}={path}" for name, path in paths.items()),
+        "--outdir",
+        str(outdir),
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return {p.stem: np.load(p, allow_pickle=True) for p in outdir.glob("*.npy")}
 
@@ -96,7 +123,8 @@ def test_rgb_export_matches_keras_everywhere(rgb_export, tmp_path):
         np.testing.assert_allclose(outputs["probabilities"], tf.nn.softmax(expected).numpy(), atol=1e-6)
         np.testing.assert_array_equal(outputs["top5_indices"], order)
         assert [c.decode() if isinstance(c, bytes) else str(c) for c in outputs["top5_classes"]] == [
-            CLASSES[i] for i in order]
+            CLASSES[i] for i in order
+        ]
     assert np.ptp(expected) > 0.1  # distinct scores: the ranking checks something
 
     batch = preprocess_for_eval(frames, "rgb", 1, S)[None].numpy()
@@ -106,8 +134,9 @@ def test_rgb_export_matches_keras_everywhere(rgb_export, tmp_path):
     assert preprocessed["top5_classes"].shape == (2, 5)
 
     reloaded = keras.saving.load_model(paths["keras"])
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(reloaded(batch)), keras.ops.convert_to_numpy(model(batch)),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(reloaded(batch)), keras.ops.convert_to_numpy(model(batch)), atol=1e-6
+    )
 
 
 def test_bad_inputs_give_clear_errors(rgb_export):
@@ -115,10 +144,12 @@ def test_bad_inputs_give_clear_errors(rgb_export):
     frames = _frames(np.random.default_rng(2), 3)
     with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError), match="expected to be a uint8"):
         signature(frames=tf.constant(frames.astype(np.float32)))
-    for bad, message in ((frames[0], r"expected shape \[T=3, H, W, C=3\], got rank"),
-                         (_frames(np.random.default_rng(2), 4), r"C must be 3 in \[T=3, H, W, C=3\]"),
-                         (_frames(np.random.default_rng(2), 3, frames=T + 1), "T must be 3"),
-                         (np.zeros([T, 0, 64, 3], np.uint8), "at least one frame, a height and a width")):
+    for bad, message in (
+        (frames[0], r"expected shape \[T=3, H, W, C=3\], got rank"),
+        (_frames(np.random.default_rng(2), 4), r"C must be 3 in \[T=3, H, W, C=3\]"),
+        (_frames(np.random.default_rng(2), 3, frames=T + 1), "T must be 3"),
+        (np.zeros([T, 0, 64, 3], np.uint8), "at least one frame, a height and a width"),
+    ):
         # Binding rejects most shapes (TypeError); where a loaded signature passes them through,
         # the graph's checks name the problem.
         with pytest.raises((TypeError, tf.errors.InvalidArgumentError), match=f"{message}|Can not cast"):
@@ -133,13 +164,29 @@ def test_bad_inputs_give_clear_errors(rgb_export):
 def test_bad_input_errors_in_saved_model_cli(rgb_export, tmp_path):
     """saved_model_cli feeds through a TF1 session: it casts dtypes and checks the placeholder's
     shape itself; an empty video reaches the graph's check."""
-    for name, frames, message in (("empty", np.zeros((T, 0, 64, 3), np.uint8), "at least one frame"),
-                                  ("rank3", np.zeros((48, 64, 3), np.uint8), "Cannot feed value of shape")):
+    for name, frames, message in (
+        ("empty", np.zeros((T, 0, 64, 3), np.uint8), "at least one frame"),
+        ("rank3", np.zeros((48, 64, 3), np.uint8), "Cannot feed value of shape"),
+    ):
         np.save(tmp_path / f"{name}.npy", frames)
         result = subprocess.run(
-            [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "run", "--dir",
-             rgb_export[1]["saved_model"], "--tag_set", "serve", "--signature_def", "serving_default",
-             "--inputs", f"frames={tmp_path / name}.npy"], capture_output=True, text=True)
+            [
+                sys.executable,
+                "-m",
+                "tensorflow.python.tools.saved_model_cli",
+                "run",
+                "--dir",
+                rgb_export[1]["saved_model"],
+                "--tag_set",
+                "serve",
+                "--signature_def",
+                "serving_default",
+                "--inputs",
+                f"frames={tmp_path / name}.npy",
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode != 0
         assert message in result.stderr, result.stderr[-1500:]
 
@@ -186,7 +233,7 @@ def _padded(videos):
     """Clips of different lengths → one zero-padded batch [B, N_max, …] and their lengths."""
     batch = np.zeros((len(videos), max(len(v) for v in videos), *videos[0].shape[1:]), np.uint8)
     for b, video in enumerate(videos):
-        batch[b, :len(video)] = video
+        batch[b, : len(video)] = video
     return batch
 
 
@@ -228,8 +275,11 @@ def test_clips_signature_of_two_streams_stacks_flow_in_the_graph(tmp_path):
         expected.append(_keras_logits(fused, {"rgb": clip[first - 1], "flow": stacks}))
     got = clips_fn(tf.constant(_padded(clips)), tf.constant(_padded(flows)), tf.constant(lengths, tf.int32))
     np.testing.assert_allclose(got["logits"].numpy(), np.stack(expected), atol=1e-5)
-    for lengths, message in (([10, 19], "one stack"), ([12, 20], "num_frames exceeds the frames given"),
-                             ([0, 19], "num_frames must be ≥ 1")):
+    for lengths, message in (
+        ([10, 19], "one stack"),
+        ([12, 20], "num_frames exceeds the frames given"),
+        ([0, 19], "num_frames must be ≥ 1"),
+    ):
         with pytest.raises(tf.errors.InvalidArgumentError, match=message):
             clips_fn(tf.constant(_padded(clips)), tf.constant(_padded(flows)), tf.constant(lengths, tf.int32))
 
@@ -244,7 +294,7 @@ def _jpegs(frames):
 def _padded_strings(videos):
     batch = np.zeros((len(videos), max(len(v) for v in videos)), dtype=f"S{max(len(e) for v in videos for e in v)}")
     for b, video in enumerate(videos):
-        batch[b, :len(video)] = video
+        batch[b, : len(video)] = video
     return batch
 
 
@@ -278,10 +328,18 @@ def test_jpeg_clips_equal_clips_on_the_decoded_frames(rgb_export, tmp_path):
     lengths = (7, 20, 1)
     pairs = [_jpegs(_frames(rng, 3, frames=n)) for n in lengths]
     num_frames = np.array(lengths, np.int32)
-    from_jpeg = _run_fresh_process(tmp_path, paths["saved_model"], {
-        "jpeg_frames": _padded_strings([e for e, _ in pairs]), "num_frames": num_frames}, signature="jpeg_clips")
-    from_clips = _run_fresh_process(tmp_path, paths["saved_model"], {
-        "frames": _padded([d for _, d in pairs]), "num_frames": num_frames}, signature="clips")
+    from_jpeg = _run_fresh_process(
+        tmp_path,
+        paths["saved_model"],
+        {"jpeg_frames": _padded_strings([e for e, _ in pairs]), "num_frames": num_frames},
+        signature="jpeg_clips",
+    )
+    from_clips = _run_fresh_process(
+        tmp_path,
+        paths["saved_model"],
+        {"frames": _padded([d for _, d in pairs]), "num_frames": num_frames},
+        signature="clips",
+    )
     assert set(from_jpeg) == set(from_clips) >= {"logits", "probabilities", "embedding", "top5_classes"}
     np.testing.assert_array_equal(from_jpeg.pop("top5_classes"), from_clips.pop("top5_classes"))
     for name in from_clips:
@@ -299,8 +357,10 @@ def test_jpeg_clips_of_two_streams_decode_flow_jpegs():
     """Flow as TSN's grayscale flow_x / flow_y JPEGs [B, M] each: equal to `clips` on the decoded
     images stacked x then y."""
     keras.utils.set_random_seed(3)
-    fused = late_fuse(build_actionvlad(C, frames_per_video=None, image_size=S, num_clusters=K),
-                      build_actionvlad(C, modality="flow", frames_per_video=None, image_size=S, num_clusters=K))
+    fused = late_fuse(
+        build_actionvlad(C, frames_per_video=None, image_size=S, num_clusters=K),
+        build_actionvlad(C, modality="flow", frames_per_video=None, image_size=S, num_clusters=K),
+    )
     rng = np.random.default_rng(10)
     lengths = (12, 15)
     rgb = [_jpegs(_frames(rng, 3, frames=n)) for n in lengths]
@@ -316,23 +376,32 @@ def test_jpeg_clips_of_two_streams_decode_flow_jpegs():
     for name in ("logits", "embedding"):
         np.testing.assert_allclose(got[name].numpy(), expected[name].numpy(), atol=1e-5)
     with pytest.raises(tf.errors.InvalidArgumentError, match="one stack"):
-        jpeg_fn(*[tf.constant(_padded_strings([e for e, _ in v])) for v in (rgb, flow_x, flow_y)],
-                tf.constant([10, 15], tf.int32))
+        jpeg_fn(
+            *[tf.constant(_padded_strings([e for e, _ in v])) for v in (rgb, flow_x, flow_y)],
+            tf.constant([10, 15], tf.int32),
+        )
 
 
 @pytest.mark.slow  # subprocesses of the absl entry points; the library is tested above
 def test_entry_point(rgb_export, tmp_path):
     (tmp_path / "classes.txt").write_text("".join(f"{c}\n" for c in CLASSES))
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    command = [sys.executable, "experiments/export.py", f"--model={rgb_export[1]['keras']}",
-               f"--class_names={tmp_path / 'classes.txt'}", f"--export_dir={tmp_path / 'exp'}"]
-    result = subprocess.run(command, cwd=repo, capture_output=True, text=True,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    command = [
+        sys.executable,
+        "experiments/export.py",
+        f"--model={rgb_export[1]['keras']}",
+        f"--class_names={tmp_path / 'classes.txt'}",
+        f"--export_dir={tmp_path / 'exp'}",
+    ]
+    result = subprocess.run(
+        command, cwd=repo, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"SavedModel: {tmp_path / 'exp' / '1'}" in result.stdout
     frames = _frames(np.random.default_rng(5), 3)
     served = tf.saved_model.load(str(tmp_path / "exp" / "1")).signatures["serving_default"](frames=tf.constant(frames))
     np.testing.assert_allclose(served["logits"].numpy(), _keras_logits(rgb_export[0], {"rgb": frames}), atol=1e-5)
-    result = subprocess.run(command[:2] + [f"--rgb_model={rgb_export[1]['keras']}"] + command[3:], cwd=repo,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        command[:2] + [f"--rgb_model={rgb_export[1]['keras']}"] + command[3:], cwd=repo, capture_output=True, text=True
+    )
     assert result.returncode != 0 and "either --model, or both --rgb_model and --flow_model" in result.stderr

@@ -1,4 +1,5 @@
 """Frame and flow extraction (release §3.1): decoding, quantisation, layout, bad input, resuming."""
+
 import os
 import struct
 
@@ -15,18 +16,17 @@ def textured_frames(num_frames=6, height=48, width=64, shift=(2, 0), seed=0):
     rng = np.random.default_rng(seed)
     dx, dy = shift
     pad = max(abs(dx), abs(dy)) * num_frames
-    big = cv2.GaussianBlur(rng.integers(0, 256, (height + 2 * pad, width + 2 * pad, 3)).astype(
-        np.uint8), (0, 0), 1.5)
-    return np.stack([big[pad - t * dy:pad - t * dy + height, pad - t * dx:pad - t * dx + width]
-                     for t in range(num_frames)])
+    big = cv2.GaussianBlur(rng.integers(0, 256, (height + 2 * pad, width + 2 * pad, 3)).astype(np.uint8), (0, 0), 1.5)
+    return np.stack(
+        [big[pad - t * dy : pad - t * dy + height, pad - t * dx : pad - t * dx + width] for t in range(num_frames)]
+    )
 
 
 def write_raw_mpeg4(path, frames):
     """A raw MPEG-4 part 2 stream named as the caller likes (e.g. `.mp4`): the video chunks of an
     XVID AVI, concatenated. OpenCV reads it, with a garbage frame count and unreliable seeks."""
     avi = str(path) + ".avi"
-    writer = cv2.VideoWriter(avi, cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"XVID"), 25,
-                             frames.shape[2:0:-1])
+    writer = cv2.VideoWriter(avi, cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"XVID"), 25, frames.shape[2:0:-1])
     assert writer.isOpened()
     for frame in frames:
         writer.write(frame)
@@ -36,11 +36,11 @@ def write_raw_mpeg4(path, frames):
 
     def chunks(offset, end):
         while offset + 8 <= end:
-            name, size = data[offset:offset + 4], struct.unpack("<I", data[offset + 4:offset + 8])[0]
+            name, size = data[offset : offset + 4], struct.unpack("<I", data[offset + 4 : offset + 8])[0]
             if name in (b"RIFF", b"LIST"):
                 yield from chunks(offset + 12, offset + 8 + size)
             else:
-                yield name, data[offset + 8:offset + 8 + size]
+                yield name, data[offset + 8 : offset + 8 + size]
             offset += 8 + size + (size & 1)
 
     with open(path, "wb") as f:
@@ -56,15 +56,29 @@ def sequential_count(path):
 
 def listing(root):
     """{relative path: bytes} of every file under root."""
-    return {os.path.relpath(os.path.join(d, f), root): open(os.path.join(d, f), "rb").read()
-            for d, _, files in os.walk(root) for f in files}
+    return {
+        os.path.relpath(os.path.join(d, f), root): open(os.path.join(d, f), "rb").read()
+        for d, _, files in os.walk(root)
+        for f in files
+    }
 
 
 # ----------------------------------------------------------------------------- pure functions
 
-@pytest.mark.parametrize("spec, expected", [
-    (None, None), ("", None), (0, None), ("256", 256), (256, 256), ("340x256", (340, 256)),
-    ((340, 256), (340, 256)), ("340X256", (340, 256))])
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        (None, None),
+        ("", None),
+        (0, None),
+        ("256", 256),
+        (256, 256),
+        ("340x256", (340, 256)),
+        ((340, 256), (340, 256)),
+        ("340X256", (340, 256)),
+    ],
+)
 def test_parse_resize(spec, expected):
     assert extraction.parse_resize(spec) == expected
 
@@ -120,6 +134,7 @@ def test_compute_flow_images_rejects_bad_input():
 
 # ----------------------------------------------------------------------------- videos and folders
 
+
 def test_read_video_frames_is_rgb_and_sequential(tmp_path):
     frames = np.zeros((5, 32, 48, 3), np.uint8)
     frames[..., 2] = 220  # BGR red
@@ -136,8 +151,7 @@ def test_raw_mpeg4_stream_is_decoded_fully(tmp_path):
     path = tmp_path / "v_raw.mp4"
     write_raw_mpeg4(path, frames)
     assert extraction.header_frame_count(str(path)) is None
-    summary = extraction.extract_frames([extraction.Job(str(path), "v_raw.mp4")], tmp_path / "out",
-                                        progress=False)
+    summary = extraction.extract_frames([extraction.Job(str(path), "v_raw.mp4")], tmp_path / "out", progress=False)
     assert summary.done == ["v_raw.mp4"] and summary.ok
     assert extraction.count_frames(tmp_path / "out" / "v_raw.mp4") == 23 == sequential_count(path)
 
@@ -167,8 +181,10 @@ def test_find_videos_folder_and_list(tmp_path):
     listed = tmp_path / "videos.txt"
     listed.write_text("# comment\nClassA/v_1.avi\tClassA/1\n\nClassA/v_2.MP4\n")
     jobs, _ = extraction.find_videos(str(listed), video_root=str(videos))
-    assert jobs == [extraction.Job(str(videos / "ClassA/v_1.avi"), "ClassA/1"),
-                    extraction.Job(str(videos / "ClassA/v_2.MP4"), "ClassA/v_2.MP4")]
+    assert jobs == [
+        extraction.Job(str(videos / "ClassA/v_1.avi"), "ClassA/1"),
+        extraction.Job(str(videos / "ClassA/v_2.MP4"), "ClassA/v_2.MP4"),
+    ]
     listed.write_text("a b c\n")
     with pytest.raises(ValueError, match=r"videos.txt:1: expected 'video \[name\]'"):
         extraction.find_videos(str(listed))
@@ -191,10 +207,8 @@ def test_extract_frames_layout_template_and_resize(tmp_path):
     jobs = _videos(tmp_path, count=1)
     summary = extraction.extract_frames(jobs, tmp_path / "a", progress=False)
     assert summary.ok and summary.done == ["C/v_0.avi"]
-    assert sorted(os.listdir(tmp_path / "a" / "C" / "v_0.avi")) == [f"image_{k:05d}.jpg"
-                                                                    for k in range(1, 6)]
-    extraction.extract_frames(jobs, tmp_path / "b", template="img_%05d.jpg", resize="40x30",
-                              quality=50, progress=False)
+    assert sorted(os.listdir(tmp_path / "a" / "C" / "v_0.avi")) == [f"image_{k:05d}.jpg" for k in range(1, 6)]
+    extraction.extract_frames(jobs, tmp_path / "b", template="img_%05d.jpg", resize="40x30", quality=50, progress=False)
     image = cv2.imread(str(tmp_path / "b" / "C" / "v_0.avi" / "img_00005.jpg"))
     assert image.shape == (30, 40, 3)
     extraction.extract_frames(jobs, tmp_path / "c", resize=24, progress=False)
@@ -245,8 +259,7 @@ def test_flow_from_frames_and_from_videos(tmp_path):
     folders = extraction.find_frame_folders(str(tmp_path / "frames"))
     assert [j.name for j in folders] == ["C/v_0.avi", "C/v_1.avi"]
     for source_kind, sources, out in (("frames", folders, "flow_a"), ("video", jobs, "flow_b")):
-        summary = extraction.extract_flow(sources, tmp_path / out, source_kind, "dis",
-                                          progress=False, num_workers=2)
+        summary = extraction.extract_flow(sources, tmp_path / out, source_kind, "dis", progress=False, num_workers=2)
         assert summary.ok and len(summary.done) == 2
         names = sorted(os.listdir(tmp_path / out / "C" / "v_1.avi"))
         assert names == [f"flow_{d}_{k:05d}.jpg" for d in "xy" for k in (1, 2, 3)]
@@ -264,8 +277,11 @@ def test_flow_of_a_single_frame_fails(tmp_path):
 
 # ----------------------------------------------------------------------------- real clips
 
-REAL_CLIPS = ["ucf101/v_CliffDiving_g03_c01.mp4", "ucf101/v_BaseballPitch_g01_c01.avi",
-              "hmdb51/TrumanShow_wave_f_nm_np1_fr_med_26.avi"]
+REAL_CLIPS = [
+    "ucf101/v_CliffDiving_g03_c01.mp4",
+    "ucf101/v_BaseballPitch_g01_c01.avi",
+    "hmdb51/TrumanShow_wave_f_nm_np1_fr_med_26.avi",
+]
 
 
 def test_real_clips_frames_and_fast_flow(shared_data, tmp_path):
@@ -274,16 +290,21 @@ def test_real_clips_frames_and_fast_flow(shared_data, tmp_path):
     assert frames.ok, frames.report()
     # HMDB51 .avi headers claim one frame more than decoded (the release lists say 49): no note
     assert frames.notes == []
-    flow = extraction.extract_flow(extraction.find_frame_folders(str(tmp_path / "frames")),
-                                   tmp_path / "flow", "frames", "dis", resize=64, progress=False,
-                                   num_workers=2)
+    flow = extraction.extract_flow(
+        extraction.find_frame_folders(str(tmp_path / "frames")),
+        tmp_path / "flow",
+        "frames",
+        "dis",
+        resize=64,
+        progress=False,
+        num_workers=2,
+    )
     assert flow.ok, flow.report()
     for clip in REAL_CLIPS:
         count = extraction.count_frames(tmp_path / "frames" / clip)
         assert count == sequential_count(shared_data / "clips" / clip)
         for direction in "xy":
-            assert extraction.count_frames(tmp_path / "flow" / clip,
-                                           f"flow_{direction}_%05d.jpg") == count - 1
+            assert extraction.count_frames(tmp_path / "flow" / clip, f"flow_{direction}_%05d.jpg") == count - 1
         assert cv2.imread(str(tmp_path / "flow" / clip / "flow_x_00001.jpg")).shape[0] == 64
 
 
@@ -292,8 +313,9 @@ def test_real_tsn_folder_reads_with_img_template(shared_data, tmp_path):
     assert [j.name for j in jobs] == ["v_ApplyEyeMakeup_g01_c01"]
     assert extraction.count_frames(jobs[0].source, "img_%05d.jpg") == 10
     assert extraction.count_frames(jobs[0].source, "flow_x_%05d.jpg") == 5
-    summary = extraction.extract_flow(jobs, tmp_path, "frames", "farneback",
-                                      frame_template="img_%05d.jpg", progress=False)
+    summary = extraction.extract_flow(
+        jobs, tmp_path, "frames", "farneback", frame_template="img_%05d.jpg", progress=False
+    )
     assert summary.ok
     assert extraction.count_frames(tmp_path / jobs[0].name, "flow_y_%05d.jpg") == 9
 
@@ -301,9 +323,11 @@ def test_real_tsn_folder_reads_with_img_template(shared_data, tmp_path):
 @pytest.mark.slow
 def test_real_clip_full_tvl1(shared_data, tmp_path):
     clip = "hmdb51/TrumanShow_wave_f_nm_np1_fr_med_26.avi"
-    summary = extraction.extract_flow([extraction.Job(str(shared_data / "clips" / clip), clip)],
-                                      tmp_path, "video", "tvl1", progress=False)
+    summary = extraction.extract_flow(
+        [extraction.Job(str(shared_data / "clips" / clip), clip)], tmp_path, "video", "tvl1", progress=False
+    )
     assert summary.ok
-    flow_x = np.stack([cv2.imread(p, cv2.IMREAD_GRAYSCALE) for p in extraction.frame_files(
-        str(tmp_path / clip), "flow_x_%05d.jpg")])
+    flow_x = np.stack(
+        [cv2.imread(p, cv2.IMREAD_GRAYSCALE) for p in extraction.frame_files(str(tmp_path / clip), "flow_x_%05d.jpg")]
+    )
     assert flow_x.shape == (47, 240, 432) and 120 < flow_x.mean() < 136

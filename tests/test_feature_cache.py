@@ -1,4 +1,5 @@
 """Feature cache: cached suffix = full model on the same view, keys, staleness, resumption."""
+
 import os
 import re
 
@@ -13,8 +14,13 @@ from actionvlad_tf.data import augment
 from actionvlad_tf.data.video_input import make_video_dataset
 from actionvlad_tf.models import build_actionvlad, set_training_stage
 from actionvlad_tf.training import TrainConfig, split_at_frozen_boundary, train
-from actionvlad_tf.training.feature_cache import (FeatureCache, build_feature_cache, cache_key,
-                                                  cached_training_inputs, view_seed)
+from actionvlad_tf.training.feature_cache import (
+    FeatureCache,
+    build_feature_cache,
+    cache_key,
+    cached_training_inputs,
+    view_seed,
+)
 
 FRAMES, HEIGHT, WIDTH, SIZE, VIDEOS, CLASSES = 3, 40, 48, 32, 3, 3
 AUGMENTATION = {"image_size": SIZE, "resize_shape": (HEIGHT, WIDTH)}
@@ -23,8 +29,7 @@ AUGMENTATION = {"image_size": SIZE, "resize_shape": (HEIGHT, WIDTH)}
 @pytest.fixture(scope="module")
 def model():
     tf.keras.utils.set_random_seed(0)
-    return build_actionvlad(CLASSES, frames_per_video=FRAMES, image_size=SIZE, num_clusters=4,
-                            weight_decay=0.0)
+    return build_actionvlad(CLASSES, frames_per_video=FRAMES, image_size=SIZE, num_clusters=4, weight_decay=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +47,13 @@ def list_file(tmp_path):
 
 def in_memory_reader(videos, reads=None):
     """read_videos over the fixture's frames; `reads` collects the positions asked for."""
+
     def read(entries):
-        positions = [int(e.path[len("video"):]) for e in entries]
+        positions = [int(e.path[len("video") :]) for e in entries]
         if reads is not None:
             reads.extend(positions)
-        return tf.data.Dataset.from_tensor_slices(
-            (videos[positions], [e.label for e in entries]))
+        return tf.data.Dataset.from_tensor_slices((videos[positions], [e.label for e in entries]))
+
     return read
 
 
@@ -58,8 +64,7 @@ def split(model, stage):
 
 def build(root, prefix, list_file, read, **kwargs):
     kwargs.setdefault("views", 2)
-    return build_feature_cache(root, prefix, list_file, read, augmentation=AUGMENTATION,
-                               progress=False, **kwargs)
+    return build_feature_cache(root, prefix, list_file, read, augmentation=AUGMENTATION, progress=False, **kwargs)
 
 
 @pytest.mark.parametrize("stage", [1, 2])
@@ -70,7 +75,8 @@ def test_cached_suffix_equals_full_model_on_the_same_view(tmp_path, model, video
     for position in range(VIDEOS):
         for view in range(cache.views):
             video = augment.preprocess_for_train(
-                videos[position], "rgb", view_seed(0, position, cache.views, view), **AUGMENTATION)
+                videos[position], "rgb", view_seed(0, position, cache.views, view), **AUGMENTATION
+            )
             expected = model(video[None], training=False).numpy()
             cached = parts.suffix(np.asarray(cache.load(position, view))[None], training=False)
             np.testing.assert_allclose(cached.numpy(), expected, rtol=1e-4, atol=1e-5)
@@ -103,14 +109,26 @@ def test_dataset_names_a_file_that_changed_after_the_check(tmp_path, model, vide
 
 def test_key_changes_with_weights_preprocessing_and_list(tmp_path, model, list_file):
     prefix = split(model, 2).prefix
-    arguments = dict(list_file=list_file, modality="rgb", views=2, seed=0,
-                     augmentation=AUGMENTATION, description={"root": "/frames"}, dtype="float32")
+    arguments = dict(
+        list_file=list_file,
+        modality="rgb",
+        views=2,
+        seed=0,
+        augmentation=AUGMENTATION,
+        description={"root": "/frames"},
+        dtype="float32",
+    )
     key = cache_key(prefix, **arguments)
     assert cache_key(split(model, 2).prefix, **arguments) == key  # a fresh split: same key
     assert cache_key(split(model, 1).prefix, **arguments) != key
-    for change in ({"augmentation": {**AUGMENTATION, "half_pixel_centers": True}},
-                   {"views": 3}, {"seed": 1}, {"dtype": "float16"}, {"modality": "flow"},
-                   {"description": {"root": "/other"}}):
+    for change in (
+        {"augmentation": {**AUGMENTATION, "half_pixel_centers": True}},
+        {"views": 3},
+        {"seed": 1},
+        {"dtype": "float16"},
+        {"modality": "flow"},
+        {"description": {"root": "/other"}},
+    ):
         assert cache_key(prefix, **{**arguments, **change}) != key, change
     other_list = tmp_path / "other.txt"
     other_list.write_text(open(list_file).read().replace("video2 3 2", "video2 3 1"))
@@ -178,8 +196,9 @@ def test_wrong_order_and_bad_arguments_are_errors(tmp_path, model, videos, list_
     with pytest.raises(ValueError, match="one stream"):
         build(tmp_path, prefix, list_file, in_memory_reader(videos), modality="rgb+flow")
     with pytest.raises(ValueError, match="unknown augmentation"):
-        build_feature_cache(tmp_path, prefix, list_file, in_memory_reader(videos),
-                            augmentation={"crop": 3}, progress=False)
+        build_feature_cache(
+            tmp_path, prefix, list_file, in_memory_reader(videos), augmentation={"crop": 3}, progress=False
+        )
 
 
 def test_built_from_frame_folders_with_raw_frames(tmp_path, model, videos, list_file):
@@ -196,36 +215,41 @@ def test_built_from_frame_folders_with_raw_frames(tmp_path, model, videos, list_
     prefix = split(model, 2).prefix
 
     def from_folders(entries):
-        return make_video_dataset(entries, frames_root=str(root), frames_per_video=FRAMES,
-                                  raw_frames=True)
+        return make_video_dataset(entries, frames_root=str(root), frames_per_video=FRAMES, raw_frames=True)
 
     from_disk = build(tmp_path / "disk", prefix, list_file, from_folders)
     in_memory = build(tmp_path / "memory", prefix, list_file, in_memory_reader(decoded))
     for position in range(VIDEOS):
-        np.testing.assert_allclose(from_disk.load(position, 1), in_memory.load(position, 1),
-                                   rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(from_disk.load(position, 1), in_memory.load(position, 1), rtol=1e-5, atol=1e-4)
 
 
 def test_trainer_trains_the_model_through_its_cached_suffix(tmp_path, videos, list_file):
     tf.keras.utils.set_random_seed(1)
-    model = build_actionvlad(CLASSES, frames_per_video=FRAMES, image_size=SIZE, num_clusters=4,
-                             weight_decay=0.0)
+    model = build_actionvlad(CLASSES, frames_per_video=FRAMES, image_size=SIZE, num_clusters=4, weight_decay=0.0)
     set_training_stage(model, 2)
     frozen = model.get_layer("rgb_vgg16").get_layer("block4_conv3").kernel.numpy()
     trained = model.get_layer("rgb_vgg16").get_layer("block5_conv1").kernel.numpy()
     suffix, dataset, cache = cached_training_inputs(
-        model, list_file, in_memory_reader(videos), tmp_path / "cache", batch_size=2, views=2,
-        augmentation=AUGMENTATION, progress=False)
-    config = TrainConfig(train_dir=str(tmp_path / "run"), max_number_of_steps=2,
-                         learning_rate=1e-3, progress=False)
+        model,
+        list_file,
+        in_memory_reader(videos),
+        tmp_path / "cache",
+        batch_size=2,
+        views=2,
+        augmentation=AUGMENTATION,
+        progress=False,
+    )
+    config = TrainConfig(train_dir=str(tmp_path / "run"), max_number_of_steps=2, learning_rate=1e-3, progress=False)
     result = train(suffix, dataset, config, stage=None, export_model=model)
     assert result.step == 2 and cache.is_complete()
     vgg = model.get_layer("rgb_vgg16")
     np.testing.assert_array_equal(vgg.get_layer("block4_conv3").kernel.numpy(), frozen)
     assert not np.allclose(vgg.get_layer("block5_conv1").kernel.numpy(), trained)
     saved = keras.saving.load_model(result.model_path)
-    np.testing.assert_allclose(saved.get_layer("rgb_vgg16").get_layer("block5_conv1").kernel.numpy(),
-                               vgg.get_layer("block5_conv1").kernel.numpy())
+    np.testing.assert_allclose(
+        saved.get_layer("rgb_vgg16").get_layer("block5_conv1").kernel.numpy(),
+        vgg.get_layer("block5_conv1").kernel.numpy(),
+    )
 
 
 def test_train_cli_stages_on_the_feature_cache_and_resumes(tmp_path):
@@ -235,14 +259,31 @@ def test_train_cli_stages_on_the_feature_cache_and_resumes(tmp_path):
 
     data = tmp_path / "data"
     _write_dataset(data)
-    save_centers(tmp_path / "centers.npz",
-                 np.random.default_rng(0).standard_normal((4, 512)).astype(np.float32))
-    common = [f"--dataset_dir={data}/frames", f"--dataset_list_dir={data}/lists",
-              "--dataset_name=demo", "--num_classes=3", "--image_size=32", "--resize_shape=40,48",
-              "--num_clusters=4", "--frames_per_video=3", "--videos_per_micro_batch=2", "--videos_per_update=2",
-              "--save_every_n_steps=1", "--feature_cache_dir=cache", "--cache_views=2"]
-    out = _run("train", *common, "--stage=1", f"--centers={tmp_path}/centers.npz",
-               "--max_number_of_steps=2", "--train_dir=stage1", cwd=tmp_path)
+    save_centers(tmp_path / "centers.npz", np.random.default_rng(0).standard_normal((4, 512)).astype(np.float32))
+    common = [
+        f"--dataset_dir={data}/frames",
+        f"--dataset_list_dir={data}/lists",
+        "--dataset_name=demo",
+        "--num_classes=3",
+        "--image_size=32",
+        "--resize_shape=40,48",
+        "--num_clusters=4",
+        "--frames_per_video=3",
+        "--videos_per_micro_batch=2",
+        "--videos_per_update=2",
+        "--save_every_n_steps=1",
+        "--feature_cache_dir=cache",
+        "--cache_views=2",
+    ]
+    out = _run(
+        "train",
+        *common,
+        "--stage=1",
+        f"--centers={tmp_path}/centers.npz",
+        "--max_number_of_steps=2",
+        "--train_dir=stage1",
+        cwd=tmp_path,
+    )
     assert re.search(r"^step 2:", out, re.M)
     stage2 = common + ["--stage=2", "--checkpoint_path=stage1", "--train_dir=stage2"]
     _run("train", *stage2, "--max_number_of_steps=2", cwd=tmp_path)

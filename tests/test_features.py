@@ -1,6 +1,7 @@
 """extract_features: the HDF5 rows equal the Keras model's pooled vector and soft assignments on the
 same sampled frames, for video files and frame folders; unreadable videos are named; a killed run
 re-run gives the file of a clean run; the entry point."""
+
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import h5py
 import keras
 import numpy as np
 import pytest
+from interrupted import Interrupted
 
 from actionvlad_tf.data.augment import preprocess_for_eval
 from actionvlad_tf.data.sampling import frame_numbers
@@ -18,7 +20,6 @@ from actionvlad_tf.export.saved_model import export_saved_model, save_keras_atom
 from actionvlad_tf.layers import NetVLADPooling
 from actionvlad_tf.models import build_actionvlad, embedding_model, pooling_layers
 from actionvlad_tf.prep.extraction import read_video_frames
-from interrupted import Interrupted
 
 T, S, K, C = 3, 32, 2, 4
 CLASSES = [f"class_{i}" for i in range(C)]
@@ -46,16 +47,19 @@ def write_frame_folder(folder, num_frames, seed, template="image_%05d.jpg"):
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("features")
     keras.utils.set_random_seed(0)
-    model = build_actionvlad(C, frames_per_video=T, image_size=S, num_clusters=K, backbone_width=0.25,
-                             weight_decay=0)
+    model = build_actionvlad(C, frames_per_video=T, image_size=S, num_clusters=K, backbone_width=0.25, weight_decay=0)
     videos = root / "videos"
     (videos / "jump").mkdir(parents=True)
     write_video(videos / "jump" / "a.avi", 9, 1)
     write_video(videos / "jump" / "b.avi", 14, 2)
     write_frame_folder(videos / "run" / "c", 11, 3, template="img_%05d.jpg")  # TSN naming
     (videos / "run" / "broken.avi").write_bytes(b"not a video")
-    return {"model": model, "keras": save_keras_atomic(model, root / "model.keras"), "videos": str(videos),
-            "root": root}
+    return {
+        "model": model,
+        "keras": save_keras_atomic(model, root / "model.keras"),
+        "videos": str(videos),
+        "root": root,
+    }
 
 
 def _decoded(path):
@@ -70,10 +74,13 @@ def _expected(model, path):
     frames = _decoded(path)
     batch = preprocess_for_eval(frames[frame_numbers(len(frames), T) - 1], "rgb", 1, S)[None]
     outputs = embedding_model(model, descriptors=True)(batch)
-    pooling, = pooling_layers(model)
+    (pooling,) = pooling_layers(model)
     assert isinstance(pooling, NetVLADPooling)
-    return {"embedding": outputs["embedding"][0], "logits": outputs["logits"][0],
-            "assignments": pooling.soft_assignment(outputs["descriptors_0"])[0]}
+    return {
+        "embedding": outputs["embedding"][0],
+        "logits": outputs["logits"][0],
+        "assignments": pooling.soft_assignment(outputs["descriptors_0"])[0],
+    }
 
 
 def _read(path):
@@ -136,12 +143,26 @@ def test_entry_point(setup, tmp_path):
     list_file = tmp_path / "list.txt"
     list_file.write_text(f"{setup['videos']}/jump/b.avi\n{setup['videos']}/run/c\tc\n")
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    result = subprocess.run([sys.executable, "experiments/extract_features.py", f"--model={setup['keras']}",
-                             f"--videos={list_file}", f"--output={output}", "--noprogress", "--assignments"],
-                            cwd=repo, capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "experiments/extract_features.py",
+            f"--model={setup['keras']}",
+            f"--videos={list_file}",
+            f"--output={output}",
+            "--noprogress",
+            "--assignments",
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 videos in" in result.stdout and "0 unreadable" in result.stdout
     rows, _ = _read(output)
     assert [v.decode() for v in rows["videos"]] == [f"{setup['videos']}/jump/b.avi", "c"]
-    np.testing.assert_allclose(rows["embedding"][1], keras.ops.convert_to_numpy(
-        _expected(setup["model"], os.path.join(setup["videos"], "run", "c"))["embedding"]), atol=1e-5)
+    np.testing.assert_allclose(
+        rows["embedding"][1],
+        keras.ops.convert_to_numpy(_expected(setup["model"], os.path.join(setup["videos"], "run", "c"))["embedding"]),
+        atol=1e-5,
+    )

@@ -1,4 +1,5 @@
 """The generated flow stacks that pretrain the flow stand-in (`actionvlad_tf.prep.flow_stacks`)."""
+
 import numpy as np
 import pytest
 
@@ -51,5 +52,6 @@ def test_flip_keeps_labels_by_negating_x_and_matches_the_pretraining_flip(genera
     np.testing.assert_array_equal(ours, pretrain.preprocess(flipped, "flow").numpy())
     # RGB stills are mirrored as they are.
     images, _ = stills.generate_stills(2, seed=0, size=16, radius_range=(3, 5))
-    np.testing.assert_array_equal(pretrain.flip(pretrain.preprocess(images), "rgb").numpy(),
-                                  pretrain.preprocess(images[:, :, ::-1]).numpy())
+    np.testing.assert_array_equal(
+        pretrain.flip(pretrain.preprocess(images), "rgb").numpy(), pretrain.preprocess(images[:, :, ::-1]).numpy()
+    )

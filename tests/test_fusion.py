@@ -1,4 +1,5 @@
 """Tests of actionvlad_tf.evaluation.fusion: late fusion, iDT fusion, N streams and the weight search."""
+
 import numpy as np
 import pytest
 
@@ -56,11 +57,13 @@ def test_weight_search_finds_the_informative_stream():
 def _released(shared_data, split):
     from actionvlad_tf.evaluation import logits_io
 
-    labels = np.array([int(line.split()[-1]) for line in
-                       (shared_data / "hmdb51" / f"test_split{split}.txt").read_text().splitlines()])
+    labels = np.array(
+        [int(line.split()[-1]) for line in (shared_data / "hmdb51" / f"test_split{split}.txt").read_text().splitlines()]
+    )
     root = shared_data / "hmdb51" / "released_logits"
-    return labels, *(logits_io.read_logits(root / f"{stream}_split{split}.h5", labels.size)
-                     for stream in ("rgb", "flow"))
+    return labels, *(
+        logits_io.read_logits(root / f"{stream}_split{split}.h5", labels.size) for stream in ("rgb", "flow")
+    )
 
 
 def test_search_on_released_split1_logits_prefers_more_flow(shared_data):

@@ -1,5 +1,6 @@
 """The GPU check (experiments/gpu_check.py): its row logic, and the command at smoke size on the CPU,
 which runs the GPU rows' own code with smoke sizes and the CPU as the device."""
+
 import json
 import subprocess
 import sys
@@ -24,6 +25,7 @@ def test_gpu_peaks_by_name():
 
 def test_bfloat16_rows_run_where_the_device_has_it(monkeypatch):
     from actionvlad_tf import hardware
+
     monkeypatch.setattr(hardware, "choose_precision", lambda value: ("mixed_float16", "compute capability 7.5"))
     assert gpu_check.bfloat16_plan(gpu=True, smoke=False) == (False, "compute capability 7.5")
     monkeypatch.setattr(hardware, "native_bfloat16_cpu", lambda: (False, "no AMX"))
@@ -66,16 +68,44 @@ def test_mirrored_rows_on_one_gpu_say_so(tmp_path):
 
 def test_steps_up_to_a_target_keep_its_dependencies_in_order():
     from actionvlad_tf import demo
-    config = dict(backbone_weights="random", flow_backbone_weights="auto", backbone_width=None, num_classes=3,
-                  train_per_class=3, val_per_class=1, test_per_class=1, evaluate_on="test", frames_per_video=3,
-                  image_size=32, num_clusters=2, flow_method="tvl1_fast", flow_bound=5.0, baseline_steps=2,
-                  baseline_learning_rate=1e-3, stage1_steps=2, stage1_learning_rate=0.01, stage2_steps=2,
-                  stage2_learning_rate=1e-3, flow_weight=0.333, batch_size=2, seed=0, mixed_precision="auto",
-                  predict_videos=1)
+
+    config = dict(
+        backbone_weights="random",
+        flow_backbone_weights="auto",
+        backbone_width=None,
+        num_classes=3,
+        train_per_class=3,
+        val_per_class=1,
+        test_per_class=1,
+        evaluate_on="test",
+        frames_per_video=3,
+        image_size=32,
+        num_clusters=2,
+        flow_method="tvl1_fast",
+        flow_bound=5.0,
+        baseline_steps=2,
+        baseline_learning_rate=1e-3,
+        stage1_steps=2,
+        stage1_learning_rate=0.01,
+        stage2_steps=2,
+        stage2_learning_rate=1e-3,
+        flow_weight=0.333,
+        batch_size=2,
+        seed=0,
+        mixed_precision="auto",
+        predict_videos=1,
+    )
     steps = demo.build_steps(config, "/out", {"rgb": "rgb.h5", "flow": "flow.h5"}, 1.0, 32, "float32")
     chain = gpu_check.steps_up_to(steps, "rgb_netvlad_eval")
-    assert [s.name for s in chain] == ["dataset", "frames", "lists", "rgb_cluster", "rgb_netvlad_stage1",
-                                       "rgb_netvlad_stage2", "rgb_netvlad_eval"]
+    assert [s.name for s in chain] == [
+        "dataset",
+        "frames",
+        "lists",
+        "rgb_cluster",
+        "rgb_netvlad_stage1",
+        "rgb_netvlad_stage2",
+        "rgb_netvlad_eval",
+    ]
     stage1 = next(s for s in chain if s.name == "rgb_netvlad_stage1")
     assert stage1.after == ()  # it waited for rgb_max_stage2, which the chain leaves out
 
@@ -83,14 +113,19 @@ def test_steps_up_to_a_target_keep_its_dependencies_in_order():
 def test_stop_at_ends_a_step_at_the_deadline(tmp_path):
     stop = gpu_check.StopAt(time.monotonic() + 1.0)
     started = time.monotonic()
-    code = stop(types.SimpleNamespace(name="sleeper"), [sys.executable, "-c", "import time; time.sleep(60)"],
-                str(tmp_path / "sleeper.log"), None)
+    code = stop(
+        types.SimpleNamespace(name="sleeper"),
+        [sys.executable, "-c", "import time; time.sleep(60)"],
+        str(tmp_path / "sleeper.log"),
+        None,
+    )
     assert code == gpu_check.TIMED_OUT and stop.timed_out == ["sleeper"]
     assert time.monotonic() - started < 20
 
 
 def test_tvl1_tf_rates_tile_the_pairs_to_a_batch():
     from actionvlad_tf.benchmark import flow
+
     first, second = flow.smooth_pairs(24, 32, 2)
     rates, times = flow.tvl1_tf_rates(first, second, {"graph": ("/CPU:0", False, 3)}, repeats=1, warmup=0)
     assert set(rates) == {"graph"} and np.isfinite(rates["graph"]) and rates["graph"] > 0
@@ -99,8 +134,13 @@ def test_tvl1_tf_rates_tile_the_pairs_to_a_batch():
 
 def _run(tmp_path, repo_root, *flags):
     output = tmp_path / "gpu_check.json"
-    run = subprocess.run([sys.executable, "experiments/gpu_check.py", f"--json={output}", f"--workdir={tmp_path}",
-                          *flags], cwd=repo_root, capture_output=True, text=True, timeout=900)
+    run = subprocess.run(
+        [sys.executable, "experiments/gpu_check.py", f"--json={output}", f"--workdir={tmp_path}", *flags],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return run.stdout, json.loads(output.read_text())
 

@@ -1,5 +1,6 @@
 """The package's import graph: the contracts in `.importlinter` (layers, no cycles, no TensorFlow in
 the layers and model builders) hold, and no project import hides inside a function."""
+
 import ast
 import os
 import pathlib
@@ -18,17 +19,26 @@ PACKAGE = REPO_ROOT / "actionvlad_tf"
 
 def test_the_package_under_test_is_this_checkout():
     assert pathlib.Path(actionvlad_tf.__file__).resolve().parent == PACKAGE, (
-        "run with PYTHONPATH=<checkout> so the graph checked is this checkout's")
+        "run with PYTHONPATH=<checkout> so the graph checked is this checkout's"
+    )
 
 
 def test_import_contracts_are_kept():
     # A subprocess: import-linter's console writes to the stdout it found at import.
     run = subprocess.run(
-        [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports; "
-         "sys.exit(lint_imports(config_filename=sys.argv[1], no_cache=True, no_logo=True))",
-         str(REPO_ROOT / ".importlinter")],
-        cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, capture_output=True, text=True,
-        timeout=300)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from importlinter.cli import lint_imports; "
+            "sys.exit(lint_imports(config_filename=sys.argv[1], no_cache=True, no_logo=True))",
+            str(REPO_ROOT / ".importlinter"),
+        ],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "0 broken" in run.stdout
 
@@ -40,8 +50,13 @@ def _function_level_project_imports(path, root=REPO_ROOT):
         if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
         for node in ast.walk(function):
-            names = ([node.module or ""] if isinstance(node, ast.ImportFrom)
-                     else [alias.name for alias in node.names] if isinstance(node, ast.Import) else [])
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
             if any(name == "actionvlad_tf" or name.startswith("actionvlad_tf.") for name in names):
                 found.append(f"{path.relative_to(root)}:{node.lineno}")
     return found

@@ -1,4 +1,5 @@
 """k-means initialisation (release §5): frame sampling, descriptor normalisation, seeded centres, .npz."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -41,8 +42,9 @@ def test_descriptors_are_l2_normalised_per_position_and_subsampled():
     assert descriptors.shape == (30, 4)
     expected = maps.reshape(-1, 4) / np.maximum(np.linalg.norm(maps.reshape(-1, 4), axis=1, keepdims=True), 1e-6)
     np.testing.assert_allclose(descriptors, expected, rtol=1e-5, atol=1e-6)
-    sub = sample_descriptors(lambda x: x, frames.map(lambda m, _: m[:, None]), 3, descriptors_per_frame=2,
-                             progress=False)
+    sub = sample_descriptors(
+        lambda x: x, frames.map(lambda m, _: m[:, None]), 3, descriptors_per_frame=2, progress=False
+    )
     assert sub.shape == (6, 4)
     assert all(any(np.allclose(row, full) for full in expected[:18]) for row in sub)
     with pytest.raises(ValueError, match="ran out after 5 of the 6"):

@@ -1,4 +1,5 @@
 """Tests of actionvlad_tf.evaluation.logits_io: release-layout .h5 logits and Charades submissions."""
+
 import os
 
 import h5py
@@ -65,13 +66,16 @@ def test_charades_submission_round_trip_is_exact(tmp_path):
     np.testing.assert_array_equal(read.astype(np.float32), scores)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("AAA 1 2\nBBB 1\n", "line 2: 1 scores, expected 2"),
-    ("AAA 1 2\nAAA 1 2\n", "line 2: video 'AAA' repeats line 1"),
-    ("AAA 1 x\n", "line 1: could not convert"),
-    ("AAA 1 nan\n", "line 1: NaN"),
-    ("\n", "no predictions"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("AAA 1 2\nBBB 1\n", "line 2: 1 scores, expected 2"),
+        ("AAA 1 2\nAAA 1 2\n", "line 2: video 'AAA' repeats line 1"),
+        ("AAA 1 x\n", "line 1: could not convert"),
+        ("AAA 1 nan\n", "line 1: NaN"),
+        ("\n", "no predictions"),
+    ],
+)
 def test_charades_submission_reader_names_the_line(tmp_path, text, message):
     path = tmp_path / "sub.txt"
     path.write_text(text)
@@ -80,8 +84,10 @@ def test_charades_submission_reader_names_the_line(tmp_path, text, message):
 
 
 def test_real_charades_test_list_ids_match_the_csv(shared_data):
-    list_ids = [logits_io.charades_video_id(line.split()[0])
-                for line in (shared_data / "charades" / "test_split1.txt").read_text().splitlines()]
+    list_ids = [
+        logits_io.charades_video_id(line.split()[0])
+        for line in (shared_data / "charades" / "test_split1.txt").read_text().splitlines()
+    ]
     assert len(list_ids) == 1863 and list_ids[:2] == ["YSKX3", "T5ECU"]
 
 

@@ -1,4 +1,5 @@
 """Tests of actionvlad_tf.evaluation.metrics: single-label accuracies and the Charades mAP / wAP."""
+
 import csv
 
 import numpy as np
@@ -12,9 +13,13 @@ from actionvlad_tf.evaluation import metrics
 
 
 def test_top_k_hand_example_with_a_tie():
-    scores = np.array([[1.0, 1.0, 0.0],   # class 0 and 1 tie: argmax says 0
-                       [0.0, 2.0, 3.0],
-                       [5.0, 4.0, 3.0]])
+    scores = np.array(
+        [
+            [1.0, 1.0, 0.0],  # class 0 and 1 tie: argmax says 0
+            [0.0, 2.0, 3.0],
+            [5.0, 4.0, 3.0],
+        ]
+    )
     labels = np.array([1, 2, 2])
     np.testing.assert_array_equal(metrics.label_ranks(scores, labels), [1, 0, 2])
     assert metrics.top_k_accuracy(scores, labels, 1) == pytest.approx(100 / 3)
@@ -23,11 +28,14 @@ def test_top_k_hand_example_with_a_tie():
 
 
 @settings(max_examples=50, deadline=None)
-@given(hnp.arrays(np.int8, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=8),
-                  elements=st.integers(-2, 2)), st.data())
+@given(
+    hnp.arrays(np.int8, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=8), elements=st.integers(-2, 2)),
+    st.data(),
+)
 def test_top1_is_argmax_accuracy_even_with_ties(scores, data):
-    labels = np.array(data.draw(st.lists(st.integers(0, scores.shape[1] - 1),
-                                         min_size=scores.shape[0], max_size=scores.shape[0])))
+    labels = np.array(
+        data.draw(st.lists(st.integers(0, scores.shape[1] - 1), min_size=scores.shape[0], max_size=scores.shape[0]))
+    )
     expected = 100.0 * np.mean(scores.argmax(axis=1) == labels)
     assert metrics.top_k_accuracy(scores, labels, 1) == pytest.approx(expected)
 
@@ -39,10 +47,13 @@ def test_top5_and_confusion_and_mean_class_agree_with_sklearn():
     expected_top5 = 100 * sklearn.metrics.top_k_accuracy_score(labels, scores, k=5, labels=np.arange(12))
     assert metrics.top_k_accuracy(scores, labels, 5) == pytest.approx(expected_top5)
     predictions = scores.argmax(axis=1)
-    np.testing.assert_array_equal(metrics.confusion_matrix(labels, predictions, 12),
-                                  sklearn.metrics.confusion_matrix(labels, predictions, labels=np.arange(12)))
+    np.testing.assert_array_equal(
+        metrics.confusion_matrix(labels, predictions, 12),
+        sklearn.metrics.confusion_matrix(labels, predictions, labels=np.arange(12)),
+    )
     assert metrics.mean_class_accuracy(scores, labels) == pytest.approx(
-        100 * sklearn.metrics.balanced_accuracy_score(labels, predictions))
+        100 * sklearn.metrics.balanced_accuracy_score(labels, predictions)
+    )
 
 
 def test_evaluate_logits_hand_example():
@@ -57,13 +68,16 @@ def test_evaluate_logits_hand_example():
     assert (result["num_videos"], result["num_classes"]) == (4, 3)
 
 
-@pytest.mark.parametrize("scores, labels, message", [
-    (np.zeros((2, 3)), np.array([0, 3]), "outside"),
-    (np.zeros((2, 3)), np.array([0, -1]), "unlabelled"),
-    (np.zeros((2, 3)), np.array([0]), "shape"),
-    (np.array([[0.0, np.nan, 1.0]]), np.array([0]), "NaN"),
-    (np.zeros(3), np.array([0]), "videos, classes"),
-])
+@pytest.mark.parametrize(
+    "scores, labels, message",
+    [
+        (np.zeros((2, 3)), np.array([0, 3]), "outside"),
+        (np.zeros((2, 3)), np.array([0, -1]), "unlabelled"),
+        (np.zeros((2, 3)), np.array([0]), "shape"),
+        (np.array([[0.0, np.nan, 1.0]]), np.array([0]), "NaN"),
+        (np.zeros(3), np.array([0]), "videos, classes"),
+    ],
+)
 def test_single_label_metrics_reject_bad_input(scores, labels, message):
     with pytest.raises(ValueError, match=message):
         metrics.top_k_accuracy(scores, labels)
@@ -116,13 +130,16 @@ def _write_csv(path, rows):
 
 @pytest.fixture
 def small_csv(tmp_path):
-    return _write_csv(tmp_path / "test.csv", [
-        ("AAA", "s", "c000 0.0 1.0;c000 2.0 3.0"),
-        ("BBB", "s", "c001 1.5 4.0"),
-        ("CCC", "s", "c000 0.0 5.0;c001 0.0 5.0"),
-        ("DDD", "s", ""),                       # no annotated action
-        ("EEE", "s", "c001 0.0 1.0"),
-    ])
+    return _write_csv(
+        tmp_path / "test.csv",
+        [
+            ("AAA", "s", "c000 0.0 1.0;c000 2.0 3.0"),
+            ("BBB", "s", "c001 1.5 4.0"),
+            ("CCC", "s", "c000 0.0 5.0;c001 0.0 5.0"),
+            ("DDD", "s", ""),  # no annotated action
+            ("EEE", "s", "c001 0.0 1.0"),
+        ],
+    )
 
 
 def test_ground_truth_reader(small_csv):
@@ -152,20 +169,26 @@ def test_prediction_for_a_video_without_actions_is_ignored(small_csv):
     assert metrics.charades_evaluate(scores, ids, small_csv)["mAP"] == baseline["mAP"] == 100.0
 
 
-@pytest.mark.parametrize("ids, message", [
-    (["AAA", "AAA"], "repeat"),
-    (["AAA", "ZZZ"], "not in"),
-])
+@pytest.mark.parametrize(
+    "ids, message",
+    [
+        (["AAA", "AAA"], "repeat"),
+        (["AAA", "ZZZ"], "not in"),
+    ],
+)
 def test_charades_evaluate_rejects_foreign_or_repeated_ids(small_csv, ids, message):
     with pytest.raises(ValueError, match=message):
         metrics.charades_evaluate(np.zeros((2, 2)), ids, small_csv)
 
 
-@pytest.mark.parametrize("actions, message", [
-    ("c000 1.0", "cXXX start end"),
-    ("x000 1.0 2.0", "cXXX start end"),
-    ("c157 1.0 2.0", "outside"),
-])
+@pytest.mark.parametrize(
+    "actions, message",
+    [
+        ("c000 1.0", "cXXX start end"),
+        ("x000 1.0 2.0", "cXXX start end"),
+        ("c157 1.0 2.0", "outside"),
+    ],
+)
 def test_ground_truth_reader_names_file_and_line(tmp_path, actions, message):
     path = _write_csv(tmp_path / "bad.csv", [("AAA", "s", "c001 0 1"), ("BBB", "s", actions)])
     with pytest.raises(ValueError, match=rf"bad\.csv, line 3: .*{message}"):

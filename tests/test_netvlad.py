@@ -1,15 +1,17 @@
 """NetVLADPooling against an independent float64 numpy implementation of Eq. (1) + the release's
 normalisations, plus gradients and the shared layer harness (serialisation, masking, mixed precision).
 Runs on every Keras backend (tests/test_backends.py); the gradient checks use TensorFlow."""
+
 import keras
 import numpy as np
 import pytest
-
-from actionvlad_tf.layers import NetVLADPooling
 from harness import run_layer_test, to_numpy
 
-tensorflow_only = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
-                                     reason="gradient checks written with tf.GradientTape")
+from actionvlad_tf.layers import NetVLADPooling
+
+tensorflow_only = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="gradient checks written with tf.GradientTape"
+)
 
 
 def reference_netvlad(x, kernel, bias, centers, num_clusters, normalize_input=True, intra=True, final=True):
@@ -65,15 +67,25 @@ def test_matches_float64_reference_with_decoupled_weights(shape, ghost):
 
 @pytest.mark.parametrize(
     "options",
-    [dict(normalize_input=False), dict(intra_normalization=False), dict(output_normalization=False),
-     dict(normalize_input=False, intra_normalization=False, output_normalization=False)],
+    [
+        dict(normalize_input=False),
+        dict(intra_normalization=False),
+        dict(output_normalization=False),
+        dict(normalize_input=False, intra_normalization=False, output_normalization=False),
+    ],
 )
 def test_normalisation_options(options):
     layer, kernel, bias, centers = make_layer(8, 4, **options)
     x = np.random.default_rng(2).normal(size=(2, 5, 8)).astype(np.float32)
     expected, _, _ = reference_netvlad(
-        x, kernel, bias, centers, 4, options.get("normalize_input", True),
-        options.get("intra_normalization", True), options.get("output_normalization", True),
+        x,
+        kernel,
+        bias,
+        centers,
+        4,
+        options.get("normalize_input", True),
+        options.get("intra_normalization", True),
+        options.get("output_normalization", True),
     )
     np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), expected, rtol=1e-5, atol=1e-5)
 
@@ -94,7 +106,9 @@ def test_output_details_and_cluster_major_layout():
     flat /= np.linalg.norm(flat, axis=-1, keepdims=True)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(out["vlad"])[:, 1 * 8 + 3], flat[:, 1 * 8 + 3], atol=1e-6)
     assert layer.compute_output_shape((2, 3, 2, 2, 8)) == {
-        "vlad": (2, 32), "assignments": (2, 3, 2, 2, 4), "unnormalized": (2, 4, 8)
+        "vlad": (2, 32),
+        "assignments": (2, 3, 2, 2, 4),
+        "unnormalized": (2, 4, 8),
     }
 
 
@@ -107,7 +121,9 @@ def test_initial_centers_give_paper_soft_assignment():
     x = rng.normal(size=(2, 6, 8)).astype(np.float32)
     layer(x)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(layer.assignment_kernel), 20.0 * centers.T, rtol=1e-6)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer.assignment_bias), -10.0 * (centers**2).sum(1), rtol=1e-6)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(layer.assignment_bias), -10.0 * (centers**2).sum(1), rtol=1e-6
+    )
     xn = x / np.linalg.norm(x, axis=-1, keepdims=True)
     dist = ((xn[:, :, None, :] - centers[None, None]) ** 2).sum(-1)
     paper = np.exp(-10.0 * dist - (-10.0 * dist).max(-1, keepdims=True))
@@ -180,14 +196,33 @@ def test_layer_harness(options, tmp_path):
     video = rng.normal(size=(2, 3, 2, 2, 8)).astype(np.float32) * 30.0
     padded = np.concatenate([video, rng.normal(size=(2, 2, 2, 2, 8)).astype(np.float32)], axis=1)
     frame_mask = np.array([[True] * 3 + [False] * 2] * 2)
-    layer = run_layer_test(NetVLADPooling, dict(num_clusters=4, initial_centers=centers, **options), video,
-                           (2, 32), tmp_path, mixed_precision_atol=0.02, padded_input=padded, mask=frame_mask)
+    layer = run_layer_test(
+        NetVLADPooling,
+        dict(num_clusters=4, initial_centers=centers, **options),
+        video,
+        (2, 32),
+        tmp_path,
+        mixed_precision_atol=0.02,
+        padded_input=padded,
+        mask=frame_mask,
+    )
     position_mask = np.broadcast_to(frame_mask[:, :, None, None], (2, 5, 2, 2))
     np.testing.assert_allclose(to_numpy(layer(padded, mask=position_mask)), to_numpy(layer(video)), atol=1e-6)
     config = layer.get_config()
-    for key in ("num_clusters", "alpha", "ghost_clusters", "normalize_input", "intra_normalization",
-                "output_normalization", "output_details", "initial_centers", "epsilon",
-                "assignment_kernel_initializer", "assignment_bias_initializer", "centers_initializer"):
+    for key in (
+        "num_clusters",
+        "alpha",
+        "ghost_clusters",
+        "normalize_input",
+        "intra_normalization",
+        "output_normalization",
+        "output_details",
+        "initial_centers",
+        "epsilon",
+        "assignment_kernel_initializer",
+        "assignment_bias_initializer",
+        "centers_initializer",
+    ):
         assert key in config
 
 

@@ -1,5 +1,6 @@
 """Notebook reuse: saved ActionVLAD models load after `import actionvlad_tf` alone (no
 custom_objects, safe mode), and the example notebook runs top to bottom offline."""
+
 import os
 import subprocess
 import sys
@@ -37,8 +38,10 @@ def test_saved_models_load_without_custom_objects(tmp_path):
         "rgb": (build_actionvlad(4, **kwargs), {"rgb": rgb}),
         "two_stream": (build_two_stream(4, **kwargs), {"rgb": rgb, "flow": flow}),
         "early": (build_two_stream(4, fusion="early", **kwargs), {"rgb": rgb, "flow": flow}),
-        "late_fuse": (late_fuse(build_actionvlad(4, **kwargs), build_actionvlad(4, modality="flow", **kwargs)),
-                      {"rgb": rgb, "flow": flow}),
+        "late_fuse": (
+            late_fuse(build_actionvlad(4, **kwargs), build_actionvlad(4, modality="flow", **kwargs)),
+            {"rgb": rgb, "flow": flow},
+        ),
     }
     paths, expected = [], {}
     for name, (model, inputs) in models.items():
@@ -47,8 +50,12 @@ def test_saved_models_load_without_custom_objects(tmp_path):
         np.savez(path + ".inputs.npz", **inputs)
         expected[path] = keras.ops.convert_to_numpy(model(inputs if len(inputs) > 1 else inputs["rgb"]))
         paths.append(path)
-    result = subprocess.run([sys.executable, "-c", LOAD_IN_FRESH_PROCESS, *paths], capture_output=True, text=True,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_IN_FRESH_PROCESS, *paths],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     for path in paths:
         np.testing.assert_allclose(np.load(path + ".reloaded.npy"), expected[path], atol=1e-5)
@@ -65,8 +72,9 @@ def _python3_kernel():
 
 def test_example_notebook_runs_offline(tmp_path):
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name=_python3_kernel(),
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        notebook, timeout=300, kernel_name=_python3_kernel(), resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     text = "".join(o.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs)
     assert "loss after one step" in text
     assert "reloaded, max |difference|" in text

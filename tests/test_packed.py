@@ -1,4 +1,5 @@
 """Packed shards: writer, parser, resume, bad input, and outputs identical to frame folders."""
+
 import json
 import os
 import subprocess
@@ -7,13 +8,13 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from frame_folders import write_list, write_video
 
 from actionvlad_tf.data.frames import DatasetReport
 from actionvlad_tf.data.lists import read_list
 from actionvlad_tf.data.packed import parse_video_example
 from actionvlad_tf.data.video_input import make_video_dataset
 from actionvlad_tf.prep.shards import write_packed_shards
-from frame_folders import write_list, write_video
 
 SMALL = {"image_size": 16, "resize_shape": (20, 24)}
 
@@ -43,12 +44,19 @@ def _assert_same(a, b):
 def test_packed_outputs_identical_to_frame_folders(textured, tmp_path, modality, num_crops):
     root, list_file = textured
     prefix = str(tmp_path / "packed" / "train")
-    shards = write_packed_shards(read_list(list_file), prefix, str(root), modality="rgb+flow",
-                                 num_shards=3, progress=False)
-    assert [os.path.basename(s) for s in shards] == [
-        f"train-0000{i}-of-00003.tfrecord" for i in range(3)]
-    common = dict(modality=modality, frames_per_video=3, flow_stack=4, num_crops=num_crops,
-                  batch_size=2, return_metadata=True, **SMALL)
+    shards = write_packed_shards(
+        read_list(list_file), prefix, str(root), modality="rgb+flow", num_shards=3, progress=False
+    )
+    assert [os.path.basename(s) for s in shards] == [f"train-0000{i}-of-00003.tfrecord" for i in range(3)]
+    common = dict(
+        modality=modality,
+        frames_per_video=3,
+        flow_stack=4,
+        num_crops=num_crops,
+        batch_size=2,
+        return_metadata=True,
+        **SMALL,
+    )
     folders = _batches(make_video_dataset(list_file, str(root), **common))
     packed = _batches(make_video_dataset(packed_files=prefix + "-*.tfrecord", **common))
     _assert_same(folders, packed)
@@ -66,18 +74,25 @@ def test_packed_four_column_clips_identical(tmp_path):
     assert parsed["flow"].shape == (2 * 19,) and int(parsed["start_frame"]) == 12
     assert parsed["where"].numpy().decode() == f"{list_file}:1"
     common = dict(modality="flow", frames_per_video=2, flow_stack=5, batch_size=2, **SMALL)
-    _assert_same(_batches(make_video_dataset(list_file, str(root), **common)),
-                 _batches(make_video_dataset(packed_files=[prefix + "-00000-of-00001.tfrecord"],
-                                             **common)))
+    _assert_same(
+        _batches(make_video_dataset(list_file, str(root), **common)),
+        _batches(make_video_dataset(packed_files=[prefix + "-00000-of-00001.tfrecord"], **common)),
+    )
 
 
 def test_packed_training(textured, tmp_path):
     root, list_file = textured
     prefix = str(tmp_path / "train")
     write_packed_shards(read_list(list_file), prefix, str(root), num_shards=2, progress=False)
-    dataset = make_video_dataset(packed_files=prefix + "-*.tfrecord", frames_per_video=3,
-                                 training=True, batch_size=2, shuffle_seed=0,
-                                 return_metadata=True, **SMALL)
+    dataset = make_video_dataset(
+        packed_files=prefix + "-*.tfrecord",
+        frames_per_video=3,
+        training=True,
+        batch_size=2,
+        shuffle_seed=0,
+        return_metadata=True,
+        **SMALL,
+    )
     batches = _batches(dataset.take(10))  # 4 epochs of 5 videos
     assert all(b[0].shape == (2, 3, 16, 16, 3) for b in batches)
     indices = np.concatenate([b[2]["index"] for b in batches])
@@ -116,29 +131,35 @@ def test_writer_skip_policy_and_later_raise_run(textured, tmp_path):
     os.remove(root / "c0" / "v0" / "flow_y_00003.jpg")
     report = DatasetReport()
     prefix = str(tmp_path / "p")
-    write_packed_shards(read_list(list_file), prefix, str(root), modality="rgb+flow",
-                        on_error="skip", report=report, progress=False)
+    write_packed_shards(
+        read_list(list_file), prefix, str(root), modality="rgb+flow", on_error="skip", report=report, progress=False
+    )
     assert [(s.index, s.path) for s in report.skipped] == [(0, "c0/v0"), (3, "c1/v3")]
     assert "flow_y_00003.jpg" in report.skipped[0].reason
-    dataset = make_video_dataset(packed_files=prefix + "-*.tfrecord", modality="rgb+flow",
-                                 frames_per_video=2, return_metadata=True, **SMALL)
+    dataset = make_video_dataset(
+        packed_files=prefix + "-*.tfrecord", modality="rgb+flow", frames_per_video=2, return_metadata=True, **SMALL
+    )
     assert [int(b[2]["index"][0]) for b in _batches(dataset)] == [1, 2, 4]
     with pytest.raises(ValueError, match="left out 2 video"):  # resumed without a skip report
-        write_packed_shards(read_list(list_file), prefix, str(root), modality="rgb+flow",
-                            progress=False)
+        write_packed_shards(read_list(list_file), prefix, str(root), modality="rgb+flow", progress=False)
 
 
 def test_reading_a_stream_the_shards_lack_names_the_video(textured, tmp_path):
     root, list_file = textured
     prefix = str(tmp_path / "rgb_only")
     write_packed_shards(read_list(list_file), prefix, str(root), progress=False)
-    dataset = make_video_dataset(packed_files=prefix + "-*.tfrecord", modality="flow",
-                                 frames_per_video=2, **SMALL)
+    dataset = make_video_dataset(packed_files=prefix + "-*.tfrecord", modality="flow", frames_per_video=2, **SMALL)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"c0/v0.*record holds 0 flow images"):
         _batches(dataset)
     report = DatasetReport()
-    skipping = make_video_dataset(packed_files=prefix + "-*.tfrecord", modality="flow",
-                                  frames_per_video=2, on_error="skip", report=report, **SMALL)
+    skipping = make_video_dataset(
+        packed_files=prefix + "-*.tfrecord",
+        modality="flow",
+        frames_per_video=2,
+        on_error="skip",
+        report=report,
+        **SMALL,
+    )
     assert _batches(skipping) == [] and len(report) == 5
 
 
@@ -152,17 +173,29 @@ def test_missing_shards_are_errors(tmp_path):
 def test_build_tfrecords_command(textured, tmp_path, repo_root):
     root, list_file = textured
     prefix = tmp_path / "cli" / "packed"
-    command = [sys.executable, str(repo_root / "data_prep" / "build_tfrecords.py"),
-               f"--list={list_file}", f"--frames_root={root}", "--modality=rgb+flow",
-               f"--output_prefix={prefix}", "--num_shards=2"]
+    command = [
+        sys.executable,
+        str(repo_root / "data_prep" / "build_tfrecords.py"),
+        f"--list={list_file}",
+        f"--frames_root={root}",
+        "--modality=rgb+flow",
+        f"--output_prefix={prefix}",
+        "--num_shards=2",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=repo_root)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "5 of 5 videos in 2 shard(s)" in result.stdout
     _break_video(root)
-    failed = subprocess.run(command[:-2] + [f"--output_prefix={prefix}2", "--on_error=skip"],
-                            capture_output=True, text=True, timeout=300, cwd=repo_root)
+    failed = subprocess.run(
+        command[:-2] + [f"--output_prefix={prefix}2", "--on_error=skip"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=repo_root,
+    )
     assert failed.returncode == 1 and "1 video(s) skipped" in failed.stdout
     assert "c1/v3" in failed.stdout and "image_00007.jpg" in failed.stdout
-    stopped = subprocess.run(command[:-2] + [f"--output_prefix={prefix}3"],
-                             capture_output=True, text=True, timeout=300, cwd=repo_root)
+    stopped = subprocess.run(
+        command[:-2] + [f"--output_prefix={prefix}3"], capture_output=True, text=True, timeout=300, cwd=repo_root
+    )
     assert stopped.returncode == 1 and "list.txt:4" in stopped.stderr

@@ -1,10 +1,11 @@
 """Average / max spatio-temporal pooling baselines (release §1.4 avg-conv, max-conv)."""
+
 import keras
 import numpy as np
 import pytest
+from harness import run_layer_test
 
 from actionvlad_tf.layers import SpatioTemporalPooling
-from harness import run_layer_test
 
 
 @pytest.mark.parametrize("mode,reduce", [("avg", np.mean), ("max", np.max)])
@@ -22,8 +23,16 @@ def test_layer_harness(mode, tmp_path):
     video = rng.normal(size=(2, 2, 3, 3, 4)).astype(np.float32)
     padded = np.concatenate([video, 100 + rng.normal(size=(2, 3, 3, 3, 4)).astype(np.float32)], axis=1)
     mask = np.array([[1, 1, 0, 0, 0]] * 2, bool)
-    run_layer_test(SpatioTemporalPooling, dict(mode=mode), video, (2, 4), tmp_path,
-                   mixed_precision_atol=0.05, padded_input=padded, mask=mask)
+    run_layer_test(
+        SpatioTemporalPooling,
+        dict(mode=mode),
+        video,
+        (2, 4),
+        tmp_path,
+        mixed_precision_atol=0.05,
+        padded_input=padded,
+        mask=mask,
+    )
 
 
 def test_validation():

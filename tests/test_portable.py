@@ -1,6 +1,7 @@
 """LiteRT and ONNX files: each run by its own runtime equals the Keras model (float32 within 1e-4 in
 probability), the quantised LiteRT files keep the top-1 class, ONNX takes any batch and frame count;
 the export entry point writes and checks them. Skipped only where the [export] extra is missing."""
+
 import json
 import os
 import subprocess
@@ -44,11 +45,14 @@ def test_litert_variants_match_keras(model, tmp_path):
         assert checks[variant]["top1_agreement"] >= 5 / 6, checks
     assert json.loads((tmp_path / "portable.json").read_text())[0]["parity"]["videos"] == 6
     got = portable.Runner(tmp_path / "model_float32.tflite")(batches[0])
-    np.testing.assert_allclose(got["embedding"], keras.ops.convert_to_numpy(
-        embedding_model(model)(batches[0]["rgb"])["embedding"]), atol=1e-5)
+    np.testing.assert_allclose(
+        got["embedding"], keras.ops.convert_to_numpy(embedding_model(model)(batches[0]["rgb"])["embedding"]), atol=1e-5
+    )
     with pytest.raises(ValueError, match="LiteRT needs a fixed count"):
-        portable.export_litert(build_actionvlad(C, frames_per_video=None, image_size=S, num_clusters=K,
-                                                backbone_width=0.25), tmp_path / "x.tflite")
+        portable.export_litert(
+            build_actionvlad(C, frames_per_video=None, image_size=S, num_clusters=K, backbone_width=0.25),
+            tmp_path / "x.tflite",
+        )
 
 
 def test_onnx_has_dynamic_batch_and_frames(model, tmp_path):
@@ -63,8 +67,7 @@ def test_onnx_has_dynamic_batch_and_frames(model, tmp_path):
     many = rng.uniform(-100, 100, (4, 2 * T, S, S, 3)).astype(np.float32)  # another B and frame count
     any_length = build_actionvlad(C, frames_per_video=None, image_size=S, num_clusters=K, backbone_width=0.25)
     any_length.set_weights(model.get_weights())
-    np.testing.assert_allclose(runner({"rgb": many})["logits"], keras.ops.convert_to_numpy(any_length(many)),
-                               atol=1e-4)
+    np.testing.assert_allclose(runner({"rgb": many})["logits"], keras.ops.convert_to_numpy(any_length(many)), atol=1e-4)
     keras.utils.set_random_seed(1)
     two = build_two_stream(C, frames_per_video=T, image_size=S, num_clusters=K, backbone_width=0.25)
     path = portable.export_onnx(two, tmp_path / "two.onnx")
@@ -79,14 +82,34 @@ def test_entry_point(model, tmp_path):
     keras_file = save_keras_atomic(model, tmp_path / "model.keras")
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     result = subprocess.run(
-        [sys.executable, "experiments/export.py", f"--model={keras_file}", f"--class_names={tmp_path / 'classes.txt'}",
-         f"--export_dir={tmp_path / 'exp'}", "--format=litert,onnx", "--litert_variants=float32"],
-        cwd=repo, capture_output=True, text=True)
+        [
+            sys.executable,
+            "experiments/export.py",
+            f"--model={keras_file}",
+            f"--class_names={tmp_path / 'classes.txt'}",
+            f"--export_dir={tmp_path / 'exp'}",
+            "--format=litert,onnx",
+            "--litert_variants=float32",
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(os.listdir(tmp_path / "exp")) == ["model.onnx", "model_float32.tflite", "portable.json"]
     assert "litert float32:" in result.stdout and "onnx float32:" in result.stdout
     assert "on 4 random videos" in result.stdout and "top-1 agreement 100.0%" in result.stdout
-    result = subprocess.run([sys.executable, "experiments/export.py", f"--model={keras_file}",
-                             f"--class_names={tmp_path / 'classes.txt'}", f"--export_dir={tmp_path / 'x'}",
-                             "--format=tensorrt"], cwd=repo, capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "experiments/export.py",
+            f"--model={keras_file}",
+            f"--class_names={tmp_path / 'classes.txt'}",
+            f"--export_dir={tmp_path / 'x'}",
+            "--format=tensorrt",
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode != 0 and "--format: unknown ['tensorrt']" in result.stderr

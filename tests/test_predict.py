@@ -1,5 +1,6 @@
 """predict: a `.keras` model and its SavedModel give the same scores on a video file; flow stacks
 follow the release's numbering; sliding windows; the entry point on a written and a real clip."""
+
 import json
 import os
 import subprocess
@@ -9,6 +10,7 @@ import cv2
 import keras
 import numpy as np
 import pytest
+from interrupted import Interrupted
 
 from actionvlad_tf.data import sampling
 from actionvlad_tf.export import predictions, predictor, video_batch
@@ -16,7 +18,6 @@ from actionvlad_tf.export.saved_model import export_saved_model, save_keras_atom
 from actionvlad_tf.models import build_actionvlad, build_two_stream
 from actionvlad_tf.prep import video_inputs
 from actionvlad_tf.prep.extraction import compute_flow_images, read_video_frames
-from interrupted import Interrupted
 
 S, K, C = 32, 4, 7
 CLASSES = [f"action_{i}" for i in range(C)]
@@ -30,7 +31,7 @@ def _write_video(path, num_frames=NUM_FRAMES, height=48, width=64):
     background = np.linspace(0, 200, width, dtype=np.uint8)[None, :, None].repeat(height, 0).repeat(3, 2)
     for t in range(num_frames):
         frame = background.copy()
-        frame[16:32, t % (width - 16):t % (width - 16) + 16] = (40, 200, 250)
+        frame[16:32, t % (width - 16) : t % (width - 16) + 16] = (40, 200, 250)
         writer.write(frame)
     writer.release()
     return str(path)
@@ -59,8 +60,10 @@ def models(tmp_path_factory):
         "rgb_keras": save_keras_atomic(rgb, root / "rgb.keras"),
         "rgb_export": str(root / "rgb_export"),
         "two_export": str(root / "two_export"),
-        "_": (export_saved_model(rgb, root / "rgb_export", CLASSES, keras_file=False),
-              export_saved_model(two, root / "two_export", CLASSES, keras_file=False)),
+        "_": (
+            export_saved_model(rgb, root / "rgb_export", CLASSES, keras_file=False),
+            export_saved_model(two, root / "two_export", CLASSES, keras_file=False),
+        ),
     }
 
 
@@ -90,8 +93,8 @@ def test_flow_stacks_follow_the_release_numbering():
     flow_x, flow_y = compute_flow_images(frames, "dis")
     assert stacks.shape == (4, 24, 32, 20) and stacks.dtype == np.uint8
     for i, f in enumerate(first):  # channels x_f, y_f, x_f+1, …: flow file f is frames f → f + 1
-        np.testing.assert_array_equal(stacks[i, ..., 0::2], np.moveaxis(flow_x[f - 1:f + 9], 0, -1))
-        np.testing.assert_array_equal(stacks[i, ..., 1::2], np.moveaxis(flow_y[f - 1:f + 9], 0, -1))
+        np.testing.assert_array_equal(stacks[i, ..., 0::2], np.moveaxis(flow_x[f - 1 : f + 9], 0, -1))
+        np.testing.assert_array_equal(stacks[i, ..., 1::2], np.moveaxis(flow_y[f - 1 : f + 9], 0, -1))
 
 
 def test_sliding_windows(models):
@@ -104,8 +107,9 @@ def test_sliding_windows(models):
     windows = list(predictor.classify_windows(classifier, frames, window=25, stride=5, progress=False))
     assert [(s, e) for s, e, _ in windows] == [(0, 25), (5, 30), (10, 35), (15, 40)]
     # A window scores exactly its own 25 frames (step ⌊24/24⌋ = 1).
-    np.testing.assert_allclose(windows[1][2]["probabilities"], classifier({"rgb": frames[5:30]})["probabilities"],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        windows[1][2]["probabilities"], classifier({"rgb": frames[5:30]})["probabilities"], atol=1e-6
+    )
 
 
 def test_streamed_prediction_equals_the_decoded_array(models, tmp_path):
@@ -113,14 +117,17 @@ def test_streamed_prediction_equals_the_decoded_array(models, tmp_path):
     for RGB and for two streams (frames kept for the flow stacks)."""
     classifier = predictor.Classifier(models["rgb_keras"], CLASSES)
     short = _write_video(tmp_path / "short.avi", 300)
-    np.testing.assert_allclose(predictor.classify_video(classifier, short)["probabilities"],
-                               predictor.classify_video(classifier, read_video_frames(short))["probabilities"],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        predictor.classify_video(classifier, short)["probabilities"],
+        predictor.classify_video(classifier, read_video_frames(short))["probabilities"],
+        atol=1e-6,
+    )
     two = predictor.Classifier(models["two_export"])
     np.testing.assert_allclose(
         predictor.classify_video(two, models["video"], flow_method="dis")["probabilities"],
         predictor.classify_video(two, read_video_frames(models["video"]), flow_method="dis")["probabilities"],
-        atol=1e-6)
+        atol=1e-6,
+    )
     with pytest.raises(IndexError, match=r"frame\(s\) \[2\] \(1-based\) are not kept"):
         predictor.read_sampled_frames(short, [1, 3], 300)[[0, 1]]
 
@@ -172,9 +179,13 @@ def test_streamed_prediction_keeps_memory_bounded(models, tmp_path):
 
 
 def _predict(*args):
-    result = subprocess.run([sys.executable, "experiments/predict.py", *args], capture_output=True, text=True,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    result = subprocess.run(
+        [sys.executable, "experiments/predict.py", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 
@@ -188,8 +199,15 @@ def test_entry_point_two_stream_and_sliding_window(models):
     assert probabilities == sorted(probabilities, reverse=True)
 
     png = os.path.join(os.path.dirname(models["video"]), "timeline.png")
-    out = _predict(f"--model={models['rgb_keras']}", f"--class_names={models['classes']}", f"--video={models['video']}",
-                   "--sliding_window", "--window=25", "--stride=15", f"--timeline_png={png}")
+    out = _predict(
+        f"--model={models['rgb_keras']}",
+        f"--class_names={models['classes']}",
+        f"--video={models['video']}",
+        "--sliding_window",
+        "--window=25",
+        "--stride=15",
+        f"--timeline_png={png}",
+    )
     timeline = [line for line in out.splitlines() if line.startswith("frames")]
     assert [line.split()[1] for line in timeline] == ["1-", "16-"]
     assert "0.00-   1.00 s" in timeline[0]  # 25 frames at 25 fps
@@ -203,7 +221,8 @@ def test_real_clip(models, shared_data):
     lines = out.strip().splitlines()
     assert "83 frames 320x240" in lines[0]
     assert [line.split()[-1] for line in lines[1:]] == predictor.classify_video(
-        predictor.Classifier(models["rgb_keras"], CLASSES), read_video_frames(str(clip)))["top5_classes"]
+        predictor.Classifier(models["rgb_keras"], CLASSES), read_video_frames(str(clip))
+    )["top5_classes"]
 
 
 @pytest.fixture(scope="module")
@@ -231,8 +250,9 @@ def test_many_videos_into_csv_and_jsonl(models, folder, tmp_path):
         scores = predictor.classify_video(classifier, job.source)
         fields = line.split(",")
         assert fields[:3] == [job.name, "", ""] and fields[3::2] == scores["top5_classes"][:3]
-        np.testing.assert_allclose([float(p) for p in fields[4::2]],
-                                   scores["probabilities"][scores["top5_indices"][:3]], atol=1e-6)
+        np.testing.assert_allclose(
+            [float(p) for p in fields[4::2]], scores["probabilities"][scores["top5_indices"][:3]], atol=1e-6
+        )
 
     killed = tmp_path / "killed.csv"
     with pytest.raises(KeyboardInterrupt):
@@ -264,7 +284,10 @@ def test_many_videos_with_windows(models, folder, tmp_path):
     csv_rows = tmp_path / "windows.csv"
     predictions.predict_videos(classifier, jobs, csv_rows, top_k=1, window=25, stride=10, progress=False)
     assert [line.split(",")[:3] for line in csv_rows.read_text().splitlines()[1:]] == [
-        ["a.avi", "0", "25"], ["b.avi", "0", "25"], ["b.avi", "10", "35"]]
+        ["a.avi", "0", "25"],
+        ["b.avi", "0", "25"],
+        ["b.avi", "10", "35"],
+    ]
 
 
 def test_entry_point_many_videos(models, folder, tmp_path):

@@ -1,4 +1,5 @@
 """The offline stand-in for ImageNet: the pretraining command, its weights file and the shipped one."""
+
 import json
 import os
 import subprocess
@@ -9,10 +10,9 @@ import numpy as np
 import pytest
 
 from actionvlad_tf import zoo
-from actionvlad_tf.prep import stills
-from actionvlad_tf.models import vgg16
-from actionvlad_tf.models import builder
+from actionvlad_tf.models import builder, vgg16
 from actionvlad_tf.models.parts import backbones
+from actionvlad_tf.prep import stills
 from actionvlad_tf.specs import ModelSpec
 from actionvlad_tf.training import pretrain
 
@@ -25,11 +25,27 @@ def test_toy_pretrain_command_writes_weights_that_backbone_weights_loads(tmp_pat
     environment = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "3"}
     flow = ["--init_weights=demo_standin", "--width=0.25"] if modality == "flow" else []
     run = subprocess.run(
-        [sys.executable, os.path.join(REPO, "experiments", "pretrain_backbone.py"), f"--output={out}",
-         "--width=0.125", "--image_size=32", "--steps=4", "--batch_size=8", "--warmup_steps=2",
-         "--curriculum_steps=2", "--train_images=64", "--val_images=32", "--float16", f"--modality={modality}",
-         *flow],
-        env=environment, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            os.path.join(REPO, "experiments", "pretrain_backbone.py"),
+            f"--output={out}",
+            "--width=0.125",
+            "--image_size=32",
+            "--steps=4",
+            "--batch_size=8",
+            "--warmup_steps=2",
+            "--curriculum_steps=2",
+            "--train_images=64",
+            "--val_images=32",
+            "--float16",
+            f"--modality={modality}",
+            *flow,
+        ],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-4000:]
     card = json.loads((tmp_path / "toy.json").read_text())
     width = 0.25 if modality == "flow" else 0.125
@@ -46,8 +62,9 @@ def test_toy_pretrain_command_writes_weights_that_backbone_weights_loads(tmp_pat
     assert stored.dtype == np.float16 and stored.shape == (3, 3, 512 * width, 512 * width)
     assert first.shape == (3, 3, channels, 64 * width)
 
-    model = builder.build_model(ModelSpec(3, modality=modality, frames_per_video=2, image_size=32, num_clusters=4,
-                                          backbone_width=width))
+    model = builder.build_model(
+        ModelSpec(3, modality=modality, frames_per_video=2, image_size=32, num_clusters=4, backbone_width=width)
+    )
     builder.load_backbone_weights(model, weights, modality)
     (backbone,) = backbones(model)
     np.testing.assert_array_equal(backbone.get_layer("block5_conv3").get_weights()[0], stored.astype(np.float32))
@@ -70,14 +87,17 @@ def test_shipped_standin_is_what_its_card_says():
     config = card["config"]
     assert os.path.getsize(zoo.resolve("demo_standin")) < 8e6
     # It loads by name wherever --backbone_weights goes, at the card's width.
-    model = builder.build_model(ModelSpec(6, frames_per_video=2, image_size=card["image_size"], num_clusters=4,
-                                          backbone_width=card["width"]))
+    model = builder.build_model(
+        ModelSpec(6, frames_per_video=2, image_size=card["image_size"], num_clusters=4, backbone_width=card["width"])
+    )
     builder.load_backbone_weights(model, "demo_standin", "rgb")
     # Its heads reproduce the card's validation accuracy on the regenerated validation stills.
-    net = pretrain.load_pretrain_model("demo_standin", zoo.heads_file("demo_standin"), card["width"],
-                                       card["image_size"])
-    images, labels = stills.generate_stills(config["val_images"], [config["seed"], 1], config["image_size"],
-                                            tuple(config["radius_range"]))
+    net = pretrain.load_pretrain_model(
+        "demo_standin", zoo.heads_file("demo_standin"), card["width"], card["image_size"]
+    )
+    images, labels = stills.generate_stills(
+        config["val_images"], [config["seed"], 1], config["image_size"], tuple(config["radius_range"])
+    )
     accuracy = pretrain.evaluate(net, images, labels)
     for head in ("shape", "colour", "texture", "shape_colour"):
         assert accuracy[head] == pytest.approx(card["val_accuracy"][head], abs=0.03), head
@@ -94,15 +114,24 @@ def test_shipped_flow_standin_is_what_its_card_says():
     # It loads by name into a flow model (20-channel first layer, as it was trained), at the RGB
     # stand-in's width, so that the demo's two streams share one --backbone_width.
     assert card["width"] == zoo.card("demo_standin")["width"]
-    model = builder.build_model(ModelSpec(6, modality="flow", frames_per_video=2, image_size=card["image_size"],
-                                          num_clusters=4, backbone_width=card["width"]))
+    model = builder.build_model(
+        ModelSpec(
+            6,
+            modality="flow",
+            frames_per_video=2,
+            image_size=card["image_size"],
+            num_clusters=4,
+            backbone_width=card["width"],
+        )
+    )
     builder.load_backbone_weights(model, "demo_standin_flow", "flow")
     (backbone,) = backbones(model)
     assert backbone.get_layer("block1_conv1").get_weights()[0].shape[2] == 20
     # Its heads reach the card's accuracy on fresh stacks of the same task (a smaller set than the
     # card's 1000, so within a few points).
-    net = pretrain.load_pretrain_model("demo_standin_flow", zoo.heads_file("demo_standin_flow"), card["width"],
-                                       card["image_size"], modality="flow")
+    net = pretrain.load_pretrain_model(
+        "demo_standin_flow", zoo.heads_file("demo_standin_flow"), card["width"], card["image_size"], modality="flow"
+    )
     config = pretrain.PretrainConfig(**{**config, "radius_range": tuple(config["radius_range"])})
     stacks, labels = pretrain.generate(config, 200, [config.seed, 7])
     accuracy = pretrain.evaluate(net, stacks, labels, modality="flow")
@@ -115,8 +144,8 @@ def test_shipped_flow_standin_is_what_its_card_says():
 @pytest.mark.slow
 def test_standin_conv5_separates_demo_objects_far_better_than_random(tmp_path):
     from actionvlad_tf.data import augment
-    from actionvlad_tf.prep import extraction, synthetic
     from actionvlad_tf.evaluation import probe
+    from actionvlad_tf.prep import extraction, synthetic
 
     synthetic.generate_demo_dataset(tmp_path / "demo", train_per_class=4, test_per_class=2, progress=False)
     jobs, _ = extraction.find_videos(str(tmp_path / "demo" / "videos"))

@@ -1,6 +1,7 @@
 """Release checkpoint conversion: a TF1 graph of the release's formula (§1.1-1.3), saved with
 tf.compat.v1 Saver (V1 and V2) under the release's names, must give the converted Keras model's
 logits; the report names unmapped and missing variables; the k-means pickle converts to .npz."""
+
 import os
 import pickle
 import subprocess
@@ -65,20 +66,22 @@ def _release_vgg(images, var, prefix, fc_top):
 def _release_netvlad_logits(conv, var, prefix):
     """nets/frame_pooling.py::netvlad as released (§1.2), loop over clusters included, then §1.3."""
     net = tf.nn.l2_normalize(conv, 3, epsilon=1e-12)
-    scores = tf.nn.bias_add(tf.nn.conv2d(net, var[f"{prefix}NetVLAD/vlad_W"], 1, "VALID"),
-                            var[f"{prefix}NetVLAD/vlad_B"])
+    scores = tf.nn.bias_add(
+        tf.nn.conv2d(net, var[f"{prefix}NetVLAD/vlad_W"], 1, "VALID"), var[f"{prefix}NetVLAD/vlad_B"]
+    )
     assignment = tf.nn.softmax(scores, axis=-1)
     videos = []
     for net_v, assign_v in zip(tf.split(net, B, 0), tf.split(assignment, B, 0)):
         per_cluster = []
         for k in range(K):
             residual = net_v - var[f"{prefix}NetVLAD/centers"][k]
-            per_cluster.append(tf.reduce_sum(assign_v[..., k:k + 1] * residual, [0, 1, 2]))
+            per_cluster.append(tf.reduce_sum(assign_v[..., k : k + 1] * residual, [0, 1, 2]))
         videos.append(tf.stack(per_cluster))
     vlad = tf.nn.l2_normalize(tf.stack(videos), 2, epsilon=1e-12)
     vlad = tf.nn.l2_normalize(tf.reshape(vlad, [B, -1]), 1, epsilon=1e-12)
-    return tf.nn.bias_add(tf.matmul(vlad, var[f"{prefix}classifier/logits/weights"]),
-                          var[f"{prefix}classifier/logits/biases"])
+    return tf.nn.bias_add(
+        tf.matmul(vlad, var[f"{prefix}classifier/logits/weights"]), var[f"{prefix}classifier/logits/biases"]
+    )
 
 
 def _save_release_checkpoint(path, values, images, streams, version, extra=()):
@@ -118,13 +121,24 @@ def test_rgb_actionvlad_checkpoint_gives_release_logits(tmp_path, version):
     rng = np.random.default_rng(0)
     values = _release_values(rng, "stream0/", 3)
     video = _video(rng, 3)
-    extra = ("stream0/classifier/logits/weights/Adam", "stream0/NetVLAD/centers/Adam_1", "global_step",
-             "beta1_power", "stream0/pooled-batch-norm/beta", "stream1/vgg_16/conv1/conv1_1/weights")
+    extra = (
+        "stream0/classifier/logits/weights/Adam",
+        "stream0/NetVLAD/centers/Adam_1",
+        "global_step",
+        "beta1_power",
+        "stream0/pooled-batch-norm/beta",
+        "stream1/vgg_16/conv1/conv1_1/weights",
+    )
     ckpt = tmp_path / version / "model.ckpt"
     ckpt.parent.mkdir()
     expected = _save_release_checkpoint(
-        ckpt, values, {"stream0/": video.reshape(B * T, S, S, 3)}, {"stream0/": False},
-        getattr(tf.compat.v1.train.SaverDef, version), extra)["stream0/"]
+        ckpt,
+        values,
+        {"stream0/": video.reshape(B * T, S, S, 3)},
+        {"stream0/": False},
+        getattr(tf.compat.v1.train.SaverDef, version),
+        extra,
+    )["stream0/"]
     if version == "V1":
         assert ckpt.is_file()  # one file, as the released HMDB/UCF checkpoints
     model = build_actionvlad(C, frames_per_video=T, image_size=S, num_clusters=K, weight_decay=0)
@@ -136,8 +150,12 @@ def test_rgb_actionvlad_checkpoint_gives_release_logits(tmp_path, version):
     assert len(report.assigned) == 26 + 3 + 2
     assert report.missing == []
     assert report.unmapped == ["stream0/pooled-batch-norm/beta"]
-    assert set(report.ignored) == {"stream0/classifier/logits/weights/Adam",
-                                   "stream0/NetVLAD/centers/Adam_1", "global_step", "beta1_power"}
+    assert set(report.ignored) == {
+        "stream0/classifier/logits/weights/Adam",
+        "stream0/NetVLAD/centers/Adam_1",
+        "global_step",
+        "beta1_power",
+    }
     assert report.outside_prefix == ["stream1/vgg_16/conv1/conv1_1/weights"]
     assert "unmapped (checkpoint variables no Keras weight took): 1" in report.summary()
 
@@ -147,12 +165,23 @@ def test_flow_checkpoint_without_stream_prefix_and_architecture(tmp_path):
     rng = np.random.default_rng(1)
     values = _release_values(rng, "", 20)
     video = _video(rng, 20)
-    expected = _save_release_checkpoint(tmp_path / "flow.ckpt", values, {"": video.reshape(B * T, S, S, 20)},
-                                        {"": False}, tf.compat.v1.train.SaverDef.V2)[""]
+    expected = _save_release_checkpoint(
+        tmp_path / "flow.ckpt",
+        values,
+        {"": video.reshape(B * T, S, S, 20)},
+        {"": False},
+        tf.compat.v1.train.SaverDef.V2,
+    )[""]
     read = release_ckpt.read_checkpoint(tmp_path / "flow.ckpt")
     arch = release_ckpt.release_architecture(read)
-    assert arch == {"modality": "flow", "pooling": "netvlad", "num_clusters": K, "descriptor_size": 512,
-                    "num_classes": C, "include_top": False}
+    assert arch == {
+        "modality": "flow",
+        "pooling": "netvlad",
+        "num_clusters": K,
+        "descriptor_size": 512,
+        "num_classes": C,
+        "include_top": False,
+    }
     model = build_actionvlad(C, modality="flow", frames_per_video=None, image_size=S, num_clusters=K)
     report = release_ckpt.load_release_checkpoint(model, tmp_path / "flow.ckpt", values=read)
     assert report.prefix == "" and report.unmapped == [] and report.outside_prefix == []
@@ -166,9 +195,12 @@ def test_two_stream_checkpoint_and_frame_classifier(tmp_path):
     values = {**_release_values(rng, "stream0/", 3), **_release_values(rng, "stream1/", 20)}
     rgb, flow = _video(rng, 3), _video(rng, 20)
     expected = _save_release_checkpoint(
-        tmp_path / "two.ckpt", values,
+        tmp_path / "two.ckpt",
+        values,
         {"stream0/": rgb.reshape(B * T, S, S, 3), "stream1/": flow.reshape(B * T, S, S, 20)},
-        {"stream0/": False, "stream1/": False}, tf.compat.v1.train.SaverDef.V2)
+        {"stream0/": False, "stream1/": False},
+        tf.compat.v1.train.SaverDef.V2,
+    )
     model = build_two_stream(C, frames_per_video=T, image_size=S, num_clusters=K, flow_weight=0.667)
     rgb_report, flow_report = release_ckpt.convert_two_stream(model, tmp_path / "two.ckpt")
     assert rgb_report.unmapped == flow_report.unmapped == []
@@ -176,8 +208,13 @@ def test_two_stream_checkpoint_and_frame_classifier(tmp_path):
     np.testing.assert_allclose(model({"rgb": rgb, "flow": flow}).numpy(), fused, atol=1e-5, rtol=1e-5)
 
     top_values = _release_values(rng, "stream0/", 3, with_netvlad=False, fc_top=True)
-    expected = _save_release_checkpoint(tmp_path / "top.ckpt", top_values, {"stream0/": rgb.reshape(B * T, S, S, 3)},
-                                        {"stream0/": True}, tf.compat.v1.train.SaverDef.V2)["stream0/"]
+    expected = _save_release_checkpoint(
+        tmp_path / "top.ckpt",
+        top_values,
+        {"stream0/": rgb.reshape(B * T, S, S, 3)},
+        {"stream0/": True},
+        tf.compat.v1.train.SaverDef.V2,
+    )["stream0/"]
     frame_model = build_frame_classifier(C, frames_per_video=T, image_size=S)
     release_ckpt.load_release_checkpoint(frame_model, tmp_path / "top.ckpt")
     np.testing.assert_allclose(frame_model(rgb).numpy(), expected, atol=1e-4, rtol=1e-5)
@@ -242,8 +279,9 @@ def test_kmeans_pickle_to_npz(tmp_path):
     fitted = KMeans(n_clusters=2, n_init=1, random_state=0).fit(np.random.default_rng(5).normal(size=(20, 3)))
     (tmp_path / "new.pkl").write_bytes(pickle.dumps(fitted))
     with pytest.warns(UserWarning):
-        np.testing.assert_allclose(release_ckpt.kmeans_centers_from_pickle(tmp_path / "new.pkl"),
-                                   fitted.cluster_centers_, rtol=1e-6)
+        np.testing.assert_allclose(
+            release_ckpt.kmeans_centers_from_pickle(tmp_path / "new.pkl"), fitted.cluster_centers_, rtol=1e-6
+        )
 
 
 def test_kmeans_pickle_refuses_other_globals(tmp_path):
@@ -258,8 +296,13 @@ def test_kmeans_pickle_refuses_other_globals(tmp_path):
 
 def _convert_cli(*args):
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return subprocess.run([sys.executable, "experiments/convert_release_checkpoint.py", *args], cwd=repo,
-                          capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    return subprocess.run(
+        [sys.executable, "experiments/convert_release_checkpoint.py", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
 
 
 @pytest.mark.slow  # subprocesses of the absl entry points; the library is tested above
@@ -269,12 +312,21 @@ def test_entry_point(tmp_path):
     rng = np.random.default_rng(6)
     values = _release_values(rng, "stream0/", 3)
     video = _video(rng, 3)
-    expected = _save_release_checkpoint(tmp_path / "m.ckpt", values, {"stream0/": video.reshape(B * T, S, S, 3)},
-                                        {"stream0/": False}, tf.compat.v1.train.SaverDef.V1)["stream0/"]
-    result = _convert_cli("checkpoint", f"--checkpoint={tmp_path / 'm.ckpt'}", f"--output={tmp_path / 'm.keras'}",
-                          f"--image_size={S}")
+    expected = _save_release_checkpoint(
+        tmp_path / "m.ckpt",
+        values,
+        {"stream0/": video.reshape(B * T, S, S, 3)},
+        {"stream0/": False},
+        tf.compat.v1.train.SaverDef.V1,
+    )["stream0/"]
+    result = _convert_cli(
+        "checkpoint", f"--checkpoint={tmp_path / 'm.ckpt'}", f"--output={tmp_path / 'm.keras'}", f"--image_size={S}"
+    )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "31 variables assigned" in result.stdout and "missing (Keras weights without a checkpoint variable): 0" in result.stdout
+    assert (
+        "31 variables assigned" in result.stdout
+        and "missing (Keras weights without a checkpoint variable): 0" in result.stdout
+    )
     model = keras.saving.load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(model(video).numpy(), expected, atol=1e-5, rtol=1e-5)
 
@@ -304,8 +356,13 @@ def test_cuhk_uptoconv5_checkpoint_converts_to_backbone_weights(tmp_path):
         with tf.compat.v1.Session(graph=graph) as session:
             expected = session.run(conv5)
     _save_release_checkpoint(tmp_path / "cuhk.ckpt", values, {}, {}, tf.compat.v1.train.SaverDef.V2)
-    result = _convert_cli("checkpoint", f"--checkpoint={tmp_path / 'cuhk.ckpt'}", "--allow_missing",
-                          "--num_classes=51", f"--output={tmp_path / 'cuhk.keras'}")
+    result = _convert_cli(
+        "checkpoint",
+        f"--checkpoint={tmp_path / 'cuhk.ckpt'}",
+        "--allow_missing",
+        "--num_classes=51",
+        f"--output={tmp_path / 'cuhk.keras'}",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "26 variables assigned" in result.stdout
     features = descriptor_model(ModelSpec(51, image_size=S), str(tmp_path / "cuhk.keras"))

@@ -1,17 +1,18 @@
 """A released checkpoint by name → an evaluated Keras model, offline: the test writes a checkpoint
 with the release's names and shapes (HMDB51: 51 classes), "downloads" it from a file:// address
 with its checksum recorded and checked, converts it, and evaluates it on a tiny test split."""
+
 import dataclasses
 
 import h5py
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_release_ckpt import _release_values, _save_release_checkpoint
+from test_train_cli import _write_dataset
 
 from actionvlad_tf.convert import release_models
 from actionvlad_tf.specs import InputSpec
-from test_release_ckpt import _release_values, _save_release_checkpoint
-from test_train_cli import _write_dataset
 
 
 def test_the_table_lists_get_models_checkpoints():
@@ -40,14 +41,27 @@ def hmdb51_checkpoint(tmp_path):
 
 def test_name_to_evaluated_model_offline(tmp_path, hmdb51_checkpoint, monkeypatch):
     entry = release_models.release_model("hmdb51_rgb_split1")
-    monkeypatch.setitem(release_models.RELEASE_MODELS, entry.name,
-                        dataclasses.replace(entry, url=hmdb51_checkpoint.as_uri()))
+    monkeypatch.setitem(
+        release_models.RELEASE_MODELS, entry.name, dataclasses.replace(entry, url=hmdb51_checkpoint.as_uri())
+    )
     data = tmp_path / "data"
     _write_dataset(data)
-    inputs = InputSpec(frames_per_video=2, batch_size=3, image_size=32, resize_shape=(40, 48),
-                       frames_root=str(data / "frames"), list_dir=str(data / "lists"))
-    done = release_models.fetch_convert_evaluate(entry.name, str(tmp_path / "root"), str(tmp_path / "m.keras"),
-                                                 inputs, str(tmp_path / "eval"), mixed_precision="float32")
+    inputs = InputSpec(
+        frames_per_video=2,
+        batch_size=3,
+        image_size=32,
+        resize_shape=(40, 48),
+        frames_root=str(data / "frames"),
+        list_dir=str(data / "lists"),
+    )
+    done = release_models.fetch_convert_evaluate(
+        entry.name,
+        str(tmp_path / "root"),
+        str(tmp_path / "m.keras"),
+        inputs,
+        str(tmp_path / "eval"),
+        mixed_precision="float32",
+    )
     downloaded = tmp_path / "root" / entry.path
     assert done["path"] == str(downloaded) and downloaded.read_bytes() == hmdb51_checkpoint.read_bytes()
     assert (tmp_path / "root" / f"{entry.path}.sha256").read_text().split()[0] == done["sha256"]
@@ -73,8 +87,9 @@ def test_a_wrong_checkpoint_or_an_unreachable_address_is_named(tmp_path, hmdb51_
     with pytest.raises(ValueError, match="a rgb checkpoint, but hmdb51_flow_split1 is flow"):
         release_models.convert("hmdb51_flow_split1", str(hmdb51_checkpoint), str(tmp_path / "m.keras"), 32)
     entry = release_models.release_model("ucf101_rgb_split1")
-    monkeypatch.setitem(release_models.RELEASE_MODELS, entry.name,
-                        dataclasses.replace(entry, url=(tmp_path / "nowhere.ckpt").as_uri()))
+    monkeypatch.setitem(
+        release_models.RELEASE_MODELS, entry.name, dataclasses.replace(entry, url=(tmp_path / "nowhere.ckpt").as_uri())
+    )
     with pytest.raises(OSError, match="download it by hand"):
         release_models.fetch(entry.name, str(tmp_path / "root"))
     assert not (tmp_path / "root" / entry.path).exists()

@@ -3,6 +3,7 @@ both error policies, list lines that no policy skips (and a property test of the
 paths with spaces and non-ASCII characters, unwritable and full output folders, safe-mode `.keras`
 files and the absence of unpickling. What other test files already show is referenced in
 docs/reliability.md, not repeated here."""
+
 import json
 import os
 import pathlib
@@ -14,6 +15,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from bad_inputs import NUM_CLASSES, SMALL, VIDEOS, L, T, write_corpus
+from frame_folders import write_list
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,8 +28,6 @@ from actionvlad_tf.models import build_actionvlad, build_two_stream
 from actionvlad_tf.prep import extraction
 from actionvlad_tf.prep.synthetic import write_video
 from actionvlad_tf.training import TrainConfig, make_strategy, train
-from bad_inputs import L, NUM_CLASSES, SMALL, T, VIDEOS, write_corpus
-from frame_folders import write_list
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MODALITIES = ("rgb", "flow", "rgb+flow")
@@ -38,8 +39,17 @@ def corpus(tmp_path_factory):
 
 
 def _dataset(list_file, root, modality, **kwargs):
-    return make_video_dataset(list_file, root, modality=modality, frames_per_video=T, flow_stack=L,
-                              num_classes=NUM_CLASSES, return_metadata=True, **SMALL, **kwargs)
+    return make_video_dataset(
+        list_file,
+        root,
+        modality=modality,
+        frames_per_video=T,
+        flow_stack=L,
+        num_classes=NUM_CLASSES,
+        return_metadata=True,
+        **SMALL,
+        **kwargs,
+    )
 
 
 def _video_arrays(video):
@@ -47,6 +57,7 @@ def _video_arrays(video):
 
 
 # ----------------------------------------------------------------------------- skip policy
+
 
 @pytest.mark.parametrize("modality", MODALITIES)
 def test_skip_policy_keeps_the_good_videos_and_names_every_bad_one(corpus, modality):
@@ -70,8 +81,9 @@ def test_skip_policy_keeps_the_good_videos_and_names_every_bad_one(corpus, modal
 def test_training_on_the_corpus_never_yields_a_bad_video_or_a_nan(corpus):
     root, list_file = corpus
     report = DatasetReport()
-    dataset = _dataset(list_file, root, "rgb+flow", on_error="skip", report=report, training=True,
-                       shuffle_seed=0, batch_size=2)
+    dataset = _dataset(
+        list_file, root, "rgb+flow", on_error="skip", report=report, training=True, shuffle_seed=0, batch_size=2
+    )
     good = {v.path.encode() for v in VIDEOS if "rgb+flow" not in v.bad_for}
     for video, _, metadata in dataset.take(6):  # three epochs of the four good videos
         assert set(metadata["path"].numpy()) <= good
@@ -128,24 +140,32 @@ def test_malformed_list_lines_are_errors_under_both_policies(corpus, tmp_path, c
         _dataset(list_file, root, "rgb", on_error=on_error, report=report)
 
 
-_NAME = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp"),
-                               blacklist_characters="/\\\x85"), min_size=1, max_size=8)
-_ENTRY = st.tuples(st.lists(_NAME.filter(lambda n: n not in (".", "..")), min_size=1, max_size=3),
-                   st.integers(1, 10**6), st.integers(-1, NUM_CLASSES - 1))
+_NAME = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp"), blacklist_characters="/\\\x85"),
+    min_size=1,
+    max_size=8,
+)
+_ENTRY = st.tuples(
+    st.lists(_NAME.filter(lambda n: n not in (".", "..")), min_size=1, max_size=3),
+    st.integers(1, 10**6),
+    st.integers(-1, NUM_CLASSES - 1),
+)
 
 
 @settings(max_examples=100, deadline=None)
-@given(entries=st.lists(_ENTRY, min_size=1, max_size=6, unique_by=lambda e: "/".join(e[0])),
-       noise=st.lists(st.text(max_size=30), max_size=3))
-def test_property_list_parser_round_trips_valid_lines_and_names_the_first_bad_one(
-        tmp_path_factory, entries, noise):
+@given(
+    entries=st.lists(_ENTRY, min_size=1, max_size=6, unique_by=lambda e: "/".join(e[0])),
+    noise=st.lists(st.text(max_size=30), max_size=3),
+)
+def test_property_list_parser_round_trips_valid_lines_and_names_the_first_bad_one(tmp_path_factory, entries, noise):
     """Valid lines (any non-space Unicode path) read back exactly; appending arbitrary text
     gives back the same entries or a ValueError that names the list file and a line number."""
     lines = [f"{'/'.join(parts)} {n} {label}" for parts, n, label in entries]
     list_file = tmp_path_factory.mktemp("lists") / "list.txt"
     list_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    expected = [VideoEntry("/".join(parts), n, label, 0, i + 1, str(list_file))
-                for i, (parts, n, label) in enumerate(entries)]
+    expected = [
+        VideoEntry("/".join(parts), n, label, 0, i + 1, str(list_file)) for i, (parts, n, label) in enumerate(entries)
+    ]
     assert read_list(list_file, NUM_CLASSES) == expected
     with open(list_file, "a", encoding="utf-8", newline="") as f:
         f.write("\n".join(noise))
@@ -154,11 +174,12 @@ def test_property_list_parser_round_trips_valid_lines_and_names_the_first_bad_on
     except ValueError as error:
         assert re.match(rf"{re.escape(str(list_file))}:\d+: ", str(error))
     else:
-        assert parsed[:len(entries)] == expected
+        assert parsed[: len(entries)] == expected
         assert all(1 <= e.num_frames and -1 <= e.label < NUM_CLASSES for e in parsed)
 
 
 # ----------------------------------------------------------------------------- data preparation
+
 
 def test_video_files_with_spaces_and_non_ascii_names_extract_and_rename(tmp_path):
     """OpenCV opens UTF-8 paths; a folder name with a space would not fit a list line, so the
@@ -176,8 +197,9 @@ def test_video_files_with_spaces_and_non_ascii_names_extract_and_rename(tmp_path
     summary = extraction.extract_frames(jobs, out, progress=False)
     assert summary.done == ["brush_hair/clip_été_1"] and summary.ok
     list_file = write_list(tmp_path / "list.txt", ["brush_hair/clip_été_1 5 0"])
-    (video, _, metadata), = list(make_video_dataset(list_file, out, frames_per_video=3,
-                                                    return_metadata=True, **SMALL))
+    ((video, _, metadata),) = list(
+        make_video_dataset(list_file, out, frames_per_video=3, return_metadata=True, **SMALL)
+    )
     assert metadata["path"][0].numpy().decode() == "brush_hair/clip_été_1"
     assert video.shape == (1, 3, 16, 16, 3)
 
@@ -191,6 +213,7 @@ def test_video_list_names_cannot_leave_the_output_folder(tmp_path):
 
 # ----------------------------------------------------------------------------- unwritable outputs
 
+
 def _tiny_classifier(strategy):
     with strategy.scope():
         inputs = keras.Input((3,))
@@ -198,37 +221,51 @@ def _tiny_classifier(strategy):
 
 
 def _extract(output):
-    return extraction.extract_frames([extraction.Job("never_opened.avi", "v")], output,
-                                     progress=False)
+    return extraction.extract_frames([extraction.Job("never_opened.avi", "v")], output, progress=False)
 
 
 def _train(output):
     strategy = make_strategy()
     dataset = tf.data.Dataset.from_tensors((tf.zeros([1, 3]), tf.zeros([1], tf.int32))).repeat()
-    return train(_tiny_classifier(strategy), dataset,
-                 TrainConfig(train_dir=str(output), max_number_of_steps=1, progress=False),
-                 strategy=strategy)
+    return train(
+        _tiny_classifier(strategy),
+        dataset,
+        TrainConfig(train_dir=str(output), max_number_of_steps=1, progress=False),
+        strategy=strategy,
+    )
 
 
 def _export(output):
-    model = build_actionvlad(NUM_CLASSES, frames_per_video=T, image_size=32, num_clusters=4,
-                             weight_decay=0)
+    model = build_actionvlad(NUM_CLASSES, frames_per_video=T, image_size=32, num_clusters=4, weight_decay=0)
     return export_saved_model(model, output, [f"c{i}" for i in range(NUM_CLASSES)])
 
 
 def _eval_entry_point(output):
     """eval.py checks --results_dir before reading lists or weights (the bogus ones here)."""
     run = subprocess.run(
-        [sys.executable, str(REPO / "experiments" / "eval.py"), "--checkpoint_path=nowhere",
-         "--dataset_list_dir=nowhere", f"--results_dir={output}"],
-        capture_output=True, text=True, timeout=300, cwd=output.parent.parent,
-        env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"})
+        [
+            sys.executable,
+            str(REPO / "experiments" / "eval.py"),
+            "--checkpoint_path=nowhere",
+            "--dataset_list_dir=nowhere",
+            f"--results_dir={output}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=output.parent.parent,
+        env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert run.returncode != 0
     raise OSError(run.stderr.strip().splitlines()[-1])
 
 
-WRITERS = {"extract_frames": (_extract, "output folder"), "train": (_train, "train_dir"),
-           "export_saved_model": (_export, "export_dir"), "eval.py": (_eval_entry_point, "--results_dir")}
+WRITERS = {
+    "extract_frames": (_extract, "output folder"),
+    "train": (_train, "train_dir"),
+    "export_saved_model": (_export, "export_dir"),
+    "eval.py": (_eval_entry_point, "--results_dir"),
+}
 
 
 def _unwritable(tmp_path, kind):
@@ -267,7 +304,9 @@ model = build_actionvlad(4, frames_per_video=3, image_size=32, num_clusters=4, w
 video = os.path.join(out, "clip.avi")
 write_video(video, np.random.default_rng(0).integers(0, 256, (3, 192, 192, 3), np.uint8))
 writers = {
-    "logits.h5": lambda v: write_logits(os.path.join(out, "logits.h5"), v + np.random.rand(200, 1000).astype(np.float32)),
+    "logits.h5": lambda v: write_logits(
+        os.path.join(out, "logits.h5"), v + np.random.rand(200, 1000).astype(np.float32)
+    ),
     "results.json": lambda v: write_json(os.path.join(out, "results.json"), {"v": [v] * 20000}),
     "model.keras": lambda v: save_keras_atomic(model, os.path.join(out, "model.keras")),
 }
@@ -297,9 +336,14 @@ def test_full_disk_fails_the_write_and_keeps_the_previous_files(tmp_path):
     """A disk that fills during a write (simulated with a file-size limit, in a subprocess):
     every writer raises, the previous logits, results and model stay as they were, and neither
     a temporary file nor a partial frame folder is left to be trusted."""
-    run = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path)], capture_output=True,
-                         text=True, timeout=300, cwd=tmp_path,
-                         env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"})
+    run = subprocess.run(
+        [sys.executable, "-c", FULL_DISK, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
     errors = result["errors"]
@@ -316,6 +360,7 @@ def test_full_disk_fails_the_write_and_keeps_the_previous_files(tmp_path):
 
 # ----------------------------------------------------------------------------- safety
 
+
 def _small_models():
     common = dict(frames_per_video=T, image_size=32, num_clusters=4, weight_decay=0)
     rgb = build_actionvlad(NUM_CLASSES, **common)
@@ -330,8 +375,8 @@ def _small_models():
 def _inputs(model, rng):
     """Random inputs in the model's input structure (a dict for two streams)."""
     return tf.nest.map_structure(
-        lambda t: rng.normal(0, 50, [1 if d is None else d for d in t.shape]).astype(np.float32),
-        model.input)
+        lambda t: rng.normal(0, 50, [1 if d is None else d for d in t.shape]).astype(np.float32), model.input
+    )
 
 
 def test_keras_files_of_every_model_kind_load_in_safe_mode(tmp_path):
@@ -343,12 +388,15 @@ def test_keras_files_of_every_model_kind_load_in_safe_mode(tmp_path):
         model.save(path)
         reloaded = keras.saving.load_model(path, safe_mode=True)
         inputs = _inputs(model, rng)
-        np.testing.assert_allclose(reloaded.predict(inputs, verbose=0), model.predict(inputs, verbose=0),
-                                   rtol=1e-5, atol=1e-5, err_msg=kind)
+        np.testing.assert_allclose(
+            reloaded.predict(inputs, verbose=0), model.predict(inputs, verbose=0), rtol=1e-5, atol=1e-5, err_msg=kind
+        )
 
 
-UNPICKLING = re.compile(r"allow_pickle\s*=\s*True|pickle\.(load|Unpickler)|\bUnpickler\b|import pickle"
-                        r"|marshal\.load|safe_mode\s*=\s*False|enable_unsafe_deserialization")
+UNPICKLING = re.compile(
+    r"allow_pickle\s*=\s*True|pickle\.(load|Unpickler)|\bUnpickler\b|import pickle"
+    r"|marshal\.load|safe_mode\s*=\s*False|enable_unsafe_deserialization"
+)
 # The release's own pickles, each through an explicit call that warns (release §5, TSN weights).
 EXPLICIT_UNPICKLERS = {"actionvlad_tf/convert/release_ckpt.py", "actionvlad_tf/models/bn_inception.py"}
 
@@ -364,4 +412,3 @@ def test_nothing_unpickles_outside_the_explicit_release_converters():
             if hits:
                 found[str(path.relative_to(REPO))] = hits
     assert set(found) == EXPLICIT_UNPICKLERS, found
-

@@ -1,12 +1,12 @@
 """Temporal sampling: the release's index formulas (§3.3), numpy and TF versions agree."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actionvlad_tf.data.sampling import (check_sampling_arguments, frame_numbers,
-                                         frame_numbers_tf, stack_numbers)
+from actionvlad_tf.data.sampling import check_sampling_arguments, frame_numbers, frame_numbers_tf, stack_numbers
 
 
 def test_rgb_uniform_step():
@@ -38,11 +38,14 @@ def test_step_one_just_above_the_short_limit():
     np.testing.assert_array_equal(frame_numbers(35, 25, "flow"), np.arange(1, 26))
 
 
-@pytest.mark.parametrize("n, modality, message", [
-    (10, "flow", "10 frames give 9 flow images per direction, fewer than one stack of 10"),
-    (10, "rgb+flow", "10 frames give 9 flow images .* fewer than one stack of 10"),
-    (0, "rgb", "0 frames, nothing to sample"),
-])
+@pytest.mark.parametrize(
+    "n, modality, message",
+    [
+        (10, "flow", "10 frames give 9 flow images per direction, fewer than one stack of 10"),
+        (10, "rgb+flow", "10 frames give 9 flow images .* fewer than one stack of 10"),
+        (0, "rgb", "0 frames, nothing to sample"),
+    ],
+)
 def test_unsamplable_videos(n, modality, message):
     with pytest.raises(ValueError, match=f"list.txt:7: {message}"):
         frame_numbers(n, 25, modality, where="list.txt:7")
@@ -112,8 +115,9 @@ def test_property_indices_in_range_sorted_and_numpy_equals_tf(case):
     assert files.min() >= start + 1 and files.max() <= last_file
     if modality == "rgb+flow":  # the paired RGB frame exists too
         assert first.max() <= start + n
-    graph = frame_numbers_tf(tf.constant(n, tf.int64), frames, modality, flow_stack,
-                             tf.constant(start, tf.int64), jitter, tf.constant(u))
+    graph = frame_numbers_tf(
+        tf.constant(n, tf.int64), frames, modality, flow_stack, tf.constant(start, tf.int64), jitter, tf.constant(u)
+    )
     np.testing.assert_array_equal(graph.numpy(), first)
 
 
@@ -121,7 +125,7 @@ def test_tf_version_inside_tf_data_equals_eager():
     counts = tf.constant([100, 34, 11, 223], tf.int64)
     starts = tf.constant([0, 0, 0, 285], tf.int64)
     dataset = tf.data.Dataset.from_tensor_slices((counts, starts)).map(
-        lambda n, s: stack_numbers(frame_numbers_tf(n, 25, "flow", 10, s), 10))
+        lambda n, s: stack_numbers(frame_numbers_tf(n, 25, "flow", 10, s), 10)
+    )
     for (n, s), graph in zip(zip(counts.numpy(), starts.numpy()), dataset):
-        np.testing.assert_array_equal(graph.numpy(),
-                                      stack_numbers(frame_numbers(n, 25, "flow", 10, s), 10))
+        np.testing.assert_array_equal(graph.numpy(), stack_numbers(frame_numbers(n, 25, "flow", 10, s), 10))

@@ -1,5 +1,6 @@
 """Specs and registries: every two-stream fusion honours the backbone and the pooling of its spec,
 and a new pooling and a new dataset are each one registration (docs/extending.md)."""
+
 import keras
 import numpy as np
 import pytest
@@ -16,8 +17,10 @@ from actionvlad_tf.specs import DatasetSpec, ModelSpec
 
 def _inputs(spec, batch=1):
     rng = np.random.default_rng(0)
-    return {m: rng.normal(size=(batch, spec.frames_per_video, spec.image_size, spec.image_size, c)).astype("float32")
-            for m, c in (("rgb", 3), ("flow", 20))}
+    return {
+        m: rng.normal(size=(batch, spec.frames_per_video, spec.image_size, spec.image_size, c)).astype("float32")
+        for m, c in (("rgb", 3), ("flow", 20))
+    }
 
 
 def _check_pooling(model, pooling, fusion):
@@ -33,8 +36,16 @@ def _check_pooling(model, pooling, fusion):
 @pytest.mark.parametrize("pooling", sorted(POOLINGS))
 @pytest.mark.parametrize("fusion", sorted(FUSIONS))
 def test_two_stream_vgg16_honours_pooling_for_every_fusion(fusion, pooling):
-    spec = ModelSpec(3, modality="rgb+flow", pooling=pooling, fusion=fusion, num_clusters=2, image_size=32,
-                     frames_per_video=2, conv_endpoint="conv4")
+    spec = ModelSpec(
+        3,
+        modality="rgb+flow",
+        pooling=pooling,
+        fusion=fusion,
+        num_clusters=2,
+        image_size=32,
+        frames_per_video=2,
+        conv_endpoint="conv4",
+    )
     model = build_model(spec)
     _check_pooling(model, pooling, fusion)
     assert [b.name for b in backbones(model)] == ["rgb_vgg16", "flow_vgg16"]
@@ -44,8 +55,16 @@ def test_two_stream_vgg16_honours_pooling_for_every_fusion(fusion, pooling):
 @pytest.mark.parametrize("fusion", sorted(FUSIONS))
 def test_two_stream_bn_inception_for_every_fusion(fusion):
     """The backbone flag reaches both streams of every fusion (it used to build VGG-16 always)."""
-    spec = ModelSpec(3, modality="rgb+flow", backbone="bn_inception", pooling="avg", fusion=fusion,
-                     conv_endpoint="conv2/3x3", image_size=32, frames_per_video=1)
+    spec = ModelSpec(
+        3,
+        modality="rgb+flow",
+        backbone="bn_inception",
+        pooling="avg",
+        fusion=fusion,
+        conv_endpoint="conv2/3x3",
+        image_size=32,
+        frames_per_video=1,
+    )
     model = build_model(spec)
     nets = backbones(model)
     assert len(nets) == 2 and all(is_bn_inception(net) for net in nets)
@@ -59,11 +78,15 @@ def test_bad_combinations_are_rejected_with_a_reason():
     with pytest.raises(ValueError, match="frame baseline"):
         build_model(ModelSpec(3, backbone="bn_inception", conv_endpoint="fc8"))
     with pytest.raises(ValueError, match="one pooling per stream"):
-        build_model(ModelSpec(3, modality="rgb+flow", fusion="late", num_clusters=2, image_size=32,
-                              frames_per_video=1), initial_centers=np.zeros((2, 512), np.float32))
+        build_model(
+            ModelSpec(3, modality="rgb+flow", fusion="late", num_clusters=2, image_size=32, frames_per_video=1),
+            initial_centers=np.zeros((2, 512), np.float32),
+        )
     with pytest.raises(ValueError, match="takes no k-means centres"):
-        build_model(ModelSpec(3, pooling="avg", image_size=32, frames_per_video=1),
-                    initial_centers=np.zeros((2, 512), np.float32))
+        build_model(
+            ModelSpec(3, pooling="avg", image_size=32, frames_per_video=1),
+            initial_centers=np.zeros((2, 512), np.float32),
+        )
     with pytest.raises(ValueError, match=r"pooling must be one of .*'netvlad'"):
         build_model(ModelSpec(3, pooling="nope", image_size=32, frames_per_video=1))
     with pytest.raises(ValueError, match=r"model_name\) must be one of .*'vgg16'"):
@@ -110,9 +133,9 @@ def test_a_toy_dataset_is_one_registration(tmp_path, monkeypatch):
         datasets.read_entries(spec, datasets.split_list_file(tmp_path / "lists", "train", 1))
 
 
-
-@pytest.mark.parametrize("registry", [BACKBONES, POOLINGS, FUSIONS, datasets.DATASETS, LIST_MAKERS],
-                         ids=lambda r: r.kind)
+@pytest.mark.parametrize(
+    "registry", [BACKBONES, POOLINGS, FUSIONS, datasets.DATASETS, LIST_MAKERS], ids=lambda r: r.kind
+)
 def test_every_registry_refuses_a_second_entry_under_a_taken_name(registry):
     name = sorted(registry)[0]
     existing = registry[name]

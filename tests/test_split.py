@@ -1,5 +1,6 @@
 """Splitting a model at its frozen boundary: prefix then suffix equals the model; the suffix holds
 exactly the trainable weights; training the suffix on features trains the model."""
+
 import keras
 import numpy as np
 import pytest
@@ -16,14 +17,25 @@ def _videos(num_videos=2, frames=3, size=32, channels=3):
 def _model(pooling="netvlad", **kwargs):
     keras.utils.set_random_seed(0)
     centers = np.random.default_rng(1).normal(size=(4, 512)).astype(np.float32) * 0.05
-    return build_actionvlad(3, frames_per_video=3, image_size=32, num_clusters=4, netvlad_alpha=10.0,
-                            pooling=pooling, initial_centers=centers if pooling == "netvlad" else None, **kwargs)
+    return build_actionvlad(
+        3,
+        frames_per_video=3,
+        image_size=32,
+        num_clusters=4,
+        netvlad_alpha=10.0,
+        pooling=pooling,
+        initial_centers=centers if pooling == "netvlad" else None,
+        **kwargs,
+    )
 
 
-@pytest.mark.parametrize("stage, boundary, feature_shape", [
-    (1, "pooling", (2, 4 * 512)),  # the VLAD vector
-    (2, "block5_conv1", (2, 3, 2, 2, 512)),  # pool4 maps of each frame (32 px input → 2×2)
-])
+@pytest.mark.parametrize(
+    "stage, boundary, feature_shape",
+    [
+        (1, "pooling", (2, 4 * 512)),  # the VLAD vector
+        (2, "block5_conv1", (2, 3, 2, 2, 512)),  # pool4 maps of each frame (32 px input → 2×2)
+    ],
+)
 def test_prefix_then_suffix_equals_model(stage, boundary, feature_shape):
     model = set_training_stage(_model(pooled_dropout=0.5), stage)
     split = split_at_frozen_boundary(model)
@@ -71,8 +83,13 @@ def test_training_the_suffix_on_features_trains_the_model(tmp_path):
     features = split.prefix.predict(x, verbose=0)
     dataset = tf.data.Dataset.from_tensor_slices((features, np.array([0, 1, 2, 0]))).batch(2).repeat()
     before = {w.path: w.numpy().copy() for w in model.weights}
-    config = TrainConfig(train_dir=str(tmp_path / "train"), max_number_of_steps=1, learning_rate=0.01,
-                         progress=False, final_model_path=str(tmp_path / "full.keras"))
+    config = TrainConfig(
+        train_dir=str(tmp_path / "train"),
+        max_number_of_steps=1,
+        learning_rate=0.01,
+        progress=False,
+        final_model_path=str(tmp_path / "full.keras"),
+    )
     train(split.suffix, dataset, config, strategy=strategy, export_model=model)
     changed = {w.path.split("/")[0] for w in model.weights if not np.array_equal(before[w.path], w.numpy())}
     assert changed == {"block5_conv1", "block5_conv2", "block5_conv3", "pooling", "classifier"}

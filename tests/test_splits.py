@@ -3,6 +3,7 @@
 The official split files are not in ../shared; the tests write small ones that reproduce a few
 lines of the real release lists read through the shared_data fixture (never copied).
 """
+
 import math
 
 import pytest
@@ -30,6 +31,7 @@ def as_rows(lines):
 
 # ----------------------------------------------------------------------------- HMDB51
 
+
 def test_collation_key_reproduces_all_videos(shared_data):
     all_videos = splits.read_all_videos(shared_data / "hmdb51" / "AllVideos.txt")
     assert len(all_videos) == 6766
@@ -37,13 +39,18 @@ def test_collation_key_reproduces_all_videos(shared_data):
 
 
 def test_collation_key_order():
-    names = ["a/b.avi", "a/B.avi", "a/a_c.avi", "a/A-b.avi", "a/ab.avi", "a/Smile!_x.avi",
-             "a/Smile_x.avi"]
+    names = ["a/b.avi", "a/B.avi", "a/a_c.avi", "a/A-b.avi", "a/ab.avi", "a/Smile!_x.avi", "a/Smile_x.avi"]
     # letters and digits first (case and punctuation ignored), then lowercase before uppercase,
     # then punctuation in ISO 14651 order ('_' before '-' before '!')
     assert sorted(names, key=splits.hmdb51_collation_key) == [
-        "a/ab.avi", "a/A-b.avi", "a/a_c.avi", "a/b.avi", "a/B.avi", "a/Smile_x.avi",
-        "a/Smile!_x.avi"]
+        "a/ab.avi",
+        "a/A-b.avi",
+        "a/a_c.avi",
+        "a/b.avi",
+        "a/B.avi",
+        "a/Smile_x.avi",
+        "a/Smile!_x.avi",
+    ]
 
 
 def _hmdb_fixture(shared_data, tmp_path, split=1, per_class=3):
@@ -56,8 +63,9 @@ def _hmdb_fixture(shared_data, tmp_path, split=1, per_class=3):
     for part, flag in (("train", "1"), ("test", "2")):
         lines = []
         for class_name in ("brush_hair", "cartwheel"):
-            lines += release_lines(root / f"{part}_split{split}.txt",
-                                   lambda v, c=class_name: v.startswith(c + "/"))[:per_class]
+            lines += release_lines(root / f"{part}_split{split}.txt", lambda v, c=class_name: v.startswith(c + "/"))[
+                :per_class
+            ]
         expected[part] = lines
         for video, count, _ in lines:
             original = all_videos[int(video.split("/")[1]) - 1]
@@ -70,16 +78,20 @@ def _hmdb_fixture(shared_data, tmp_path, split=1, per_class=3):
     split_dir.mkdir()
     for class_name in ("cartwheel", "brush_hair"):
         # official files: `name.avi flag ` with a trailing space, in no order we rely on
-        lines = [f"{v.split('/', 1)[1]} {f} " for v, f in sorted(flags.items(), reverse=True)
-                 if v.startswith(class_name + "/")]
+        lines = [
+            f"{v.split('/', 1)[1]} {f} "
+            for v, f in sorted(flags.items(), reverse=True)
+            if v.startswith(class_name + "/")
+        ]
         (split_dir / f"{class_name}_test_split{split}.txt").write_text("\n".join(lines) + "\n")
     return split_dir, expected
 
 
 def test_hmdb51_reproduces_release_lines(shared_data, tmp_path):
     split_dir, expected = _hmdb_fixture(shared_data, tmp_path)
-    made = splits.make_lists("hmdb51", split_dir, tmp_path / "frames",
-                             all_videos=shared_data / "hmdb51" / "AllVideos.txt")
+    made = splits.make_lists(
+        "hmdb51", split_dir, tmp_path / "frames", all_videos=shared_data / "hmdb51" / "AllVideos.txt"
+    )
     assert made.lists["train_split1.txt"] == as_rows(expected["train"])
     assert made.lists["test_split1.txt"] == as_rows(expected["test"])
     assert made.class_names == ["brush_hair", "cartwheel"] and made.skipped == []
@@ -95,9 +107,13 @@ def test_hmdb51_ids_rebuilt_from_split_files(tmp_path):
     (split_dir / "b_cls_test_split1.txt").write_text("z.avi 1\nY.avi 2\nx_1.avi 0\n")
     (split_dir / "a_cls_test_split1.txt").write_text("q.avi 2\nP.avi 1\n")
     renaming = dict(splits.video_renaming_list("hmdb51", split_dir))
-    assert renaming == {"a_cls/P.avi": "a_cls/1", "a_cls/q.avi": "a_cls/2",
-                        "b_cls/x_1.avi": "b_cls/3", "b_cls/Y.avi": "b_cls/4",
-                        "b_cls/z.avi": "b_cls/5"}
+    assert renaming == {
+        "a_cls/P.avi": "a_cls/1",
+        "a_cls/q.avi": "a_cls/2",
+        "b_cls/x_1.avi": "b_cls/3",
+        "b_cls/Y.avi": "b_cls/4",
+        "b_cls/z.avi": "b_cls/5",
+    }
     train, test, names = splits.read_hmdb51_split(split_dir, 1, renaming)
     assert names == ["a_cls", "b_cls"]
     assert train == [("a_cls/1", 0), ("b_cls/5", 1)] and test == [("a_cls/2", 0), ("b_cls/4", 1)]
@@ -111,6 +127,7 @@ def test_hmdb51_bad_split_line(tmp_path):
 
 # ----------------------------------------------------------------------------- UCF101
 
+
 def test_ucf101_reproduces_release_lines(shared_data, tmp_path):
     root = shared_data / "ucf101"
     classes = {}
@@ -120,16 +137,16 @@ def test_ucf101_reproduces_release_lines(shared_data, tmp_path):
     split_dir = tmp_path / "ucfTrainTestlist"
     split_dir.mkdir()
     # official files have CRLF line ends
-    (split_dir / "classInd.txt").write_bytes("".join(
-        f"{i + 1} {classes[i]}\r\n" for i in range(101)).encode())
+    (split_dir / "classInd.txt").write_bytes("".join(f"{i + 1} {classes[i]}\r\n" for i in range(101)).encode())
     keep = ("ApplyEyeMakeup/", "HandstandPushups/", "YoYo/")
-    expected = {part: [f for f in release_lines(root / f"{part}_split1.txt",
-                                                lambda v: v.startswith(keep))][::15]
-                for part in ("train", "test")}
-    (split_dir / "trainlist01.txt").write_bytes("".join(
-        f"{v} {int(label) + 1}\r\n" for v, _, label in expected["train"]).encode())
-    (split_dir / "testlist01.txt").write_bytes("".join(
-        f"{v}\r\n" for v, _, _ in expected["test"]).encode())
+    expected = {
+        part: [f for f in release_lines(root / f"{part}_split1.txt", lambda v: v.startswith(keep))][::15]
+        for part in ("train", "test")
+    }
+    (split_dir / "trainlist01.txt").write_bytes(
+        "".join(f"{v} {int(label) + 1}\r\n" for v, _, label in expected["train"]).encode()
+    )
+    (split_dir / "testlist01.txt").write_bytes("".join(f"{v}\r\n" for v, _, _ in expected["test"]).encode())
     for video, count, _ in expected["train"] + expected["test"]:
         make_frames(tmp_path / "frames", video, int(count))
     made = splits.make_lists("ucf101", split_dir, tmp_path / "frames")
@@ -162,8 +179,10 @@ def test_missing_frames_raise_or_are_skipped_and_named(tmp_path):
 
 # ----------------------------------------------------------------------------- Charades
 
+
 def _charades_row(shared_data, video_id):
     import csv
+
     with open(shared_data / "charades" / "Charades_v1_test.csv", newline="") as f:
         return next(r for r in csv.DictReader(f) if r["id"] == video_id)
 
@@ -172,12 +191,9 @@ def test_charades_reproduces_release_clip_lines(shared_data, tmp_path):
     # T5ECU is a 30 fps video of 940 frames; its clips in the release's per-clip list follow
     # start = ⌊s·30⌋, length = min(⌊(e − s)·30⌋, 940 − start) (c059 0.0–32.0 s is clipped).
     row = _charades_row(shared_data, "T5ECU")
-    expected_clips = release_lines(shared_data / "charades" / "test_split1_perClip.txt",
-                                   lambda v: v == "T/T5ECU.mp4")
-    expected_whole = release_lines(shared_data / "charades" / "test_split1.txt",
-                                   lambda v: v == "T/T5ECU.mp4")
-    (tmp_path / "Charades_v1_test.csv").write_text(
-        "id,actions,length\n" f"T5ECU,{row['actions']},{940 / 30!r}\n")
+    expected_clips = release_lines(shared_data / "charades" / "test_split1_perClip.txt", lambda v: v == "T/T5ECU.mp4")
+    expected_whole = release_lines(shared_data / "charades" / "test_split1.txt", lambda v: v == "T/T5ECU.mp4")
+    (tmp_path / "Charades_v1_test.csv").write_text(f"id,actions,length\nT5ECU,{row['actions']},{940 / 30!r}\n")
     make_frames(tmp_path / "frames", "T/T5ECU.mp4", 940)
     made = splits.make_lists("charades", tmp_path, tmp_path / "frames", charades_fps=30)
     assert made.lists["test_split1_perClip.txt"] == as_rows(expected_clips)
@@ -192,19 +208,19 @@ def test_charades_clip_rule_and_empty_clips(tmp_path):
     assert splits.charades_clip(8.5, 14.2, 30, 532) == (255, 170)
     assert splits.charades_clip(3.0, 50.0, 24, 500) == (72, 428)  # clipped at the last frame
     (tmp_path / "Charades_v1_train.csv").write_text(
-        'id,actions,length\nAB1,"c003 1.0 2.0;c150 11.0 12.0",10.0\nCD2,,5.0\n')
+        'id,actions,length\nAB1,"c003 1.0 2.0;c150 11.0 12.0",10.0\nCD2,,5.0\n'
+    )
     make_frames(tmp_path / "frames", "A/AB1.mp4", 100)
     make_frames(tmp_path / "frames", "C/CD2.mp4", 50)
     made = splits.make_lists("charades", tmp_path, tmp_path / "frames")
     assert made.lists == {"train_split1.txt": [("A/AB1.mp4", 10, 10, 3)]}
     assert made.skipped[0][0] == "A/AB1.mp4" and "c150" in made.skipped[0][1]
-    assert splits.video_renaming_list("charades", tmp_path) == [("AB1.mp4", "A/AB1.mp4"),
-                                                                ("CD2.mp4", "C/CD2.mp4")]
+    assert splits.video_renaming_list("charades", tmp_path) == [("AB1.mp4", "A/AB1.mp4"), ("CD2.mp4", "C/CD2.mp4")]
 
 
 def test_charades_needs_a_frame_rate(shared_data, tmp_path):
     row = _charades_row(shared_data, "YSKX3")
-    (tmp_path / "Charades_v1_test.csv").write_text(f"id,actions\nYSKX3,\"{row['actions']}\"\n")
+    (tmp_path / "Charades_v1_test.csv").write_text(f'id,actions\nYSKX3,"{row["actions"]}"\n')
     make_frames(tmp_path / "frames", "Y/YSKX3.mp4", 10)
     with pytest.raises(ValueError, match="no 'length' column"):
         splits.make_lists("charades", tmp_path, tmp_path / "frames")
@@ -216,8 +232,7 @@ def test_charades_needs_a_frame_rate(shared_data, tmp_path):
 def test_charades_release_rates_are_per_video(shared_data):
     # The release's starts are ⌊s·fps⌋ with the video's own fps, not 24: T5ECU fits 30 exactly,
     # and YSKX3 (278 frames) fits ~16.6 fps; at 24 fps its clip starts would be far off.
-    clips = release_lines(shared_data / "charades" / "test_split1_perClip.txt",
-                          lambda v: v == "Y/YSKX3.mp4")
+    clips = release_lines(shared_data / "charades" / "test_split1_perClip.txt", lambda v: v == "Y/YSKX3.mp4")
     row = _charades_row(shared_data, "YSKX3")
     starts = [float(a.split()[1]) for a in row["actions"].split(";")]
     assert [int(c[1]) for c in clips] == [math.floor(s * 16.62) for s in starts]
@@ -225,6 +240,7 @@ def test_charades_release_rates_are_per_video(shared_data):
 
 
 # ----------------------------------------------------------------------------- --check
+
 
 def _write(path, lines):
     path.write_text("".join(line + "\n" for line in lines))
@@ -256,8 +272,9 @@ def test_check_list_four_columns(tmp_path):
 
 def test_check_against_real_hmdb51_release_list(shared_data, tmp_path):
     split_dir, expected = _hmdb_fixture(shared_data, tmp_path)
-    made = splits.make_lists("hmdb51", split_dir, tmp_path / "frames",
-                             all_videos=shared_data / "hmdb51" / "AllVideos.txt")
+    made = splits.make_lists(
+        "hmdb51", split_dir, tmp_path / "frames", all_videos=shared_data / "hmdb51" / "AllVideos.txt"
+    )
     splits.write_list_set(made, tmp_path / "lists")
     generated = tmp_path / "lists" / "test_split1.txt"
     # against the whole release list: only the videos this 6-video fixture lacks differ

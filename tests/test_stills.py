@@ -1,4 +1,5 @@
 """The generated stills of the offline backbone pretraining: labels, shapes, colours, determinism."""
+
 import cv2
 import numpy as np
 import pytest
@@ -27,7 +28,7 @@ def test_shapes_have_equal_areas_and_differ():
     for shape in stills.SHAPES:
         mask = stills.draw_shape(np.zeros((120, 120), np.uint8), shape, (60, 60), 20, 0.3)
         masks[shape] = mask.astype(np.float32) / 255
-        assert 0.8 < masks[shape].sum() / (np.pi * 20 ** 2) < 1.3, shape
+        assert 0.8 < masks[shape].sum() / (np.pi * 20**2) < 1.3, shape
     for a in stills.SHAPES:
         for b in stills.SHAPES:
             if a < b:

@@ -1,4 +1,5 @@
 """The demo dataset: class design (attribute balance, shared sub-actions), files, determinism."""
+
 import collections
 import hashlib
 import json
@@ -17,9 +18,11 @@ TINY = dict(num_classes=3, train_per_class=2, test_per_class=1, num_frames=9, he
 
 def digest(root):
     """{relative path: md5} of every file under root."""
-    return {os.path.relpath(os.path.join(d, f), root):
-            hashlib.md5(open(os.path.join(d, f), "rb").read()).hexdigest()
-            for d, _, files in os.walk(root) for f in files}
+    return {
+        os.path.relpath(os.path.join(d, f), root): hashlib.md5(open(os.path.join(d, f), "rb").read()).hexdigest()
+        for d, _, files in os.walk(root)
+        for f in files
+    }
 
 
 def test_every_class_holds_each_attribute_once():
@@ -37,8 +40,7 @@ def test_first_six_classes_share_sub_actions_but_not_bags():
     # a single sub-action (what one frame or one flow stack shows) fits 2 classes…
     counts = collections.Counter(s for c in classes for s in c.sub_actions)
     assert set(counts.values()) == {2}
-    assert collections.Counter((s, col) for c in classes for s, col, _ in c.sub_actions)[
-        ("circle", "R")] == 2
+    assert collections.Counter((s, col) for c in classes for s, col, _ in c.sub_actions)[("circle", "R")] == 2
     # …while the bag of a video's sub-actions names its class, from colours or motions alone
     assert len({c.colours for c in classes}) == len({c.motions for c in classes}) == 6
     assert [c.name for c in classes][:2] == ["RH_GV_BZ", "RH_BZ_GV"]
@@ -46,8 +48,7 @@ def test_first_six_classes_share_sub_actions_but_not_bags():
 
 def test_later_classes_need_both_streams():
     classes = synthetic.demo_classes(12)
-    same_colours = [(i, j) for i in range(12) for j in range(i) if
-                    classes[i].colours == classes[j].colours]
+    same_colours = [(i, j) for i in range(12) for j in range(i) if classes[i].colours == classes[j].colours]
     assert same_colours and all(classes[i].motions != classes[j].motions for i, j in same_colours)
 
 
@@ -56,15 +57,13 @@ def test_render_video_draws_each_segment_in_its_colour():
     frames, segments = synthetic.render_video(demo_class, np.random.default_rng(5), 30, 96, 128)
     assert frames.shape == (30, 96, 128, 3) and frames.dtype == np.uint8
     assert [s["first_frame"] for s in segments][0] == 1 and segments[-1]["last_frame"] == 30
-    assert sorted((s["shape"], s["colour"], s["motion"]) for s in segments) == sorted(
-        demo_class.sub_actions)
+    assert sorted((s["shape"], s["colour"], s["motion"]) for s in segments) == sorted(demo_class.sub_actions)
     for segment in segments:
         frame = frames[segment["first_frame"] - 1].astype(int)
         saturated = (frame.max(axis=2) - frame.min(axis=2)) > 90  # the coloured object only
         assert saturated.sum() > 40
         mean = frame[saturated].mean(axis=0)
-        nearest = min(synthetic.COLOURS,
-                      key=lambda c: np.abs(np.array(synthetic.COLOURS[c]) - mean).sum())
+        nearest = min(synthetic.COLOURS, key=lambda c: np.abs(np.array(synthetic.COLOURS[c]) - mean).sum())
         assert nearest == segment["colour"]
 
 
@@ -84,8 +83,7 @@ def test_average_colour_does_not_tell_the_classes_apart():
     features, labels = [], []
     for label, demo_class in enumerate(classes):
         for video in range(6):
-            frames, _ = synthetic.render_video(demo_class, np.random.default_rng([1, label, video]),
-                                               24, 48, 64)
+            frames, _ = synthetic.render_video(demo_class, np.random.default_rng([1, label, video]), 24, 48, 64)
             features.append(_colour_histogram(frames))
             labels.append(label)
     features, labels = np.array(features), np.array(labels)
@@ -113,14 +111,17 @@ def test_dataset_files_and_determinism(tmp_path):
     assert capture.get(cv2.CAP_PROP_FOURCC) == cv2.VideoWriter_fourcc(*"MJPG")
     manifest = json.loads((root / "manifest.json").read_text())
     assert len(manifest["videos"]) == 9 and manifest["videos"][2]["split"] == "test"
-    assert summary.video_bytes == sum(os.path.getsize(os.path.join(d, f))
-                                      for d, _, fs in os.walk(root / "videos") for f in fs)
+    assert summary.video_bytes == sum(
+        os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(root / "videos") for f in fs
+    )
     # same seed → byte-identical files; another seed → other videos
     synthetic.generate_demo_dataset(tmp_path / "b", seed=3, progress=False, **TINY)
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
     synthetic.generate_demo_dataset(tmp_path / "c", seed=4, progress=False, **TINY)
-    assert digest(tmp_path / "c")["videos/RH_GV_BZ/v_RH_GV_BZ_g01_c01.avi"] != digest(
-        root)["videos/RH_GV_BZ/v_RH_GV_BZ_g01_c01.avi"]
+    assert (
+        digest(tmp_path / "c")["videos/RH_GV_BZ/v_RH_GV_BZ_g01_c01.avi"]
+        != digest(root)["videos/RH_GV_BZ/v_RH_GV_BZ_g01_c01.avi"]
+    )
 
 
 def test_rerun_keeps_videos_and_redoes_a_removed_one(tmp_path):

@@ -1,12 +1,13 @@
 """The tensorflow-datasets builder: a manual folder of frames, flow and lists → TFDS splits."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from frame_folders import write_list, write_video
 
 from actionvlad_tf.data.video_input import make_video_dataset
 from actionvlad_tf.prep.tfds_builder import ActionVladFrames, ActionVladFramesConfig
-from frame_folders import write_list, write_video
 
 
 @pytest.fixture
@@ -23,11 +24,11 @@ def manual(tmp_path):
 
 
 def _prepare(tmp_path, manual, name="tiny", **config):
-    config = ActionVladFramesConfig(name=name, num_classes=3,
-                                    lists={"train": "train.txt", "test": "test.txt"}, **config)
+    config = ActionVladFramesConfig(
+        name=name, num_classes=3, lists={"train": "train.txt", "test": "test.txt"}, **config
+    )
     builder = ActionVladFrames(data_dir=str(tmp_path / "tfds"), config=config)
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
     return builder
 
 
@@ -48,13 +49,20 @@ def test_splits_and_decoded_frames(tmp_path, manual):
 
 def test_pipeline_on_tfds_records_equals_frame_folders(tmp_path, manual):
     builder = _prepare(tmp_path, manual)
-    records = builder.as_dataset(split="train", decoders={
-        "rgb": tfds.decode.SkipDecoding(), "flow": tfds.decode.SkipDecoding()})
-    common = dict(modality="rgb+flow", frames_per_video=3, flow_stack=3, batch_size=2,
-                  image_size=16, resize_shape=(20, 24), return_metadata=True)
+    records = builder.as_dataset(
+        split="train", decoders={"rgb": tfds.decode.SkipDecoding(), "flow": tfds.decode.SkipDecoding()}
+    )
+    common = dict(
+        modality="rgb+flow",
+        frames_per_video=3,
+        flow_stack=3,
+        batch_size=2,
+        image_size=16,
+        resize_shape=(20, 24),
+        return_metadata=True,
+    )
     from_tfds = list(make_video_dataset(packed_files=records, **common))
-    from_folders = list(make_video_dataset(str(manual / "lists" / "train.txt"),
-                                           str(manual / "frames"), **common))
+    from_folders = list(make_video_dataset(str(manual / "lists" / "train.txt"), str(manual / "frames"), **common))
     assert len(from_tfds) == len(from_folders) == 1
     tf.nest.map_structure(np.testing.assert_array_equal, from_tfds[0], from_folders[0])
 
@@ -116,15 +124,26 @@ def test_a_registered_config_is_an_input_source(tmp_path, manual):
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
     video, label = next(iter(builder.as_dataset(split="test", as_supervised=True)))
     assert set(video) == {"rgb", "flow"} and int(label) == 2
-    common = dict(modality="rgb+flow", frames_per_video=3, flow_stack=3, batch_size=2, image_size=16,
-                  resize_shape=(20, 24), return_metadata=True)
+    common = dict(
+        modality="rgb+flow",
+        frames_per_video=3,
+        flow_stack=3,
+        batch_size=2,
+        image_size=16,
+        resize_shape=(20, 24),
+        return_metadata=True,
+    )
     from_tfds, entries = sources.split_dataset(
-        DATASETS["hmdb51"], InputSpec(tfds_name="action_vlad_frames/hmdb51_split1",
-                                      tfds_data_dir=str(tmp_path / "tfds"), **common), "train")
+        DATASETS["hmdb51"],
+        InputSpec(tfds_name="action_vlad_frames/hmdb51_split1", tfds_data_dir=str(tmp_path / "tfds"), **common),
+        "train",
+    )
     assert entries is None  # no list folder: the records carry path, label and position
     from_folders, entries = sources.split_dataset(
-        DATASETS["hmdb51"], InputSpec(frames_root=str(manual / "frames"), list_dir=str(manual / "lists"), **common),
-        "train")
+        DATASETS["hmdb51"],
+        InputSpec(frames_root=str(manual / "frames"), list_dir=str(manual / "lists"), **common),
+        "train",
+    )
     assert len(entries) == 2
     (tfds_batch,), (folder_batch,) = list(from_tfds), list(from_folders)
     tf.nest.map_structure(np.testing.assert_array_equal, tfds_batch, folder_batch)

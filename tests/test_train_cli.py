@@ -1,5 +1,6 @@
 """The entry points: cluster.py → train.py stage 1 → stage 2 → eval.py on a tiny generated frame
 folder, and every flagfile in experiments/configs parses with the entry point it is for."""
+
 import json
 import os
 import pathlib
@@ -44,8 +45,14 @@ def _write_dataset(root, classes=3, videos=2, frames=12):
 
 def _run(entry, *args, cwd):
     environment = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    run = subprocess.run([sys.executable, str(REPO / "experiments" / f"{entry}.py"), *args], cwd=cwd,
-                         env=environment, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [sys.executable, str(REPO / "experiments" / f"{entry}.py"), *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, f"{entry} {args}:\n{run.stdout}\n{run.stderr[-4000:]}"
     return run.stdout
 
@@ -53,26 +60,56 @@ def _run(entry, *args, cwd):
 def test_cluster_train_two_stages_and_evaluate(tmp_path):
     data = tmp_path / "data"
     _write_dataset(data)
-    common = [f"--dataset_dir={data}/frames", f"--flow_dir={data}/flow", f"--dataset_list_dir={data}/lists",
-              "--dataset_name=demo", "--num_classes=3", "--image_size=32", "--resize_shape=40,48",
-              "--num_clusters=4", "--frames_per_video=3"]
-    out = _run("cluster", *common, "--centers=runs/centers.npz", "--num_frames=12", "--frames_per_batch=4",
-               cwd=tmp_path)
+    common = [
+        f"--dataset_dir={data}/frames",
+        f"--flow_dir={data}/flow",
+        f"--dataset_list_dir={data}/lists",
+        "--dataset_name=demo",
+        "--num_classes=3",
+        "--image_size=32",
+        "--resize_shape=40,48",
+        "--num_clusters=4",
+        "--frames_per_video=3",
+    ]
+    out = _run(
+        "cluster", *common, "--centers=runs/centers.npz", "--num_frames=12", "--frames_per_batch=4", cwd=tmp_path
+    )
     assert "4 centres of dimension 512 from 48 descriptors" in out  # 32² input: 2 × 2 conv5 positions
-    train = common + ["--videos_per_micro_batch=2", "--videos_per_update=4", "--max_number_of_steps=2", "--save_every_n_steps=1"]
+    train = common + [
+        "--videos_per_micro_batch=2",
+        "--videos_per_update=4",
+        "--max_number_of_steps=2",
+        "--save_every_n_steps=1",
+    ]
     out = _run("train", *train, "--stage=1", "--centers=runs/centers.npz", "--train_dir=runs/stage1", cwd=tmp_path)
     assert re.search(r"^step 2:", out, re.M)  # after the "precision: …" line
     stage1 = tmp_path / "runs" / "stage1"
     assert {"checkpoint", "model.keras", "flags.txt"} <= set(os.listdir(stage1))
     assert "--stage=1" in (stage1 / "flags.txt").read_text()
     (events,) = stage1.glob("events.out.tfevents*")
-    tags = {value.tag for record in tf.data.TFRecordDataset(str(events))
-            for value in tf.compat.v1.Event.FromString(record.numpy()).summary.value}
-    assert {"loss", "accuracy", "learning_rate", "gradient_norm/global", "gradient_norm/classifier/kernel",
-            "update_norm/global"} <= tags
+    tags = {
+        value.tag
+        for record in tf.data.TFRecordDataset(str(events))
+        for value in tf.compat.v1.Event.FromString(record.numpy()).summary.value
+    }
+    assert {
+        "loss",
+        "accuracy",
+        "learning_rate",
+        "gradient_norm/global",
+        "gradient_norm/classifier/kernel",
+        "update_norm/global",
+    } <= tags
     _run("train", *train, "--stage=2", "--checkpoint_path=runs/stage1", "--train_dir=runs/stage2", cwd=tmp_path)
-    out = _run("eval", *common, "--checkpoint_path=runs/stage2", "--results_dir=runs/eval", "--num_crops=5",
-               "--batch_size=4", cwd=tmp_path)
+    out = _run(
+        "eval",
+        *common,
+        "--checkpoint_path=runs/stage2",
+        "--results_dir=runs/eval",
+        "--num_crops=5",
+        "--batch_size=4",
+        cwd=tmp_path,
+    )
     assert "(6 videos)" in out
     with h5py.File(tmp_path / "runs" / "eval" / "logits.h5", "r") as h5:
         logits = h5["stream0/logits"][()]
@@ -91,16 +128,49 @@ def test_frame_baseline_trains_and_initialises_the_flow_actionvlad(tmp_path):
     backbone initialises k-means and the flow ActionVLAD (release §2.5, §5)."""
     data = tmp_path / "data"
     _write_dataset(data, classes=2)
-    common = [f"--dataset_dir={data}/frames", f"--flow_dir={data}/flow", f"--dataset_list_dir={data}/lists",
-              "--dataset_name=demo", "--num_classes=2", "--image_size=32", "--resize_shape=40,48",
-              "--modality=flow", "--num_clusters=4"]
-    _run("train", *common, "--conv_endpoint=fc8", "--pooling=avg", "--frames_per_video=1", "--videos_per_micro_batch=2",
-         "--videos_per_update=2", "--max_number_of_steps=1", "--train_dir=runs/baseline", cwd=tmp_path)
-    out = _run("eval", *common, "--conv_endpoint=fc8", "--pooling=avg", "--frames_per_video=3",
-               "--checkpoint_path=runs/baseline", "--results_dir=runs/baseline_eval", cwd=tmp_path)
+    common = [
+        f"--dataset_dir={data}/frames",
+        f"--flow_dir={data}/flow",
+        f"--dataset_list_dir={data}/lists",
+        "--dataset_name=demo",
+        "--num_classes=2",
+        "--image_size=32",
+        "--resize_shape=40,48",
+        "--modality=flow",
+        "--num_clusters=4",
+    ]
+    _run(
+        "train",
+        *common,
+        "--conv_endpoint=fc8",
+        "--pooling=avg",
+        "--frames_per_video=1",
+        "--videos_per_micro_batch=2",
+        "--videos_per_update=2",
+        "--max_number_of_steps=1",
+        "--train_dir=runs/baseline",
+        cwd=tmp_path,
+    )
+    out = _run(
+        "eval",
+        *common,
+        "--conv_endpoint=fc8",
+        "--pooling=avg",
+        "--frames_per_video=3",
+        "--checkpoint_path=runs/baseline",
+        "--results_dir=runs/baseline_eval",
+        cwd=tmp_path,
+    )
     assert "(4 videos)" in out
-    _run("cluster", *common, "--backbone_weights=runs/baseline/model.keras", "--centers=runs/c.npz",
-         "--num_frames=4", "--frames_per_batch=4", cwd=tmp_path)
+    _run(
+        "cluster",
+        *common,
+        "--backbone_weights=runs/baseline/model.keras",
+        "--centers=runs/c.npz",
+        "--num_frames=4",
+        "--frames_per_batch=4",
+        cwd=tmp_path,
+    )
 
 
 ENTRY_POINT_PARSER = """
@@ -126,14 +196,24 @@ ENTRY_POINT_PARSER = """
 def test_every_flagfile_parses_with_its_entry_point(tmp_path, entry):
     """Every flag a runnable flagfile names (includes expanded) is defined by the entry point in its
     run command, with a valid value (enums such as --pooling, --modality, --stage checked)."""
-    flagfiles = sorted(match.group(2) for path in CONFIGS.glob("*.flags")
-                       for match in RUN.finditer(path.read_text()) if match.group(1) == entry)
+    flagfiles = sorted(
+        match.group(2)
+        for path in CONFIGS.glob("*.flags")
+        for match in RUN.finditer(path.read_text())
+        if match.group(1) == entry
+    )
     if not flagfiles:
         pytest.skip(f"no flagfile runs {entry}.py")
     script = tmp_path / "parse.py"
     script.write_text(textwrap.dedent(ENTRY_POINT_PARSER))
-    run = subprocess.run([sys.executable, str(script), entry, *flagfiles], cwd=REPO, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=300)
+    run = subprocess.run(
+        [sys.executable, str(script), entry, *flagfiles],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"},
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.strip().endswith("all parsed"), run.stdout
 
@@ -145,8 +225,14 @@ def test_a_flagfile_runs_from_another_folder(tmp_path):
     the data, whose paths stay relative to the working folder."""
     environment = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
     flagfile = CONFIGS / "hmdb51_rgb_split1_stage1.flags"
-    run = subprocess.run([sys.executable, str(REPO / "experiments" / "train.py"), f"--flagfile={flagfile}"],
-                         cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, str(REPO / "experiments" / "train.py"), f"--flagfile={flagfile}"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode != 0
     assert "Flags parsing error" not in run.stderr
     assert "list file not found: data/hmdb51/lists/train_split1.txt" in run.stderr, run.stderr[-3000:]
@@ -165,7 +251,12 @@ def test_flagfile_includes_resolve_beside_the_flagfile(tmp_path, monkeypatch):
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     assert flagfiles.expand_flagfiles(["prog", f"--flagfile={tmp_path}/configs/run.flags", "--x=1"]) == [
-        "prog", "--num_clusters=8", "--seed=3", "--seed=4", "--x=1"]
+        "prog",
+        "--num_clusters=8",
+        "--seed=3",
+        "--seed=4",
+        "--x=1",
+    ]
     (tmp_path / "configs" / "bad.flags").write_text("--seed=1\n--flagfile=_missing.flags\n")
     with pytest.raises(Exception, match=r"bad.flags:2: flagfile _missing.flags not found"):
         flagfiles.expand_flagfiles(["prog", f"--flagfile={tmp_path}/configs/bad.flags"])

@@ -1,5 +1,6 @@
 """The training loop: the release's update rule against hand-computed gradients, stages, replicas,
 checkpoints and resumption, non-finite losses (release §2.3–§2.5, §8 row 11)."""
+
 import json
 import logging
 import os
@@ -14,8 +15,16 @@ import pytest
 import tensorflow as tf
 
 from actionvlad_tf.models import build_actionvlad
-from actionvlad_tf.training import (NonFiniteLossError, TrainConfig, load_model_weights,
-                                    make_optimizer, make_strategy, recipe_defaults, train, update_shape)
+from actionvlad_tf.training import (
+    NonFiniteLossError,
+    TrainConfig,
+    load_model_weights,
+    make_optimizer,
+    make_strategy,
+    recipe_defaults,
+    train,
+    update_shape,
+)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -45,8 +54,15 @@ def _clip(g, c):
 
 
 def _sgd_config(tmp_path, **kwargs):
-    defaults = dict(train_dir=str(tmp_path / "train"), max_number_of_steps=1, optimizer="sgd",
-                    learning_rate=1.0, learning_rate_decay_type="fixed", progress=False, final_model_path="")
+    defaults = dict(
+        train_dir=str(tmp_path / "train"),
+        max_number_of_steps=1,
+        optimizer="sgd",
+        learning_rate=1.0,
+        learning_rate_decay_type="fixed",
+        progress=False,
+        final_model_path="",
+    )
     return TrainConfig(**{**defaults, **kwargs})
 
 
@@ -56,16 +72,24 @@ def test_recipe_defaults_and_videos_per_update():
     assert recipe_defaults(2)["opt_epsilon"] == 1e-4 and recipe_defaults(2)["clip_gradients"] == 5.0
     assert recipe_defaults(None, frame_baseline=True)["optimizer"] == "momentum"
     # the release's global numbers (§2.5): stage 1 16 per update clipped per 8, stage 2 per 16
-    assert [(recipe_defaults(s)["videos_per_update"], recipe_defaults(s)["videos_per_micro_batch"])
-            for s in (1, 2)] == [(16, 8), (16, 16)]
+    assert [
+        (recipe_defaults(s)["videos_per_update"], recipe_defaults(s)["videos_per_micro_batch"]) for s in (1, 2)
+    ] == [(16, 8), (16, 16)]
     stage1 = [update_shape(16, 8, n) for n in (1, 2, 4, 8)]
     assert [(s.per_replica_batch, s.iter_size) for s in stage1] == [(8, 2), (4, 2), (2, 2), (1, 2)]
     assert [(s.per_replica_batch, s.iter_size) for s in (update_shape(16, 16, n) for n in (1, 2, 4))] == [
-        (16, 1), (8, 1), (4, 1)]
-    assert stage1[1].describe() == ("2 replica(s) × 4 videos = micro-batch of 8 (clipped as one) × iter_size 2 "
-                                    "= 16 videos per update")
-    with pytest.raises(ValueError, match=r"micro-batch of 8 videos .* cannot be split over 3 replicas: run on a "
-                                         r"replica count among \[1, 2, 4, 8\], no micro-batch dividing 16"):
+        (16, 1),
+        (8, 1),
+        (4, 1),
+    ]
+    assert stage1[1].describe() == (
+        "2 replica(s) × 4 videos = micro-batch of 8 (clipped as one) × iter_size 2 = 16 videos per update"
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"micro-batch of 8 videos .* cannot be split over 3 replicas: run on a "
+        r"replica count among \[1, 2, 4, 8\], no micro-batch dividing 16",
+    ):
         update_shape(16, 8, 3)
     with pytest.raises(ValueError, match=r"over 16 replicas: .* one of \[16\]"):
         update_shape(16, 8, 16)
@@ -76,8 +100,9 @@ def test_recipe_defaults_and_videos_per_update():
 
 
 def test_learning_rate_is_staircase_over_updates():
-    config = TrainConfig(train_dir="x", max_number_of_steps=1, learning_rate=0.01, num_steps_per_decay=3,
-                         learning_rate_decay_factor=0.1)
+    config = TrainConfig(
+        train_dir="x", max_number_of_steps=1, learning_rate=0.01, num_steps_per_decay=3, learning_rate_decay_factor=0.1
+    )
     optimizer = make_optimizer(config)
     assert isinstance(optimizer, keras.optimizers.Adam) and optimizer.epsilon == 1e-4
     rates = []
@@ -101,7 +126,7 @@ def test_update_is_mean_of_per_micro_batch_clipped_gradients(tmp_path):
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(2).repeat()
     result = train(model, dataset, _sgd_config(tmp_path, iter_size=2, clip_gradients=clip), strategy=strategy)
 
-    micro = [_hand_gradients(x[i:i + 2], y[i:i + 2], kernel, bias, wd) for i in (0, 2)]
+    micro = [_hand_gradients(x[i : i + 2], y[i : i + 2], kernel, bias, wd) for i in (0, 2)]
     norms = [[np.linalg.norm(g) for g in grads] for grads in micro]
     assert max(norms[0]) < clip < norms[1][0]  # only the second micro-batch's kernel gradient is clipped
     clip_then_mean = [(_clip(a, clip) + _clip(b, clip)) / 2 for a, b in zip(*micro)]
@@ -112,8 +137,11 @@ def test_update_is_mean_of_per_micro_batch_clipped_gradients(tmp_path):
     np.testing.assert_allclose(new_bias, bias - clip_then_mean[1], atol=1e-5)
     assert result.step == 1
     ce = -np.log(_softmax(x[2:] @ kernel + bias)[np.arange(2), y[2:]]).mean()
-    assert result.loss == pytest.approx(np.mean([
-        -np.log(_softmax(x[:2] @ kernel + bias)[np.arange(2), y[:2]]).mean(), ce]) + wd / 2 * np.sum(kernel**2), rel=1e-4)
+    assert result.loss == pytest.approx(
+        np.mean([-np.log(_softmax(x[:2] @ kernel + bias)[np.arange(2), y[:2]]).mean(), ce])
+        + wd / 2 * np.sum(kernel**2),
+        rel=1e-4,
+    )
 
 
 def test_no_clipping_when_clip_gradients_is_zero(tmp_path):
@@ -132,8 +160,9 @@ def _tiny_actionvlad(strategy, **kwargs):
     keras.utils.set_random_seed(0)
     centers = np.random.default_rng(0).normal(size=(4, 512)).astype(np.float32) * 0.05
     with strategy.scope():
-        return build_actionvlad(3, frames_per_video=3, image_size=32, num_clusters=4, netvlad_alpha=10.0,
-                                initial_centers=centers, **kwargs)
+        return build_actionvlad(
+            3, frames_per_video=3, image_size=32, num_clusters=4, netvlad_alpha=10.0, initial_centers=centers, **kwargs
+        )
 
 
 def _video_dataset(num_videos=4, batch=2, seed=0):
@@ -143,16 +172,24 @@ def _video_dataset(num_videos=4, batch=2, seed=0):
     return tf.data.Dataset.from_tensor_slices((videos, labels)).batch(batch).repeat()
 
 
-@pytest.mark.parametrize("stage, trained", [
-    (1, {"classifier"}),
-    (2, {"block5_conv1", "block5_conv2", "block5_conv3", "pooling", "classifier"}),
-])
+@pytest.mark.parametrize(
+    "stage, trained",
+    [
+        (1, {"classifier"}),
+        (2, {"block5_conv1", "block5_conv2", "block5_conv3", "pooling", "classifier"}),
+    ],
+)
 def test_stage_switching_changes_only_that_stages_variables(tmp_path, stage, trained):
     strategy = make_strategy()
     model = _tiny_actionvlad(strategy)
     before = {w.path: w.numpy().copy() for w in model.weights}
-    config = TrainConfig(train_dir=str(tmp_path / "train"), max_number_of_steps=1, learning_rate=0.01,
-                         progress=False, final_model_path="")
+    config = TrainConfig(
+        train_dir=str(tmp_path / "train"),
+        max_number_of_steps=1,
+        learning_rate=0.01,
+        progress=False,
+        final_model_path="",
+    )
     train(model, _video_dataset(), config, strategy=strategy, stage=stage)
     changed = {w.path.split("/")[0] for w in model.weights if not np.array_equal(before[w.path], w.numpy())}
     assert changed == trained
@@ -161,15 +198,27 @@ def test_stage_switching_changes_only_that_stages_variables(tmp_path, stage, tra
 def test_resume_continues_step_optimizer_and_schedule(tmp_path):
     strategy = make_strategy()
     model = _tiny_actionvlad(strategy)
-    config = TrainConfig(train_dir=str(tmp_path / "train"), max_number_of_steps=2, save_every_n_steps=1,
-                         learning_rate=0.01, num_steps_per_decay=2, progress=False)
+    config = TrainConfig(
+        train_dir=str(tmp_path / "train"),
+        max_number_of_steps=2,
+        save_every_n_steps=1,
+        learning_rate=0.01,
+        num_steps_per_decay=2,
+        progress=False,
+    )
     first = train(model, _video_dataset(), config, strategy=strategy, stage=1)
     assert first.step == 2 and pathlib.Path(first.model_path).is_file()
     config.max_number_of_steps = 3
     model = _tiny_actionvlad(strategy)
     rates = []
-    resumed = train(model, _video_dataset(), config, strategy=strategy, stage=1,
-                    on_update=lambda step, metrics: rates.append((step, metrics["learning_rate"])))
+    resumed = train(
+        model,
+        _video_dataset(),
+        config,
+        strategy=strategy,
+        stage=1,
+        on_update=lambda step, metrics: rates.append((step, metrics["learning_rate"])),
+    )
     assert resumed.step == 3 and rates == [(3, pytest.approx(0.001))]  # step 2 → decayed lr
     assert not any(name.startswith(".") for name in os.listdir(tmp_path / "train"))  # no temp files left
 
@@ -177,16 +226,27 @@ def test_resume_continues_step_optimizer_and_schedule(tmp_path):
 def test_truncated_latest_checkpoint_is_passed_over(tmp_path, caplog):
     strategy = make_strategy()
     model = _tiny_actionvlad(strategy)
-    config = TrainConfig(train_dir=str(tmp_path / "train"), max_number_of_steps=4, save_every_n_steps=2,
-                         progress=False, final_model_path="")
+    config = TrainConfig(
+        train_dir=str(tmp_path / "train"),
+        max_number_of_steps=4,
+        save_every_n_steps=2,
+        progress=False,
+        final_model_path="",
+    )
     train(model, _video_dataset(), config, strategy=strategy, stage=1)
     (data_file,) = (tmp_path / "train").glob("ckpt-4.data-*")
     data_file.write_bytes(data_file.read_bytes()[:100])
     config.max_number_of_steps = 5
     steps = []
     with caplog.at_level(logging.WARNING):
-        result = train(_tiny_actionvlad(strategy), _video_dataset(), config, strategy=strategy, stage=1,
-                       on_update=lambda step, metrics: steps.append(step))
+        result = train(
+            _tiny_actionvlad(strategy),
+            _video_dataset(),
+            config,
+            strategy=strategy,
+            stage=1,
+            on_update=lambda step, metrics: steps.append(step),
+        )
     assert "ckpt-4" in caplog.text and "unreadable" in caplog.text
     assert steps == [3, 4, 5] and result.step == 5
 
@@ -260,7 +320,8 @@ def test_uncheckpointable_dataset_is_reported_before_training(tmp_path):
             yield np.ones(3, np.float32), 1
 
     dataset = tf.data.Dataset.from_generator(
-        generate, output_signature=(tf.TensorSpec((3,), tf.float32), tf.TensorSpec((), tf.int32))).batch(2)
+        generate, output_signature=(tf.TensorSpec((3,), tf.float32), tf.TensorSpec((), tf.int32))
+    ).batch(2)
     with pytest.raises(ValueError, match="checkpoint_iterator=False"):
         train(model, dataset, _sgd_config(tmp_path), strategy=strategy)
     result = train(model, dataset, _sgd_config(tmp_path, checkpoint_iterator=False), strategy=strategy)
@@ -283,7 +344,8 @@ def test_float16_overflow_is_retried_at_a_lower_loss_scale(tmp_path):
     finally:
         keras.mixed_precision.set_global_policy("float32")
     scale = tf.train.load_checkpoint(str(tmp_path / "train" / "ckpt-1")).get_tensor(
-        "loss_scale/.ATTRIBUTES/VARIABLE_VALUE")
+        "loss_scale/.ATTRIBUTES/VARIABLE_VALUE"
+    )
     assert scale < 2.0**15
     expected = kernel - 0.01 * _hand_gradients(x, y, kernel, bias, 0.0)[0]
     np.testing.assert_allclose(model.get_weights()[0], expected, rtol=2e-3, atol=2e-3)
@@ -310,8 +372,14 @@ def _run_script(tmp_path, source, *args, env=None):
     script = tmp_path / "script.py"
     script.write_text(textwrap.dedent(source))
     environment = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
-    return subprocess.run([sys.executable, str(script), *map(str, args)], cwd=REPO, env=environment,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, str(script), *map(str, args)],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 TWO_REPLICAS = """
@@ -429,9 +497,11 @@ KILLABLE_TRAINING = """
     print("steps run", steps, "replicas", strategy.num_replicas_in_sync, flush=True)
 """
 
-MULTI_WORKER = """
+MULTI_WORKER = (
+    """
     import json, os, signal, sys
-    train_dir, index, ports, kill_at, out = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(","), int(sys.argv[4]), sys.argv[5]
+    train_dir, index, ports = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(",")
+    kill_at, out = int(sys.argv[4]), sys.argv[5]
     os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": [f"localhost:{p}" for p in ports]},
                                           "task": {"type": "worker", "index": index}})
     from actionvlad_tf.training import TrainConfig, make_strategy, train
@@ -448,7 +518,9 @@ MULTI_WORKER = """
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(40, seed=1).repeat().batch(4)
     config = TrainConfig(train_dir=train_dir, max_number_of_steps=6, save_every_n_steps=2, learning_rate=0.01,
                          progress=False)
-""" + KILLABLE_TRAINING
+"""
+    + KILLABLE_TRAINING
+)
 
 
 def _free_port():
@@ -464,10 +536,25 @@ def _workers(tmp_path, kill_at):
     script.write_text(textwrap.dedent(MULTI_WORKER))
     ports = f"{_free_port()},{_free_port()}"
     environment = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "train"), str(i), ports,
-                               str(kill_at[i]), str(tmp_path / f"worker{i}.npz")],
-                              cwd=REPO, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(script),
+                str(tmp_path / "train"),
+                str(i),
+                ports,
+                str(kill_at[i]),
+                str(tmp_path / f"worker{i}.npz"),
+            ],
+            cwd=REPO,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     outputs = [p.communicate(timeout=300) for p in procs]
     return [(p.returncode, *output) for p, output in zip(procs, outputs)]
 
@@ -489,7 +576,8 @@ def test_multi_worker_run_fails_fast_when_a_worker_dies_and_resumes_on_restart(t
     assert not any(name.startswith(".worker") for name in os.listdir(tmp_path / "train"))
 
 
-PER_WORKER_INPUT = """
+PER_WORKER_INPUT = (
+    """
     import json, os, signal, sys
     train_dir, index, ports, kill_at, out, list_file, root = sys.argv[1:8]
     index, kill_at = int(index), int(kill_at)
@@ -516,11 +604,14 @@ PER_WORKER_INPUT = """
 
     config = TrainConfig(train_dir=train_dir, max_number_of_steps=5, save_every_n_steps=2,
                          learning_rate=0.01, progress=False, final_model_path="")
-""" + KILLABLE_TRAINING + """
+"""
+    + KILLABLE_TRAINING
+    + """
     # The videos of each step this worker's pipeline reads (a fresh copy of it: it is deterministic).
     rows = [m["index"].numpy().tolist() for _, _, m in dataset(worker_input_context(strategy)).take(5)]
     print("rows", json.dumps(rows), flush=True)
 """
+)
 
 
 def _per_worker_run(tmp_path, name, workers, kill_at=(0, 0)):
@@ -535,10 +626,27 @@ def _per_worker_run(tmp_path, name, workers, kill_at=(0, 0)):
     script.write_text(textwrap.dedent(PER_WORKER_INPUT))
     ports = ",".join(str(_free_port()) for _ in range(workers)) if workers > 1 else "-"
     environment = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / name), str(i), ports, str(kill_at[i]),
-                               str(tmp_path / f"{name}{i}.npz"), str(tmp_path / "list.txt"), str(root)],
-                              cwd=REPO, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(workers)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(script),
+                str(tmp_path / name),
+                str(i),
+                ports,
+                str(kill_at[i]),
+                str(tmp_path / f"{name}{i}.npz"),
+                str(tmp_path / "list.txt"),
+                str(root),
+            ],
+            cwd=REPO,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(workers)
+    ]
     outputs = [p.communicate(timeout=300) for p in procs]
     return [(p.returncode, *output) for p, output in zip(procs, outputs)]
 
@@ -553,7 +661,7 @@ def test_per_worker_input_equals_one_worker_and_resumes_exactly(tmp_path):
     train to the weights of one worker reading all 4; a pair killed at step 3 (after the checkpoint
     of step 2) and restarted resumes each worker's own input position and ends with exactly the
     weights of the uninterrupted pair."""
-    (rc, one_out, one_err), = _per_worker_run(tmp_path, "one", 1)
+    ((rc, one_out, one_err),) = _per_worker_run(tmp_path, "one", 1)
     assert rc == 0, one_err[-3000:]
     pair = _per_worker_run(tmp_path, "pair", 2)
     assert all(rc == 0 for rc, _, _ in pair), pair[0][2][-2000:] + pair[1][2][-2000:]
@@ -581,7 +689,9 @@ def test_per_worker_input_equals_one_worker_and_resumes_exactly(tmp_path):
 def test_checkpoint_without_data_position_resumes_weights_and_restarts_data(tmp_path, caplog):
     strategy = make_strategy()
     model = _linear_model(strategy, 0.0, np.ones((3, 2), np.float32), np.zeros(2, np.float32))
-    dataset = tf.data.Dataset.from_tensor_slices((np.ones((4, 3), np.float32), np.array([0, 1, 0, 1]))).batch(2).repeat()
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((np.ones((4, 3), np.float32), np.array([0, 1, 0, 1]))).batch(2).repeat()
+    )
     train(model, dataset, _sgd_config(tmp_path, checkpoint_iterator=False), strategy=strategy)
     with caplog.at_level(logging.WARNING):
         result = train(model, dataset, _sgd_config(tmp_path, max_number_of_steps=2), strategy=strategy)

@@ -1,4 +1,5 @@
 """TV-L1 optical flow in TensorFlow (actionvlad_tf.tvl1) against OpenCV's, on tiny synthetic pairs."""
+
 import cv2
 import numpy as np
 import pytest
@@ -28,6 +29,7 @@ def pairs():
 
 # ----------------------------------------------------------------------------- the building blocks
 
+
 def test_selection_network_selects_every_rank():
     rng = np.random.default_rng(0)
     for count in (2, 3, 5, 9, 25):
@@ -49,19 +51,18 @@ def test_median_filter_equals_opencv(size):
 def test_resize_equals_opencv():
     images = np.random.default_rng(2).uniform(0, 255, (2, 41, 53)).astype(np.float32)
     for shape in tvl1.pyramid_shapes(41, 53, 5, 0.8)[1:2]:
-        expected = np.stack([cv2.resize(image, None, fx=0.8, fy=0.8, interpolation=cv2.INTER_LINEAR)
-                             for image in images])
+        expected = np.stack(
+            [cv2.resize(image, None, fx=0.8, fy=0.8, interpolation=cv2.INTER_LINEAR) for image in images]
+        )
         got = tvl1.resize_bilinear(tf.constant(images), shape, 1 / 0.8).numpy()
         assert got.shape == expected.shape
         np.testing.assert_allclose(got, expected, atol=1e-3)
     up = np.stack([cv2.resize(image, (67, 50), interpolation=cv2.INTER_LINEAR) for image in images])
-    np.testing.assert_allclose(tvl1.resize_bilinear(tf.constant(images), (50, 67)).numpy(), up,
-                               atol=1e-3)
+    np.testing.assert_allclose(tvl1.resize_bilinear(tf.constant(images), (50, 67)).numpy(), up, atol=1e-3)
 
 
 def test_pyramid_stops_before_16_pixels():
-    assert tvl1.pyramid_shapes(256, 340) == [(256, 340), (205, 272), (164, 218), (131, 174),
-                                            (105, 139)]
+    assert tvl1.pyramid_shapes(256, 340) == [(256, 340), (205, 272), (164, 218), (131, 174), (105, 139)]
     assert tvl1.pyramid_shapes(40, 48) == [(40, 48), (32, 38), (26, 30), (21, 24), (17, 19)]
     assert tvl1.pyramid_shapes(20, 300) == [(20, 300), (16, 240)]  # 16 is allowed
     assert tvl1.pyramid_shapes(19, 300) == [(19, 300)]  # cvRound(15.2) = 15 < 16
@@ -72,8 +73,14 @@ def test_warp_equals_opencv_remap():
     image = rng.uniform(0, 255, (1, 20, 24)).astype(np.float32)
     flow = rng.uniform(-3, 3, (1, 20, 24, 2)).astype(np.float32)  # reaches outside the image
     y, x = np.mgrid[0:20, 0:24].astype(np.float32)
-    expected = cv2.remap(image[0], x + flow[0, ..., 0], y + flow[0, ..., 1], cv2.INTER_CUBIC,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    expected = cv2.remap(
+        image[0],
+        x + flow[0, ..., 0],
+        y + flow[0, ..., 1],
+        cv2.INTER_CUBIC,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
     got = tvl1.warp_bicubic(tf.constant(image[..., None]), flow[..., 0], flow[..., 1]).numpy()
     np.testing.assert_allclose(got[0, ..., 0], expected, atol=2e-3)
 
@@ -109,6 +116,7 @@ def test_bad_input_is_named():
 
 # ----------------------------------------------------------------------------- the whole algorithm
 
+
 def test_translation_is_recovered_as_opencv_does(model, pairs):
     first, second, truth = pairs[0]
     flows = model(np.stack([first, second]), np.stack([second, first])).numpy()  # there and back
@@ -125,15 +133,18 @@ def test_batch_equals_one_by_one(pairs):
     first, second, _ = (np.stack(column) for column in zip(*pairs))
     batched = model(first, second).numpy()
     for k in range(len(pairs)):
-        alone = model(first[k:k + 1], second[k:k + 1]).numpy()[0]
+        alone = model(first[k : k + 1], second[k : k + 1]).numpy()[0]
         np.testing.assert_allclose(batched[k], alone, atol=1e-5)
     assert np.abs(batched[0] - batched[1]).max() > 1  # different motions, really
 
 
 def test_float_input_is_scaled_as_opencv():
     images = np.array([[[0, 128, 255]]], np.uint8)
-    np.testing.assert_allclose(tvl1.as_float_images(images / np.float32(255), "x").numpy(),
-                               tvl1.as_float_images(images, "x").numpy(), atol=1e-4)
+    np.testing.assert_allclose(
+        tvl1.as_float_images(images / np.float32(255), "x").numpy(),
+        tvl1.as_float_images(images, "x").numpy(),
+        atol=1e-4,
+    )
     with pytest.raises(ValueError, match="x must be uint8"):
         tvl1.as_float_images(images.astype(np.int32), "x")
 

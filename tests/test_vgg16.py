@@ -1,12 +1,13 @@
 """VGG-16 backbone: Keras names and shapes, pre-ReLU taps, freezing, flow conversion, weight files."""
+
 import h5py
 import keras
 import numpy as np
 import pytest
+from harness import run_backbone_test
 
 from actionvlad_tf.models import vgg16
 from actionvlad_tf.models.actionvlad import build_actionvlad, set_training_stage
-from harness import run_backbone_test
 
 
 def test_names_and_shapes_match_keras_applications():
@@ -47,8 +48,13 @@ def test_training_stage_trainable_sets():
     names = sorted(w.path for w in model.trainable_weights)
     assert names == sorted(
         [f"block5_conv{i}/{p}" for i in (1, 2, 3) for p in ("kernel", "bias")]
-        + ["pooling/assignment_kernel", "pooling/assignment_bias", "pooling/centers",
-           "classifier/kernel", "classifier/bias"]
+        + [
+            "pooling/assignment_kernel",
+            "pooling/assignment_bias",
+            "pooling/centers",
+            "classifier/kernel",
+            "classifier/bias",
+        ]
     )
     set_training_stage(model, 0)
     assert len(model.trainable_weights) == 26 + 3 + 2
@@ -137,7 +143,9 @@ def test_width_multiplier_scales_every_layer_and_survives_saving(tmp_path):
     expected = sum(
         (np.prod(l.weights[0].shape) // (4 if l.name in ("block1_conv1", "predictions") else 16))
         + l.weights[1].shape[0] // (1 if l.name == "predictions" else 4)
-        for l in full.layers if l.weights)
+        for l in full.layers
+        if l.weights
+    )
     assert quarter.count_params() == expected
     conv5 = vgg16.build_vgg16(width=0.25)
     assert conv5(np.zeros((1, 64, 64, 3), np.float32)).shape == (1, 4, 4, 128)
@@ -155,6 +163,11 @@ def test_width_multiplier_scales_every_layer_and_survives_saving(tmp_path):
 def test_the_shared_backbone_harness(tmp_path):
     """tests/harness.py `run_backbone_test` at width ¼ on 32² frames: conv4 / conv5 / fc7 maps,
     stage 2 from conv4_1 / conv5_1 / fc7, the `.keras` round trip, 20 flow channels, fc8 logits."""
-    run_backbone_test("vgg16", {"conv4": (4, 4, 128), "conv5": (2, 2, 128), "fc7": (1, 1, 1024)},
-                      {"conv5": "block5_conv1", "conv4": "block4_conv1", "fc7": "fc2"}, tmp_path,
-                      width=0.25, frame_classifier_shape=(3,))
+    run_backbone_test(
+        "vgg16",
+        {"conv4": (4, 4, 128), "conv5": (2, 2, 128), "fc7": (1, 1, 1024)},
+        {"conv5": "block5_conv1", "conv4": "block4_conv1", "fc7": "fc2"},
+        tmp_path,
+        width=0.25,
+        frame_classifier_shape=(3,),
+    )

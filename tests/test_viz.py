@@ -1,6 +1,7 @@
 """Figures: action words (Fig. 6, 7), top contributing words (Fig. 8), confusion difference (Fig. 9)
 and t-SNE (Fig. 5, 10). Each PNG exists with the expected size and is not blank; the numbers behind
 them are checked against the model."""
+
 import os
 import subprocess
 import sys
@@ -81,13 +82,21 @@ def test_overlay_and_word_selection():
 
 def test_action_word_figures(tmp_path, video_internals):
     crops, internals = video_internals
-    words = action_words.plot_video_action_words(crops, internals["assignments"], tmp_path / "video.png",
-                                                 num_words=2, max_frames=4, title="clip")
+    words = action_words.plot_video_action_words(
+        crops, internals["assignments"], tmp_path / "video.png", num_words=2, max_frames=4, title="clip"
+    )
     assert len(words) == 2
     _assert_png(tmp_path / "video.png", 1.5 * 4, 1.6 * 2 + 0.4)
     word = words[0]
-    shown = action_words.plot_action_word_examples([crops, crops[::-1]], [internals["assignments"]] * 2, word,
-                                                   tmp_path / "word.png", num_examples=6, columns=3, max_per_video=2)
+    shown = action_words.plot_action_word_examples(
+        [crops, crops[::-1]],
+        [internals["assignments"]] * 2,
+        word,
+        tmp_path / "word.png",
+        num_examples=6,
+        columns=3,
+        max_per_video=2,
+    )
     assert 0 < len(shown) <= 4 and [v for v, _, _ in shown].count(0) <= 2
     shares = [s for _, _, s in shown]
     assert shares == sorted(shares, reverse=True)
@@ -102,8 +111,9 @@ def test_action_word_figures(tmp_path, video_internals):
 def test_top_words_figure(tmp_path, video_internals):
     crops, internals = video_internals
     contributions = top_words.word_contributions(internals["vlad"], internals["kernel"], 0, K)
-    top = top_words.plot_top_words(crops, internals["assignments"], contributions, tmp_path / "top.png",
-                                   "class 0", num_words=2, frames_per_word=3)
+    top = top_words.plot_top_words(
+        crops, internals["assignments"], contributions, tmp_path / "top.png", "class 0", num_words=2, frames_per_word=3
+    )
     assert top == [int(k) for k in np.argsort(-contributions)[:2]]
     _assert_png(tmp_path / "top.png", 6.0, 2.4 + 1.9 * 2)
 
@@ -118,7 +128,8 @@ def test_contributing_words_are_present_words_ranked_by_contribution(video_inter
     assert [contributions[k] for k in words] == sorted(contributions[list(winners)], reverse=True)
     other = (predicted + 1) % C
     assert top_words.contributing_words(internals, 1, class_index=other) == [
-        max(winners, key=lambda k: top_words.word_contributions(internals["vlad"], internals["kernel"], other, K)[k])]
+        max(winners, key=lambda k: top_words.word_contributions(internals["vlad"], internals["kernel"], other, K)[k])
+    ]
 
 
 def test_tsne_figure(tmp_path):
@@ -130,8 +141,9 @@ def test_tsne_figure(tmp_path):
     descriptors = tsne.take_descriptors(maps, positions)
     np.testing.assert_allclose(np.linalg.norm(descriptors, axis=1), 1.0)
     labels = positions // 9 // 4  # the two groups of frames
-    embeddings = tsne.plot_tsne([("a", descriptors, labels), ("b", descriptors * 2, labels)], tmp_path / "t.png",
-                                ["first", "second"])
+    embeddings = tsne.plot_tsne(
+        [("a", descriptors, labels), ("b", descriptors * 2, labels)], tmp_path / "t.png", ["first", "second"]
+    )
     assert [e.shape for e in embeddings] == [(32, 2), (32, 2)]
     _assert_png(tmp_path / "t.png", 9.0, 4.8)
     with pytest.raises(ValueError, match="at least 4 points"):
@@ -139,8 +151,13 @@ def test_tsne_figure(tmp_path):
 
 
 def _run(script, *args):
-    result = subprocess.run([sys.executable, f"experiments/{script}", *args], cwd=REPO, capture_output=True,
-                            text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    result = subprocess.run(
+        [sys.executable, f"experiments/{script}", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 
@@ -153,23 +170,45 @@ def test_entry_points(tmp_path, model):
     model.save(tmp_path / "rgb.keras")
     flow = build_actionvlad(C, modality="flow", frames_per_video=None, image_size=S, num_clusters=K)
     flow.save(tmp_path / "flow.keras")
-    out = _run("viz_action_words.py", f"--model={tmp_path / 'rgb.keras'}", f"--videos={','.join(videos)}",
-               f"--output_dir={tmp_path / 'words'}", "--frames_per_video=6", "--max_frames=3", "--num_words=1",
-               "--rank=contribution")
+    out = _run(
+        "viz_action_words.py",
+        f"--model={tmp_path / 'rgb.keras'}",
+        f"--videos={','.join(videos)}",
+        f"--output_dir={tmp_path / 'words'}",
+        "--frames_per_video=6",
+        "--max_frames=3",
+        "--num_words=1",
+        "--rank=contribution",
+    )
     pngs = sorted(p.name for p in (tmp_path / "words").glob("*.png"))
     assert pngs[:2] == ["video_1_clip0.png", "video_2_clip1.png"] and pngs[2].startswith("word_")
     assert len(pngs) == 3 and pngs[2] in out
     for png in pngs[:2]:
         _assert_png(tmp_path / "words" / png, 1.5 * 3, 1.6 + 0.4)
 
-    out = _run("viz_top_words.py", f"--model={tmp_path / 'rgb.keras'}", f"--video={videos[0]}",
-               f"--output={tmp_path / 'top.png'}", "--frames_per_video=6", "--num_words=2", "--frames_per_word=2")
+    out = _run(
+        "viz_top_words.py",
+        f"--model={tmp_path / 'rgb.keras'}",
+        f"--video={videos[0]}",
+        f"--output={tmp_path / 'top.png'}",
+        "--frames_per_video=6",
+        "--num_words=2",
+        "--frames_per_word=2",
+    )
     assert "top words" in out
     _assert_png(tmp_path / "top.png", 6.0, 2.4 + 1.9 * 2)
 
-    out = _run("viz_tsne.py", "--mode=rgb_vs_flow", f"--rgb_model={tmp_path / 'rgb.keras'}",
-               f"--flow_model={tmp_path / 'flow.keras'}", f"--videos={','.join(videos)}", "--frames_per_video=4",
-               "--descriptors_per_frame=2", "--flow_method=dis", f"--output={tmp_path / 'tsne.png'}")
+    out = _run(
+        "viz_tsne.py",
+        "--mode=rgb_vs_flow",
+        f"--rgb_model={tmp_path / 'rgb.keras'}",
+        f"--flow_model={tmp_path / 'flow.keras'}",
+        f"--videos={','.join(videos)}",
+        "--frames_per_video=4",
+        "--descriptors_per_frame=2",
+        "--flow_method=dis",
+        f"--output={tmp_path / 'tsne.png'}",
+    )
     assert "32 points" in out  # 2 videos × 4 frames × 2 positions × 2 streams
     _assert_png(tmp_path / "tsne.png", 4.5, 4.8)
 
@@ -180,9 +219,14 @@ def test_entry_points(tmp_path, model):
         logits = np.eye(3)[(labels + (np.arange(12) >= correct)) % 3]
         with h5py.File(tmp_path / f"{name}.h5", "w") as f:
             f["stream0/logits"] = logits.astype(np.float32)
-    out = _run("viz_confusion_diff.py", f"--a={tmp_path / 'a.h5'}", f"--b={tmp_path / 'b.h5'}",
-               f"--list_file={tmp_path / 'list.txt'}", f"--class_names={tmp_path / 'names.txt'}",
-               f"--output={tmp_path / 'diff.png'}")
+    out = _run(
+        "viz_confusion_diff.py",
+        f"--a={tmp_path / 'a.h5'}",
+        f"--b={tmp_path / 'b.h5'}",
+        f"--list_file={tmp_path / 'list.txt'}",
+        f"--class_names={tmp_path / 'names.txt'}",
+        f"--output={tmp_path / 'diff.png'}",
+    )
     assert "top-1 83.33% vs 50.00%" in out
     image = matplotlib.image.imread(tmp_path / "diff.png")
     assert image[..., :3].var() > 0
@@ -192,7 +236,13 @@ def test_entry_points(tmp_path, model):
 def test_tsne_conv5_vs_fc7_entry_point(tmp_path):
     """Fig. 5 with a random VGG-16 at 224 (fc6 alone holds 103M weights: slow)."""
     videos = [_write_video(tmp_path / f"clip{i}.avi", seed=i) for i in range(2)]
-    out = _run("viz_tsne.py", "--mode=conv5_vs_fc7", f"--videos={','.join(videos)}", "--frames_per_video=4",
-               "--descriptors_per_frame=3", f"--output={tmp_path / 'tsne.png'}")
+    out = _run(
+        "viz_tsne.py",
+        "--mode=conv5_vs_fc7",
+        f"--videos={','.join(videos)}",
+        "--frames_per_video=4",
+        "--descriptors_per_frame=3",
+        f"--output={tmp_path / 'tsne.png'}",
+    )
     assert "conv5_3 (pre-ReLU): 24 points" in out and "fc7 (pre-ReLU): 8 points" in out
     _assert_png(tmp_path / "tsne.png", 9.0, 4.8)

@@ -1,4 +1,5 @@
 """Tests of actionvlad_tf.viz.confusion and viz.report.write_results (results folder of eval.py)."""
+
 import json
 import os
 

@@ -1,5 +1,6 @@
 """Step keys of the demo's workflow: a re-run repeats exactly the steps whose flags, code or inputs
 changed, and an interrupted step resumes (no subprocess: a fake executor writes the outputs)."""
+
 import os
 
 import pytest
@@ -7,11 +8,32 @@ import pytest
 from actionvlad_tf import demo
 from actionvlad_tf.workflow import Step, StepFailed, Workflow
 
-CONFIG = dict(backbone_weights="x", backbone_width=0.25, num_classes=3, train_per_class=4, val_per_class=1,
-              test_per_class=2, evaluate_on="test", frames_per_video=3, image_size=32, num_clusters=2,
-              flow_method="dis", flow_bound=5.0, baseline_steps=2, baseline_learning_rate=1e-3, stage1_steps=2,
-              stage1_learning_rate=0.01, stage2_steps=2, stage2_learning_rate=1e-4, flow_weight=0.333, batch_size=2, seed=0,
-              mixed_precision="auto", predict_videos=2, jobs=1)
+CONFIG = dict(
+    backbone_weights="x",
+    backbone_width=0.25,
+    num_classes=3,
+    train_per_class=4,
+    val_per_class=1,
+    test_per_class=2,
+    evaluate_on="test",
+    frames_per_video=3,
+    image_size=32,
+    num_clusters=2,
+    flow_method="dis",
+    flow_bound=5.0,
+    baseline_steps=2,
+    baseline_learning_rate=1e-3,
+    stage1_steps=2,
+    stage1_learning_rate=0.01,
+    stage2_steps=2,
+    stage2_learning_rate=1e-4,
+    flow_weight=0.333,
+    batch_size=2,
+    seed=0,
+    mixed_precision="auto",
+    predict_videos=2,
+    jobs=1,
+)
 
 
 def fake_execute(step, command, log_path, env):
@@ -39,8 +61,15 @@ def demo_workflow(tmp_path, version="v1", **changes):
         backbones[stream] = str(backbone)
     config = dict(CONFIG, **changes)
     steps = demo.build_steps(config, str(tmp_path / "out"), backbones, 0.25, 32, "float32")
-    return Workflow(steps, ["actionvlad"], str(tmp_path / "out" / "steps"), str(tmp_path / "out" / "logs"),
-                    version=version, execute=fake_execute, echo=lambda line: None)
+    return Workflow(
+        steps,
+        ["actionvlad"],
+        str(tmp_path / "out" / "steps"),
+        str(tmp_path / "out" / "logs"),
+        version=version,
+        execute=fake_execute,
+        echo=lambda line: None,
+    )
 
 
 def test_a_changed_flag_reruns_exactly_the_steps_that_depend_on_it(tmp_path):
@@ -55,7 +84,10 @@ def test_a_changed_flag_reruns_exactly_the_steps_that_depend_on_it(tmp_path):
 
     # The fusion weight changes only the exported two-stream model and what reads it.
     assert set(demo_workflow(tmp_path, stage2_learning_rate=3e-4, flow_weight=0.5).run()) == {
-        "export", "predict_1", "predict_2"}
+        "export",
+        "predict_1",
+        "predict_2",
+    }
 
     # The flow method reaches every flow step and what uses both streams, no RGB-only step.
     workflow = demo_workflow(tmp_path, stage2_learning_rate=3e-4, flow_weight=0.5, flow_method="farneback")
@@ -92,8 +124,14 @@ def test_a_step_rerun_with_a_new_key_starts_clean_and_an_interrupted_one_resumes
         return 0
 
     def workflow(**flags):
-        return Workflow([Step("train", "train", flags, outputs=tuple(outputs))], ["actionvlad"],
-                        str(out / "steps"), str(out / "logs"), execute=execute, echo=lambda line: None)
+        return Workflow(
+            [Step("train", "train", flags, outputs=tuple(outputs))],
+            ["actionvlad"],
+            str(out / "steps"),
+            str(out / "logs"),
+            execute=execute,
+            echo=lambda line: None,
+        )
 
     with pytest.raises(StepFailed, match="step train failed"):
         workflow(fail=1, lr=1).run()
@@ -115,10 +153,13 @@ def test_a_dependency_cycle_and_an_unknown_dependency_are_refused(tmp_path):
 
 def test_last_lines_quiet_leaves_out_tensorflow_start_up_noise(tmp_path):
     from actionvlad_tf.workflow import last_lines
+
     log = tmp_path / "predict.log"
-    log.write_text("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
-                   "I0000 00:00:1796236118.948169   11259 port.cc:153] oneDNN custom operations are on.\n"
-                   "video.avi: 36 frames\n   26.24%  RH_GV_BZ\n")
+    log.write_text(
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+        "I0000 00:00:1796236118.948169   11259 port.cc:153] oneDNN custom operations are on.\n"
+        "video.avi: 36 frames\n   26.24%  RH_GV_BZ\n"
+    )
     assert last_lines(str(log), 4, quiet=True) == "video.avi: 36 frames\n   26.24%  RH_GV_BZ"
     assert last_lines(str(log), 4).startswith("WARNING")
     assert last_lines(str(tmp_path / "missing.log"), 3) == ""
@@ -126,9 +167,15 @@ def test_last_lines_quiet_leaves_out_tensorflow_start_up_noise(tmp_path):
 
 def test_every_demo_step_is_a_launcher_command_run_on_this_package(tmp_path):
     from actionvlad_tf import commands
+
     steps = demo_workflow(tmp_path).steps.values()
     assert {step.entry for step in steps} <= set(commands.scripts())
     assert Step("s", "train", {"x": 1}).command(["python", "-m", commands.MODULE]) == [
-        "python", "-m", "actionvlad_tf.commands", "train", "--x=1"]
+        "python",
+        "-m",
+        "actionvlad_tf.commands",
+        "train",
+        "--x=1",
+    ]
     # From a source tree the steps put it first on PYTHONPATH; an installed package needs nothing.
     assert demo.step_environment()["PYTHONPATH"].split(os.pathsep)[0] == commands.source_root()

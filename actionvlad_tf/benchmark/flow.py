@@ -9,6 +9,7 @@
 * `clip_agreement`: on real frames, the EPE between the two methods' flows and the share of the
   ±20 px quantised values (the flow JPEGs) that agree within ±1 and ±2.
 """
+
 import glob
 import multiprocessing
 import os
@@ -30,8 +31,7 @@ def texture(height, width, seed=0):
     rng = np.random.default_rng(seed)
     image = np.zeros((height, width), np.float32)
     for sigma, weight in ((1.0, 0.3), (2.0, 0.3), (4.0, 0.25), (8.0, 0.15)):
-        layer = cv2.GaussianBlur(rng.standard_normal((height, width)).astype(np.float32),
-                                 (0, 0), sigma)
+        layer = cv2.GaussianBlur(rng.standard_normal((height, width)).astype(np.float32), (0, 0), sigma)
         image += weight * layer / (layer.std() + 1e-6)
     return cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX)
 
@@ -43,8 +43,7 @@ def true_flow(kind, height, width, magnitude, seed=0):
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     if kind == "translation":
         angle = rng.uniform(0, 2 * np.pi)
-        return np.stack([np.full_like(x, magnitude * np.cos(angle)),
-                         np.full_like(y, magnitude * np.sin(angle))], -1)
+        return np.stack([np.full_like(x, magnitude * np.cos(angle)), np.full_like(y, magnitude * np.sin(angle))], -1)
     if kind == "rotation":
         theta = np.deg2rad(magnitude)
         cy, cx = (height - 1) / 2, (width - 1) / 2
@@ -72,7 +71,7 @@ def synthetic_pair(kind, height, width, magnitude, seed=0):
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     map_x, map_y = x + np.float32(margin) + flow[..., 0], y + np.float32(margin) + flow[..., 1]
     first = cv2.remap(big, map_x, map_y, cv2.INTER_CUBIC)
-    second = big[margin:margin + height, margin:margin + width]
+    second = big[margin : margin + height, margin : margin + width]
     as_uint8 = lambda image: np.clip(np.rint(image), 0, 255).astype(np.uint8)  # noqa: E731
     return as_uint8(first), as_uint8(second), flow
 
@@ -83,17 +82,20 @@ def opencv_tvl1(first, second):
     return np.stack([estimator.calc(a, b, None) for a, b in zip(first, second)])
 
 
-def synthetic_accuracy(height=96, width=128, seed=0, model=None,
-                       cases=(("translation", 1.5), ("translation", 4.0), ("rotation", 3.0),
-                              ("smooth", 2.0), ("smooth", 5.0))):
+def synthetic_accuracy(
+    height=96,
+    width=128,
+    seed=0,
+    model=None,
+    cases=(("translation", 1.5), ("translation", 4.0), ("rotation", 3.0), ("smooth", 2.0), ("smooth", 5.0)),
+):
     """EPE against the truth of OpenCV's TV-L1 and `tvl1_tf` on synthetic pairs, one row per case.
 
     The EPE leaves out a border of 8 px (where the second image's content leaves the frame).
     Returns a list of dicts: kind, magnitude, epe_opencv, epe_tf, epe_tf_vs_opencv, ratio.
     """
     model = model or tvl1.TVL1()
-    pairs = [synthetic_pair(kind, height, width, magnitude, seed + k)
-             for k, (kind, magnitude) in enumerate(cases)]
+    pairs = [synthetic_pair(kind, height, width, magnitude, seed + k) for k, (kind, magnitude) in enumerate(cases)]
     first, second, truth = (np.stack(column) for column in zip(*pairs))
     flow_cv = opencv_tvl1(first, second)
     flow_tf = model(first, second).numpy()
@@ -102,9 +104,16 @@ def synthetic_accuracy(height=96, width=128, seed=0, model=None,
     for k, (kind, magnitude) in enumerate(cases):
         epe_cv = tvl1.endpoint_error(flow_cv[k][inner[1:]], truth[k][inner[1:]])
         epe_tf = tvl1.endpoint_error(flow_tf[k][inner[1:]], truth[k][inner[1:]])
-        rows.append(dict(kind=kind, magnitude=magnitude, epe_opencv=epe_cv, epe_tf=epe_tf,
-                         epe_tf_vs_opencv=tvl1.endpoint_error(flow_tf[k], flow_cv[k]),
-                         ratio=epe_tf / epe_cv))
+        rows.append(
+            dict(
+                kind=kind,
+                magnitude=magnitude,
+                epe_opencv=epe_cv,
+                epe_tf=epe_tf,
+                epe_tf_vs_opencv=tvl1.endpoint_error(flow_tf[k], flow_cv[k]),
+                ratio=epe_tf / epe_cv,
+            )
+        )
     return rows
 
 
@@ -132,13 +141,15 @@ def clip_agreement(frames, model=None, bound=20.0):
     first, second = frames[:-1], frames[1:]
     flow_cv = opencv_tvl1(first, second)
     flow_tf = model(first, second).numpy()
-    difference = np.abs(quantize_flow(flow_tf, bound).astype(np.int16)
-                        - quantize_flow(flow_cv, bound).astype(np.int16))
-    return dict(pairs=len(first), epe=tvl1.endpoint_error(flow_tf, flow_cv),
-                mean_motion_opencv=float(np.mean(np.linalg.norm(flow_cv, axis=-1))),
-                quantized_equal=float(np.mean(difference == 0)),
-                quantized_within_1=float(np.mean(difference <= 1)),
-                quantized_within_2=float(np.mean(difference <= 2)))
+    difference = np.abs(quantize_flow(flow_tf, bound).astype(np.int16) - quantize_flow(flow_cv, bound).astype(np.int16))
+    return dict(
+        pairs=len(first),
+        epe=tvl1.endpoint_error(flow_tf, flow_cv),
+        mean_motion_opencv=float(np.mean(np.linalg.norm(flow_cv, axis=-1))),
+        quantized_equal=float(np.mean(difference == 0)),
+        quantized_within_1=float(np.mean(difference <= 1)),
+        quantized_within_2=float(np.mean(difference <= 2)),
+    )
 
 
 def opencv_pairs_per_second(first, second, processes):
@@ -176,8 +187,9 @@ def tvl1_tf_rates(first, second, runs, repeats=2, warmup=1):
     """({name: pairs/s}, {name: Timing}) of `tvl1_tf` for each of `runs` ({name: (device,
     jit_compile, batch)}), timed side by side: a call flows max(batch, len(first)) pairs (the pairs
     tiled where fewer) in calls of `batch` pairs on `device`."""
+
     def flows(model, a, b, batch):
-        return lambda: [model(a[k:k + batch], b[k:k + batch]) for k in range(0, len(a), batch)]
+        return lambda: [model(a[k : k + batch], b[k : k + batch]) for k in range(0, len(a), batch)]
 
     calls, counts = {}, {}
     for name, (device, jit_compile, batch) in runs.items():
@@ -191,8 +203,19 @@ def tvl1_tf_rates(first, second, runs, repeats=2, warmup=1):
     return {name: counts[name] / t.median for name, t in times.items()}, times
 
 
-def bench_flow(height=256, width=340, pairs=16, batch=16, repeats=2, warmup=1, xla=True,
-               accuracy_shape=(96, 128), clips_dir=None, clip_frames=6, gpu_batch=64):
+def bench_flow(
+    height=256,
+    width=340,
+    pairs=16,
+    batch=16,
+    repeats=2,
+    warmup=1,
+    xla=True,
+    accuracy_shape=(96, 128),
+    clips_dir=None,
+    clip_frames=6,
+    gpu_batch=64,
+):
     """Flow pairs per second side by side, and accuracy against the truth and against OpenCV.
 
     Speed: OpenCV's TV-L1 in 1 process and in one process per core (as extract_flow.py runs it),
@@ -206,7 +229,8 @@ def bench_flow(height=256, width=340, pairs=16, batch=16, repeats=2, warmup=1, x
     rates = {}
     for processes in sorted({1, cores}):
         rates[f"opencv_{processes}_process{'es' if processes > 1 else ''}"] = max(
-            opencv_pairs_per_second(first, second, processes) for _ in range(repeats))
+            opencv_pairs_per_second(first, second, processes) for _ in range(repeats)
+        )
     runs = {"tvl1_tf_cpu_graph": ("/CPU:0", False, batch)}
     if xla:
         runs["tvl1_tf_cpu_xla"] = ("/CPU:0", True, batch)
@@ -215,11 +239,12 @@ def bench_flow(height=256, width=340, pairs=16, batch=16, repeats=2, warmup=1, x
     tf_rates, times = tvl1_tf_rates(first, second, runs, repeats=repeats, warmup=warmup)
     rates.update(tf_rates)
     reference = rates[f"opencv_{cores}_process{'es' if cores > 1 else ''}"]
-    results = {"shape": dict(height=height, width=width, pairs=pairs, batch=batch,
-                             gpu_batch=gpu_batch),
-               "pairs_per_s": rates,
-               "vs_opencv_all_cores": {k: v / reference for k, v in rates.items()},
-               "samples_s": {k: t.samples for k, t in times.items()}}
+    results = {
+        "shape": dict(height=height, width=width, pairs=pairs, batch=batch, gpu_batch=gpu_batch),
+        "pairs_per_s": rates,
+        "vs_opencv_all_cores": {k: v / reference for k, v in rates.items()},
+        "samples_s": {k: t.samples for k, t in times.items()},
+    }
     accuracy_model = tvl1.TVL1(device="/CPU:0")
     results["synthetic"] = synthetic_accuracy(*accuracy_shape, model=accuracy_model)
     if clips_dir and os.path.isdir(clips_dir):
@@ -227,11 +252,12 @@ def bench_flow(height=256, width=340, pairs=16, batch=16, repeats=2, warmup=1, x
         for video in clip_videos(clips_dir):
             frames = read_video_gray(video, clip_frames)
             clips[os.path.relpath(video, clips_dir)] = dict(
-                clip_agreement(frames, accuracy_model), height=int(frames.shape[1]),
-                width=int(frames.shape[2]))
+                clip_agreement(frames, accuracy_model), height=int(frames.shape[1]), width=int(frames.shape[2])
+            )
         results["clips"] = clips
         weights = np.array([c["pairs"] * c["height"] * c["width"] for c in clips.values()], float)
         results["clips_overall"] = {
             key: float(np.average([c[key] for c in clips.values()], weights=weights))
-            for key in ("epe", "quantized_equal", "quantized_within_1", "quantized_within_2")}
+            for key in ("epe", "quantized_equal", "quantized_within_1", "quantized_within_2")
+        }
     return results

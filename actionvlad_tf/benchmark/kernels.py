@@ -7,16 +7,15 @@ JSON-ready dict.
 2. `bench_backbone`: VGG16 conv1_1–conv5_3 frames/s in float32 and mixed precision, XLA off and on,
    as a fraction of the matmul rate of the compute dtype (and of float32).
 """
+
 import contextlib
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from actionvlad_tf.benchmark.reference_netvlad import (netvlad_broadcast_reference,
-                                                       netvlad_loop_reference)
-from actionvlad_tf.benchmark.timing import (conv_flops, interleaved_times, matmul_pass,
-                                            netvlad_flops, peak_memory_bytes)
+from actionvlad_tf.benchmark.reference_netvlad import netvlad_broadcast_reference, netvlad_loop_reference
+from actionvlad_tf.benchmark.timing import conv_flops, interleaved_times, matmul_pass, netvlad_flops, peak_memory_bytes
 from actionvlad_tf.layers import NetVLADPooling
 from actionvlad_tf.models import build_vgg16
 
@@ -80,18 +79,29 @@ def kmeans_like_centers(descriptors, num_clusters, seed=0):
     flat = flat / np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), 1e-6)
     seeds = flat[rng.choice(len(flat), num_clusters, replace=False)]
     nearest = np.argmax(flat @ seeds.T, axis=1)
-    return np.stack([flat[nearest == k].mean(0) if np.any(nearest == k) else seeds[k]
-                     for k in range(num_clusters)]).astype(np.float32)
+    return np.stack(
+        [flat[nearest == k].mean(0) if np.any(nearest == k) else seeds[k] for k in range(num_clusters)]
+    ).astype(np.float32)
 
 
-def bench_netvlad(videos=2, frames=25, height=14, width=14, depth=512, num_clusters=64,
-                  matmul_size=4096, repeats=5, warmup=1, memory=True, seed=0):
+def bench_netvlad(
+    videos=2,
+    frames=25,
+    height=14,
+    width=14,
+    depth=512,
+    num_clusters=64,
+    matmul_size=4096,
+    repeats=5,
+    warmup=1,
+    memory=True,
+    seed=0,
+):
     """Section 1. A float32 `matmul_size`² matmul is timed in the same rounds as the reference
     rate."""
     rng = np.random.default_rng(seed)
     features = rng.standard_normal((videos, frames, height, width, depth)).astype(np.float32)
-    layer = NetVLADPooling(num_clusters, initial_centers=kmeans_like_centers(
-        features, num_clusters, seed))
+    layer = NetVLADPooling(num_clusters, initial_centers=kmeans_like_centers(features, num_clusters, seed))
     x = tf.constant(features)
     layer(x)
     weights = [layer.assignment_kernel, layer.assignment_bias, layer.centers]
@@ -119,11 +129,9 @@ def bench_netvlad(videos=2, frames=25, height=14, width=14, depth=512, num_clust
     flop = netvlad_flops(videos, frames * height * width, depth, num_clusters)
     results = {}
     for (name, kind), timing in timings.items():
-        entry = _rates(timing, flop * (3 if kind == "forward_backward" else 1), videos,
-                       matmul["float32"])
+        entry = _rates(timing, flop * (3 if kind == "forward_backward" else 1), videos, matmul["float32"])
         entry["videos_per_s"] = entry.pop("per_s")
-        entry["extra_memory_bytes"] = (peak_memory_bytes(passes[(name, kind)], compute_device())
-                                       if memory else None)
+        entry["extra_memory_bytes"] = peak_memory_bytes(passes[(name, kind)], compute_device()) if memory else None
         results.setdefault(name, {})[kind] = entry
     ratios = {}
     for kind in ("forward", "forward_backward"):
@@ -132,11 +140,16 @@ def bench_netvlad(videos=2, frames=25, height=14, width=14, depth=512, num_clust
             other = results[reference][kind]
             ratios[f"{kind}_speedup_vs_{reference}"] = other["median_s"] / ours["median_s"]
             if ours["extra_memory_bytes"] is not None and other["extra_memory_bytes"]:
-                ratios[f"{kind}_memory_vs_{reference}"] = (ours["extra_memory_bytes"]
-                                                           / other["extra_memory_bytes"])
+                ratios[f"{kind}_memory_vs_{reference}"] = ours["extra_memory_bytes"] / other["extra_memory_bytes"]
     return {
-        "shape": {"videos": videos, "frames": frames, "height": height, "width": width,
-                  "depth": depth, "num_clusters": num_clusters},
+        "shape": {
+            "videos": videos,
+            "frames": frames,
+            "height": height,
+            "width": width,
+            "depth": depth,
+            "num_clusters": num_clusters,
+        },
         "matmul_flops": matmul,
         "gflop_forward": flop / GIGA,
         "implementations": results,
@@ -144,8 +157,7 @@ def bench_netvlad(videos=2, frames=25, height=14, width=14, depth=512, num_clust
     }
 
 
-def bench_backbone(frames=25, image_size=224, matmul_size=4096, repeats=5, warmup=1, xla=True,
-                   seed=0):
+def bench_backbone(frames=25, image_size=224, matmul_size=4096, repeats=5, warmup=1, xla=True, seed=0):
     """Section 2: VGG16 conv1_1 → pre-ReLU conv5_3 on one video's `frames` frames.
 
     FLOP per frame is counted from the layer shapes: 30.7 GFLOP at 224², i.e. 15.35 G
@@ -157,10 +169,9 @@ def bench_backbone(frames=25, image_size=224, matmul_size=4096, repeats=5, warmu
     for policy in ("float32", mixed_policy()):
         with dtype_policy(policy):
             model = build_vgg16()
-        for jit in ((False, True) if xla else (False,)):
+        for jit in (False, True) if xla else (False,):
             name = f"{policy}{'_xla' if jit else ''}"
-            passes[name] = tf.function(lambda model=model: tf.cast(model(x), tf.float32),
-                                       jit_compile=jit)
+            passes[name] = tf.function(lambda model=model: tf.cast(model(x), tf.float32), jit_compile=jit)
             compute[name] = keras.dtype_policies.get(policy).compute_dtype
     matmul_flop = _with_matmul(passes, ["float32", mixed_compute_dtype()], matmul_size)
     timings = interleaved_times(passes, repeats, warmup)
@@ -172,7 +183,9 @@ def bench_backbone(frames=25, image_size=224, matmul_size=4096, repeats=5, warmu
         entry["fraction_of_float32_matmul"] = flop / timing.median / matmul["float32"]
         results[name] = entry
     return {
-        "frames": frames, "image_size": image_size, "gflop_per_frame": flop / frames / GIGA,
+        "frames": frames,
+        "image_size": image_size,
+        "gflop_per_frame": flop / frames / GIGA,
         "matmul_flops": matmul,
         "configurations": results,
         "mixed_speedup": results["float32"]["median_s"] / results[mixed_policy()]["median_s"],

@@ -10,6 +10,7 @@ is weak (on a 2-core AVX2 EPYC VGG-16's convolutions ran at 154 % of it):
   2048 bfloat16 FLOP per cycle). The clock is the highest the kernel reports (a turbo clock
   is higher, so the true peak may be above this figure).
 """
+
 import json
 import os
 import re
@@ -19,8 +20,14 @@ import sys
 from actionvlad_tf import hardware
 
 # Environment variables that cap BLAS / OpenMP threads; unset for the NumPy GEMM probe.
-THREAD_OVERRIDES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                    "BLIS_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_VERBOSE")
+THREAD_OVERRIDES = (
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_VERBOSE",
+)
 FLOPS_PER_CYCLE = (("avx512f", 64), ("avx2", 32), ("sse2", 16))  # float32, 2 FMA units
 AMX_BF16_FLOPS_PER_CYCLE = 2048  # 1024 bfloat16 multiply-adds per cycle per core
 # Dense peaks of one GPU (FLOP/s, NVIDIA's data sheets, without sparsity) by a pattern of the name
@@ -65,11 +72,14 @@ def describe_machine():
     cores, mhz = summary["cpu_cores"], _max_mhz()
     per_cycle = next((n for flag, n in FLOPS_PER_CYCLE if flag in flags), 8)
     peak = lambda per: None if mhz is None else cores * mhz * 1e6 * per  # noqa: E731
-    bfloat16 = (AMX_BF16_FLOPS_PER_CYCLE if "amx_bf16" in flags
-                else 2 * per_cycle if "avx512_bf16" in flags else None)
-    return {**summary, "cpu_count": cores, "cpu_mhz": mhz,
-            "theoretical_peak_float32_flops": peak(per_cycle),
-            "theoretical_peak_bfloat16_flops": peak(bfloat16) if bfloat16 else None}
+    bfloat16 = AMX_BF16_FLOPS_PER_CYCLE if "amx_bf16" in flags else 2 * per_cycle if "avx512_bf16" in flags else None
+    return {
+        **summary,
+        "cpu_count": cores,
+        "cpu_mhz": mhz,
+        "theoretical_peak_float32_flops": peak(per_cycle),
+        "theoretical_peak_bfloat16_flops": peak(bfloat16) if bfloat16 else None,
+    }
 
 
 def gpu_peak_flops(name, kind):
@@ -86,9 +96,11 @@ def machine_line(machine):
     clock = f" at {machine['cpu_mhz'] / 1000:.2f} GHz" if machine.get("cpu_mhz") else ""
     isa = machine.get("onednn_max_cpu_isa")
     gpus = ", ".join(machine.get("gpus") or []) or "no GPU"
-    return (f"{machine['cpu_model']}, {machine['cpu_cores']} CPUs{clock}, "
-            f"{' '.join(machine['vector_extensions']) or 'no AVX'}"
-            f"{f' (ONEDNN_MAX_CPU_ISA={isa})' if isa else ''}; {gpus}")
+    return (
+        f"{machine['cpu_model']}, {machine['cpu_cores']} CPUs{clock}, "
+        f"{' '.join(machine['vector_extensions']) or 'no AVX'}"
+        f"{f' (ONEDNN_MAX_CPU_ISA={isa})' if isa else ''}; {gpus}"
+    )
 
 
 _NUMPY_GEMM = """
@@ -109,8 +121,9 @@ def numpy_gemm_flops(size=4096, repeats=3):
     env = {k: v for k, v in os.environ.items() if k not in THREAD_OVERRIDES}
     code = _NUMPY_GEMM.replace("REPEATS", str(repeats)).replace("N", str(size))
     try:
-        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                                text=True, timeout=600, check=True)
+        result = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600, check=True
+        )
         return float(json.loads(result.stdout.strip().splitlines()[-1]))
     except (subprocess.SubprocessError, ValueError, IndexError):
         return None
@@ -121,6 +134,9 @@ def peak_summary(tensorflow_matmul_flops, numpy_flops, machine):
     measured = {"tensorflow": tensorflow_matmul_flops, "numpy_openblas": numpy_flops}
     measured = {k: v for k, v in measured.items() if v}
     source = max(measured, key=measured.get) if measured else None
-    return {"measured_peak_flops": measured.get(source), "measured_peak_source": source,
-            "gemm_flops": measured,
-            "theoretical_peak_flops": machine.get("theoretical_peak_float32_flops")}
+    return {
+        "measured_peak_flops": measured.get(source),
+        "measured_peak_source": source,
+        "gemm_flops": measured,
+        "theoretical_peak_flops": machine.get("theoretical_peak_float32_flops"),
+    }

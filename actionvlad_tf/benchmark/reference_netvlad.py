@@ -11,6 +11,7 @@ both agree with `NetVLADPooling` (tests/test_bench.py).
 * `netvlad_broadcast_reference` is the common vectorised form that materialises every residual:
   an [B, N, K, D] tensor (N = T·H·W).
 """
+
 import tensorflow as tf
 
 EPSILON = 1e-12  # tf.nn.l2_normalize's floor on the squared norm, as the release
@@ -26,10 +27,9 @@ def netvlad_loop_reference(features, kernel, bias, centers):
     logits = tf.nn.bias_add(tf.nn.conv2d(normed, kernel[None, None], 1, "VALID"), bias)
     assignment = tf.nn.softmax(logits, axis=3)
     video_vlads = []
-    for video_features, video_assignment in zip(tf.split(normed, videos, 0),
-                                                tf.split(assignment, videos, 0)):
+    for video_features, video_assignment in zip(tf.split(normed, videos, 0), tf.split(assignment, videos, 0)):
         per_cluster = [
-            tf.reduce_sum((video_features - centers[k]) * video_assignment[..., k:k + 1], [0, 1, 2])
+            tf.reduce_sum((video_features - centers[k]) * video_assignment[..., k : k + 1], [0, 1, 2])
             for k in range(num_clusters)
         ]
         video_vlads.append(tf.stack(per_cluster, 0))

@@ -5,6 +5,7 @@ measured side by side in one run, calls interleaved round-robin so that load fro
 hits each alike; a timed function returns what it computes (a gradient that is neither applied nor
 returned is pruned by `tf.function`), and the result is fetched to the host before the clock stops.
 """
+
 import dataclasses
 import statistics
 import time
@@ -82,8 +83,10 @@ def conv_flops(model, until=None):
             positions = 1
             for size in layer.output.shape[1:-1]:
                 if size is None:
-                    raise ValueError(f"layer {layer.name} of {model.name} has no static output "
-                                     "shape; build the model with a fixed input_shape")
+                    raise ValueError(
+                        f"layer {layer.name} of {model.name} has no static output "
+                        "shape; build the model with a fixed input_shape"
+                    )
                 positions *= size
             kernel_size = 1
             for size in layer.kernel.shape:

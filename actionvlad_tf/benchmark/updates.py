@@ -9,6 +9,7 @@ the differences say what the clipping, the micro-batch loop and the optimiser co
 frames, and stage 1 recomputing the whole frozen backbone and VLAD (its cached update is one
 linear layer: microseconds, not worth a row).
 """
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -32,15 +33,29 @@ def update_flops(videos, frames, map_size, num_clusters, num_classes, depth=512)
 
 
 def _steps(suffix, clip, iter_size):
-    config = trainer.TrainConfig(train_dir="", max_number_of_steps=1, clip_gradients=clip,
-                                 iter_size=iter_size, learning_rate=1e-4)
+    config = trainer.TrainConfig(
+        train_dir="", max_number_of_steps=1, clip_gradients=clip, iter_size=iter_size, learning_rate=1e-4
+    )
     strategy = tf.distribute.get_strategy()
     return trainer._StepFunctions(suffix, trainer.make_optimizer(config), strategy, config)  # pylint: disable=protected-access
 
 
-def bench_updates(frames=10, image_size=64, num_clusters=16, num_classes=6, videos=16,
-                  micro_batch=4, repeats=3, warmup=1, seed=0, uncached=True, variants=None, width=1.0,
-                  policy="float32", matmul_size=None):
+def bench_updates(
+    frames=10,
+    image_size=64,
+    num_clusters=16,
+    num_classes=6,
+    videos=16,
+    micro_batch=4,
+    repeats=3,
+    warmup=1,
+    seed=0,
+    uncached=True,
+    variants=None,
+    width=1.0,
+    policy="float32",
+    matmul_size=None,
+):
     """{shape, flop, variants: {name: median_s, samples_s, gflops, flop}} of one stage-2 update
     (and with `uncached`, the updates without the cache). `variants`: names to keep (default all).
     `width`: the backbone's width multiplier (the main job's stand-in: 0.25); `policy`: the Keras
@@ -48,12 +63,22 @@ def bench_updates(frames=10, image_size=64, num_clusters=16, num_classes=6, vide
     `matmul_size`: also time a GEMM of that size in the policy's compute dtype in the same rounds
     (`timing.matmul_pass`), the device's reference rate: `matmul_flops` in the result.
     """
-    model = _model(2, num_classes=num_classes, frames_per_video=frames, image_size=image_size,
-                   num_clusters=num_clusters, policy=policy, seed=seed, width=width)
+    model = _model(
+        2,
+        num_classes=num_classes,
+        frames_per_video=frames,
+        image_size=image_size,
+        num_clusters=num_clusters,
+        policy=policy,
+        seed=seed,
+        width=width,
+    )
     suffix = split_at_frozen_boundary(model).suffix
     feature_shape = [int(d) for d in suffix.inputs[0].shape[1:]]
     rng = np.random.default_rng(seed)
-    features = tf.constant(rng.standard_normal([videos] + feature_shape).astype(np.float32))  # fed as float32, as the cache is
+    features = tf.constant(
+        rng.standard_normal([videos] + feature_shape).astype(np.float32)
+    )  # fed as float32, as the cache is
     labels = tf.constant(rng.integers(0, num_classes, videos), tf.int32)
     map_size, depth = feature_shape[-2], feature_shape[-1]  # conv5 runs at pool4's size: [T, h, w, D] are cached
     flop = update_flops(videos, frames, map_size, num_clusters, num_classes, depth)
@@ -62,9 +87,10 @@ def bench_updates(frames=10, image_size=64, num_clusters=16, num_classes=6, vide
         def run():
             out = None
             for start in range(0, videos, size):
-                out = steps.micro_step(inputs[start:start + size], labels[start:start + size])
+                out = steps.micro_step(inputs[start : start + size], labels[start : start + size])
                 bool(out["loss_finite"]), float(out["loss"])  # the host reads the train loop does
             return steps.apply_update()
+
         return run
 
     variables = suffix.trainable_variables
@@ -79,21 +105,26 @@ def bench_updates(frames=10, image_size=64, num_clusters=16, num_classes=6, vide
     iter_size = videos // micro_batch
     flops = {}
     calls = {
-        f"update ({iter_size}×{micro_batch} videos, clip 5)": update(_steps(suffix, 5.0, iter_size),
-                                                                    micro_batch),
-        f"update ({iter_size}×{micro_batch} videos, no clip)": update(_steps(suffix, 0.0, iter_size),
-                                                                     micro_batch),
+        f"update ({iter_size}×{micro_batch} videos, clip 5)": update(_steps(suffix, 5.0, iter_size), micro_batch),
+        f"update ({iter_size}×{micro_batch} videos, no clip)": update(_steps(suffix, 0.0, iter_size), micro_batch),
         f"update (1×{videos} videos, clip 5)": update(_steps(suffix, 5.0, 1), videos),
         f"forward+backward ({videos} videos)": forward_backward,
     }
     if uncached:
-        frames_in = tf.constant(rng.uniform(-128, 128, (videos, frames, image_size, image_size, 3)),
-                                tf.float32)
+        frames_in = tf.constant(rng.uniform(-128, 128, (videos, frames, image_size, image_size, 3)), tf.float32)
         backbone = build_vgg16(input_shape=(image_size, image_size), width=width)  # static shapes
         conv1_4 = conv_flops(backbone, until="block4_conv3")
         conv1_5 = conv_flops(backbone, until="block5_conv3")
-        stage1 = _model(1, num_classes=num_classes, frames_per_video=frames, image_size=image_size,
-                        num_clusters=num_clusters, policy=policy, seed=seed, width=width)
+        stage1 = _model(
+            1,
+            num_classes=num_classes,
+            frames_per_video=frames,
+            image_size=image_size,
+            num_clusters=num_clusters,
+            policy=policy,
+            seed=seed,
+            width=width,
+        )
 
         name2 = f"stage-2 update without the cache ({iter_size}×{micro_batch} videos, clip 5)"
         name1 = f"stage-1 update without the cache ({iter_size}×{micro_batch} videos, clip 5)"
@@ -108,12 +139,29 @@ def bench_updates(frames=10, image_size=64, num_clusters=16, num_classes=6, vide
         calls["matmul"], matmul_flop = matmul_pass(matmul_size, keras.mixed_precision.Policy(policy).compute_dtype)
     times = interleaved_times(calls, repeats=repeats, warmup=warmup)
     matmul = times.pop("matmul", None)
-    return {"matmul_flops": matmul and matmul_flop / matmul.median,
-            "shape": dict(frames=frames, image_size=image_size, num_clusters=num_clusters, width=width, policy=policy,
-                          num_classes=num_classes, videos=videos, micro_batch=micro_batch,
-                          feature_shape=feature_shape, map_size=map_size,
-                          variables=len(variables)),
-            "flop": flop,
-            "variants": {name: {"median_s": t.median, "samples_s": t.samples, "flop": flops.get(name, flop),
-                                "gflops": flops.get(name, flop) / t.median / 1e9}
-                         for name, t in times.items()}}
+    return {
+        "matmul_flops": matmul and matmul_flop / matmul.median,
+        "shape": dict(
+            frames=frames,
+            image_size=image_size,
+            num_clusters=num_clusters,
+            width=width,
+            policy=policy,
+            num_classes=num_classes,
+            videos=videos,
+            micro_batch=micro_batch,
+            feature_shape=feature_shape,
+            map_size=map_size,
+            variables=len(variables),
+        ),
+        "flop": flop,
+        "variants": {
+            name: {
+                "median_s": t.median,
+                "samples_s": t.samples,
+                "flop": flops.get(name, flop),
+                "gflops": flops.get(name, flop) / t.median / 1e9,
+            }
+            for name, t in times.items()
+        },
+    }

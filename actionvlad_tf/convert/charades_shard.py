@@ -19,6 +19,7 @@ recipes and `match_layouts` keeps those whose byte size equals the file's: the s
 and values that are not finite, or BN variances that are not positive, reject a wrong layout.
 What stays unverifiable without the index is the checksums.
 """
+
 import os
 
 import numpy as np
@@ -62,7 +63,8 @@ def checkpoint_variables(variables, trained_scopes=None, optimizer="adam", globa
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZER_SLOTS)}, got {optimizer!r}")
     slots, non_slots = OPTIMIZER_SLOTS[optimizer]
     trained = [
-        (name, shape, dtype) for name, shape, dtype in variables
+        (name, shape, dtype)
+        for name, shape, dtype in variables
         if "/BatchNorm/" not in name and (trained_scopes is None or name.startswith(tuple(trained_scopes)))
     ]
     if trained_scopes is not None and not trained:

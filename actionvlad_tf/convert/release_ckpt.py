@@ -5,8 +5,8 @@ flow stream of a two-stream checkpoint, or none for `checkpoint_style` None, §2
 
 | release variable | shape | Keras weight |
 |---|---|---|
-| `vgg_16/convX/convX_Y/weights`, `biases` | [3,3,Cin,Cout], [Cout] | backbone `blockX_convY` kernel, bias (HWIO as Keras) |
-| `vgg_16/fc6`, `fc7`, `fc8` `/weights`, `/biases` | [7,7,512,4096], … | `fc1`, `fc2`, `predictions` (reshaped to Dense) |
+| `vgg_16/convX/convX_Y/weights`, `biases` | [3,3,Cin,Cout], [Cout] | `blockX_convY` kernel, bias (HWIO) |
+| `vgg_16/fc6`, `fc7`, `fc8` `/weights`, `/biases` | [7,7,512,4096], … | `fc1`, `fc2`, `predictions` (as Dense) |
 | `NetVLAD/centers` | [K, D] | pooling `centers` |
 | `NetVLAD/vlad_W` | [1, 1, D, K] | pooling `assignment_kernel` [D, K] |
 | `NetVLAD/vlad_B` | [K] | pooling `assignment_bias` |
@@ -21,6 +21,7 @@ The release's k-means centres are pickled sklearn `KMeans` objects (Python 2, sk
 but unpickling still runs code from the file: it warns, and is only reached through an explicit
 call (the `kmeans` subcommand of `experiments/convert_release_checkpoint.py`).
 """
+
 import dataclasses
 import os
 import pickle
@@ -35,8 +36,17 @@ from actionvlad_tf.models.vgg16 import VGG16_BLOCKS
 
 # Suffixes of optimiser slots of the TF1 optimisers the release offers (§2.1 `--optimizer`).
 OPTIMIZER_SLOT_SUFFIXES = (
-    "/Adam", "/Adam_1", "/Momentum", "/RMSProp", "/RMSProp_1", "/Adagrad", "/Adadelta",
-    "/Adadelta_1", "/Ftrl", "/Ftrl_1", "/ExponentialMovingAverage",
+    "/Adam",
+    "/Adam_1",
+    "/Momentum",
+    "/RMSProp",
+    "/RMSProp_1",
+    "/Adagrad",
+    "/Adadelta",
+    "/Adadelta_1",
+    "/Ftrl",
+    "/Ftrl_1",
+    "/ExponentialMovingAverage",
 )
 NON_MODEL_VARIABLES = ("global_step", "beta1_power", "beta2_power")
 # slim's fully connected VGG layers are convolutions; Keras's VGG names them as Dense layers.
@@ -61,8 +71,10 @@ class ConversionReport:
             f"{len(self.ignored)} optimiser/step variables passed over, "
             f"{len(self.outside_prefix)} outside the prefix",
         ]
-        for title, names in (("missing (Keras weights without a checkpoint variable)", self.missing),
-                             ("unmapped (checkpoint variables no Keras weight took)", self.unmapped)):
+        for title, names in (
+            ("missing (Keras weights without a checkpoint variable)", self.missing),
+            ("unmapped (checkpoint variables no Keras weight took)", self.unmapped),
+        ):
             lines.append(f"{title}: {len(names)}")
             lines.extend(f"  {name}" for name in names)
         return "\n".join(lines)
@@ -80,7 +92,8 @@ def resolve_checkpoint(path):
         if os.path.exists(path + ".data-00000-of-00001"):
             raise FileNotFoundError(
                 f"{path}: only the .data shard exists, the .index file is missing; TensorFlow cannot "
-                "read a V2 checkpoint without it (the released Charades checkpoint, release §8 row 24)")
+                "read a V2 checkpoint without it (the released Charades checkpoint, release §8 row 24)"
+            )
         raise FileNotFoundError(f"{path}: no such checkpoint (neither the file nor {path}.index)")
     return path
 
@@ -100,7 +113,8 @@ def detect_prefix(names):
         return ""
     raise ValueError(
         "cannot tell the checkpoint's stream prefix: no variable starts with stream0/, vgg_16/, "
-        f"NetVLAD/ or classifier/ (first names: {sorted(names)[:5]})")
+        f"NetVLAD/ or classifier/ (first names: {sorted(names)[:5]})"
+    )
 
 
 def is_optimizer_state(name):
@@ -127,9 +141,11 @@ def release_variable_pairs(model, prefix="stream0/"):
     `build_actionvlad` (VGG-16; netvlad, avg or max pooling) or `build_frame_classifier`."""
     found = backbones(model)
     if len(found) != 1:
-        raise ValueError(f"{model.name}: expected one backbone (a single-stream model), found "
-                         f"{[b.name for b in found]}; convert each stream of a two-stream model "
-                         "separately (see convert_two_stream)")
+        raise ValueError(
+            f"{model.name}: expected one backbone (a single-stream model), found "
+            f"{[b.name for b in found]}; convert each stream of a two-stream model "
+            "separately (see convert_two_stream)"
+        )
     return _backbone_names(found[0], prefix) + release_head_variables(model, prefix)
 
 
@@ -142,8 +158,9 @@ def _fit_shape(name, value, variable):
     reshapable = name.endswith("NetVLAD/vlad_W") or "/vgg_16/fc" in f"/{name}"
     if reshapable and value.size == int(np.prod(target)) and value.shape[-1] == target[-1]:
         return value.reshape(target)  # HWIO flattens in the order of Keras's Flatten (NHWC)
-    raise ValueError(f"checkpoint variable {name} has shape {value.shape}, the Keras weight "
-                     f"{variable.path} needs {target}")
+    raise ValueError(
+        f"checkpoint variable {name} has shape {value.shape}, the Keras weight {variable.path} needs {target}"
+    )
 
 
 def load_release_checkpoint(model, checkpoint, prefix=None, allow_missing=False, values=None):
@@ -172,8 +189,10 @@ def load_release_checkpoint(model, checkpoint, prefix=None, allow_missing=False,
         updates.append((variable, _fit_shape(name, values[name], variable)))
         report.assigned.append((name, variable.path))
     if report.missing and not allow_missing:
-        raise ValueError(f"{checkpoint}: {len(report.missing)} model weights have no checkpoint "
-                         "variable:\n  " + "\n  ".join(report.missing))
+        raise ValueError(
+            f"{checkpoint}: {len(report.missing)} model weights have no checkpoint "
+            "variable:\n  " + "\n  ".join(report.missing)
+        )
     for variable, value in updates:
         variable.assign(value.astype(np.float32))
     taken = {name for name, _ in report.assigned}
@@ -187,8 +206,9 @@ def load_release_checkpoint(model, checkpoint, prefix=None, allow_missing=False,
     return report
 
 
-def convert_two_stream(model, rgb_checkpoint, flow_checkpoint=None, rgb_prefix=None,
-                       flow_prefix=None, allow_missing=False, values=None):
+def convert_two_stream(
+    model, rgb_checkpoint, flow_checkpoint=None, rgb_prefix=None, flow_prefix=None, allow_missing=False, values=None
+):
     """Loads a late-fusion model from `build_two_stream(fusion="late")`: its `rgb_actionvlad` and
     `flow_actionvlad` streams from two single-stream checkpoints (the released RGB and flow models),
     or from one two-stream checkpoint (`flow_checkpoint` None: `stream0/` RGB, `stream1/` flow,
@@ -202,10 +222,10 @@ def convert_two_stream(model, rgb_checkpoint, flow_checkpoint=None, rgb_prefix=N
     else:
         flow_values = read_checkpoint(flow_checkpoint)
     return (
-        load_release_checkpoint(model.get_layer("rgb_actionvlad"), rgb_checkpoint, rgb_prefix,
-                                allow_missing, values),
-        load_release_checkpoint(model.get_layer("flow_actionvlad"), flow_checkpoint, flow_prefix,
-                                allow_missing, flow_values),
+        load_release_checkpoint(model.get_layer("rgb_actionvlad"), rgb_checkpoint, rgb_prefix, allow_missing, values),
+        load_release_checkpoint(
+            model.get_layer("flow_actionvlad"), flow_checkpoint, flow_prefix, allow_missing, flow_values
+        ),
     )
 
 
@@ -244,12 +264,17 @@ class _RestrictedUnpickler(pickle.Unpickler):
     """Resolves only the globals a pickled sklearn estimator with numpy arrays needs."""
 
     ALLOWED = {
-        ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"),
-        ("__builtin__", "object"), ("builtins", "object"),
+        ("copy_reg", "_reconstructor"),
+        ("copyreg", "_reconstructor"),
+        ("__builtin__", "object"),
+        ("builtins", "object"),
         ("_codecs", "encode"),  # bytes in protocol-2 pickles written by Python 3
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
     }
 
     def find_class(self, module, name):
@@ -257,8 +282,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return _PickledObject
         if (module, name) in self.ALLOWED:
             return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load global {module}.{name}: a k-means pickle "
-                                     "holds only numpy arrays and an sklearn estimator")
+        raise pickle.UnpicklingError(
+            f"refusing to load global {module}.{name}: a k-means pickle "
+            "holds only numpy arrays and an sklearn estimator"
+        )
 
 
 def kmeans_centers_from_pickle(path):
@@ -268,8 +295,9 @@ def kmeans_centers_from_pickle(path):
     (sklearn classes are replaced by inert stand-ins, so any sklearn version and Python 2 pickles
     load), but only convert files from a source you trust.
     """
-    warnings.warn(f"unpickling {path} runs code stored in the file; convert only pickles you trust",
-                  UserWarning, stacklevel=2)
+    warnings.warn(
+        f"unpickling {path} runs code stored in the file; convert only pickles you trust", UserWarning, stacklevel=2
+    )
     with open(path, "rb") as f:
         try:
             obj = _RestrictedUnpickler(f, encoding="latin1").load()

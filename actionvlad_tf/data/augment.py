@@ -6,8 +6,8 @@ the same code runs eagerly, inside `tf.data` and inside a SavedModel serving sig
 * Resize (§3.4): every frame to `resize_shape` (256 × 340, aspect ratio ignored), bilinear with
   TF1 semantics (`half_pixel_centers=False`, §8 row 14; the ResizeBilinear kernel behind
   `tf.compat.v1.image.resize_bilinear`, called directly to avoid its deprecation warning);
-  `half_pixel_centers=True` gives the modern convention. The release resizes values in [0, 1] and multiplies by 255 after; resizing 0 … 255
-  directly is the same linear map up to float rounding (≈1e-5).
+  `half_pixel_centers=True` gives the modern convention. The release resizes values in [0, 1] and
+  multiplies by 255 after; resizing 0 … 255 directly is the same linear map up to float rounding (≈1e-5).
 * Training (§3.6): ONE crop and ONE flip per video, shared by all frames and by both streams of
   rgb+flow. Crop height and width are drawn independently from ⌊S·{1, .875, .75, .66}⌋ (relative to
   the output size S = 224, not to 256), placed uniformly at random, resized to S × S; horizontal
@@ -21,6 +21,7 @@ the same code runs eagerly, inside `tf.data` and inside a SavedModel serving sig
 * Channels and means by modality (§3.5, §8 row 13): RGB → BGR minus the integer Caffe means
   (104, 117, 123); flow minus 128.
 """
+
 import math
 
 import tensorflow as tf
@@ -46,8 +47,9 @@ def default_resize_shape(image_size=RELEASE_IMAGE_SIZE):
 
 
 def _bilinear(images, size, half_pixel_centers):
-    return tf.raw_ops.ResizeBilinear(images=images, size=size, align_corners=False,
-                                     half_pixel_centers=half_pixel_centers)
+    return tf.raw_ops.ResizeBilinear(
+        images=images, size=size, align_corners=False, half_pixel_centers=half_pixel_centers
+    )
 
 
 def _on_resized(frames, resize_shape, half_pixel_centers, function):
@@ -64,27 +66,28 @@ def _on_resized(frames, resize_shape, half_pixel_centers, function):
     # tf.reshape, not tf.ensure_shape, gives the branches their static shape: an If op's branches
     # are shape-inferred with the runtime input, and the untaken branch's EnsureShape then fails.
     return tf.cond(
-        same, lambda: function(tf.reshape(frames, target)),
-        lambda: function(tf.reshape(_bilinear(frames, resize_shape, half_pixel_centers), target)))
+        same,
+        lambda: function(tf.reshape(frames, target)),
+        lambda: function(tf.reshape(_bilinear(frames, resize_shape, half_pixel_centers), target)),
+    )
 
 
 def resize_frames(frames, resize_shape=RELEASE_RESIZE_SHAPE, half_pixel_centers=False):
     """[T, H, W, C] → float32 [T, *resize_shape, C], bilinear (§3.4); a cast if already there."""
-    return _on_resized(frames, resize_shape, half_pixel_centers,
-                       lambda resized: tf.cast(resized, tf.float32))
+    return _on_resized(frames, resize_shape, half_pixel_centers, lambda resized: tf.cast(resized, tf.float32))
 
 
-def eval_crop_offsets(num_crops=1, image_size=RELEASE_IMAGE_SIZE,
-                      resize_shape=RELEASE_RESIZE_SHAPE):
+def eval_crop_offsets(num_crops=1, image_size=RELEASE_IMAGE_SIZE, resize_shape=RELEASE_RESIZE_SHAPE):
     """Top-left (y, x) of the test crops (§3.7), scaled to the margin of other sizes."""
     if num_crops not in RELEASE_EVAL_CROPS:
         raise ValueError(f"num_crops {num_crops} must be 1 or 5 (release §3.7)")
     margin = (resize_shape[0] - image_size, resize_shape[1] - image_size)
     if min(margin) < 0:
         raise ValueError(f"crop {image_size} does not fit in resize_shape {resize_shape}")
-    return tuple(tuple(int(math.floor(v * m / m0 + 0.5)) for v, m, m0 in
-                       zip(offset, margin, _RELEASE_MARGIN))
-                 for offset in RELEASE_EVAL_CROPS[num_crops])
+    return tuple(
+        tuple(int(math.floor(v * m / m0 + 0.5)) for v, m, m0 in zip(offset, margin, _RELEASE_MARGIN))
+        for offset in RELEASE_EVAL_CROPS[num_crops]
+    )
 
 
 def normalize_channels(frames, modality):
@@ -108,8 +111,9 @@ def _per_stream(function, frames, modality):
     return function(frames, modality)
 
 
-def preprocess_for_eval(frames, modality, num_crops=1, image_size=RELEASE_IMAGE_SIZE,
-                        resize_shape=None, half_pixel_centers=False):
+def preprocess_for_eval(
+    frames, modality, num_crops=1, image_size=RELEASE_IMAGE_SIZE, resize_shape=None, half_pixel_centers=False
+):
     """One video [T, H, W, C] (any H, W) → the model input [crops·T, S, S, C] float32 (§3.4-3.7).
 
     Args:
@@ -124,19 +128,19 @@ def preprocess_for_eval(frames, modality, num_crops=1, image_size=RELEASE_IMAGE_
     offsets = eval_crop_offsets(num_crops, image_size, resize_shape)
 
     def crops(resized, name):  # crop (uint8 where no resize was needed), then convert
-        stacked = tf.stack([resized[:, y:y + image_size, x:x + image_size] for y, x in offsets], 1)
+        stacked = tf.stack([resized[:, y : y + image_size, x : x + image_size] for y, x in offsets], 1)
         stacked = tf.reshape(stacked, [-1, image_size, image_size, resized.shape[-1]])
         return normalize_channels(stacked, name)
 
     def crop(stream, name):
-        return _on_resized(stream, resize_shape, half_pixel_centers,
-                           lambda resized: crops(resized, name))
+        return _on_resized(stream, resize_shape, half_pixel_centers, lambda resized: crops(resized, name))
 
     return _per_stream(crop, frames, modality)
 
 
-def sample_train_crop(seed, image_size=RELEASE_IMAGE_SIZE, resize_shape=RELEASE_RESIZE_SHAPE,
-                      scales=TRAIN_SCALES, flip_probability=0.5):
+def sample_train_crop(
+    seed, image_size=RELEASE_IMAGE_SIZE, resize_shape=RELEASE_RESIZE_SHAPE, scales=TRAIN_SCALES, flip_probability=0.5
+):
     """One video's random crop (§3.6) from a stateless seed [2]: dict of int32 scalars
     `y, x, height, width` in the resized frame and a bool `flip`."""
     sizes = [int(image_size * s) for s in scales]
@@ -144,23 +148,29 @@ def sample_train_crop(seed, image_size=RELEASE_IMAGE_SIZE, resize_shape=RELEASE_
         raise ValueError(f"crop sizes {sizes} exceed resize_shape {resize_shape}")
     sizes = tf.constant(sizes, tf.int32)
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=5)
-    height, width = (tf.gather(sizes, tf.random.stateless_uniform(
-        [], s, 0, len(scales), tf.int32)) for s in (seeds[0], seeds[1]))
+    height, width = (
+        tf.gather(sizes, tf.random.stateless_uniform([], s, 0, len(scales), tf.int32)) for s in (seeds[0], seeds[1])
+    )
     y = tf.random.stateless_uniform([], seeds[2], 0, resize_shape[0] - height + 1, tf.int32)
     x = tf.random.stateless_uniform([], seeds[3], 0, resize_shape[1] - width + 1, tf.int32)
     flip = tf.random.stateless_uniform([], seeds[4]) < flip_probability
     return {"y": y, "x": x, "height": height, "width": width, "flip": flip}
 
 
-def apply_train_crop(frames, modality, crop, image_size=RELEASE_IMAGE_SIZE,
-                     resize_shape=RELEASE_RESIZE_SHAPE, invert_flow_on_flip=False,
-                     half_pixel_centers=False):
+def apply_train_crop(
+    frames,
+    modality,
+    crop,
+    image_size=RELEASE_IMAGE_SIZE,
+    resize_shape=RELEASE_RESIZE_SHAPE,
+    invert_flow_on_flip=False,
+    half_pixel_centers=False,
+):
     """Applies a `sample_train_crop` crop and flip to one stream [T, H, W, C] → [T, S, S, C]."""
     channels = frames.shape[-1]
 
     def crop_and_flip(resized):
-        window = tf.slice(resized, [0, crop["y"], crop["x"], 0],
-                          [-1, crop["height"], crop["width"], -1])
+        window = tf.slice(resized, [0, crop["y"], crop["x"], 0], [-1, crop["height"], crop["width"], -1])
         out = _bilinear(window, [image_size, image_size], half_pixel_centers)  # float32
 
         def flipped():
@@ -171,15 +181,21 @@ def apply_train_crop(frames, modality, crop, image_size=RELEASE_IMAGE_SIZE,
             return mirrored
 
         out = tf.cond(crop["flip"], flipped, lambda: out)
-        return normalize_channels(tf.ensure_shape(out, [None, image_size, image_size, channels]),
-                                  modality)
+        return normalize_channels(tf.ensure_shape(out, [None, image_size, image_size, channels]), modality)
 
     return _on_resized(frames, resize_shape, half_pixel_centers, crop_and_flip)
 
 
-def preprocess_for_train(frames, modality, seed, image_size=RELEASE_IMAGE_SIZE,
-                         resize_shape=RELEASE_RESIZE_SHAPE, scales=TRAIN_SCALES,
-                         invert_flow_on_flip=False, half_pixel_centers=False):
+def preprocess_for_train(
+    frames,
+    modality,
+    seed,
+    image_size=RELEASE_IMAGE_SIZE,
+    resize_shape=RELEASE_RESIZE_SHAPE,
+    scales=TRAIN_SCALES,
+    invert_flow_on_flip=False,
+    half_pixel_centers=False,
+):
     """One video [T, H, W, C] → [T, S, S, C] float32 with the release's training augmentation.
 
     `seed` is a stateless seed [2]; the same seed gives the same crop and flip. For "rgb+flow"
@@ -187,6 +203,9 @@ def preprocess_for_train(frames, modality, seed, image_size=RELEASE_IMAGE_SIZE,
     """
     crop = sample_train_crop(seed, image_size, resize_shape, scales)
     return _per_stream(
-        lambda stream, name: apply_train_crop(stream, name, crop, image_size, resize_shape,
-                                              invert_flow_on_flip, half_pixel_centers),
-        frames, modality)
+        lambda stream, name: apply_train_crop(
+            stream, name, crop, image_size, resize_shape, invert_flow_on_flip, half_pixel_centers
+        ),
+        frames,
+        modality,
+    )

@@ -5,6 +5,7 @@ On disk a video is a folder `<root>/<video>/` of 1-indexed JPEGs: `image_%05d.jp
 printf patterns with one integer field; the flow template has `{}` for the direction (x or y).
 A flow stack of L images is decoded as 2L one-channel images, interleaved x₁, y₁, …, x_L, y_L.
 """
+
 import dataclasses
 import logging
 import os
@@ -30,8 +31,12 @@ def _template_parts(template):
     if len(fields) != 1 or template.count("%") != 1:
         raise ValueError(f"file template {template!r} needs exactly one integer field like %05d")
     match = _NUMBER_FIELD.search(template)
-    return (template[:match.start()], "0" if match.group(1) else " ", int(match.group(2) or 0),
-            template[match.end():])
+    return (
+        template[: match.start()],
+        "0" if match.group(1) else " ",
+        int(match.group(2) or 0),
+        template[match.end() :],
+    )
 
 
 def flow_templates(flow_template):
@@ -66,12 +71,14 @@ def jpeg_ok(contents):
     starts = tf.strings.substr(contents, 0, 3) == _JPEG_START
     padded = tf.strings.join([b"\x00" * _TAIL, contents])
     from_end = tf.strings.length(padded) - _TAIL
-    tails = tf.io.decode_raw(tf.strings.substr(padded, from_end, tf.fill(tf.shape(from_end), _TAIL)),
-                             tf.uint8)  # [N, 64]: the last 64 bytes, zero-filled in front
+    tails = tf.io.decode_raw(
+        tf.strings.substr(padded, from_end, tf.fill(tf.shape(from_end), _TAIL)), tf.uint8
+    )  # [N, 64]: the last 64 bytes, zero-filled in front
     nonzero = tf.cast(tails != 0, tf.int32)
     last = _TAIL - 1 - tf.argmax(tf.reverse(nonzero, [1]), axis=1, output_type=tf.int32)
-    marker = tf.stack([tf.gather(tails, tf.maximum(last - 1, 0), batch_dims=1),
-                       tf.gather(tails, last, batch_dims=1)], axis=1)
+    marker = tf.stack(
+        [tf.gather(tails, tf.maximum(last - 1, 0), batch_dims=1), tf.gather(tails, last, batch_dims=1)], axis=1
+    )
     ends = tf.reduce_all(marker == tf.constant(_JPEG_END, tf.uint8), axis=1)
     return starts & ends
 
@@ -84,9 +91,12 @@ def decode_frames(contents, channels):
     and short videos repeat frames (§3.3).
     """
     unique, positions = tf.unique(contents)
-    decoded = tf.map_fn(lambda c: tf.io.decode_jpeg(c, channels=channels), unique,
-                        fn_output_signature=tf.TensorSpec([None, None, channels], tf.uint8),
-                        parallel_iterations=16)
+    decoded = tf.map_fn(
+        lambda c: tf.io.decode_jpeg(c, channels=channels),
+        unique,
+        fn_output_signature=tf.TensorSpec([None, None, channels], tf.uint8),
+        parallel_iterations=16,
+    )
     return tf.gather(decoded, positions)
 
 
@@ -107,13 +117,13 @@ def _expected_files(entry, modality, rgb_template, flow_template):
     if modality in ("rgb", "rgb+flow"):
         names["rgb"] = list(file_names(rgb_template, numbers))
     if modality in ("flow", "rgb+flow"):
-        names["flow"] = [n for t in flow_templates(flow_template)
-                         for n in file_names(t, numbers[:-1])]
+        names["flow"] = [n for t in flow_templates(flow_template) for n in file_names(t, numbers[:-1])]
     return names
 
 
-def find_video_problems(entries, frames_root=None, flow_root=None, modality="rgb",
-                        rgb_template=RGB_TEMPLATE, flow_template=FLOW_TEMPLATE):
+def find_video_problems(
+    entries, frames_root=None, flow_root=None, modality="rgb", rgb_template=RGB_TEMPLATE, flow_template=FLOW_TEMPLATE
+):
     """Cheap up-front check of every list entry against the disk: one directory scan per video.
 
     Returns a list of (position in `entries`, reason) for each video whose folder is missing or
@@ -124,8 +134,7 @@ def find_video_problems(entries, frames_root=None, flow_root=None, modality="rgb
     roots = {"rgb": frames_root, "flow": flow_root}
     for position, entry in enumerate(entries):
         reasons = []
-        for stream, expected in _expected_files(entry, modality, rgb_template,
-                                                flow_template).items():
+        for stream, expected in _expected_files(entry, modality, rgb_template, flow_template).items():
             folder = os.path.join(roots[stream], entry.path)
             try:
                 with os.scandir(folder) as scan:
@@ -136,9 +145,11 @@ def find_video_problems(entries, frames_root=None, flow_root=None, modality="rgb
             missing = [n for n in expected if n not in sizes]
             empty = [n for n in expected if sizes.get(n) == 0]
             if missing:
-                reasons.append(f"{len(missing)} of {len(expected)} {stream} files missing in "
-                               f"{folder} ({', '.join(missing[:3])}{', …' if len(missing) > 3 else ''}"
-                               f"), the list says {entry.num_frames} frames")
+                reasons.append(
+                    f"{len(missing)} of {len(expected)} {stream} files missing in "
+                    f"{folder} ({', '.join(missing[:3])}{', …' if len(missing) > 3 else ''}"
+                    f"), the list says {entry.num_frames} frames"
+                )
             if empty:
                 reasons.append(f"zero-byte {stream} files in {folder}: {', '.join(empty[:3])}")
         if reasons:

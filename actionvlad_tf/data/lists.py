@@ -10,6 +10,7 @@ A list file has one video per line, space separated:
 video (Charades test list). Every malformed line is a `ValueError` naming the file and line number:
 nothing is skipped silently.
 """
+
 import dataclasses
 import os
 
@@ -46,8 +47,10 @@ def _relative_video_path(raw, dataset_root, where):
     """The video path normalised relative to the root; an error if it leaves the root."""
     if os.path.isabs(raw):
         if dataset_root is None:
-            raise ValueError(f"{where}: absolute video path {raw!r}; list paths are relative to "
-                             "the frame root (pass dataset_root to accept absolute paths inside it)")
+            raise ValueError(
+                f"{where}: absolute video path {raw!r}; list paths are relative to "
+                "the frame root (pass dataset_root to accept absolute paths inside it)"
+            )
         raw = os.path.relpath(raw, dataset_root)
     path = os.path.normpath(raw)
     if path == ".." or path.startswith(".." + os.sep) or path == ".":
@@ -67,11 +70,16 @@ def parse_list_line(text, where, num_columns, num_classes=None, dataset_root=Non
     """One list line → (path, start_frame, num_frames, label); `where` names it in errors."""
     fields = text.split()
     if len(fields) != num_columns:
-        hint = ("; video paths cannot contain spaces, the list is space separated (release §3.2)"
-                if len(fields) > num_columns else "")
-        raise ValueError(f"{where}: expected {num_columns} columns "
-                         f"('video [start_frame] num_frames label'), got {len(fields)}{hint}: "
-                         f"{text.strip()!r}")
+        hint = (
+            "; video paths cannot contain spaces, the list is space separated (release §3.2)"
+            if len(fields) > num_columns
+            else ""
+        )
+        raise ValueError(
+            f"{where}: expected {num_columns} columns "
+            f"('video [start_frame] num_frames label'), got {len(fields)}{hint}: "
+            f"{text.strip()!r}"
+        )
     path = _relative_video_path(fields[0], dataset_root, where)
     start = _int_field(fields[1], "start_frame", where) if num_columns == 4 else 0
     num_frames = _int_field(fields[-2], "num_frames", where)
@@ -114,8 +122,7 @@ def read_list(path, num_classes=None, dataset_root=None):
                 num_columns = len(text.split())
                 if num_columns not in (3, 4):  # the column-count error, with the space hint
                     parse_list_line(text, where, 3 if num_columns < 3 else 4)
-            video, start, num_frames, label = parse_list_line(
-                text, where, num_columns, num_classes, dataset_root)
+            video, start, num_frames, label = parse_list_line(text, where, num_columns, num_classes, dataset_root)
             key = video if num_columns == 3 else (video, start, num_frames, label)
             if key in seen:
                 raise ValueError(f"{where}: duplicate of line {seen[key]} ({video})")
@@ -147,8 +154,7 @@ def read_class_names(path):
                 raise ValueError(f"{where}: expected 'index name' (classInd.txt), got {text!r}")
             index = _int_field(fields[0], "class index", where)
             if index != expected:
-                raise ValueError(f"{where}: class index {index}, expected {expected} "
-                                 "(1-based, in order)")
+                raise ValueError(f"{where}: class index {index}, expected {expected} (1-based, in order)")
             name = fields[1]
         if name in seen:
             raise ValueError(f"{where}: duplicate class name {name!r} (line {seen[name]})")

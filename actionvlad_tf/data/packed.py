@@ -24,6 +24,7 @@ reading the shards in order gives list order. Each shard is written to a tempora
 when complete, with a sidecar `<shard>.json` (videos written, videos skipped and why); a re-run
 keeps complete shards (resume). `<prefix>.json` lists the shards at the end.
 """
+
 import tensorflow as tf
 
 from actionvlad_tf.specs import STREAMS  # noqa: F401  (re-exported)
@@ -33,9 +34,11 @@ def parse_video_example(serialized, modality="rgb"):
     """Serialized record → dict of tensors: the `video/*` scalars (without the prefix) and, per
     stream of `modality`, `rgb` [n] / `flow` [2(n−1)] JPEG bytes (empty where not stored)."""
     spec = {f"video/{k}": tf.io.FixedLenFeature([], tf.string) for k in ("path", "where")}
-    spec.update({f"video/{k}": tf.io.FixedLenFeature([], tf.int64)
-                 for k in ("index", "label", "num_frames", "start_frame")})
+    spec.update(
+        {f"video/{k}": tf.io.FixedLenFeature([], tf.int64) for k in ("index", "label", "num_frames", "start_frame")}
+    )
     spec.update({f"{s}/encoded": tf.io.RaggedFeature(tf.string) for s in STREAMS[modality]})
     parsed = tf.io.parse_single_example(serialized, spec)
-    return {key.split("/")[1] if key.startswith("video/") else key.split("/")[0]: value
-            for key, value in parsed.items()}
+    return {
+        key.split("/")[1] if key.startswith("video/") else key.split("/")[0]: value for key, value in parsed.items()
+    }

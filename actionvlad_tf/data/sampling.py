@@ -21,6 +21,7 @@ the middle of each segment (TSN's test sampling) and the middle frame for T = 1.
 The same formula serves numpy (`frame_numbers`, for data preparation and checks) and TensorFlow
 (`frame_numbers_tf`, inside the tf.data graph); the tests check that both agree.
 """
+
 import types
 
 import numpy as np
@@ -33,13 +34,17 @@ _NUMPY = types.SimpleNamespace(
     floor_int=lambda x: np.floor(x).astype(np.int64),
     int=lambda x: np.asarray(x, np.int64),
     arange=lambda n: np.arange(n, dtype=np.int64),
-    minimum=np.minimum, maximum=np.maximum)
+    minimum=np.minimum,
+    maximum=np.maximum,
+)
 _TF = types.SimpleNamespace(
     float=lambda x: tf.cast(x, tf.float64),
     floor_int=lambda x: tf.cast(tf.floor(x), tf.int64),
     int=lambda x: tf.cast(x, tf.int64),
     arange=lambda n: tf.range(n, dtype=tf.int64),
-    minimum=tf.minimum, maximum=tf.maximum)
+    minimum=tf.minimum,
+    maximum=tf.maximum,
+)
 
 
 def check_sampling_arguments(num_frames, frames_per_video, modality, flow_stack, where="video"):
@@ -51,8 +56,10 @@ def check_sampling_arguments(num_frames, frames_per_video, modality, flow_stack,
     if num_frames < 1:
         raise ValueError(f"{where}: {num_frames} frames, nothing to sample")
     if modality != "rgb" and num_frames - 1 < flow_stack:
-        raise ValueError(f"{where}: {num_frames} frames give {num_frames - 1} flow images per "
-                         f"direction, fewer than one stack of {flow_stack}")
+        raise ValueError(
+            f"{where}: {num_frames} frames give {num_frames - 1} flow images per "
+            f"direction, fewer than one stack of {flow_stack}"
+        )
 
 
 def _first_numbers(n, start, frames_per_video, modality, flow_stack, temporal_jitter, u, ops):
@@ -74,8 +81,16 @@ def _first_numbers(n, start, frames_per_video, modality, flow_stack, temporal_ji
     return 1 + start + offsets
 
 
-def frame_numbers(num_frames, frames_per_video, modality="rgb", flow_stack=FLOW_STACK, start_frame=0,
-                  temporal_jitter=False, rng=None, where="video"):
+def frame_numbers(
+    num_frames,
+    frames_per_video,
+    modality="rgb",
+    flow_stack=FLOW_STACK,
+    start_frame=0,
+    temporal_jitter=False,
+    rng=None,
+    where="video",
+):
     """numpy: the T first file numbers (1-based, int64 [T]) of a video's samples.
 
     Args:
@@ -90,22 +105,26 @@ def frame_numbers(num_frames, frames_per_video, modality="rgb", flow_stack=FLOW_
     """
     check_sampling_arguments(num_frames, frames_per_video, modality, flow_stack, where)
     u = rng.random(frames_per_video) if rng is not None else np.full(frames_per_video, 0.5)
-    return _first_numbers(num_frames, start_frame, frames_per_video, modality, flow_stack,
-                          temporal_jitter, u, _NUMPY)
+    return _first_numbers(num_frames, start_frame, frames_per_video, modality, flow_stack, temporal_jitter, u, _NUMPY)
 
 
-def frame_numbers_tf(num_frames, frames_per_video, modality="rgb", flow_stack=FLOW_STACK, start_frame=0,
-                     temporal_jitter=False, uniform=None):
+def frame_numbers_tf(
+    num_frames,
+    frames_per_video,
+    modality="rgb",
+    flow_stack=FLOW_STACK,
+    start_frame=0,
+    temporal_jitter=False,
+    uniform=None,
+):
     """TensorFlow: as `frame_numbers`, with `num_frames`/`start_frame` scalar tensors.
 
     `uniform` is a float [T] tensor of draws in [0, 1) (e.g. `tf.random.stateless_uniform`) for the
     random cases; None takes u = ½. Frame counts are checked in Python before the graph (the
     pipeline calls `check_sampling_arguments` on every list entry).
     """
-    u = (tf.fill([frames_per_video], tf.constant(0.5, tf.float64)) if uniform is None
-         else tf.cast(uniform, tf.float64))
-    return _first_numbers(num_frames, start_frame, frames_per_video, modality, flow_stack,
-                          temporal_jitter, u, _TF)
+    u = tf.fill([frames_per_video], tf.constant(0.5, tf.float64)) if uniform is None else tf.cast(uniform, tf.float64)
+    return _first_numbers(num_frames, start_frame, frames_per_video, modality, flow_stack, temporal_jitter, u, _TF)
 
 
 def stack_numbers(first_numbers, flow_stack=FLOW_STACK):

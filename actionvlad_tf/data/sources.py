@@ -3,6 +3,7 @@ file with frame folders (`<list_dir>/{split}_split{N}.txt`), packed shards
 (`data_prep/build_tfrecords.py`, `InputSpec.packed_files`) or a TFDS builder (`tfds build`,
 `InputSpec.tfds_name`). All three give the same batches (`actionvlad_tf.data.packed`).
 """
+
 from actionvlad_tf.data import datasets
 from actionvlad_tf.data.video_input import make_dataset
 
@@ -27,8 +28,9 @@ def records(input_spec, split_name):
     # `actionvlad_tf.prep.tfds_builder` registers action_vlad_frames (the entry points import it
     # for --tfds_name; prep sits above data).
     builder = tfds.builder(input_spec.tfds_name, data_dir=input_spec.tfds_data_dir)
-    return builder.as_dataset(split=split_name, shuffle_files=False,
-                              decoders={s: tfds.decode.SkipDecoding() for s in input_spec.streams})
+    return builder.as_dataset(
+        split=split_name, shuffle_files=False, decoders={s: tfds.decode.SkipDecoding() for s in input_spec.streams}
+    )
 
 
 def split_dataset(dataset_spec, input_spec, split_name, entries=None, report=None, input_context=None):
@@ -40,8 +42,9 @@ def split_dataset(dataset_spec, input_spec, split_name, entries=None, report=Non
     if input_spec.from_records:
         if entries is not None:
             raise ValueError("records hold whole videos: sample them with the list (frame folders)")
-        return make_dataset(input_spec, packed_files=records(input_spec, split_name), report=report,
-                            input_context=input_context), split_entries(dataset_spec, input_spec, split_name)
+        return make_dataset(
+            input_spec, packed_files=records(input_spec, split_name), report=report, input_context=input_context
+        ), split_entries(dataset_spec, input_spec, split_name)
     if entries is None:
         entries = split_entries(dataset_spec, input_spec, split_name)
     return make_dataset(input_spec, list_file=entries, report=report, input_context=input_context), entries

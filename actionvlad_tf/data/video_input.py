@@ -23,14 +23,22 @@ file (a missing file without `validate` is TF's NotFoundError, which names the p
 `on_error="skip"` the video is dropped and recorded in `report` (a `DatasetReport`): never
 silently. Decoded frames are uint8, so a bad frame can never reach the model as NaN.
 """
+
 import glob
 import os
 
 import tensorflow as tf
 
 from actionvlad_tf.data import augment
-from actionvlad_tf.data.frames import (check_modality_and_error_policy, decode_flow_stacks, decode_frames,
-                                       file_names, find_video_problems, flow_file_names, jpeg_ok)
+from actionvlad_tf.data.frames import (
+    check_modality_and_error_policy,
+    decode_flow_stacks,
+    decode_frames,
+    file_names,
+    find_video_problems,
+    flow_file_names,
+    jpeg_ok,
+)
 from actionvlad_tf.data.lists import read_list
 from actionvlad_tf.data.packed import parse_video_example
 from actionvlad_tf.data.sampling import check_sampling_arguments, frame_numbers_tf, stack_numbers
@@ -41,17 +49,21 @@ def _sample(element, spec):
     """Frame numbers of one video and the file names they map to: {stream: [N] names}."""
     uniform = None
     if spec.random_frames:
-        uniform = tf.random.stateless_uniform([spec.frames_per_video], element["frame_seed"],
-                                              dtype=tf.float64)
-    first = frame_numbers_tf(element["num_frames"], spec.frames_per_video, spec.modality,
-                             spec.flow_stack, element["start_frame"], spec.temporal_jitter,
-                             uniform)
+        uniform = tf.random.stateless_uniform([spec.frames_per_video], element["frame_seed"], dtype=tf.float64)
+    first = frame_numbers_tf(
+        element["num_frames"],
+        spec.frames_per_video,
+        spec.modality,
+        spec.flow_stack,
+        element["start_frame"],
+        spec.temporal_jitter,
+        uniform,
+    )
     names = {}
     if "rgb" in spec.streams:
         names["rgb"] = file_names(spec.rgb_template, first)
     if "flow" in spec.streams:
-        names["flow"] = flow_file_names(spec.flow_template,
-                                        stack_numbers(first, spec.flow_stack))
+        names["flow"] = flow_file_names(spec.flow_template, stack_numbers(first, spec.flow_stack))
     return first, names
 
 
@@ -76,15 +88,27 @@ def _select_packed_files(element, spec):
     problems = []
     for stream in spec.streams:
         stored = tf.size(element[stream], out_type=tf.int64)
-        enough = ((tf.reduce_min(positions[stream]) >= 0)
-                  & (tf.reduce_max(positions[stream]) < stored))
+        enough = (tf.reduce_min(positions[stream]) >= 0) & (tf.reduce_max(positions[stream]) < stored)
         element[stream] = tf.cond(
-            enough, lambda s=stream: tf.gather(element[s], positions[s]),
-            lambda s=stream: tf.fill(tf.shape(positions[s]), ""))
+            enough,
+            lambda s=stream: tf.gather(element[s], positions[s]),
+            lambda s=stream: tf.fill(tf.shape(positions[s]), ""),
+        )
         element[f"{stream}_names"] = names[stream]
-        problems.append(tf.where(enough, "", tf.strings.join([
-            "the record holds ", tf.strings.as_string(stored), f" {stream} images, fewer than the "
-            "sampled files need (packed without this stream, or with too few frames)"])))
+        problems.append(
+            tf.where(
+                enough,
+                "",
+                tf.strings.join(
+                    [
+                        "the record holds ",
+                        tf.strings.as_string(stored),
+                        f" {stream} images, fewer than the "
+                        "sampled files need (packed without this stream, or with too few frames)",
+                    ]
+                ),
+            )
+        )
     element["problem"] = tf.strings.reduce_join(problems)
     return element
 
@@ -95,15 +119,17 @@ def _check_contents(element, spec):
     bad = tf.concat(bad, 0)
     element["problem"] = tf.where(
         (tf.size(bad) > 0) & (element["problem"] == ""),
-        tf.strings.join(["corrupt, truncated or empty JPEG file(s): ",
-                         tf.strings.reduce_join(bad, separator=", ")]),
-        element["problem"])
+        tf.strings.join(["corrupt, truncated or empty JPEG file(s): ", tf.strings.reduce_join(bad, separator=", ")]),
+        element["problem"],
+    )
     return element
 
 
 def _raise_on_problem(element):
-    check = tf.debugging.Assert(element["problem"] == "", [
-        "bad input in video", element["path"], "(", element["where"], "):", element["problem"]])
+    check = tf.debugging.Assert(
+        element["problem"] == "",
+        ["bad input in video", element["path"], "(", element["where"], "):", element["problem"]],
+    )
     with tf.control_dependencies([check]):
         element["index"] = tf.identity(element["index"])
     return element
@@ -111,15 +137,19 @@ def _raise_on_problem(element):
 
 def _keep_or_record(report):
     """A filter predicate: keeps good videos, records a bad one in `report` and drops it."""
+
     def record(index, path, where, problem):
-        report.add(int(index), path.numpy().decode(), where.numpy().decode(),
-                   problem.numpy().decode())
+        report.add(int(index), path.numpy().decode(), where.numpy().decode(), problem.numpy().decode())
         return False
 
     def keep(element):
-        kept = tf.cond(element["problem"] == "", lambda: tf.constant(True), lambda: tf.py_function(
-            record, [element[k] for k in ("index", "path", "where", "problem")], tf.bool))
+        kept = tf.cond(
+            element["problem"] == "",
+            lambda: tf.constant(True),
+            lambda: tf.py_function(record, [element[k] for k in ("index", "path", "where", "problem")], tf.bool),
+        )
         return tf.ensure_shape(kept, [])
+
     return keep
 
 
@@ -135,30 +165,36 @@ def _decode_and_preprocess(element, spec):
         video = frames
     elif spec.training:
         video = augment.preprocess_for_train(
-            frames, spec.modality, element["crop_seed"], spec.image_size, spec.resize_shape,
+            frames,
+            spec.modality,
+            element["crop_seed"],
+            spec.image_size,
+            spec.resize_shape,
             invert_flow_on_flip=spec.invert_flow_on_flip,
-            half_pixel_centers=spec.half_pixel_centers)
+            half_pixel_centers=spec.half_pixel_centers,
+        )
     else:
-        video = augment.preprocess_for_eval(frames, spec.modality, spec.num_crops,
-                                            spec.image_size, spec.resize_shape,
-                                            spec.half_pixel_centers)
+        video = augment.preprocess_for_eval(
+            frames, spec.modality, spec.num_crops, spec.image_size, spec.resize_shape, spec.half_pixel_centers
+        )
     metadata = {"index": tf.cast(element["index"], tf.int32), "path": element["path"]}
     return video, tf.cast(element["label"], tf.int32), metadata
 
 
 def _entries_and_problems(list_file, spec, frames_root, flow_root, validate, num_classes):
-    entries = list(list_file) if isinstance(list_file, (list, tuple)) else read_list(
-        list_file, num_classes)
+    entries = list(list_file) if isinstance(list_file, (list, tuple)) else read_list(list_file, num_classes)
     problems = []
     for position, entry in enumerate(entries):
         try:
-            check_sampling_arguments(entry.num_frames, spec.frames_per_video, spec.modality,
-                                     spec.flow_stack, entry.where)
+            check_sampling_arguments(
+                entry.num_frames, spec.frames_per_video, spec.modality, spec.flow_stack, entry.where
+            )
         except ValueError as error:
             problems.append((position, str(error)))
     if validate:
-        problems += find_video_problems(entries, frames_root, flow_root, spec.modality,
-                                        spec.rgb_template, spec.flow_template)
+        problems += find_video_problems(
+            entries, frames_root, flow_root, spec.modality, spec.rgb_template, spec.flow_template
+        )
     return entries, problems
 
 
@@ -176,18 +212,22 @@ def _folder_source(entries, keep, frames_root, flow_root):
         if root is not None:
             columns[f"{stream}_dir"] = [os.path.join(root, entries[p].path) for p in keep]
     return tf.data.Dataset.from_tensor_slices(
-        {k: tf.constant(v, tf.int64 if k in ("index", "label", "num_frames", "start_frame")
-                        else tf.string) for k, v in columns.items()})
+        {
+            k: tf.constant(v, tf.int64 if k in ("index", "label", "num_frames", "start_frame") else tf.string)
+            for k, v in columns.items()
+        }
+    )
 
 
 def _check_shareable(global_batch, input_context, shuffle_seed):
     pipelines = input_context.num_input_pipelines
     if global_batch % pipelines:
-        raise ValueError(f"the global batch of {global_batch} videos cannot be shared by "
-                         f"{pipelines} input pipelines")
+        raise ValueError(f"the global batch of {global_batch} videos cannot be shared by {pipelines} input pipelines")
     if shuffle_seed is None:
-        raise ValueError(f"training with {pipelines} input pipelines needs a shuffle_seed: every "
-                         "pipeline must draw the same order to take its share of it")
+        raise ValueError(
+            f"training with {pipelines} input pipelines needs a shuffle_seed: every "
+            "pipeline must draw the same order to take its share of it"
+        )
 
 
 def share_of_global_batches(dataset, global_batch, input_context):
@@ -196,26 +236,26 @@ def share_of_global_batches(dataset, global_batch, input_context):
     pipelines), the rows its replicas train on (replica r of a global batch: rows r·b_r …)."""
     share = global_batch // input_context.num_input_pipelines
     first = input_context.input_pipeline_id * share
-    return dataset.enumerate().filter(
-        lambda position, _: (position % global_batch >= first)
-        & (position % global_batch < first + share)).map(lambda _, element: element)
+    return (
+        dataset.enumerate()
+        .filter(lambda position, _: (position % global_batch >= first) & (position % global_batch < first + share))
+        .map(lambda _, element: element)
+    )
 
 
-def _packed_source(packed_files, spec, shuffle_seed, shuffle_buffer, input_context,
-                   num_parallel_calls, deterministic):
+def _packed_source(packed_files, spec, shuffle_seed, shuffle_buffer, input_context, num_parallel_calls, deterministic):
     """Dataset of parsed records from shard files, or from a dataset of parsed records."""
     if isinstance(packed_files, tf.data.Dataset):  # e.g. TFDS with SkipDecoding on the streams
         missing = [s for s in spec.streams if s not in packed_files.element_spec]
         if missing:
-            raise ValueError(f"the packed records have no {missing} stream(s) for modality "
-                             f"{spec.modality!r}")
+            raise ValueError(f"the packed records have no {missing} stream(s) for modality {spec.modality!r}")
         records = packed_files
         if input_context is not None:
-            records = records.shard(input_context.num_input_pipelines,
-                                    input_context.input_pipeline_id)
+            records = records.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     else:
-        files = sorted(glob.glob(packed_files)) if isinstance(packed_files, str) else [
-            os.fspath(f) for f in packed_files]
+        files = (
+            sorted(glob.glob(packed_files)) if isinstance(packed_files, str) else [os.fspath(f) for f in packed_files]
+        )
         if not files:
             raise ValueError(f"no packed shards match {packed_files!r}")
         for path in files:
@@ -226,26 +266,39 @@ def _packed_source(packed_files, spec, shuffle_seed, shuffle_buffer, input_conte
             files = files.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
         if spec.training:
             files = files.shuffle(len(files), seed=shuffle_seed, reshuffle_each_iteration=True)
-            records = files.interleave(tf.data.TFRecordDataset, deterministic=deterministic,
-                                       num_parallel_calls=num_parallel_calls)
+            records = files.interleave(
+                tf.data.TFRecordDataset, deterministic=deterministic, num_parallel_calls=num_parallel_calls
+            )
         else:  # shard after shard: list order
             records = files.flat_map(tf.data.TFRecordDataset)
-        records = records.map(lambda r: parse_video_example(r, spec.modality),
-                              num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+        records = records.map(
+            lambda r: parse_video_example(r, spec.modality),
+            num_parallel_calls=num_parallel_calls,
+            deterministic=deterministic,
+        )
     if spec.training:
         records = records.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
     return records
 
 
-def make_video_dataset(list_file=None, frames_root=None, flow_root=None, *, packed_files=None, report=None,
-                       input_context=None, **spec_fields):
+def make_video_dataset(
+    list_file=None,
+    frames_root=None,
+    flow_root=None,
+    *,
+    packed_files=None,
+    report=None,
+    input_context=None,
+    **spec_fields,
+):
     """The keyword front of `make_dataset`: `make_dataset(InputSpec(frames_root=frames_root,
     flow_root=flow_root, **spec_fields), list_file, packed_files, report, input_context)`.
     `spec_fields`: the other `InputSpec` fields (modality, frames_per_video, training, batch_size ...;
     see its docstring)."""
     spec = InputSpec(frames_root=frames_root, flow_root=flow_root, **spec_fields)
-    return make_dataset(spec, list_file=list_file, packed_files=packed_files, report=report,
-                        input_context=input_context)
+    return make_dataset(
+        spec, list_file=list_file, packed_files=packed_files, report=report, input_context=input_context
+    )
 
 
 def make_dataset(spec, list_file=None, packed_files=None, report=None, input_context=None):
@@ -277,7 +330,8 @@ def make_dataset(spec, list_file=None, packed_files=None, report=None, input_con
         raise ValueError("give either list_file (with frame folders) or packed_files")
     spec = spec.replace(
         flow_root=spec.flow_root if spec.flow_root is not None else spec.frames_root,
-        resize_shape=tuple(spec.resize_shape or augment.default_resize_shape(spec.image_size)))
+        resize_shape=tuple(spec.resize_shape or augment.default_resize_shape(spec.image_size)),
+    )
     modality, training, frames_root, flow_root = spec.modality, spec.training, spec.frames_root, spec.flow_root
     on_error, shuffle_seed, batch_size = spec.on_error, spec.shuffle_seed, spec.batch_size
     num_parallel_calls = spec.num_parallel_calls
@@ -295,17 +349,20 @@ def make_dataset(spec, list_file=None, packed_files=None, report=None, input_con
     deterministic = not training or shuffle_seed is not None
 
     if list_file is not None:
-        entries, problems = _entries_and_problems(list_file, spec, frames_root, flow_root,
-                                                  spec.validate or on_error == "skip", spec.num_classes)
+        entries, problems = _entries_and_problems(
+            list_file, spec, frames_root, flow_root, spec.validate or on_error == "skip", spec.num_classes
+        )
         if problems and on_error == "raise":
-            raise ValueError(f"{len(problems)} video(s) cannot be read:\n" + "\n".join(
-                f"{entries[p].path} ({entries[p].where}): {reason}" for p, reason in problems))
+            raise ValueError(
+                f"{len(problems)} video(s) cannot be read:\n"
+                + "\n".join(f"{entries[p].path} ({entries[p].where}): {reason}" for p, reason in problems)
+            )
         for position, reason in problems:
             report.add(position, entries[position].path, entries[position].where, reason)
         bad = {p for p, _ in problems}
         keep = [p for p in range(len(entries)) if p not in bad]
         if eval_shard is not None:
-            keep = keep[eval_shard.input_pipeline_id::eval_shard.num_input_pipelines]
+            keep = keep[eval_shard.input_pipeline_id :: eval_shard.num_input_pipelines]
         if not keep:
             raise ValueError(f"no readable video left in {list_file}")
         dataset = _folder_source(entries, keep, frames_root, flow_root)
@@ -313,22 +370,27 @@ def make_dataset(spec, list_file=None, packed_files=None, report=None, input_con
             dataset = dataset.shuffle(len(keep), seed=shuffle_seed, reshuffle_each_iteration=True)
         read = _read_folder_files
     else:
-        dataset = _packed_source(packed_files, spec, shuffle_seed, spec.shuffle_buffer,
-                                 eval_shard, num_parallel_calls, deterministic)
+        dataset = _packed_source(
+            packed_files, spec, shuffle_seed, spec.shuffle_buffer, eval_shard, num_parallel_calls, deterministic
+        )
         read = _select_packed_files
 
     if training:
         seeds = tf.data.Dataset.random(seed=shuffle_seed).batch(4)
         dataset = tf.data.Dataset.zip(dataset.repeat(), seeds).map(
-            lambda e, s: {**e, "frame_seed": s[:2], "crop_seed": s[2:]})
+            lambda e, s: {**e, "frame_seed": s[:2], "crop_seed": s[2:]}
+        )
         if shared:  # before any file is read: the other rows are never opened or decoded
             dataset = share_of_global_batches(dataset, global_batch, input_context)
-    dataset = dataset.map(lambda e: _check_contents(read(e, spec), spec),
-                          num_parallel_calls=num_parallel_calls, deterministic=deterministic)
-    dataset = (dataset.map(_raise_on_problem) if on_error == "raise"
-               else dataset.filter(_keep_or_record(report)))
-    dataset = dataset.map(lambda e: _decode_and_preprocess(e, spec),
-                          num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+    dataset = dataset.map(
+        lambda e: _check_contents(read(e, spec), spec),
+        num_parallel_calls=num_parallel_calls,
+        deterministic=deterministic,
+    )
+    dataset = dataset.map(_raise_on_problem) if on_error == "raise" else dataset.filter(_keep_or_record(report))
+    dataset = dataset.map(
+        lambda e: _decode_and_preprocess(e, spec), num_parallel_calls=num_parallel_calls, deterministic=deterministic
+    )
     dataset = dataset.batch(batch_size, drop_remainder=training)
     if not spec.return_metadata:
         dataset = dataset.map(lambda video, label, metadata: (video, label))

@@ -5,6 +5,7 @@ The release fuses RAW LOGITS, fused = (1 − w)·RGB + w·flow with w = 0.667 (`
 speak of averaging softmax probabilities, which scores about 2.3 points lower on the released logits;
 `normalize="softmax"` gives that variant and `normalize="l2"` a row-wise L2 one.
 """
+
 import numpy as np
 
 from actionvlad_tf.evaluation.metrics import top_k_accuracy

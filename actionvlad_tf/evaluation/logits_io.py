@@ -5,6 +5,7 @@ The release dumps `stream0/logits` as float32 [N_videos, C], gzip level 9, rows 
 atomically (a temporary file in the same directory, then `os.replace`), so a reader never sees half a
 file and an interrupted run leaves the previous result in place.
 """
+
 import re
 
 import h5py
@@ -24,8 +25,9 @@ def write_logits(path, logits, dataset=LOGITS_DATASET, compression_level=9):
     with atomic_output(path) as temporary:
         try:
             with h5py.File(temporary, "w") as h5:
-                h5.create_dataset(dataset, data=logits.astype(np.float32), compression="gzip",
-                                  compression_opts=compression_level)
+                h5.create_dataset(
+                    dataset, data=logits.astype(np.float32), compression="gzip", compression_opts=compression_level
+                )
         except RuntimeError as error:  # HDF5 reports a failed write (full disk) as RuntimeError
             raise OSError(f"{path}: writing the logits failed ({error})") from error
 
@@ -50,8 +52,10 @@ def read_logits(path, expected_rows=None, list_file=None, dataset=LOGITS_DATASET
         raise ValueError(f"{path}: {dataset} must be [videos, classes], got shape {logits.shape}")
     if expected_rows is not None and logits.shape[0] != expected_rows:
         against = f"list {list_file}" if list_file else "the list"
-        raise ValueError(f"{path}: {dataset} has {logits.shape[0]} rows but {against} has {expected_rows} "
-                         "videos; rows must be the list's videos in list order")
+        raise ValueError(
+            f"{path}: {dataset} has {logits.shape[0]} rows but {against} has {expected_rows} "
+            "videos; rows must be the list's videos in list order"
+        )
     bad = np.flatnonzero(~np.isfinite(logits).all(axis=1))
     if bad.size:
         raise ValueError(f"{path}: {dataset} holds NaN or inf in {bad.size} rows (first rows {bad[:5].tolist()})")

@@ -5,6 +5,7 @@ matters) and integer labels [N]; accuracies are reported in percent, as the rele
 The Charades metrics reproduce the official `Charades_v1_classify.m` (§6.5) bit for bit, ties and
 missing videos included.
 """
+
 import collections
 import csv
 import pathlib
@@ -36,7 +37,8 @@ def _check_single_label(scores, labels):
     if bad.size:
         raise ValueError(
             f"{bad.size} labels are outside [0, {scores.shape[1]}) (first rows {bad[:5].tolist()}, values "
-            f"{labels[bad[:5]].tolist()}); label -1 marks an unlabelled test list, which has no accuracy")
+            f"{labels[bad[:5]].tolist()}); label -1 marks an unlabelled test list, which has no accuracy"
+        )
     return scores, labels.astype(np.int64)
 
 
@@ -119,7 +121,8 @@ def evaluate_logits(logits, labels, class_names=None):
         "top5": 100.0 * float(np.mean(ranks < 5)),
         "mean_class_accuracy": float(np.nanmean(per_class)),
         "per_class_accuracy": {
-            name: (None if np.isnan(acc) else float(acc)) for name, acc in zip(class_names, per_class)},
+            name: (None if np.isnan(acc) else float(acc)) for name, acc in zip(class_names, per_class)
+        },
         "class_names": class_names,
         "confusion": confusion,
     }

@@ -6,6 +6,7 @@ the dataset's manifest. A frame's feature is the global max and mean of the back
 conv5 map (what NetVLAD pools) on the whole frame, resized as the pipeline resizes it; a logistic
 regression is fitted on the train videos' frames and scored on the test videos' frames.
 """
+
 import json
 import os
 
@@ -34,8 +35,9 @@ def demo_frames(demo_dir, frames_dir, frame_step=1, template=RGB_TEMPLATE):
                 path = os.path.join(frames_dir, video["path"], template % number)
                 image = cv2.imread(path, cv2.IMREAD_COLOR)
                 if image is None:
-                    raise FileNotFoundError(f"{path}: frame {number} of {video['path']} ({manifest_path}) "
-                                            "is missing or unreadable")
+                    raise FileNotFoundError(
+                        f"{path}: frame {number} of {video['path']} ({manifest_path}) is missing or unreadable"
+                    )
                 frames.append(image)
                 shape, colour = shapes.index(segment["shape"]), colours.index(segment["colour"])
                 labels["shape"].append(shape)
@@ -52,7 +54,7 @@ def conv5_pooled(backbone, frames_bgr, resize_shape, batch_size=64):
 
     pooled = []
     for start in range(0, len(frames_bgr), batch_size):
-        x = resize_frames(frames_bgr[start:start + batch_size], resize_shape)
+        x = resize_frames(frames_bgr[start : start + batch_size], resize_shape)
         maps = keras.ops.convert_to_numpy(backbone(x - np.asarray(BGR_MEANS, np.float32), training=False))
         maps = maps.astype(np.float32)
         pooled.append(np.concatenate([maps.max(axis=(1, 2)), maps.mean(axis=(1, 2))], axis=-1))

@@ -7,6 +7,7 @@ class and per-class accuracy and the confusion matrix, or for a dataset whose me
 "charades_map" the whole-video mAP and wAP of the official script (`viz.report.write_results`
 writes them to a results folder).
 """
+
 import os
 
 import numpy as np
@@ -36,17 +37,32 @@ def predict_in_list_order(model, dataset, num_videos=None):
             paths += [p.decode() for p in metadata["path"].numpy()]
             bar.update(len(order[-1]))
     order = np.concatenate(order) if order else np.zeros(0, np.int64)
-    in_order = (np.array_equal(order, np.arange(num_videos)) if num_videos is not None
-                else order.size > 0 and bool(np.all(np.diff(order) > 0)))
+    in_order = (
+        np.array_equal(order, np.arange(num_videos))
+        if num_videos is not None
+        else order.size > 0 and bool(np.all(np.diff(order) > 0))
+    )
     if not in_order:
         expected = f"the {num_videos} videos of the list" if num_videos is not None else "increasing positions"
-        raise RuntimeError(f"the evaluation yielded {order.size} videos out of list order; expected {expected} "
-                           "in order")
+        raise RuntimeError(
+            f"the evaluation yielded {order.size} videos out of list order; expected {expected} in order"
+        )
     return np.concatenate(logits), np.concatenate(labels), paths
 
 
-def evaluate_experiment(dataset_spec, model_spec, input_spec, checkpoint_path, results_dir, logits_file=None,
-                        split_name="test", charades_csv=None, seed=0, deterministic=False, mixed_precision="auto"):
+def evaluate_experiment(
+    dataset_spec,
+    model_spec,
+    input_spec,
+    checkpoint_path,
+    results_dir,
+    logits_file=None,
+    split_name="test",
+    charades_csv=None,
+    seed=0,
+    deterministic=False,
+    mixed_precision="auto",
+):
     """Evaluates the weights at `checkpoint_path` (a train_dir, a checkpoint or a `.keras` file) on
     the `split_name` split; returns the figures (module docstring) with "num_videos", "logits_file"
     and "weights" added. `results_dir`: where the caller writes them (checked writable first), and
@@ -78,20 +94,36 @@ def evaluate_experiment(dataset_spec, model_spec, input_spec, checkpoint_path, r
 def _load_split(list_file, rgb_path, flow_path, dataset):
     """Labels of a list and its RGB / flow logits, row counts checked against the list."""
     labels = np.array([entry.label for entry in read_list(list_file)], dtype=np.int64)
-    rgb, flow = (logits_io.read_logits(path, expected_rows=labels.size, list_file=list_file, dataset=dataset)
-                 for path in (rgb_path, flow_path))
+    rgb, flow = (
+        logits_io.read_logits(path, expected_rows=labels.size, list_file=list_file, dataset=dataset)
+        for path in (rgb_path, flow_path)
+    )
     return labels, rgb, flow
 
 
 def _figures(prefix, scores, labels):
     figures = metrics.evaluate_logits(scores, labels)
-    return {f"{prefix}_top1": figures["top1"], f"{prefix}_top5": figures["top5"],
-            f"{prefix}_mean_class": figures["mean_class_accuracy"]}
+    return {
+        f"{prefix}_top1": figures["top1"],
+        f"{prefix}_top5": figures["top5"],
+        f"{prefix}_mean_class": figures["mean_class_accuracy"],
+    }
 
 
-def fuse_logit_files(list_file, rgb_path, flow_path, flow_weight=fusion.FLOW_WEIGHT, normalize="none",
-                     dataset=logits_io.LOGITS_DATASET, idt_path=None, idt_dataset=logits_io.IDT_DATASET,
-                     idt_weight=fusion.IDT_WEIGHT, search=None, search_step=0.01, output=None):
+def fuse_logit_files(
+    list_file,
+    rgb_path,
+    flow_path,
+    flow_weight=fusion.FLOW_WEIGHT,
+    normalize="none",
+    dataset=logits_io.LOGITS_DATASET,
+    idt_path=None,
+    idt_dataset=logits_io.IDT_DATASET,
+    idt_weight=fusion.IDT_WEIGHT,
+    search=None,
+    search_step=0.01,
+    output=None,
+):
     """Fuses one list's logits files (release `combine_streams.py`, §6.3, §6.4); returns the figures
     as a flat dict (accuracies in percent).
 
@@ -106,8 +138,7 @@ def fuse_logit_files(list_file, rgb_path, flow_path, flow_weight=fusion.FLOW_WEI
         searched["search_best_top1"] = float(accuracies.max())
     labels, rgb, flow = _load_split(list_file, rgb_path, flow_path, dataset)
     fused = fusion.late_fusion(rgb, flow, flow_weight, normalize)
-    result = {"num_videos": int(labels.size), "normalize": normalize, "flow_weight": float(flow_weight),
-              **searched}
+    result = {"num_videos": int(labels.size), "normalize": normalize, "flow_weight": float(flow_weight), **searched}
     result.update(_figures("rgb", rgb, labels))
     result.update(_figures("flow", flow, labels))
     result.update(_figures("fused", fused, labels))

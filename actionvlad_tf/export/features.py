@@ -6,14 +6,17 @@ Datasets, one row per video, row i of each belonging to `videos[i]`:
 | dataset | dtype, shape | |
 |---|---|---|
 | `videos` | string [N] | the video's name (path below the folder, or as the list gives it) |
-| `embedding` | float32 [N, E] | the pooled vector the classifier reads: K·D for ActionVLAD (paper Eq. 2, intra- and L2-normalised); RGB then flow for late fusion |
+| `embedding` | float32 [N, E] | the pooled vector the classifier reads: K·D for ActionVLAD (Eq. 2, normalised) |
 | `logits` | float32 [N, C] | the classifier's logits |
-| `assignments` (optional) | float32 [N, F, h, w, K] | each frame's soft assignment of each conv position to the K clusters (Eq. 1); `assignments_rgb` / `assignments_flow` per stream |
+| `assignments` (optional) | float32 [N, F, h, w, K] | soft assignment of each conv position to the K clusters (Eq. 1) |
+
+Late fusion: `embedding` is RGB then flow; `assignments_rgb` / `assignments_flow` per stream.
 
 Attributes record the model, T, modalities and the flow method; a re-run with other ones is an error.
 Resumable: rows are appended video by video and `videos` is written last, so on opening, rows past
 `len(videos)` (a run killed mid-video) are dropped and the named videos are skipped.
 """
+
 import h5py
 import numpy as np
 
@@ -35,8 +38,7 @@ class FeatureFile:
             if key in self.file.attrs and str(self.file.attrs[key]) != str(value):
                 written = self.file.attrs[key]
                 self.file.close()
-                raise ValueError(f"{self.path} was written with {key}={written}, not {value}: "
-                                 "write to another file")
+                raise ValueError(f"{self.path} was written with {key}={written}, not {value}: write to another file")
             self.file.attrs[key] = str(value)
         if "videos" not in self.file:
             self.file.create_dataset("videos", (0,), maxshape=(None,), dtype=h5py.string_dtype())
@@ -53,8 +55,14 @@ class FeatureFile:
         for key, value in arrays.items():
             value = np.asarray(value, np.float32)
             if key not in self.file:
-                self.file.create_dataset(key, (0, *value.shape), maxshape=(None, *value.shape), dtype=np.float32,
-                                         chunks=(1, *value.shape), compression="gzip" if value.ndim > 1 else None)
+                self.file.create_dataset(
+                    key,
+                    (0, *value.shape),
+                    maxshape=(None, *value.shape),
+                    dtype=np.float32,
+                    chunks=(1, *value.shape),
+                    compression="gzip" if value.ndim > 1 else None,
+                )
             dataset = self.file[key]
             if dataset.shape[1:] != value.shape:
                 raise ValueError(f"{name}: {key} of shape {value.shape}, the file's rows are {dataset.shape[1:]}")
@@ -71,20 +79,34 @@ class FeatureFile:
         self.file.close()
 
 
-def extract_features(classifier, jobs, output, frames_per_video=DEFAULT_FRAMES_PER_VIDEO, flow_method="tvl1",
-                     flow_bound=DEFAULT_FLOW_BOUND, workers=DEFAULT_WORKERS, progress=True):
+def extract_features(
+    classifier,
+    jobs,
+    output,
+    frames_per_video=DEFAULT_FRAMES_PER_VIDEO,
+    flow_method="tvl1",
+    flow_bound=DEFAULT_FLOW_BOUND,
+    workers=DEFAULT_WORKERS,
+    progress=True,
+):
     """Writes the features of `jobs` (`video_batch.find_inputs`) by `classifier` (a
     `predictor.Classifier`, with `assignments=True` for the soft assignments) to the HDF5 file
     `output` (module docstring); returns the `video_batch.RunSummary`."""
     frames = classifier.frames_per_video or frames_per_video
-    attributes = {"model": classifier.path, "frames_per_video": frames, "modalities": "+".join(classifier.modalities),
-                  "flow_method": flow_method if "flow" in classifier.modalities else ""}
+    attributes = {
+        "model": classifier.path,
+        "frames_per_video": frames,
+        "modalities": "+".join(classifier.modalities),
+        "flow_method": flow_method if "flow" in classifier.modalities else "",
+    }
 
     def prepare(job):
-        return video_inputs(job.source, classifier.modalities, frames, flow_method, where=job.source,
-                            flow_bound=flow_bound)
+        return video_inputs(
+            job.source, classifier.modalities, frames, flow_method, where=job.source, flow_bound=flow_bound
+        )
 
     with FeatureFile(output, attributes) as features:
+
         def consume(job, inputs):
             outputs = classifier(inputs)
             if "embedding" not in outputs:

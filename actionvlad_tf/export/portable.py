@@ -13,6 +13,7 @@ the model's frame count, as the interpreter allocates fixed shapes.
 The converters need the `[export]` extra (`pip install actionvlad_tf[export]`): `tf2onnx`,
 `onnxruntime`, `ai-edge-litert`; they are imported when used.
 """
+
 import contextlib
 import importlib
 import os
@@ -58,8 +59,9 @@ def _function(model, batch):
     def preprocessed(*batches):
         return numeric_outputs(call(dict(zip(streams, batches))))
 
-    spec = [tf.TensorSpec([batch, f if batch else None, s, s, c], tf.float32, name=m)
-            for m, (f, s, c) in streams.items()]
+    spec = [
+        tf.TensorSpec([batch, f if batch else None, s, s, c], tf.float32, name=m) for m, (f, s, c) in streams.items()
+    ]
     return preprocessed, spec
 
 
@@ -85,8 +87,10 @@ def export_litert(model, path, variant="float32"):
     if variant not in LITERT_VARIANTS:
         raise ValueError(f"LiteRT variant must be one of {LITERT_VARIANTS}, got {variant!r}")
     if any(f is None for f, _, _ in model_streams(model).values()):
-        raise ValueError(f"{model.name} takes any number of frames; LiteRT needs a fixed count: "
-                         "rebuild it with frames_per_video=T and load the weights")
+        raise ValueError(
+            f"{model.name} takes any number of frames; LiteRT needs a fixed count: "
+            "rebuild it with frames_per_video=T and load the weights"
+        )
     function, spec = _function(model, 1)
     with tempfile.TemporaryDirectory() as folder, _epsilon_floor(model, FLOAT16_EPSILON if variant == "float16" else 0):
         archive = keras.export.ExportArchive()
@@ -142,7 +146,7 @@ class Runner:
             names = [o.name for o in self._onnx.get_outputs()]
             return dict(zip(names, self._onnx.run(names, batches)))
         size = len(next(iter(batches.values())))
-        rows = [self._litert(**{name: b[i:i + 1] for name, b in batches.items()}) for i in range(size)]
+        rows = [self._litert(**{name: b[i : i + 1] for name, b in batches.items()}) for i in range(size)]
         return {name: np.concatenate([row[name] for row in rows]) for name in rows[0]}
 
 
@@ -162,13 +166,24 @@ def parity(model, path, batches):
             embedding_deltas.append(np.abs(got["embedding"] - expected["embedding"]).max())
         agree += int(np.sum(got["probabilities"].argmax(-1) == probabilities.argmax(-1)))
         videos += len(probabilities)
-    return {"videos": videos, "max_abs_probability": float(max(deltas)),
-            "max_abs_embedding": float(max(embedding_deltas)) if embedding_deltas else None,
-            "top1_agreement": agree / videos}
+    return {
+        "videos": videos,
+        "max_abs_probability": float(max(deltas)),
+        "max_abs_embedding": float(max(embedding_deltas)) if embedding_deltas else None,
+        "top1_agreement": agree / videos,
+    }
 
 
-def held_out_batches(model, jobs=(), num_crops=1, frames_per_video=DEFAULT_FRAMES_PER_VIDEO, flow_method="tvl1",
-                     flow_bound=DEFAULT_FLOW_BOUND, random_videos=4, seed=0):
+def held_out_batches(
+    model,
+    jobs=(),
+    num_crops=1,
+    frames_per_video=DEFAULT_FRAMES_PER_VIDEO,
+    flow_method="tvl1",
+    flow_bound=DEFAULT_FLOW_BOUND,
+    random_videos=4,
+    seed=0,
+):
     """Preprocessed one-video batches for `parity`: the videos `jobs` (`video_batch.find_inputs`;
     sampled as predict does, eval preprocessing with `num_crops` crops; an unreadable one is an
     error naming it) or, with no jobs, `random_videos` videos of uniform random frames."""
@@ -176,13 +191,18 @@ def held_out_batches(model, jobs=(), num_crops=1, frames_per_video=DEFAULT_FRAME
     frames = {f // num_crops if f else frames_per_video for f, _, _ in streams.values()}.pop()
     rng = np.random.default_rng(seed)
     if jobs:
-        raw = [video_inputs(job.source, tuple(streams), frames, flow_method, where=job.source, flow_bound=flow_bound)
-               for job in jobs]
+        raw = [
+            video_inputs(job.source, tuple(streams), frames, flow_method, where=job.source, flow_bound=flow_bound)
+            for job in jobs
+        ]
     else:
-        raw = [{m: rng.integers(0, 256, (frames, 2 * s, 2 * s, c), dtype=np.uint8) for m, (_, s, c) in streams.items()}
-               for _ in range(random_videos)]
-    return [{m: preprocess_for_eval(video[m], m, num_crops, streams[m][1]).numpy()[None] for m in streams}
-            for video in raw]
+        raw = [
+            {m: rng.integers(0, 256, (frames, 2 * s, 2 * s, c), dtype=np.uint8) for m, (_, s, c) in streams.items()}
+            for _ in range(random_videos)
+        ]
+    return [
+        {m: preprocess_for_eval(video[m], m, num_crops, streams[m][1]).numpy()[None] for m in streams} for video in raw
+    ]
 
 
 def export_portable(model, export_dir, formats, litert_variants=LITERT_VARIANTS, batches=()):
@@ -199,7 +219,15 @@ def export_portable(model, export_dir, formats, litert_variants=LITERT_VARIANTS,
         files += [("litert", v, export_litert(model, export_dir / f"model_{v}.tflite", v)) for v in litert_variants]
     if "onnx" in formats:
         files.append(("onnx", "float32", export_onnx(model, export_dir / "model.onnx")))
-    report = [{"file": path, "format": kind, "variant": variant, "bytes": os.path.getsize(path),
-               "parity": parity(model, path, batches) if batches else None} for kind, variant, path in files]
+    report = [
+        {
+            "file": path,
+            "format": kind,
+            "variant": variant,
+            "bytes": os.path.getsize(path),
+            "parity": parity(model, path, batches) if batches else None,
+        }
+        for kind, variant, path in files
+    ]
     write_json(export_dir / "portable.json", report)
     return report

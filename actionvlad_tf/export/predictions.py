@@ -9,6 +9,7 @@ holds whole videos and at most a partial last line (a crash of the machine, or a
 re-run drops that line and skips the videos in the file, so a killed run re-run gives the file of
 a clean run.
 """
+
 import csv
 import io
 import json
@@ -23,7 +24,7 @@ FORMATS = (".csv", ".jsonl")
 
 
 def output_format(path):
-    """".csv" or ".jsonl" from the file name; another suffix is an error naming it."""
+    """ ".csv" or ".jsonl" from the file name; another suffix is an error naming it."""
     suffix = os.path.splitext(os.fspath(path))[1].lower()
     if suffix not in FORMATS:
         raise ValueError(f"{path}: predictions go to a {' or '.join(FORMATS)} file")
@@ -44,12 +45,12 @@ def resume(path):
     suffix = output_format(path)
     with open(path, "rb") as handle:
         text = handle.read()
-    complete = text[:text.rfind(b"\n") + 1]
+    complete = text[: text.rfind(b"\n") + 1]
     if len(complete) < len(text):
         with open(path, "r+b") as handle:
             handle.truncate(len(complete))
     lines = complete.decode("utf-8").splitlines()
-    return {_row_video(line, suffix) for line in lines[1 if suffix == ".csv" else 0:]}
+    return {_row_video(line, suffix) for line in lines[1 if suffix == ".csv" else 0 :]}
 
 
 def _top(scores, top_k):
@@ -64,12 +65,14 @@ def format_rows(name, scores, windows, suffix, top_k):
         if windows is None:
             record.update(zip(("top_classes", "top_probabilities"), _top(scores, top_k)))
         else:
-            record["windows"] = [dict(zip(("start", "end", "top_classes", "top_probabilities"),
-                                          (start, end, *_top(s, top_k)))) for start, end, s in windows]
+            record["windows"] = [
+                dict(zip(("start", "end", "top_classes", "top_probabilities"), (start, end, *_top(s, top_k))))
+                for start, end, s in windows
+            ]
         return json.dumps(record) + "\n"
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    for start, end, s in ([("", "", scores)] if windows is None else windows):
+    for start, end, s in [("", "", scores)] if windows is None else windows:
         classes, probabilities = _top(s, top_k)
         writer.writerow([name, start, end, *[v for pair in zip(classes, probabilities) for v in pair]])
     return text.getvalue()
@@ -79,9 +82,19 @@ def csv_header(top_k):
     return ",".join(["video", "start", "end", *[f"{c}{i}" for i in range(1, top_k + 1) for c in ("top", "p")]]) + "\n"
 
 
-def predict_videos(classifier, jobs, output, top_k=5, frames_per_video=DEFAULT_FRAMES_PER_VIDEO,
-                   flow_method="tvl1", flow_bound=DEFAULT_FLOW_BOUND, window=None, stride=None,
-                   workers=DEFAULT_WORKERS, progress=True):
+def predict_videos(
+    classifier,
+    jobs,
+    output,
+    top_k=5,
+    frames_per_video=DEFAULT_FRAMES_PER_VIDEO,
+    flow_method="tvl1",
+    flow_bound=DEFAULT_FLOW_BOUND,
+    window=None,
+    stride=None,
+    workers=DEFAULT_WORKERS,
+    progress=True,
+):
     """Classifies `jobs` (`video_batch.find_inputs`) into `output` (module docstring) and returns
     the `video_batch.RunSummary`. With `window` (and `stride`, default `window`), each video's
     windows are scored (`predictor.classify_windows`, in the worker threads); otherwise its
@@ -93,11 +106,22 @@ def predict_videos(classifier, jobs, output, top_k=5, frames_per_video=DEFAULT_F
 
     def prepare(job):
         if window is None:
-            return video_inputs(job.source, classifier.modalities, frames, flow_method, where=job.source,
-                                flow_bound=flow_bound)
-        return list(classify_windows(classifier, job.source, window, stride or window, frames, flow_method,
-                                     where=job.source, progress=False,
-                                     flow_bound=flow_bound))
+            return video_inputs(
+                job.source, classifier.modalities, frames, flow_method, where=job.source, flow_bound=flow_bound
+            )
+        return list(
+            classify_windows(
+                classifier,
+                job.source,
+                window,
+                stride or window,
+                frames,
+                flow_method,
+                where=job.source,
+                progress=False,
+                flow_bound=flow_bound,
+            )
+        )
 
     handle = os.open(output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:

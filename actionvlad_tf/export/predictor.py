@@ -18,6 +18,7 @@ For a long video or a stream, `classify_windows` scores windows of `window` cons
 `stride` frames (the release author's suggestion for online use,
 https://github.com/rohitgirdhar/ActionVLAD/issues/10), each window sampled as a whole video would be.
 """
+
 import os
 import pathlib
 
@@ -29,10 +30,14 @@ import tqdm
 
 from actionvlad_tf.data import sampling
 from actionvlad_tf.export.saved_model import SERVING_INPUT_NAMES, serving_functions
-from actionvlad_tf.prep.extraction import (DEFAULT_FLOW_BOUND, VideoReadError, count_frames, header_frame_count,
-                                           iter_video_frames)
-from actionvlad_tf.prep.video_inputs import (DEFAULT_FRAMES_PER_VIDEO, FLOW_STACK, FlowCache, FrameBuffer,
-                                             sample_inputs)
+from actionvlad_tf.prep.extraction import (
+    DEFAULT_FLOW_BOUND,
+    VideoReadError,
+    count_frames,
+    header_frame_count,
+    iter_video_frames,
+)
+from actionvlad_tf.prep.video_inputs import DEFAULT_FRAMES_PER_VIDEO, FLOW_STACK, FlowCache, FrameBuffer, sample_inputs
 from actionvlad_tf.specs import RGB_TEMPLATE
 
 FRAME_TEMPLATES = (RGB_TEMPLATE, "img_%05d.jpg")  # data_prep's, TSN's (shared/data/clips)
@@ -49,8 +54,9 @@ def resolve_model_path(path):
     versions = sorted((int(p.name) for p in path.glob("*") if p.name.isdigit() and (p / "saved_model.pb").is_file()))
     if versions:
         return "saved_model", str(path / str(versions[-1]))
-    raise FileNotFoundError(f"{path}: not a .keras file, a SavedModel folder or an export folder with "
-                            "numbered SavedModel versions")
+    raise FileNotFoundError(
+        f"{path}: not a .keras file, a SavedModel folder or an export folder with numbered SavedModel versions"
+    )
 
 
 class Classifier:
@@ -71,8 +77,10 @@ class Classifier:
     def __init__(self, path, class_names=None, num_crops=1, assignments=False):
         self.kind, self.path = resolve_model_path(path)
         if assignments and self.kind != "keras":
-            raise ValueError(f"{self.path}: soft assignments need the .keras model (a SavedModel gives "
-                             "logits and the embedding only)")
+            raise ValueError(
+                f"{self.path}: soft assignments need the .keras model (a SavedModel gives "
+                "logits and the embedding only)"
+            )
         if self.kind == "keras":
             model = keras.saving.load_model(self.path)
             names = class_names or [str(i) for i in range(model.output.shape[-1])]
@@ -127,8 +135,7 @@ def count_video_frames(path):
     capture = cv2.VideoCapture(os.fspath(path))
     try:
         if not capture.isOpened():
-            raise VideoReadError(f"{path}: cannot open as a video (not a video, or a codec this "
-                                 "OpenCV build lacks)")
+            raise VideoReadError(f"{path}: cannot open as a video (not a video, or a codec this OpenCV build lacks)")
         count = 0
         while capture.grab():
             count += 1
@@ -212,8 +219,15 @@ def _read_by_header_count(path, modalities, frames_per_video, where):
     return buffer if needed <= wanted else None
 
 
-def video_inputs(video, modalities, frames_per_video=DEFAULT_FRAMES_PER_VIDEO, flow_method="tvl1",
-                 where="video", num_frames=None, flow_bound=DEFAULT_FLOW_BOUND):
+def video_inputs(
+    video,
+    modalities,
+    frames_per_video=DEFAULT_FRAMES_PER_VIDEO,
+    flow_method="tvl1",
+    where="video",
+    num_frames=None,
+    flow_bound=DEFAULT_FLOW_BOUND,
+):
     """A whole video's model inputs {modality: uint8 [T, H, W, C]} with the release's sampling:
     from a file (streamed: at most the sampled frames are kept, see the module docstring;
     `num_frames` skips the counting), a frame folder (only the sampled frames are read) or
@@ -225,19 +239,37 @@ def video_inputs(video, modalities, frames_per_video=DEFAULT_FRAMES_PER_VIDEO, f
             video = _read_by_header_count(path, modalities, frames_per_video, where)
         if video is None:
             if num_frames is None:
-                num_frames = (count_frames(path, frame_template(path)) if os.path.isdir(path)
-                              else count_video_frames(path))
-            video = read_sampled_frames(path, _needed_frames(num_frames, modalities, frames_per_video, where),
-                                        num_frames)
+                num_frames = (
+                    count_frames(path, frame_template(path)) if os.path.isdir(path) else count_video_frames(path)
+                )
+            video = read_sampled_frames(
+                path, _needed_frames(num_frames, modalities, frames_per_video, where), num_frames
+            )
     flow = FlowCache(video, flow_method, flow_bound)
     return sample_inputs(video, modalities, frames_per_video, flow, where=where)
 
 
-def classify_video(classifier, video, frames_per_video=DEFAULT_FRAMES_PER_VIDEO, flow_method="tvl1",
-                   where="video", num_frames=None, flow_bound=DEFAULT_FLOW_BOUND):
+def classify_video(
+    classifier,
+    video,
+    frames_per_video=DEFAULT_FRAMES_PER_VIDEO,
+    flow_method="tvl1",
+    where="video",
+    num_frames=None,
+    flow_bound=DEFAULT_FLOW_BOUND,
+):
     """Scores of a whole video (a file, a frame folder or an array; see `video_inputs`)."""
-    return classifier(video_inputs(video, classifier.modalities, classifier.frames_per_video or frames_per_video,
-                                   flow_method, where, num_frames, flow_bound))
+    return classifier(
+        video_inputs(
+            video,
+            classifier.modalities,
+            classifier.frames_per_video or frames_per_video,
+            flow_method,
+            where,
+            num_frames,
+            flow_bound,
+        )
+    )
 
 
 def window_starts(num_frames, window, stride):
@@ -248,9 +280,17 @@ def window_starts(num_frames, window, stride):
     return list(range(0, max(num_frames - window, 0) + 1, stride))
 
 
-def classify_windows(classifier, video, window=DEFAULT_FRAMES_PER_VIDEO, stride=DEFAULT_FRAMES_PER_VIDEO,
-                     frames_per_video=DEFAULT_FRAMES_PER_VIDEO, flow_method="tvl1", where="video",
-                     progress=True, flow_bound=DEFAULT_FLOW_BOUND):
+def classify_windows(
+    classifier,
+    video,
+    window=DEFAULT_FRAMES_PER_VIDEO,
+    stride=DEFAULT_FRAMES_PER_VIDEO,
+    frames_per_video=DEFAULT_FRAMES_PER_VIDEO,
+    flow_method="tvl1",
+    where="video",
+    progress=True,
+    flow_bound=DEFAULT_FLOW_BOUND,
+):
     """Yields (start, end, scores) for each window of `window` frames every `stride` frames
     (0-based, end exclusive; one window of the whole video when it is shorter), as the frames of
     `video` (a file, decoded one at a time, or an array) arrive: only the current window's frames
@@ -262,8 +302,15 @@ def classify_windows(classifier, video, window=DEFAULT_FRAMES_PER_VIDEO, stride=
     start = 0
 
     def score(start, end):
-        inputs = sample_inputs(buffer, classifier.modalities, frames_per_video, flow, start, end - start,
-                               where=f"{where} frames {start + 1}-{end}")
+        inputs = sample_inputs(
+            buffer,
+            classifier.modalities,
+            frames_per_video,
+            flow,
+            start,
+            end - start,
+            where=f"{where} frames {start + 1}-{end}",
+        )
         return start, end, classifier(inputs)
 
     total = len(video) if not isinstance(video, (str, os.PathLike)) else None

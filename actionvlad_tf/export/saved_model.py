@@ -34,6 +34,7 @@ the release's step, `data.sampling`; `experiments/predict.py` does it).
 `EXPORT_DIR/model.keras` holds the same Keras model (the latest version's). Both are written to a
 temporary name in the same directory and renamed, so a server never sees half an export.
 """
+
 import os
 import pathlib
 import secrets
@@ -58,7 +59,6 @@ DEFAULT_CLIP_FRAMES = 25  # T of the `clips` signature for a model built for any
 TOP_K = 5
 
 
-
 def late_fuse(rgb_model, flow_model, flow_weight=FLOW_WEIGHT, name="actionvlad_late_fusion"):
     """One Keras model from separately trained RGB and flow models (the release's way, §6.3): logits
     (1 − w)·rgb + w·flow on raw logits. The two models are renamed `rgb_actionvlad` and
@@ -66,10 +66,12 @@ def late_fuse(rgb_model, flow_model, flow_weight=FLOW_WEIGHT, name="actionvlad_l
     if list(model_streams(rgb_model)) != ["rgb"] or list(model_streams(flow_model)) != ["flow"]:
         raise ValueError("late_fuse needs a single-stream RGB model and a single-stream flow model")
     rgb_model.name, flow_model.name = "rgb_actionvlad", "flow_actionvlad"
-    inputs = {m: keras.Input(tuple(model.input.shape[1:]), name=m)
-              for m, model in (("rgb", rgb_model), ("flow", flow_model))}
+    inputs = {
+        m: keras.Input(tuple(model.input.shape[1:]), name=m) for m, model in (("rgb", rgb_model), ("flow", flow_model))
+    }
     logits = WeightedLogitFusion([1.0 - flow_weight, flow_weight], name="late_fusion")(
-        [rgb_model(inputs["rgb"]), flow_model(inputs["flow"])])
+        [rgb_model(inputs["rgb"]), flow_model(inputs["flow"])]
+    )
     return keras.Model(inputs, logits, name=name)
 
 
@@ -108,7 +110,7 @@ def model_outputs(model, assignments=False):
     heads = embedding_model(model, descriptors=assignments)
     multi = isinstance(model.input, dict)
     poolings = pooling_layers(model)
-    names = (["assignments"] if len(poolings) == 1 else [f"assignments_{m}" for m in model_streams(model)])
+    names = ["assignments"] if len(poolings) == 1 else [f"assignments_{m}" for m in model_streams(model)]
     if assignments and (heads is None or not all(isinstance(p, NetVLADPooling) for p in poolings)):
         raise ValueError(f"{model.name}: soft assignments need NetVLAD pooling")
 
@@ -120,6 +122,7 @@ def model_outputs(model, assignments=False):
         for i, (pooling, name) in enumerate(zip(poolings, names) if assignments else ()):
             outputs[name] = pooling.soft_assignment(outputs.pop(f"descriptors_{i}"))
         return outputs
+
     return call
 
 
@@ -134,22 +137,29 @@ def _checked(tensor, name, axes):
     described = "[" + ", ".join(label if size is None else f"{label}={size}" for label, size in axes) + "]"
     shape = tf.shape(tensor)
     rank = tf.reduce_sum(tf.cast(shape >= 0, tf.int32))
-    with tf.control_dependencies([tf.debugging.assert_equal(
-            rank, len(axes), message=f"{name}: expected shape {described}, got rank")]):
+    with tf.control_dependencies(
+        [tf.debugging.assert_equal(rank, len(axes), message=f"{name}: expected shape {described}, got rank")]
+    ):
         shape = tf.identity(shape)
-    checks = [tf.debugging.assert_positive(
-        shape, message=f"{name}: every axis of {described} must be > 0 (at least one frame, a "
-                       "height and a width), got shape")]
+    checks = [
+        tf.debugging.assert_positive(
+            shape,
+            message=f"{name}: every axis of {described} must be > 0 (at least one frame, a "
+            "height and a width), got shape",
+        )
+    ]
     for axis, (label, size) in enumerate(axes):
         if size is not None:
-            checks.append(tf.debugging.assert_equal(
-                shape[axis], size, message=f"{name}: {label} must be {size} in {described}, got"))
+            checks.append(
+                tf.debugging.assert_equal(
+                    shape[axis], size, message=f"{name}: {label} must be {size} in {described}, got"
+                )
+            )
     with tf.control_dependencies(checks):
         return tf.identity(tensor)
 
 
-def serving_functions(model, class_names, num_crops=1, resize_shape=None,
-                      half_pixel_centers=False, assignments=False):
+def serving_functions(model, class_names, num_crops=1, resize_shape=None, half_pixel_centers=False, assignments=False):
     """(serving_default, preprocessed) python functions and their `tf.TensorSpec` signatures
     (`assignments`: see `model_outputs`)."""
     streams = model_streams(model)
@@ -166,19 +176,27 @@ def serving_functions(model, class_names, num_crops=1, resize_shape=None,
     def serve(*videos):
         batch = {}
         for (modality, (_, size, channels)), video in zip(streams.items(), videos):
-            video = _checked(video, SERVING_INPUT_NAMES[modality],
-                             [("T", raw_frames[modality]), ("H", None), ("W", None), ("C", channels)])
-            batch[modality] = preprocess_for_eval(video, modality, num_crops, size, resize_shape,
-                                                  half_pixel_centers)[None]
+            video = _checked(
+                video,
+                SERVING_INPUT_NAMES[modality],
+                [("T", raw_frames[modality]), ("H", None), ("W", None), ("C", channels)],
+            )
+            batch[modality] = preprocess_for_eval(video, modality, num_crops, size, resize_shape, half_pixel_centers)[
+                None
+            ]
         return {name: value[0] for name, value in _outputs(call(batch), class_names).items()}
 
     def preprocessed(*batches):
-        batch = {m: _checked(b, m, [("B", None), ("T", f), ("S", s), ("S", s), ("C", c)])
-                 for (m, (f, s, c)), b in zip(streams.items(), batches)}
+        batch = {
+            m: _checked(b, m, [("B", None), ("T", f), ("S", s), ("S", s), ("C", c)])
+            for (m, (f, s, c)), b in zip(streams.items(), batches)
+        }
         return _outputs(call(batch), class_names)
 
-    serve_spec = [tf.TensorSpec([raw_frames[m], None, None, c], tf.uint8, name=SERVING_INPUT_NAMES[m])
-                  for m, (_, _, c) in streams.items()]
+    serve_spec = [
+        tf.TensorSpec([raw_frames[m], None, None, c], tf.uint8, name=SERVING_INPUT_NAMES[m])
+        for m, (_, _, c) in streams.items()
+    ]
     batch_spec = [tf.TensorSpec([None, f, s, s, c], tf.float32, name=m) for m, (f, s, c) in streams.items()]
     return (serve, serve_spec), (preprocessed, batch_spec)
 
@@ -195,26 +213,43 @@ def _clip_sampler(model, class_names, num_crops, resize_shape, half_pixel_center
         raise ValueError(f"{len(class_names)} class names for a model with {model.output.shape[-1]} classes")
     counts = {None if f is None else f // num_crops for f, _, _ in streams.values()}
     if len(counts) != 1:
-        raise ValueError(f"the streams take different frame counts {sorted(counts)}; the clips "
-                         "signature samples one set of frame numbers for both")
+        raise ValueError(
+            f"the streams take different frame counts {sorted(counts)}; the clips "
+            "signature samples one set of frame numbers for both"
+        )
     frames_per_video = counts.pop() or frames_per_video or DEFAULT_CLIP_FRAMES
     modality = "+".join(streams)
     flow_stack = streams["flow"][2] // 2 if "flow" in streams else 10
     call = model_outputs(model)
 
     def check(n, lengths):
-        checks = [tf.debugging.assert_equal(tf.shape(n)[0], tf.shape(v)[0], message=(
-            f"num_frames and {name} must have one entry per video (B)")) for name, v in lengths.items()]
+        checks = [
+            tf.debugging.assert_equal(
+                tf.shape(n)[0], tf.shape(v)[0], message=(f"num_frames and {name} must have one entry per video (B)")
+            )
+            for name, v in lengths.items()
+        ]
         checks.append(tf.debugging.assert_positive(n, message="num_frames must be ≥ 1"))
         for name, given in lengths.items():
             if name.endswith(SERVING_INPUT_NAMES["rgb"]):
-                checks.append(tf.debugging.assert_less_equal(n, tf.shape(given, tf.int64)[1], message=(
-                    f"num_frames exceeds the frames given (N of {name})")))
+                checks.append(
+                    tf.debugging.assert_less_equal(
+                        n, tf.shape(given, tf.int64)[1], message=(f"num_frames exceeds the frames given (N of {name})")
+                    )
+                )
             else:
-                checks += [tf.debugging.assert_greater_equal(n - 1, tf.constant(flow_stack, tf.int64), message=(
-                    f"flow needs num_frames − 1 ≥ {flow_stack} flow images (one stack)")),
-                           tf.debugging.assert_less_equal(n - 1, tf.shape(given, tf.int64)[1], message=(
-                    f"num_frames − 1 exceeds the flow images given (M of {name})"))]
+                checks += [
+                    tf.debugging.assert_greater_equal(
+                        n - 1,
+                        tf.constant(flow_stack, tf.int64),
+                        message=(f"flow needs num_frames − 1 ≥ {flow_stack} flow images (one stack)"),
+                    ),
+                    tf.debugging.assert_less_equal(
+                        n - 1,
+                        tf.shape(given, tf.int64)[1],
+                        message=(f"num_frames − 1 exceeds the flow images given (M of {name})"),
+                    ),
+                ]
         return checks
 
     def first(n, checks):
@@ -227,38 +262,51 @@ def _clip_sampler(model, class_names, num_crops, resize_shape, half_pixel_center
             size, channels = streams[stream][1], streams[stream][2]
             if stream == "flow":  # [B, T, L, H, W, 2] → [B, T, H, W, 2L], channels x1, y1, …, xL, yL
                 shape = tf.shape(video)
-                video = tf.reshape(tf.transpose(video, [0, 1, 3, 4, 2, 5]),
-                                   tf.concat([shape[:2], shape[3:5], [channels]], 0))
+                video = tf.reshape(
+                    tf.transpose(video, [0, 1, 3, 4, 2, 5]), tf.concat([shape[:2], shape[3:5], [channels]], 0)
+                )
             shape = tf.shape(video)
             # All B·T frames as one video: frame-major crops keep each video's frames together.
-            frames = preprocess_for_eval(tf.reshape(video, tf.concat([[-1], shape[2:]], 0)), stream,
-                                         num_crops, size, resize_shape, half_pixel_centers)
+            frames = preprocess_for_eval(
+                tf.reshape(video, tf.concat([[-1], shape[2:]], 0)),
+                stream,
+                num_crops,
+                size,
+                resize_shape,
+                half_pixel_centers,
+            )
             batch[stream] = tf.reshape(frames, [shape[0], num_crops * frames_per_video, size, size, channels])
         return _outputs(call(batch), class_names)
 
     return streams, check, first, outputs, flow_stack
 
 
-def clips_function(model, class_names, num_crops=1, resize_shape=None, half_pixel_centers=False,
-                   frames_per_video=None):
+def clips_function(model, class_names, num_crops=1, resize_shape=None, half_pixel_centers=False, frames_per_video=None):
     """The `clips` signature's python function and its `tf.TensorSpec`s (module docstring).
 
     T is the model's frame count per crop, or `frames_per_video` (default 25) for a model built
     for any T; the streams of a two-stream model share the frame numbers (release §3.3).
     """
     streams, check, first, outputs, flow_stack = _clip_sampler(
-        model, class_names, num_crops, resize_shape, half_pixel_centers, frames_per_video)
+        model, class_names, num_crops, resize_shape, half_pixel_centers, frames_per_video
+    )
 
     def clips(*inputs):
         *videos, num_frames = inputs
         videos = dict(zip(streams, videos))
         n = tf.cast(num_frames, tf.int64)
         numbers = first(n, check(n, {SERVING_INPUT_NAMES[m]: v for m, v in videos.items()}))
-        return outputs({m: tf.gather(v, (numbers if m == "rgb" else stack_numbers(numbers, flow_stack)) - 1,
-                                     batch_dims=1) for m, v in videos.items()})
+        return outputs(
+            {
+                m: tf.gather(v, (numbers if m == "rgb" else stack_numbers(numbers, flow_stack)) - 1, batch_dims=1)
+                for m, v in videos.items()
+            }
+        )
 
-    spec = [tf.TensorSpec([None, None, None, None, 3 if m == "rgb" else 2], tf.uint8, name=SERVING_INPUT_NAMES[m])
-            for m in streams]
+    spec = [
+        tf.TensorSpec([None, None, None, None, 3 if m == "rgb" else 2], tf.uint8, name=SERVING_INPUT_NAMES[m])
+        for m in streams
+    ]
     spec.append(tf.TensorSpec([None], tf.int32, name="num_frames"))
     return clips, spec
 
@@ -266,17 +314,22 @@ def clips_function(model, class_names, num_crops=1, resize_shape=None, half_pixe
 def _decode_jpegs(encoded, channels):
     """[...] JPEG strings → uint8 [..., H, W, channels]; every image of the call the same size."""
     flat = tf.reshape(encoded, [-1])
-    images = tf.map_fn(lambda image: tf.io.decode_jpeg(image, channels=channels), flat,
-                       fn_output_signature=tf.TensorSpec([None, None, channels], tf.uint8))
+    images = tf.map_fn(
+        lambda image: tf.io.decode_jpeg(image, channels=channels),
+        flat,
+        fn_output_signature=tf.TensorSpec([None, None, channels], tf.uint8),
+    )
     return tf.reshape(images, tf.concat([tf.shape(encoded), tf.shape(images)[1:]], 0))
 
 
-def jpeg_clips_function(model, class_names, num_crops=1, resize_shape=None, half_pixel_centers=False,
-                        frames_per_video=None):
+def jpeg_clips_function(
+    model, class_names, num_crops=1, resize_shape=None, half_pixel_centers=False, frames_per_video=None
+):
     """The `jpeg_clips` signature (module docstring): `clips` on JPEG-encoded frames, of which only
     the sampled ones are decoded. Python function and `tf.TensorSpec`s."""
     streams, check, first, outputs, flow_stack = _clip_sampler(
-        model, class_names, num_crops, resize_shape, half_pixel_centers, frames_per_video)
+        model, class_names, num_crops, resize_shape, half_pixel_centers, frames_per_video
+    )
     names = [name for m in streams for name in JPEG_INPUT_NAMES[m]]
 
     def jpeg_clips(*inputs):
@@ -286,12 +339,13 @@ def jpeg_clips_function(model, class_names, num_crops=1, resize_shape=None, half
         numbers = first(n, check(n, encoded))
         sampled = {}
         if "rgb" in streams:
-            sampled["rgb"] = _decode_jpegs(tf.gather(encoded[JPEG_INPUT_NAMES["rgb"][0]], numbers - 1,
-                                                     batch_dims=1), 3)
+            sampled["rgb"] = _decode_jpegs(tf.gather(encoded[JPEG_INPUT_NAMES["rgb"][0]], numbers - 1, batch_dims=1), 3)
         if "flow" in streams:  # [B, T, L, H, W, 2]: x and y images of each stack
             stacks = stack_numbers(numbers, flow_stack) - 1
-            sampled["flow"] = tf.concat([_decode_jpegs(tf.gather(encoded[name], stacks, batch_dims=1), 1)
-                                         for name in JPEG_INPUT_NAMES["flow"]], axis=-1)
+            sampled["flow"] = tf.concat(
+                [_decode_jpegs(tf.gather(encoded[name], stacks, batch_dims=1), 1) for name in JPEG_INPUT_NAMES["flow"]],
+                axis=-1,
+            )
         return outputs(sampled)
 
     spec = [tf.TensorSpec([None, None], tf.string, name=name) for name in names]
@@ -305,8 +359,18 @@ def next_version(export_dir):
     return max(versions, default=0) + 1
 
 
-def export_saved_model(model, export_dir, class_names, num_crops=1, version=None, overwrite=False,
-                       resize_shape=None, half_pixel_centers=False, keras_file=True, clip_frames=None):
+def export_saved_model(
+    model,
+    export_dir,
+    class_names,
+    num_crops=1,
+    version=None,
+    overwrite=False,
+    resize_shape=None,
+    half_pixel_centers=False,
+    keras_file=True,
+    clip_frames=None,
+):
     """Writes `export_dir/<version>/` (SavedModel) and `export_dir/model.keras`.
 
     Args:
@@ -330,14 +394,16 @@ def export_saved_model(model, export_dir, class_names, num_crops=1, version=None
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} exists; pass overwrite=True or another version")
     (serve, serve_spec), (preprocessed, batch_spec) = serving_functions(
-        model, list(class_names), num_crops, resize_shape, half_pixel_centers)
+        model, list(class_names), num_crops, resize_shape, half_pixel_centers
+    )
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint("serving_default", serve, serve_spec)
     archive.add_endpoint("preprocessed", preprocessed, batch_spec)
     for name, function in ((CLIPS_SIGNATURE, clips_function), (JPEG_CLIPS_SIGNATURE, jpeg_clips_function)):
-        archive.add_endpoint(name, *function(model, list(class_names), num_crops, resize_shape,
-                                             half_pixel_centers, clip_frames))
+        archive.add_endpoint(
+            name, *function(model, list(class_names), num_crops, resize_shape, half_pixel_centers, clip_frames)
+        )
     tmp = export_dir / f".{version}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
         archive.write_out(str(tmp), verbose=False)
@@ -351,4 +417,3 @@ def export_saved_model(model, export_dir, class_names, num_crops=1, version=None
             shutil.rmtree(tmp)
     keras_path = save_keras_atomic(model, export_dir / "model.keras") if keras_file else None
     return {"saved_model": str(target), "keras": keras_path}
-

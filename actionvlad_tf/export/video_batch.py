@@ -9,6 +9,7 @@ most `workers` + 1 videos' sampled inputs are held at once. A video that cannot 
 and counted, and the run goes on; jobs whose names are in `done` (already in the output) are not
 read again.
 """
+
 import collections
 import concurrent.futures
 import dataclasses
@@ -19,8 +20,14 @@ import cv2
 import tqdm
 
 from actionvlad_tf.export.predictor import FRAME_TEMPLATES
-from actionvlad_tf.prep.extraction import (VIDEO_EXTENSIONS, Job, VideoReadError, find_frame_folders,
-                                           find_videos, read_video_list)
+from actionvlad_tf.prep.extraction import (
+    VIDEO_EXTENSIONS,
+    Job,
+    VideoReadError,
+    find_frame_folders,
+    find_videos,
+    read_video_list,
+)
 
 # What a bad video raises while it is decoded and sampled (too short for a flow stack: ValueError).
 VIDEO_ERRORS = (VideoReadError, ValueError, OSError, cv2.error)
@@ -42,8 +49,10 @@ class RunSummary:
 
     def report(self):
         """Lines for the user: counts, throughput, and each unreadable video with its reason."""
-        lines = [f"{self.processed} videos in {self.seconds:.1f} s ({self.videos_per_second:.2f} videos/s); "
-                 f"{self.already_done} already in the output; {len(self.failed)} unreadable"]
+        lines = [
+            f"{self.processed} videos in {self.seconds:.1f} s ({self.videos_per_second:.2f} videos/s); "
+            f"{self.already_done} already in the output; {len(self.failed)} unreadable"
+        ]
         lines += [f"  unreadable: {name}: {reason}" for name, reason in self.failed]
         return "\n".join(lines)
 
@@ -88,8 +97,10 @@ def run_videos(jobs, prepare, consume, done=(), workers=DEFAULT_WORKERS, progres
             return None, f"{type(error).__name__}: {error}"
 
     start = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(max(workers, 1)) as pool, \
-            tqdm.tqdm(total=len(todo), desc=description, unit="video", disable=not progress) as bar:
+    with (
+        concurrent.futures.ThreadPoolExecutor(max(workers, 1)) as pool,
+        tqdm.tqdm(total=len(todo), desc=description, unit="video", disable=not progress) as bar,
+    ):
         pending = collections.deque()
         upcoming = iter(todo)
         try:

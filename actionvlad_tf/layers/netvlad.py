@@ -1,4 +1,5 @@
 """NetVLAD / ActionVLAD pooling as a Keras 3 layer (paper Sec. 3.1, release §1.2)."""
+
 import keras
 import numpy as np
 from keras import ops
@@ -131,22 +132,29 @@ class NetVLADPooling(keras.layers.Layer):
         if len(input_shape) < 3:
             raise ValueError(f"NetVLADPooling expects [B, ..., D] with at least one pooled axis, got {input_shape}")
         if self.initial_centers is not None and self.initial_centers.shape[1] != depth:
-            raise ValueError(
-                f"initial_centers have dimension {self.initial_centers.shape[1]}, inputs have {depth}"
-            )
+            raise ValueError(f"initial_centers have dimension {self.initial_centers.shape[1]}, inputs have {depth}")
         total = self.num_clusters + self.ghost_clusters
         # autocast=False: these weights are read in float32 even under a mixed-precision policy.
         self.assignment_kernel = self.add_weight(
-            name="assignment_kernel", shape=(depth, total),
-            initializer=self.assignment_kernel_initializer, dtype="float32", autocast=False,
+            name="assignment_kernel",
+            shape=(depth, total),
+            initializer=self.assignment_kernel_initializer,
+            dtype="float32",
+            autocast=False,
         )
         self.assignment_bias = self.add_weight(
-            name="assignment_bias", shape=(total,),
-            initializer=self.assignment_bias_initializer, dtype="float32", autocast=False,
+            name="assignment_bias",
+            shape=(total,),
+            initializer=self.assignment_bias_initializer,
+            dtype="float32",
+            autocast=False,
         )
         self.centers = self.add_weight(
-            name="centers", shape=(self.num_clusters, depth),
-            initializer=self.centers_initializer, dtype="float32", autocast=False,
+            name="centers",
+            shape=(self.num_clusters, depth),
+            initializer=self.centers_initializer,
+            dtype="float32",
+            autocast=False,
         )
         if self.initial_centers is not None:
             self.set_centers(self.initial_centers)
@@ -198,9 +206,7 @@ class NetVLADPooling(keras.layers.Layer):
         vlad = ops.cast(vlad, self.compute_dtype)
         if not self.output_details:
             return vlad
-        assignment_maps = ops.reshape(
-            assignment, tuple(ops.shape(inputs)[:-1]) + (self.num_clusters,)
-        )
+        assignment_maps = ops.reshape(assignment, tuple(ops.shape(inputs)[:-1]) + (self.num_clusters,))
         return {"vlad": vlad, "assignments": assignment_maps, "unnormalized": unnormalized}
 
     def compute_mask(self, inputs, mask=None):
@@ -224,20 +230,14 @@ class NetVLADPooling(keras.layers.Layer):
             {
                 "num_clusters": self.num_clusters,
                 "alpha": self.alpha,
-                "initial_centers": None
-                if self.initial_centers is None
-                else self.initial_centers.tolist(),
+                "initial_centers": None if self.initial_centers is None else self.initial_centers.tolist(),
                 "ghost_clusters": self.ghost_clusters,
                 "normalize_input": self.normalize_input,
                 "intra_normalization": self.intra_normalization,
                 "output_normalization": self.output_normalization,
                 "output_details": self.output_details,
-                "assignment_kernel_initializer": keras.initializers.serialize(
-                    self.assignment_kernel_initializer
-                ),
-                "assignment_bias_initializer": keras.initializers.serialize(
-                    self.assignment_bias_initializer
-                ),
+                "assignment_kernel_initializer": keras.initializers.serialize(self.assignment_kernel_initializer),
+                "assignment_bias_initializer": keras.initializers.serialize(self.assignment_bias_initializer),
                 "centers_initializer": keras.initializers.serialize(self.centers_initializer),
                 "epsilon": self.epsilon,
             }

@@ -1,4 +1,5 @@
 """Average and max spatio-temporal pooling baselines (paper Sec. 4.4, release §1.4 `avg-conv` / `max-conv`)."""
+
 import keras
 from keras import ops
 

@@ -5,6 +5,7 @@ Video batches are [B, T, H, W, C]. The model folds T into the batch for the per-
 unfolds it for pooling, so every descriptor of every frame (and crop, release §3.7) of a video lands
 in one bag.
 """
+
 import keras
 from keras import ops
 
@@ -65,14 +66,22 @@ class WeightedLogitFusion(keras.layers.Layer):
 
 
 def build_backbone(
-    backbone, modality="rgb", conv_endpoint="conv5", weights=None, image_size=224,
-    weight_decay=4e-5, trainable_from=None, name=None, width=1.0,
+    backbone,
+    modality="rgb",
+    conv_endpoint="conv5",
+    weights=None,
+    image_size=224,
+    weight_decay=4e-5,
+    trainable_from=None,
+    name=None,
+    width=1.0,
 ):
     """The per-frame feature extractor `registry.BACKBONES[backbone]` builds: frames
     [N, S, S, C] → endpoint map [N, h, w, D]."""
     name = name or f"{modality}_{backbone}"
     return registry.backbone_entry(backbone).build(
-        modality, conv_endpoint, weights, image_size, weight_decay, trainable_from, name, width)
+        modality, conv_endpoint, weights, image_size, weight_decay, trainable_from, name, width
+    )
 
 
 def _video_input(spec, stream):
@@ -82,7 +91,9 @@ def _video_input(spec, stream):
 
 
 def _frame_features(video, backbone):
-    return UnfoldFrames(name=f"{backbone.name}_unfold")([backbone(FoldFrames(name=f"{backbone.name}_fold")(video)), video])
+    return UnfoldFrames(name=f"{backbone.name}_unfold")(
+        [backbone(FoldFrames(name=f"{backbone.name}_fold")(video)), video]
+    )
 
 
 def _pool(features, spec, initial_centers, name):
@@ -113,8 +124,9 @@ def _set_initial_centers(model, layer_name, centers):
         model.get_layer(layer_name).set_centers(centers)
 
 
-def build_actionvlad(num_classes, modality="rgb", *, backbone_weights=None, initial_centers=None, name="actionvlad",
-                     **spec_fields):
+def build_actionvlad(
+    num_classes, modality="rgb", *, backbone_weights=None, initial_centers=None, name="actionvlad", **spec_fields
+):
     """ActionVLAD for one stream: [B, crops·T, S, S, C] → logits [B, num_classes]; the keyword
     front of `actionvlad_from_spec(ModelSpec(num_classes, modality=modality, **spec_fields))`.
 
@@ -156,13 +168,29 @@ def _frames(spec):
 def _stream_features(spec, stream, weights):
     """(video input, per-frame maps [B, T, h, w, D]) of one stream's backbone."""
     video = _video_input(spec, stream)
-    backbone = build_backbone(spec.backbone, stream, spec.conv_endpoint, weights, spec.image_size,
-                              spec.weight_decay, name=f"{stream}_{spec.backbone}", width=spec.backbone_width)
+    backbone = build_backbone(
+        spec.backbone,
+        stream,
+        spec.conv_endpoint,
+        weights,
+        spec.image_size,
+        spec.weight_decay,
+        name=f"{stream}_{spec.backbone}",
+        width=spec.backbone_width,
+    )
     return video, _frame_features(video, backbone)
 
 
-def build_two_stream(num_classes, *, rgb_weights=None, flow_weights=None, flow_weight=FLOW_WEIGHT,
-                     initial_centers=None, name=None, **spec_fields):
+def build_two_stream(
+    num_classes,
+    *,
+    rgb_weights=None,
+    flow_weights=None,
+    flow_weight=FLOW_WEIGHT,
+    initial_centers=None,
+    name=None,
+    **spec_fields,
+):
     """Two-stream ActionVLAD; the keyword front of
     `two_stream_from_spec(ModelSpec(num_classes, modality="rgb+flow", **spec_fields))`.
 
@@ -199,11 +227,11 @@ def two_stream_from_spec(spec, weights=None, initial_centers=None, flow_weight=F
 
 def _late_fusion(spec, weights, initial_centers, flow_weight, name):
     centers = dict(zip(spec.streams, initial_centers or (None, None)))
-    streams = {m: actionvlad_from_spec(spec, weights[m], centers[m], f"{m}_actionvlad", stream=m)
-               for m in spec.streams}
+    streams = {m: actionvlad_from_spec(spec, weights[m], centers[m], f"{m}_actionvlad", stream=m) for m in spec.streams}
     inputs = {m: _video_input(spec, m) for m in spec.streams}
     logits = WeightedLogitFusion([1.0 - flow_weight, flow_weight], name="late_fusion")(
-        [streams[m](inputs[m]) for m in spec.streams])
+        [streams[m](inputs[m]) for m in spec.streams]
+    )
     return keras.Model(inputs, logits, name=name)
 
 
@@ -212,7 +240,8 @@ def _concat_vlad_fusion(spec, weights, initial_centers, flow_weight, name):
     inputs, features = _two_stream_features(spec, weights)
     centers = dict(zip(spec.streams, initial_centers or (None, None)))
     pooled = keras.layers.Concatenate(name="concat_vlad")(
-        [_pool(features[m], spec, centers[m], f"{m}_pooling") for m in spec.streams])
+        [_pool(features[m], spec, centers[m], f"{m}_pooling") for m in spec.streams]
+    )
     model = keras.Model(inputs, _classify(pooled, spec.num_classes, spec.pooled_dropout, spec.weight_decay), name=name)
     for m in spec.streams:
         _set_initial_centers(model, f"{m}_pooling", centers[m])
@@ -222,16 +251,18 @@ def _concat_vlad_fusion(spec, weights, initial_centers, flow_weight, name):
 def _joint_fusion(axis):
     """concat (axis −1: channels, assumes spatial correspondence) or early (axis 2: height, so both
     streams' descriptors share one bag and one vocabulary, release §1.5): one pooling."""
+
     def build(spec, weights, initial_centers, flow_weight, name):
         del flow_weight
         inputs, features = _two_stream_features(spec, weights)
-        joint = keras.layers.Concatenate(axis=axis, name=f"{spec.fusion}_features")(
-            [features[m] for m in spec.streams])
+        joint = keras.layers.Concatenate(axis=axis, name=f"{spec.fusion}_features")([features[m] for m in spec.streams])
         pooled = _pool(joint, spec, initial_centers, "pooling")
-        model = keras.Model(inputs, _classify(pooled, spec.num_classes, spec.pooled_dropout, spec.weight_decay),
-                            name=name)
+        model = keras.Model(
+            inputs, _classify(pooled, spec.num_classes, spec.pooled_dropout, spec.weight_decay), name=name
+        )
         _set_initial_centers(model, "pooling", initial_centers)
         return model
+
     return build
 
 
@@ -241,22 +272,40 @@ def _two_stream_features(spec, weights):
 
 
 # Two-stream fusions: name → build(spec, {stream: weights}, initial_centers, flow_weight, name).
-FUSIONS = Registry("fusion", {
-    "late": _late_fusion,
-    "concat": _joint_fusion(-1),
-    "early": _joint_fusion(2),
-    "concat_vlad": _concat_vlad_fusion,
-})
+FUSIONS = Registry(
+    "fusion",
+    {
+        "late": _late_fusion,
+        "concat": _joint_fusion(-1),
+        "early": _joint_fusion(2),
+        "concat_vlad": _concat_vlad_fusion,
+    },
+)
 
 
-def build_frame_classifier(num_classes, modality="rgb", *, frames_per_video=1, weight_decay=5e-4, weights=None,
-                           trainable_from=None, name=None, **spec_fields):
+def build_frame_classifier(
+    num_classes,
+    modality="rgb",
+    *,
+    frames_per_video=1,
+    weight_decay=5e-4,
+    weights=None,
+    trainable_from=None,
+    name=None,
+    **spec_fields,
+):
     """The two-stream frame baseline; the keyword front of `frame_classifier_from_spec` with the
     release 005 scripts' defaults (T = 1 random frame per video in training, weight decay 5e-4).
     `spec_fields`: the other `ModelSpec` fields (image_size, fc_dropout, backbone_width, backbone).
     """
-    spec = ModelSpec(num_classes, modality=modality, frames_per_video=frames_per_video, weight_decay=weight_decay,
-                     conv_endpoint=FRAME_BASELINE_ENDPOINT, **spec_fields)
+    spec = ModelSpec(
+        num_classes,
+        modality=modality,
+        frames_per_video=frames_per_video,
+        weight_decay=weight_decay,
+        conv_endpoint=FRAME_BASELINE_ENDPOINT,
+        **spec_fields,
+    )
     return frame_classifier_from_spec(spec, weights, trainable_from, name)
 
 
@@ -271,12 +320,22 @@ def frame_classifier_from_spec(spec, weights=None, trainable_from=None, name=Non
     entry = registry.backbone_entry(spec.backbone)
     if spec.modality not in INPUT_CHANNELS or entry.frame_classifier is None:
         frame_backbones = sorted(n for n, e in registry.BACKBONES.items() if e.frame_classifier is not None)
-        raise ValueError(f"the frame baseline (conv_endpoint fc8) is one stream, rgb or flow, of a backbone with a "
-                         f"frame classifier ({frame_backbones}); got {spec.modality!r} and {spec.backbone!r}")
+        raise ValueError(
+            f"the frame baseline (conv_endpoint fc8) is one stream, rgb or flow, of a backbone with a "
+            f"frame classifier ({frame_backbones}); got {spec.modality!r} and {spec.backbone!r}"
+        )
     video = _video_input(spec, spec.modality)
-    backbone = entry.frame_classifier(spec.modality, spec.num_classes, spec.image_size, weights, spec.weight_decay,
-                                      spec.fc_dropout, trainable_from, f"{spec.modality}_{spec.backbone}",
-                                      spec.backbone_width)
+    backbone = entry.frame_classifier(
+        spec.modality,
+        spec.num_classes,
+        spec.image_size,
+        weights,
+        spec.weight_decay,
+        spec.fc_dropout,
+        trainable_from,
+        f"{spec.modality}_{spec.backbone}",
+        spec.backbone_width,
+    )
     frame_logits = _frame_features(video, backbone)  # [B, T, C]
     logits = SpatioTemporalPooling("avg", name="frame_average", dtype="float32")(frame_logits)
     return keras.Model(video, logits, name=name or f"{spec.modality}_two_stream_baseline")

@@ -16,6 +16,7 @@ and `load_release_bn_inception` loads a {release name: array} dict or checkpoint
 Expected input: as VGG (release §3.5, vgg_ucf preprocessing), BGR in [0, 255] minus [104, 117, 123]
 for RGB; 20-channel flow stacks minus 128.
 """
+
 import os
 import re
 import warnings
@@ -126,10 +127,14 @@ def _conv_set(x, scope, filters, kernel, stride=1, padding=0, regularizer=None):
     if padding:
         x = keras.layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
     x = keras.layers.Conv2D(
-        filters, kernel, strides=stride, padding="valid",
+        filters,
+        kernel,
+        strides=stride,
+        padding="valid",
         kernel_initializer="glorot_uniform",  # slim xavier_initializer (uniform)
         bias_initializer=keras.initializers.Constant(CONV_BIAS_INIT),
-        kernel_regularizer=regularizer, name=name,
+        kernel_regularizer=regularizer,
+        name=name,
     )(x)
     x = FrozenBatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
@@ -205,6 +210,7 @@ def build_bn_inception(
 
 def _stages(regularizer):
     """(endpoint, x → output) in network order: the stem (release §7), then the Inception blocks."""
+
     def max_pool(name):
         # TF SAME max-pool 3×3/2, as the release's stem (not Caffe's ceil-mode pooling).
         return lambda x: keras.layers.MaxPooling2D(3, 2, padding="same", name=name)(x)
@@ -335,7 +341,8 @@ def imagenet_weights_file():
             f"no ImageNet BN-Inception weights at {path}. Keras hosts none: save TSN's ImageNet "
             "BN-Inception there as an .npz, e.g. from a PyTorch port (pretrainedmodels' "
             "bninception): np.savez(path, **{k: v.numpy() for k, v in torch.load(pth).items()}); "
-            "or pass the file itself (docs/charades.md)")
+            "or pass the file itself (docs/charades.md)"
+        )
     return path
 
 
@@ -353,8 +360,9 @@ def _read_source(source):
         return values if any("/" in name for name in values) else torch_state_to_release(values)
     if path.endswith(".npy"):
         # The release's Caffe conversion is a pickled dict, and unpickling runs code from the file.
-        warnings.warn(f"unpickling {path} runs code stored in the file; load only files you trust",
-                      UserWarning, stacklevel=3)
+        warnings.warn(
+            f"unpickling {path} runs code stored in the file; load only files you trust", UserWarning, stacklevel=3
+        )
         return tsn_npy_to_release(np.load(path, allow_pickle=True, encoding="latin1").item())
     import tensorflow as tf  # only a TF checkpoint needs TensorFlow: the models build on any Keras backend
 

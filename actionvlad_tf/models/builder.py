@@ -8,13 +8,20 @@ clusters (release §1.4, §1.5, §5):
   stream the spec's backbone and pooling;
 * otherwise one stream of ActionVLAD (`pooling="netvlad"`) or another registered pooling.
 """
+
 import os
 
 import keras
 
 from actionvlad_tf.models import registry
-from actionvlad_tf.models.actionvlad import (FUSIONS, actionvlad_from_spec, backbones, build_backbone,
-                                             frame_classifier_from_spec, two_stream_from_spec)
+from actionvlad_tf.models.actionvlad import (
+    FUSIONS,
+    actionvlad_from_spec,
+    backbones,
+    build_backbone,
+    frame_classifier_from_spec,
+    two_stream_from_spec,
+)
 from actionvlad_tf.specs import STREAMS, ModelSpec
 
 
@@ -27,10 +34,15 @@ def build_model(spec, initial_centers=None):
         return frame_classifier_from_spec(spec)
     if spec.modality == "rgb+flow":
         FUSIONS.lookup(spec.fusion)
-        if spec.fusion in ("late", "concat_vlad") and initial_centers is not None and not isinstance(
-                initial_centers, (tuple, list)):
-            raise ValueError(f"fusion {spec.fusion!r} has one pooling per stream: train each stream's model "
-                             "and fuse (experiments/fuse.py), or use fusion concat / early")
+        if (
+            spec.fusion in ("late", "concat_vlad")
+            and initial_centers is not None
+            and not isinstance(initial_centers, (tuple, list))
+        ):
+            raise ValueError(
+                f"fusion {spec.fusion!r} has one pooling per stream: train each stream's model "
+                "and fuse (experiments/fuse.py), or use fusion concat / early"
+            )
         return two_stream_from_spec(spec, initial_centers=initial_centers)
     return actionvlad_from_spec(spec, initial_centers=initial_centers)
 
@@ -52,8 +64,7 @@ def load_backbone_weights(model_or_backbones, weights, modality, backbone=ModelS
     here (e.g. the trained two-stream frame baseline, the release's initialisation of the flow
     ActionVLAD, §2.5): its backbone's layers are copied by name (fc layers only where the target has
     them). `weights`: one value or a comma list per stream of `modality` (rgb, flow)."""
-    targets = (backbones(model_or_backbones) if isinstance(model_or_backbones, keras.Model)
-               else list(model_or_backbones))
+    targets = backbones(model_or_backbones) if isinstance(model_or_backbones, keras.Model) else list(model_or_backbones)
     sources = per_stream(weights, modality)
     if len(targets) != len(sources):
         raise ValueError(f"{len(targets)} backbones but {len(sources)} streams in {modality!r}")
@@ -80,8 +91,10 @@ def _copy_backbone_layers(path, backbone):
         values = available[layer.name].get_weights()
         shapes = [tuple(v.shape) for v in values]
         if shapes != [tuple(w.shape) for w in layer.weights]:
-            raise ValueError(f"{path}: layer {layer.name} has shapes {shapes}, the model needs "
-                             f"{[tuple(w.shape) for w in layer.weights]}")
+            raise ValueError(
+                f"{path}: layer {layer.name} has shapes {shapes}, the model needs "
+                f"{[tuple(w.shape) for w in layer.weights]}"
+            )
         layer.set_weights(values)
 
 
@@ -89,9 +102,19 @@ def descriptor_model(spec, weights=None):
     """frames → the maps k-means clusters (release §5): the frozen backbone of `spec` at its
     endpoint, or for rgb+flow the two streams' maps concatenated on channels ("concat", [K, 2D]
     centres) or on height ("early": both streams' descriptors in one bag, [K, D] centres)."""
-    nets = [build_backbone(spec.backbone, stream, spec.conv_endpoint, None, spec.image_size, 0.0,
-                           name=f"{stream}_{spec.backbone}", width=spec.backbone_width)
-            for stream in spec.streams]
+    nets = [
+        build_backbone(
+            spec.backbone,
+            stream,
+            spec.conv_endpoint,
+            None,
+            spec.image_size,
+            0.0,
+            name=f"{stream}_{spec.backbone}",
+            width=spec.backbone_width,
+        )
+        for stream in spec.streams
+    ]
     if weights is not None:
         load_backbone_weights(nets, weights, spec.modality, spec.backbone)
     if len(nets) == 1:

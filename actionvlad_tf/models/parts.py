@@ -1,6 +1,7 @@
 """Finding the parts of a model built here: its pooling layers, backbones, release head variables
 and the modality of each video input; what every backbone uses: freezing below a layer and the
 cross-modality first conv."""
+
 import keras
 import numpy as np
 
@@ -55,13 +56,17 @@ def release_head_variables(model, prefix="stream0/"):
     pairs = []
     for layer in pooling_layers(model):
         if isinstance(layer, NetVLADPooling):
-            pairs += [(f"{prefix}NetVLAD/centers", layer.centers),
-                      (f"{prefix}NetVLAD/vlad_W", layer.assignment_kernel),
-                      (f"{prefix}NetVLAD/vlad_B", layer.assignment_bias)]
+            pairs += [
+                (f"{prefix}NetVLAD/centers", layer.centers),
+                (f"{prefix}NetVLAD/vlad_W", layer.assignment_kernel),
+                (f"{prefix}NetVLAD/vlad_B", layer.assignment_bias),
+            ]
     for layer in model.layers:
         if layer.name == "classifier":
-            pairs += [(f"{prefix}classifier/logits/weights", layer.kernel),
-                      (f"{prefix}classifier/logits/biases", layer.bias)]
+            pairs += [
+                (f"{prefix}classifier/logits/weights", layer.kernel),
+                (f"{prefix}classifier/logits/biases", layer.bias),
+            ]
     return pairs
 
 
@@ -73,12 +78,16 @@ def model_streams(model):
     for tensor in inputs.values():
         shape = tuple(tensor.shape)
         if len(shape) != 5 or shape[2] is None or shape[2] != shape[3]:
-            raise ValueError(f"{model.name}: input {tensor.name} has shape {shape}; expected videos "
-                             "[B, T, S, S, C] with a fixed square crop S")
+            raise ValueError(
+                f"{model.name}: input {tensor.name} has shape {shape}; expected videos "
+                "[B, T, S, S, C] with a fixed square crop S"
+            )
         modality = MODALITY_BY_CHANNELS.get(shape[-1])
         if modality is None or modality in streams:
-            raise ValueError(f"{model.name}: cannot tell the modality of input {tensor.name} "
-                             f"({shape[-1]} channels; expected one 3-channel RGB and/or one 20-channel flow input)")
+            raise ValueError(
+                f"{model.name}: cannot tell the modality of input {tensor.name} "
+                f"({shape[-1]} channels; expected one 3-channel RGB and/or one 20-channel flow input)"
+            )
         streams[modality] = (shape[1], shape[2], shape[-1])
     return {m: streams[m] for m in ("rgb", "flow") if m in streams}
 
@@ -95,8 +104,10 @@ def embedding_model(model, descriptors=False):
         streams = [m for m in ("rgb", "flow") if f"{m}_actionvlad" in names]
         inputs = model.input if isinstance(model.input, dict) else dict(zip(streams, model.inputs))
         parts = [embedding_model(model.get_layer(f"{m}_actionvlad"), descriptors)(inputs[m]) for m in streams]
-        outputs = {"logits": model.get_layer("late_fusion")([p["logits"] for p in parts]),
-                   "embedding": keras.layers.Concatenate(name="embedding")([p["embedding"] for p in parts])}
+        outputs = {
+            "logits": model.get_layer("late_fusion")([p["logits"] for p in parts]),
+            "embedding": keras.layers.Concatenate(name="embedding")([p["embedding"] for p in parts]),
+        }
         maps = [p[key] for p in parts for key in sorted(k for k in p if k.startswith("descriptors_"))]
     elif "classifier" in names:
         outputs = {"logits": model.output, "embedding": model.get_layer("classifier").input}

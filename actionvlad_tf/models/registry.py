@@ -11,6 +11,7 @@ with them. A backbone is one `Backbone` entry in `BACKBONES`, which owns its fac
 it and load its weights, which built model is its, where stage 2 starts training, how to freeze
 below that layer, its input channels per modality and its frame classifier, if it has one.
 """
+
 import dataclasses
 from typing import Callable, Mapping, Optional
 
@@ -51,41 +52,75 @@ class Backbone:
 
 def _build_vgg16(modality, conv_endpoint, weights, image_size, weight_decay, trainable_from, name, width=1.0):
     return vgg16.build_vgg16(
-        modality=modality, conv_endpoint=conv_endpoint, weights=weights,
+        modality=modality,
+        conv_endpoint=conv_endpoint,
+        weights=weights,
         input_shape=(image_size, image_size) if conv_endpoint == "fc7" else None,
-        weight_decay=weight_decay, trainable_from=trainable_from, width=width, name=name)
+        weight_decay=weight_decay,
+        trainable_from=trainable_from,
+        width=width,
+        name=name,
+    )
 
 
-def _build_bn_inception(modality, conv_endpoint, weights, image_size, weight_decay, trainable_from, name,
-                        width=1.0):
+def _build_bn_inception(modality, conv_endpoint, weights, image_size, weight_decay, trainable_from, name, width=1.0):
     del image_size  # fully convolutional
     if width != 1.0:
         raise ValueError(f"backbone bn_inception has no width multiplier (got width {width})")
     return bn_inception.build_bn_inception(
-        modality=modality, conv_endpoint=conv_endpoint, weights=weights, weight_decay=weight_decay,
-        trainable_from=trainable_from, name=name)
+        modality=modality,
+        conv_endpoint=conv_endpoint,
+        weights=weights,
+        weight_decay=weight_decay,
+        trainable_from=trainable_from,
+        name=name,
+    )
 
 
-def _vgg16_frame_classifier(modality, num_classes, image_size, weights, weight_decay, fc_dropout, trainable_from,
-                            name, width=1.0):
+def _vgg16_frame_classifier(
+    modality, num_classes, image_size, weights, weight_decay, fc_dropout, trainable_from, name, width=1.0
+):
     return vgg16.build_vgg16(
-        modality=modality, weights=weights, input_shape=(image_size, image_size), weight_decay=weight_decay,
-        include_top=True, num_classes=num_classes, fc_dropout=fc_dropout, trainable_from=trainable_from,
-        width=width, name=name)
+        modality=modality,
+        weights=weights,
+        input_shape=(image_size, image_size),
+        weight_decay=weight_decay,
+        include_top=True,
+        num_classes=num_classes,
+        fc_dropout=fc_dropout,
+        trainable_from=trainable_from,
+        width=width,
+        name=name,
+    )
 
 
-BACKBONES = Registry("backbone", {
-    "vgg16": Backbone(_build_vgg16, vgg16.load_vgg16_weights, vgg16.is_vgg16, vgg16.first_trainable_layer,
-                      frame_classifier=_vgg16_frame_classifier),
-    "bn_inception": Backbone(_build_bn_inception, bn_inception.load_bn_inception_weights,
-                             bn_inception.is_bn_inception, bn_inception.first_trainable_layer),
-})
+BACKBONES = Registry(
+    "backbone",
+    {
+        "vgg16": Backbone(
+            _build_vgg16,
+            vgg16.load_vgg16_weights,
+            vgg16.is_vgg16,
+            vgg16.first_trainable_layer,
+            frame_classifier=_vgg16_frame_classifier,
+        ),
+        "bn_inception": Backbone(
+            _build_bn_inception,
+            bn_inception.load_bn_inception_weights,
+            bn_inception.is_bn_inception,
+            bn_inception.first_trainable_layer,
+        ),
+    },
+)
 
-POOLINGS = Registry("pooling", {
-    "netvlad": lambda spec, name: NetVLADPooling(spec.num_clusters, alpha=spec.netvlad_alpha, name=name),
-    "avg": lambda spec, name: SpatioTemporalPooling("avg", name=name),
-    "max": lambda spec, name: SpatioTemporalPooling("max", name=name),
-})
+POOLINGS = Registry(
+    "pooling",
+    {
+        "netvlad": lambda spec, name: NetVLADPooling(spec.num_clusters, alpha=spec.netvlad_alpha, name=name),
+        "avg": lambda spec, name: SpatioTemporalPooling("avg", name=name),
+        "max": lambda spec, name: SpatioTemporalPooling("max", name=name),
+    },
+)
 
 
 def backbone_entry(name):

@@ -10,6 +10,7 @@ Expected input (release §3.5): RGB frames as BGR in [0, 255] minus [104, 117, 1
 20 channels (x1, y1, …, x10, y10) in [0, 255] minus 128. Keras's ImageNet VGG16 weights are the
 original Caffe weights and expect the same BGR convention.
 """
+
 import os
 
 import keras
@@ -121,8 +122,12 @@ def build_vgg16(
             layer_name = f"block{block}_conv{i}"
             pre_relu = layer_name in PRE_RELU_LAYERS
             x = keras.layers.Conv2D(
-                scaled_width(channels_out, width), 3, padding="same", activation=None if pre_relu else "relu",
-                kernel_regularizer=regularizer, name=layer_name,
+                scaled_width(channels_out, width),
+                3,
+                padding="same",
+                activation=None if pre_relu else "relu",
+                kernel_regularizer=regularizer,
+                name=layer_name,
             )(x)
             if layer_name == stop_at:
                 endpoint = x
@@ -134,7 +139,9 @@ def build_vgg16(
         x = keras.layers.MaxPooling2D(2, strides=2, name=f"block{block}_pool")(x)
     if endpoint is None:
         x = keras.layers.Flatten(name="flatten")(x)
-        x = keras.layers.Dense(scaled_width(FC_WIDTH, width), activation="relu", kernel_regularizer=regularizer, name="fc1")(x)
+        x = keras.layers.Dense(
+            scaled_width(FC_WIDTH, width), activation="relu", kernel_regularizer=regularizer, name="fc1"
+        )(x)
         x = keras.layers.Dropout(fc_dropout, name="fc1_dropout")(x)
         x = keras.layers.Dense(scaled_width(FC_WIDTH, width), kernel_regularizer=regularizer, name="fc2")(x)
         if include_top:
@@ -217,9 +224,12 @@ def load_vgg16_weights(model, weights):
         if kernel.shape != expected:
             file_width = source["block1_conv1"][0].shape[-1] / VGG16_BLOCKS[0][2]
             model_width = model.get_layer("block1_conv1").weights[0].shape[-1] / VGG16_BLOCKS[0][2]
-            hint = (f" (the file is a width-{file_width:g} VGG-16, the model width {model_width:g}: "
-                    f"build it with width={file_width:g}, --backbone_width={file_width:g})"
-                    if file_width != model_width else "")
+            hint = (
+                f" (the file is a width-{file_width:g} VGG-16, the model width {model_width:g}: "
+                f"build it with width={file_width:g}, --backbone_width={file_width:g})"
+                if file_width != model_width
+                else ""
+            )
             raise ValueError(
                 f"{path}: layer {layer.name} kernel has shape {kernel.shape}, the model needs {expected}{hint}"
             )
@@ -247,7 +257,9 @@ def _read_h5_weights(path):
         for key, item in f["layers"].items():
             prefix, _, index = key.rpartition("_") if key[-1].isdigit() else (key, "", "0")
             if prefix in groups and "vars" in item and len(item["vars"]) >= 2:
-                groups[prefix].append((int(index), [np.asarray(item["vars"][str(i)]) for i in range(len(item["vars"]))]))
+                groups[prefix].append(
+                    (int(index), [np.asarray(item["vars"][str(i)]) for i in range(len(item["vars"]))])
+                )
         names = {"conv2d": conv_layer_names(), "dense": ["fc1", "fc2", "predictions"]}
         for prefix, found in groups.items():
             for name, (_, values) in zip(names[prefix], sorted(found, key=lambda pair: pair[0])):

@@ -16,6 +16,7 @@ are written as JSON lines into a hidden folder of `output_dir` and read back for
 Apache Beam is an optional extra (`pip install actionvlad_tf[beam]`): `prep.extraction` does not
 import this module; the entry points import it only when a runner is asked for.
 """
+
 import glob
 import json
 import os
@@ -26,8 +27,7 @@ try:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 except ImportError as error:  # pragma: no cover - depends on the installation
-    raise ImportError("a Beam runner needs Apache Beam: pip install 'actionvlad_tf[beam]' "
-                      "(or apache-beam)") from error
+    raise ImportError("a Beam runner needs Apache Beam: pip install 'actionvlad_tf[beam]' (or apache-beam)") from error
 import cv2
 
 from actionvlad_tf.prep.extraction import Job
@@ -36,7 +36,7 @@ RESULTS_PREFIX = ".beam_results"
 
 
 def parse_pipeline_options(text):
-    """"key=value,key=value" (TFDS's `--beam_pipeline_options`) → ["--key=value", …]; a bare key is
+    """ "key=value,key=value" (TFDS's `--beam_pipeline_options`) → ["--key=value", …]; a bare key is
     a flag ("--key"). Commas inside a value are not supported (use one option per key)."""
     if not text:
         return []
@@ -46,8 +46,9 @@ def parse_pipeline_options(text):
             continue
         key = item.split("=", 1)[0].strip()
         if not key or key.startswith("-") or " " in key:
-            raise ValueError(f"beam pipeline option {item!r}: expected key=value (e.g. "
-                             "direct_num_workers=4), without leading dashes")
+            raise ValueError(
+                f"beam pipeline option {item!r}: expected key=value (e.g. direct_num_workers=4), without leading dashes"
+            )
         options.append(f"--{item}")
     return options
 
@@ -57,8 +58,10 @@ def pipeline_options(runner, options=(), num_workers=1):
     runs `num_workers` processes unless the options choose its mode."""
     options = parse_pipeline_options(options) if isinstance(options, str) else list(options)
     if runner == "DirectRunner" and not any(o.startswith("--direct_") for o in options):
-        options += [f"--direct_num_workers={max(1, num_workers)}",
-                    "--direct_running_mode=" + ("multi_processing" if num_workers > 1 else "in_memory")]
+        options += [
+            f"--direct_num_workers={max(1, num_workers)}",
+            "--direct_running_mode=" + ("multi_processing" if num_workers > 1 else "in_memory"),
+        ]
     return PipelineOptions(options, runner=runner)
 
 
@@ -84,11 +87,13 @@ def run_on_beam(run_one, jobs, output_dir, runner, options=(), num_workers=1):
     results = os.path.join(output_dir, f"{RESULTS_PREFIX}-{secrets.token_hex(4)}")
     try:
         with beam.Pipeline(options=pipeline_options(runner, options, num_workers)) as pipeline:
-            _ = (pipeline
-                 | "videos" >> beam.Create([(job.source, job.name) for job in jobs])
-                 | "spread" >> beam.Reshuffle()  # one video per work item, not one bundle
-                 | "extract" >> beam.ParDo(_RunJob(run_one))
-                 | "results" >> beam.io.WriteToText(os.path.join(results, "part")))
+            _ = (
+                pipeline
+                | "videos" >> beam.Create([(job.source, job.name) for job in jobs])
+                | "spread" >> beam.Reshuffle()  # one video per work item, not one bundle
+                | "extract" >> beam.ParDo(_RunJob(run_one))
+                | "results" >> beam.io.WriteToText(os.path.join(results, "part"))
+            )
         rows = []
         for path in sorted(glob.glob(os.path.join(results, "part*"))):
             with open(path, encoding="utf-8") as handle:
@@ -98,8 +103,7 @@ def run_on_beam(run_one, jobs, output_dir, runner, options=(), num_workers=1):
     by_name = {row["name"]: row for row in rows}
     missing = [job.name for job in jobs if job.name not in by_name]
     if missing:
-        raise RuntimeError(f"the Beam pipeline returned no result for {len(missing)} video(s), "
-                           f"first {missing[0]}")
+        raise RuntimeError(f"the Beam pipeline returned no result for {len(missing)} video(s), first {missing[0]}")
     return [(job, by_name[job.name]["status"], by_name[job.name]["note"]) for job in jobs]
 
 

@@ -16,6 +16,7 @@ returns a summary of what was done, skipped (already there), failed (with the re
 
 In-memory variants (`read_video_frames`, `compute_flow_images`) serve single-video prediction.
 """
+
 import concurrent.futures
 import dataclasses
 import functools
@@ -31,8 +32,21 @@ from actionvlad_tf import tvl1
 from actionvlad_tf.atomic import ensure_writable_dir, naming_os_errors
 from actionvlad_tf.data.frames import FLOW_TEMPLATE, RGB_TEMPLATE, file_names, flow_templates
 
-VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv",
-                    ".wmv", ".3gp", ".ogv", ".ts")
+VIDEO_EXTENSIONS = (
+    ".avi",
+    ".mp4",
+    ".mkv",
+    ".webm",
+    ".mov",
+    ".m4v",
+    ".mpg",
+    ".mpeg",
+    ".flv",
+    ".wmv",
+    ".3gp",
+    ".ogv",
+    ".ts",
+)
 FLOW_METHODS = ("tvl1", "tvl1_fast", "tvl1_tf", "dis", "farneback")
 TF_FLOW_BATCH = 16  # frame pairs per call of the TensorFlow TV-L1 ("tvl1_tf")
 # XLA for "tvl1_tf": 3.3× the plain graph on a CPU (docs/performance.md), once it has compiled
@@ -48,6 +62,7 @@ class VideoReadError(RuntimeError):
 
 
 # ----------------------------------------------------------------------------- decoding, resizing
+
 
 def parse_resize(spec):
     """A resize spec → None, an int (short side) or a (width, height) tuple.
@@ -69,8 +84,7 @@ def parse_resize(spec):
             else:
                 width, height = int(text), None
         except ValueError:
-            raise ValueError(f"resize {spec!r}: expected a short side like 256 or WxH like "
-                             "340x256") from None
+            raise ValueError(f"resize {spec!r}: expected a short side like 256 or WxH like 340x256") from None
     if width <= 0 or (height is not None and height <= 0):
         raise ValueError(f"resize {spec!r}: sizes must be positive")
     return width if height is None else (width, height)
@@ -105,8 +119,7 @@ def iter_video_frames(path, resize=None):
     capture = cv2.VideoCapture(path)
     try:
         if not capture.isOpened():
-            raise VideoReadError(f"{path}: cannot open as a video (not a video, or a codec this "
-                                 "OpenCV build lacks)")
+            raise VideoReadError(f"{path}: cannot open as a video (not a video, or a codec this OpenCV build lacks)")
         resize, count = parse_resize(resize), 0
         while True:
             ok, frame = capture.read()
@@ -196,16 +209,17 @@ def make_batch_flow_estimator(method="tvl1"):
     """
     if method != "tvl1_tf":
         estimate = make_flow_estimator(method)
-        return lambda previous, following: np.stack(
-            [estimate(p, f, None) for p, f in zip(previous, following)])
+        return lambda previous, following: np.stack([estimate(p, f, None) for p, f in zip(previous, following)])
     model = _tf_tvl1(TF_FLOW_XLA)
 
     def estimate_batch(previous, following):
         count = len(previous)
         padded = -count % TF_FLOW_BATCH if count > 1 else 0
         take = np.concatenate([np.arange(count), np.full(padded, count - 1)]).astype(np.int64)
-        flows = [model(previous[take[k:k + TF_FLOW_BATCH]], following[take[k:k + TF_FLOW_BATCH]])
-                 .numpy() for k in range(0, len(take), TF_FLOW_BATCH)]
+        flows = [
+            model(previous[take[k : k + TF_FLOW_BATCH]], following[take[k : k + TF_FLOW_BATCH]]).numpy()
+            for k in range(0, len(take), TF_FLOW_BATCH)
+        ]
         return np.concatenate(flows)[:count]
 
     return estimate_batch
@@ -269,8 +283,7 @@ def compute_flow_images(frames_rgb, method="tvl1", bound=DEFAULT_FLOW_BOUND):
     """
     frames_rgb = np.asarray(frames_rgb)
     if frames_rgb.ndim != 4 or frames_rgb.shape[-1] != 3 or frames_rgb.dtype != np.uint8:
-        raise ValueError(f"frames_rgb must be uint8 [N, H, W, 3], got {frames_rgb.dtype} "
-                         f"{list(frames_rgb.shape)}")
+        raise ValueError(f"frames_rgb must be uint8 [N, H, W, 3], got {frames_rgb.dtype} {list(frames_rgb.shape)}")
     if len(frames_rgb) < 2:
         raise ValueError(f"flow needs at least 2 frames, got {len(frames_rgb)}")
     gray = (cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames_rgb)
@@ -279,6 +292,7 @@ def compute_flow_images(frames_rgb, method="tvl1", bound=DEFAULT_FLOW_BOUND):
 
 
 # ----------------------------------------------------------------------------- frame folders
+
 
 def count_frames(folder, template=RGB_TEMPLATE):
     """Number n of frames `template % 1 … template % n` in `folder`; a gap is an error.
@@ -294,8 +308,10 @@ def count_frames(folder, template=RGB_TEMPLATE):
         count += 1
     beyond = [template % k for k in range(count + 2, len(names) + 2) if template % k in names]
     if beyond:
-        raise VideoReadError(f"{folder}: {template % (count + 1)} is missing but {beyond[0]} exists "
-                             f"(frames must be numbered 1 … n without gaps)")
+        raise VideoReadError(
+            f"{folder}: {template % (count + 1)} is missing but {beyond[0]} exists "
+            f"(frames must be numbered 1 … n without gaps)"
+        )
     return count
 
 
@@ -327,8 +343,7 @@ def write_image(path, image, quality=DEFAULT_JPEG_QUALITY):
         f.write(data.tobytes())
 
 
-def write_video_frames(video, folder, template=RGB_TEMPLATE, resize=None,
-                       quality=DEFAULT_JPEG_QUALITY):
+def write_video_frames(video, folder, template=RGB_TEMPLATE, resize=None, quality=DEFAULT_JPEG_QUALITY):
     """Writes every frame of `video` into `folder` as `template % 1 …`; returns a note or None.
 
     The note says when the container's frame count differs from the decoded one by more than one
@@ -343,9 +358,17 @@ def write_video_frames(video, folder, template=RGB_TEMPLATE, resize=None,
     return None
 
 
-def write_flow(source, folder, source_kind="video", method="tvl1", bound=DEFAULT_FLOW_BOUND,
-               flow_template=FLOW_TEMPLATE, frame_template=RGB_TEMPLATE, resize=None,
-               quality=DEFAULT_JPEG_QUALITY):
+def write_flow(
+    source,
+    folder,
+    source_kind="video",
+    method="tvl1",
+    bound=DEFAULT_FLOW_BOUND,
+    flow_template=FLOW_TEMPLATE,
+    frame_template=RGB_TEMPLATE,
+    resize=None,
+    quality=DEFAULT_JPEG_QUALITY,
+):
     """Writes the n−1 flow_x / flow_y images of a video file or frame folder into `folder`.
 
     Frames are converted to grayscale with cv::cvtColor(BGR2GRAY), as dense_flow does.
@@ -368,6 +391,7 @@ def write_flow(source, folder, source_kind="video", method="tvl1", bound=DEFAULT
 
 
 # ----------------------------------------------------------------------------- finding inputs
+
 
 @dataclasses.dataclass(frozen=True)
 class Job:
@@ -398,8 +422,10 @@ def read_video_list(path, video_root=None, keep_extension=True):
                 continue
             fields = text.split("\t") if "\t" in text else text.split()
             if len(fields) > 2:
-                raise ValueError(f"{path}:{number}: expected 'video [name]', got {len(fields)} "
-                                 "fields (separate by a tab where paths contain spaces)")
+                raise ValueError(
+                    f"{path}:{number}: expected 'video [name]', got {len(fields)} "
+                    "fields (separate by a tab where paths contain spaces)"
+                )
             video = fields[0].strip()
             name = fields[1].strip() if len(fields) == 2 else _video_name(video, keep_extension)
             jobs.append(Job(os.path.join(root, video), os.path.normpath(name).replace(os.sep, "/")))
@@ -457,6 +483,7 @@ def check_unique_names(jobs):
 
 
 # ----------------------------------------------------------------------------- atomic jobs
+
 
 def partial_folder(output_dir, name):
     """`<out>/<parent>/.<leaf>.partial`: beside the final folder, so the rename is atomic."""
@@ -529,8 +556,10 @@ class ExtractionSummary:
 
     def report(self):
         """A human-readable summary: counts, then every failure, note and ignored file."""
-        lines = [f"done {len(self.done)}, skipped (already complete) {len(self.skipped)}, "
-                 f"failed {len(self.failed)}, ignored (not a video extension) {len(self.ignored)}"]
+        lines = [
+            f"done {len(self.done)}, skipped (already complete) {len(self.skipped)}, "
+            f"failed {len(self.failed)}, ignored (not a video extension) {len(self.ignored)}"
+        ]
         lines += [f"FAILED {name}: {reason}" for name, reason in sorted(self.failed)]
         lines += [f"note {name}: {note}" for name, note in sorted(self.notes)]
         lines += [f"ignored {path}" for path in self.ignored]
@@ -561,9 +590,9 @@ def run_jobs(jobs, work, output_dir, num_workers=1, description="videos", progre
         _collect(runner(one, pending, output_dir), summary, bar)
     elif num_workers > 1 and len(pending) > 1:
         context = _worker_context()
-        with concurrent.futures.ProcessPoolExecutor(min(num_workers, len(pending)),
-                                                    mp_context=context,
-                                                    initializer=_single_threaded_worker) as pool:
+        with concurrent.futures.ProcessPoolExecutor(
+            min(num_workers, len(pending)), mp_context=context, initializer=_single_threaded_worker
+        ) as pool:
             futures = [pool.submit(one, job) for job in pending]
             _collect((f.result() for f in concurrent.futures.as_completed(futures)), summary, bar)
     else:
@@ -575,8 +604,7 @@ def run_jobs(jobs, work, output_dir, num_workers=1, description="videos", progre
 def _collect(results, summary, bar):
     for job, status, note in results:
         if status == "failed":
-            summary.failed.append((job.name, note if job.source in note else
-                                   f"{job.source}: {note}"))
+            summary.failed.append((job.name, note if job.source in note else f"{job.source}: {note}"))
         else:
             getattr(summary, status).append(job.name)
             if note:
@@ -584,26 +612,50 @@ def _collect(results, summary, bar):
         bar.update()
 
 
-def extract_frames(jobs, output_dir, template=RGB_TEMPLATE, resize=None,
-                   quality=DEFAULT_JPEG_QUALITY, num_workers=1, progress=True, runner=None):
+def extract_frames(
+    jobs,
+    output_dir,
+    template=RGB_TEMPLATE,
+    resize=None,
+    quality=DEFAULT_JPEG_QUALITY,
+    num_workers=1,
+    progress=True,
+    runner=None,
+):
     """Frames of every video job into `<output_dir>/<name>/template`; returns the summary.
     `runner`: see `run_jobs` (None: this machine's processes)."""
     file_names(template, [1])  # a bad template fails here, once, not in every worker
-    work = functools.partial(write_video_frames, template=template, resize=parse_resize(resize),
-                             quality=quality)
+    work = functools.partial(write_video_frames, template=template, resize=parse_resize(resize), quality=quality)
     return run_jobs(jobs, work, output_dir, num_workers, "frames", progress, runner)
 
 
-def extract_flow(jobs, output_dir, source_kind="video", method="tvl1", bound=DEFAULT_FLOW_BOUND,
-                 flow_template=FLOW_TEMPLATE, frame_template=RGB_TEMPLATE, resize=None,
-                 quality=DEFAULT_JPEG_QUALITY, num_workers=1, progress=True, runner=None):
+def extract_flow(
+    jobs,
+    output_dir,
+    source_kind="video",
+    method="tvl1",
+    bound=DEFAULT_FLOW_BOUND,
+    flow_template=FLOW_TEMPLATE,
+    frame_template=RGB_TEMPLATE,
+    resize=None,
+    quality=DEFAULT_JPEG_QUALITY,
+    num_workers=1,
+    progress=True,
+    runner=None,
+):
     """Flow images of every job (video files or frame folders) into `<output_dir>/<name>/`.
     `runner`: see `run_jobs` (None: this machine's processes)."""
     make_flow_estimator(method)  # bad arguments fail here, once, not in every worker
     file_names(frame_template, [1])
     flow_templates(flow_template)
-    work = functools.partial(write_flow, source_kind=source_kind, method=method, bound=bound,
-                             flow_template=flow_template, frame_template=frame_template,
-                             resize=parse_resize(resize), quality=quality)
+    work = functools.partial(
+        write_flow,
+        source_kind=source_kind,
+        method=method,
+        bound=bound,
+        flow_template=flow_template,
+        frame_template=frame_template,
+        resize=parse_resize(resize),
+        quality=quality,
+    )
     return run_jobs(jobs, work, output_dir, num_workers, f"flow ({method})", progress, runner)
-

@@ -23,6 +23,7 @@ the demo shows, and never uses the demo's videos or its action classes:
 
 Everything is deterministic given the seed.
 """
+
 import math
 
 import cv2
@@ -53,8 +54,11 @@ def _track(rng, motion, radius, size, length):
         radii = radius * (1 + amplitude * np.sin(2 * math.pi * times / period + rng.uniform(0, 2 * math.pi)))
         return centres, radii
     speed = rng.uniform(*DEFAULT_SPEED_RANGE) * rng.choice([-1.0, 1.0])
-    direction = {"horizontal": (1.0, 0.0), "vertical": (0.0, 1.0),
-                 "diagonal": (math.sqrt(0.5), math.sqrt(0.5) * rng.choice([-1.0, 1.0]))}[motion]
+    direction = {
+        "horizontal": (1.0, 0.0),
+        "vertical": (0.0, 1.0),
+        "diagonal": (math.sqrt(0.5), math.sqrt(0.5) * rng.choice([-1.0, 1.0])),
+    }[motion]
     span = max(size - 2 * margin, 1e-6)
     for axis in (0, 1):
         if direction[axis]:
@@ -68,16 +72,25 @@ def render_clip(rng, background, shape, motion, radius, colour, size, num_frames
     float `background`, with 0-2 moving distractors and sensor noise."""
     centres, radii = _track(rng, motion, radius, size, num_frames)
     angle = rng.uniform(0, 2 * math.pi)
-    distractors = [dict(kind=int(rng.integers(0, 3)), grey=(float(rng.uniform(30, 245)),) * 3,
-                        radius=rng.uniform(3, 10), start=rng.uniform(0, size, 2),
-                        velocity=rng.uniform(-2.5, 2.5, 2), angle=rng.uniform(0, 2 * math.pi),
-                        turn=rng.uniform(-0.3, 0.3)) for _ in range(int(rng.integers(0, 3)))]
+    distractors = [
+        dict(
+            kind=int(rng.integers(0, 3)),
+            grey=(float(rng.uniform(30, 245)),) * 3,
+            radius=rng.uniform(3, 10),
+            start=rng.uniform(0, size, 2),
+            velocity=rng.uniform(-2.5, 2.5, 2),
+            angle=rng.uniform(0, 2 * math.pi),
+            turn=rng.uniform(-0.3, 0.3),
+        )
+        for _ in range(int(rng.integers(0, 3)))
+    ]
     frames = np.empty((num_frames, size, size, 3), np.uint8)
     for t in range(num_frames):
         image = background.copy()
         for d in distractors:
-            stills.draw_outline(image, d["kind"], d["start"] + d["velocity"] * t, d["radius"],
-                                d["angle"] + d["turn"] * t, d["grey"])
+            stills.draw_outline(
+                image, d["kind"], d["start"] + d["velocity"] * t, d["radius"], d["angle"] + d["turn"] * t, d["grey"]
+            )
         mask = stills.draw_shape(np.zeros((size, size), np.uint8), shape, centres[t], radii[t], angle)
         alpha = mask[..., None].astype(np.float32) / 255.0
         image = image * (1 - alpha) + colour * alpha + rng.normal(0, 3, image.shape).astype(np.float32)
@@ -85,14 +98,20 @@ def render_clip(rng, background, shape, motion, radius, colour, size, num_frames
     return frames
 
 
-def generate_flow_stacks(num_stacks, seed=0, size=64, radius_range=DEFAULT_RADIUS_RANGE, method="tvl1_fast",
-                         bound=DEFAULT_FLOW_BOUND, flow_stack=FLOW_STACK):
+def generate_flow_stacks(
+    num_stacks,
+    seed=0,
+    size=64,
+    radius_range=DEFAULT_RADIUS_RANGE,
+    method="tvl1_fast",
+    bound=DEFAULT_FLOW_BOUND,
+    flow_stack=FLOW_STACK,
+):
     """`num_stacks` flow stacks: (stacks uint8 [N, size, size, 2·flow_stack] interleaved x₁, y₁, …,
     labels) where labels is a dict of int arrays [N] "shape", "motion" (indices into
     `stills.SHAPES`, `MOTIONS`) and float "radius" (px). Deterministic in its arguments."""
     if num_stacks < 1 or size < 16 or flow_stack < 1:
-        raise ValueError(f"need num_stacks ≥ 1, size ≥ 16 and flow_stack ≥ 1, got {num_stacks}, {size}, "
-                         f"{flow_stack}")
+        raise ValueError(f"need num_stacks ≥ 1, size ≥ 16 and flow_stack ≥ 1, got {num_stacks}, {size}, {flow_stack}")
     rng = np.random.default_rng(seed)
     n = num_stacks
     labels = stills.draw_labels(rng, LABELS, n, radius_range)
@@ -101,9 +120,16 @@ def generate_flow_stacks(num_stacks, seed=0, size=64, radius_range=DEFAULT_RADIU
     estimate = extraction.make_flow_estimator(method)
     stacks = np.empty((n, size, size, 2 * flow_stack), np.uint8)
     for index in range(n):
-        frames = render_clip(rng, backgrounds[index], stills.SHAPES[labels["shape"][index]],
-                             MOTIONS[labels["motion"][index]], labels["radius"][index],
-                             colours[index].astype(np.float32), size, flow_stack + 1)
+        frames = render_clip(
+            rng,
+            backgrounds[index],
+            stills.SHAPES[labels["shape"][index]],
+            MOTIONS[labels["motion"][index]],
+            labels["radius"][index],
+            colours[index].astype(np.float32),
+            size,
+            flow_stack + 1,
+        )
         gray = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in frames]
         flows = np.stack([estimate(gray[t], gray[t + 1], None) for t in range(flow_stack)])  # [L, S, S, 2]
         stacks[index] = extraction.quantize_flow(flows, bound).transpose(1, 2, 0, 3).reshape(size, size, -1)

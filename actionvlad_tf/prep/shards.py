@@ -1,4 +1,5 @@
 """Writing packed shards (the record layout and the reader: `actionvlad_tf.data.packed`)."""
+
 import json
 import os
 
@@ -7,9 +8,14 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from actionvlad_tf.atomic import atomic_output, write_json
-from actionvlad_tf.data.frames import (FLOW_TEMPLATE, RGB_TEMPLATE,
-                                       check_modality_and_error_policy, file_names,
-                                       flow_file_names, jpeg_ok)
+from actionvlad_tf.data.frames import (
+    FLOW_TEMPLATE,
+    RGB_TEMPLATE,
+    check_modality_and_error_policy,
+    file_names,
+    flow_file_names,
+    jpeg_ok,
+)
 from actionvlad_tf.data.packed import STREAMS
 
 
@@ -21,26 +27,27 @@ def _bytes(values):
     return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
 
 
-def video_files(entry, frames_root=None, flow_root=None, modality="rgb",
-                rgb_template=RGB_TEMPLATE, flow_template=FLOW_TEMPLATE):
+def video_files(
+    entry, frames_root=None, flow_root=None, modality="rgb", rgb_template=RGB_TEMPLATE, flow_template=FLOW_TEMPLATE
+):
     """{stream: [paths]} of every file of a list entry, in record order (flow interleaved)."""
     numbers = entry.start_frame + np.arange(1, entry.num_frames + 1)
     files = {}
     if "rgb" in STREAMS[modality]:
-        files["rgb"] = [os.path.join(frames_root, entry.path, n)
-                        for n in file_names(rgb_template, numbers)]
+        files["rgb"] = [os.path.join(frames_root, entry.path, n) for n in file_names(rgb_template, numbers)]
     if "flow" in STREAMS[modality]:
-        files["flow"] = [os.path.join(flow_root, entry.path, n)
-                         for n in flow_file_names(flow_template, numbers[:-1, None])]
+        files["flow"] = [
+            os.path.join(flow_root, entry.path, n) for n in flow_file_names(flow_template, numbers[:-1, None])
+        ]
     return files
 
 
-def read_video_contents(entry, frames_root=None, flow_root=None, modality="rgb",
-                        rgb_template=RGB_TEMPLATE, flow_template=FLOW_TEMPLATE):
+def read_video_contents(
+    entry, frames_root=None, flow_root=None, modality="rgb", rgb_template=RGB_TEMPLATE, flow_template=FLOW_TEMPLATE
+):
     """({stream: [JPEG bytes]}, problem): problem names missing or bad files, or is None."""
     contents = {}
-    for stream, paths in video_files(entry, frames_root, flow_root, modality, rgb_template,
-                                     flow_template).items():
+    for stream, paths in video_files(entry, frames_root, flow_root, modality, rgb_template, flow_template).items():
         missing = [p for p in paths if not os.path.isfile(p)]
         if missing:
             return None, f"{len(missing)} {stream} file(s) missing: {', '.join(missing[:3])}"
@@ -74,9 +81,19 @@ def shard_paths(output_prefix, num_shards):
     return [f"{output_prefix}-{i:05d}-of-{num_shards:05d}.tfrecord" for i in range(num_shards)]
 
 
-def write_packed_shards(entries, output_prefix, frames_root=None, flow_root=None, modality="rgb",
-                        num_shards=1, rgb_template=RGB_TEMPLATE, flow_template=FLOW_TEMPLATE,
-                        on_error="raise", report=None, progress=True):
+def write_packed_shards(
+    entries,
+    output_prefix,
+    frames_root=None,
+    flow_root=None,
+    modality="rgb",
+    num_shards=1,
+    rgb_template=RGB_TEMPLATE,
+    flow_template=FLOW_TEMPLATE,
+    on_error="raise",
+    report=None,
+    progress=True,
+):
     """Writes the videos of `entries` (a list, in order) into `num_shards` packed shards.
 
     Args:
@@ -110,8 +127,9 @@ def write_packed_shards(entries, output_prefix, frames_root=None, flow_root=None
             with atomic_output(path) as partial, tf.io.TFRecordWriter(partial) as writer:
                 for position in positions:
                     entry = entries[position]
-                    contents, problem = read_video_contents(entry, frames_root, flow_root,
-                                                            modality, rgb_template, flow_template)
+                    contents, problem = read_video_contents(
+                        entry, frames_root, flow_root, modality, rgb_template, flow_template
+                    )
                     bar.update(1)
                     if problem is not None:
                         if on_error == "raise":
@@ -122,12 +140,14 @@ def write_packed_shards(entries, output_prefix, frames_root=None, flow_root=None
                     done["videos"] += 1
                 write_json(sidecar, done)  # before the shard appears, so a shard implies it
         if done["skipped"] and report is None:
-            raise ValueError(f"{path} (an earlier run with on_error='skip') left out "
-                             f"{len(done['skipped'])} video(s); see {sidecar}")
+            raise ValueError(
+                f"{path} (an earlier run with on_error='skip') left out {len(done['skipped'])} video(s); see {sidecar}"
+            )
         for skipped in done["skipped"]:
             report.add(*skipped)
         total += done["videos"]
     bar.close()
-    write_json(f"{output_prefix}.json", {"modality": modality, "videos": total,
-                                          "shards": [os.path.basename(p) for p in paths]})
+    write_json(
+        f"{output_prefix}.json", {"modality": modality, "videos": total, "shards": [os.path.basename(p) for p in paths]}
+    )
     return paths

@@ -23,6 +23,7 @@ frames in `<frames_dir>/<video>/` (`image_00001.jpg` …), so lists are made aft
   variable rates such as 16.6, not a fixed 24; so fps = n / `length` (the duration column of the
   official csv files) by default.
 """
+
 import collections
 import csv
 import dataclasses
@@ -108,31 +109,32 @@ class _FrameCounter:
 
 # ----------------------------------------------------------------------------- UCF101
 
+
 def read_ucf101_split(split_dir, split):
     """(train, test, class_names) of UCF101 split N; train/test are (video, 0-based label) lists."""
     class_names = read_class_names(os.path.join(split_dir, "classInd.txt"))
     labels = {name: label for label, name in enumerate(class_names)}
     parts = {}
-    for part, file_name in (("train", f"trainlist{split:02d}.txt"),
-                            ("test", f"testlist{split:02d}.txt")):
+    for part, file_name in (("train", f"trainlist{split:02d}.txt"), ("test", f"testlist{split:02d}.txt")):
         path = os.path.join(split_dir, file_name)
         videos = []
         for number, text in _read_lines(path):
             fields, where = text.split(), f"{path}:{number}"
             folder_class = fields[0].split("/")[0]
             if len(fields) not in (1, 2) or folder_class not in labels:
-                raise ValueError(f"{where}: expected 'Class/v_x.avi [label]' with a class of "
-                                 f"classInd.txt, got {text!r}")
+                raise ValueError(
+                    f"{where}: expected 'Class/v_x.avi [label]' with a class of classInd.txt, got {text!r}"
+                )
             label = labels[folder_class]
             if len(fields) == 2 and fields[1] != str(label + 1):
-                raise ValueError(f"{where}: label {fields[1]} but {folder_class} is class "
-                                 f"{label + 1} in classInd.txt")
+                raise ValueError(f"{where}: label {fields[1]} but {folder_class} is class {label + 1} in classInd.txt")
             videos.append((fields[0], label))
         parts[part] = videos
     return parts["train"], parts["test"], class_names
 
 
 # ----------------------------------------------------------------------------- HMDB51
+
 
 def hmdb51_collation_key(path):
     """Sort key giving the en_US locale order of `ls` that `AllVideos.txt` follows.
@@ -141,15 +143,17 @@ def hmdb51_collation_key(path):
     (lowercase first); then every character, punctuation in ISO 14651 order before letters.
     """
     alphanumeric = [c for c in path if c.isalnum()]
-    return ("".join(alphanumeric).lower(), [c.isupper() for c in alphanumeric],
-            [(1, c.lower()) if c.isalnum() else (0, _PUNCTUATION_ORDER.find(c)) for c in path])
+    return (
+        "".join(alphanumeric).lower(),
+        [c.isupper() for c in alphanumeric],
+        [(1, c.lower()) if c.isalnum() else (0, _PUNCTUATION_ORDER.find(c)) for c in path],
+    )
 
 
 def _hmdb51_split_files(split_dir, split):
     """{class name: path} of `<class>_test_split<N>.txt` in split_dir, classes sorted."""
     pattern = re.compile(rf"^(.+)_test_split{split}\.txt$")
-    found = {m.group(1): os.path.join(split_dir, f)
-             for f in os.listdir(split_dir) if (m := pattern.match(f))}
+    found = {m.group(1): os.path.join(split_dir, f) for f in os.listdir(split_dir) if (m := pattern.match(f))}
     if not found:
         raise FileNotFoundError(f"{split_dir}: no HMDB51 split files <class>_test_split{split}.txt")
     return dict(sorted(found.items()))
@@ -168,8 +172,7 @@ def _read_hmdb51_split_file(path, class_name):
 
 def hmdb51_split_numbers(split_dir):
     """The split numbers N with files `<class>_test_splitN.txt` in split_dir."""
-    numbers = {int(m.group(1)) for f in os.listdir(split_dir)
-               if (m := re.match(r"^.+_test_split(\d+)\.txt$", f))}
+    numbers = {int(m.group(1)) for f in os.listdir(split_dir) if (m := re.match(r"^.+_test_split(\d+)\.txt$", f))}
     return sorted(numbers)
 
 
@@ -208,6 +211,7 @@ def read_hmdb51_split(split_dir, split, renaming):
 
 
 # ----------------------------------------------------------------------------- Charades
+
 
 @dataclasses.dataclass(frozen=True)
 class CharadesVideo:
@@ -278,8 +282,12 @@ def charades_lists(videos, count, fps, clip_list=True, whole_list=False, video_d
         for label, start, end in video.actions:
             first, length = charades_clip(start, end, rate, num_frames)
             if length < 1:
-                skipped.append((video.path, f"action c{label:03d} {start}-{end} s has no frame "
-                                            f"among its {num_frames} at {rate:.3f} fps"))
+                skipped.append(
+                    (
+                        video.path,
+                        f"action c{label:03d} {start}-{end} s has no frame among its {num_frames} at {rate:.3f} fps",
+                    )
+                )
                 continue
             clips.append((video.path, first, length, label))
     return clips, whole, skipped
@@ -288,8 +296,10 @@ def charades_lists(videos, count, fps, clip_list=True, whole_list=False, video_d
 def _charades_fps(video, fps, num_frames, video_dir):
     if fps == "length":
         if not video.length:
-            raise ValueError(f"Charades video {video.video_id}: the csv has no 'length' column "
-                             "(duration); choose fps 'video' with the videos, or a number")
+            raise ValueError(
+                f"Charades video {video.video_id}: the csv has no 'length' column "
+                "(duration); choose fps 'video' with the videos, or a number"
+            )
         return num_frames / video.length
     if fps == "video":
         path = os.path.join(video_dir or "", f"{video.video_id}.mp4")
@@ -309,9 +319,18 @@ def charades_video_list(videos):
 
 # ----------------------------------------------------------------------------- all datasets
 
-def make_lists(dataset, split_dir, frames_dir, splits=None, frame_template=RGB_TEMPLATE,
-               skip_missing=False, all_videos=None, charades_fps="length",
-               charades_video_dir=None):
+
+def make_lists(
+    dataset,
+    split_dir,
+    frames_dir,
+    splits=None,
+    frame_template=RGB_TEMPLATE,
+    skip_missing=False,
+    all_videos=None,
+    charades_fps="length",
+    charades_video_dir=None,
+):
     """The release's lists for a dataset, frame counts read from `frames_dir`.
 
     Args:
@@ -330,8 +349,15 @@ def make_lists(dataset, split_dir, frames_dir, splits=None, frame_template=RGB_T
     make = LIST_MAKERS.lookup(dataset, flag="--dataset")
     counter = _FrameCounter(frames_dir, frame_template, skip_missing)
     result = ListSet()
-    make(result, split_dir, counter, splits, all_videos=all_videos, charades_fps=charades_fps,
-         charades_video_dir=charades_video_dir)
+    make(
+        result,
+        split_dir,
+        counter,
+        splits,
+        all_videos=all_videos,
+        charades_fps=charades_fps,
+        charades_video_dir=charades_video_dir,
+    )
     result.skipped = counter.skipped + result.skipped
     return result
 
@@ -343,8 +369,13 @@ def _charades_lists(result, split_dir, counter, splits, charades_fps="length", c
         if not os.path.isfile(path):
             continue
         clips, whole, skipped = charades_lists(
-            read_charades_csv(path), counter, charades_fps, clip_list=True,
-            whole_list=part == "test", video_dir=charades_video_dir)
+            read_charades_csv(path),
+            counter,
+            charades_fps,
+            clip_list=True,
+            whole_list=part == "test",
+            video_dir=charades_video_dir,
+        )
         result.skipped += skipped
         if part == "train":
             result.lists["train_split1.txt"] = clips
@@ -395,6 +426,7 @@ def video_renaming_list(dataset, split_dir, all_videos=None):
 
 # ----------------------------------------------------------------------------- --check
 
+
 @dataclasses.dataclass
 class ListCheck:
     """Comparison of a generated list with a release list (`check_list`)."""
@@ -404,8 +436,8 @@ class ListCheck:
     tolerance: int
     num_generated: int = 0
     num_release: int = 0
-    missing: list = dataclasses.field(default_factory=list)     # in the release list only
-    extra: list = dataclasses.field(default_factory=list)       # in the generated list only
+    missing: list = dataclasses.field(default_factory=list)  # in the release list only
+    extra: list = dataclasses.field(default_factory=list)  # in the generated list only
     label_mismatches: list = dataclasses.field(default_factory=list)
     frame_mismatches: list = dataclasses.field(default_factory=list)  # beyond the tolerance
     frame_differences: collections.Counter = dataclasses.field(default_factory=collections.Counter)
@@ -413,22 +445,24 @@ class ListCheck:
 
     @property
     def ok(self):
-        return not (self.missing or self.extra or self.label_mismatches or self.frame_mismatches
-                    or not self.same_order)
+        return not (self.missing or self.extra or self.label_mismatches or self.frame_mismatches or not self.same_order)
 
     def report(self, examples=5):
         def some(items):
-            return ", ".join(str(i) for i in items[:examples]) + (", …" if len(items) > examples
-                                                                  else "")
+            return ", ".join(str(i) for i in items[:examples]) + (", …" if len(items) > examples else "")
+
         differences = ", ".join(f"{d:+d}: {n}" for d, n in sorted(self.frame_differences.items()))
-        lines = [f"{self.generated} vs release {self.release}: "
-                 f"{'OK' if self.ok else 'MISMATCH'}",
-                 f"  lines: generated {self.num_generated}, release {self.num_release}",
-                 f"  frame-count differences (generated − release): {differences or 'none'}"]
-        for title, items in (("missing (release only)", self.missing),
-                             ("extra (generated only)", self.extra),
-                             ("label mismatches", self.label_mismatches),
-                             (f"frame counts beyond ±{self.tolerance}", self.frame_mismatches)):
+        lines = [
+            f"{self.generated} vs release {self.release}: {'OK' if self.ok else 'MISMATCH'}",
+            f"  lines: generated {self.num_generated}, release {self.num_release}",
+            f"  frame-count differences (generated − release): {differences or 'none'}",
+        ]
+        for title, items in (
+            ("missing (release only)", self.missing),
+            ("extra (generated only)", self.extra),
+            ("label mismatches", self.label_mismatches),
+            (f"frame counts beyond ±{self.tolerance}", self.frame_mismatches),
+        ):
             if items:
                 lines.append(f"  {title}: {len(items)}: {some(items)}")
         if not self.same_order:
@@ -458,11 +492,11 @@ def check_list(generated, release, tolerance=1):
             check.label_mismatches.append(f"{key[0]} ({mine.label} vs {reference.label})")
         difference = mine.num_frames - reference.num_frames
         check.frame_differences[difference] += 1
-        if (abs(difference) > tolerance
-                or abs(mine.start_frame - reference.start_frame) > tolerance):
+        if abs(difference) > tolerance or abs(mine.start_frame - reference.start_frame) > tolerance:
             check.frame_mismatches.append(
                 f"{key[0]} (start {mine.start_frame} vs {reference.start_frame}, "
-                f"frames {mine.num_frames} vs {reference.num_frames})")
+                f"frames {mine.num_frames} vs {reference.num_frames})"
+            )
     common = [k for k in theirs if k in ours]
     check.same_order = common == [k for k in ours if k in theirs]
     return check

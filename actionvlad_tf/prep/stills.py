@@ -21,14 +21,14 @@ Images are BGR uint8 like the demo's frames (the pipeline's preprocessing then a
 the Caffe means). Everything is deterministic given the seed; textures, backgrounds and compositing
 are vectorised over the batch, only the anti-aliased drawing of each outline is per image (OpenCV).
 """
+
 import math
 
 import cv2
 import numpy as np
 
-SHAPES = ("circle", "square", "triangle", "star", "cross", "ring", "diamond", "arrow", "bar",
-          "crescent")
-_ARROW = np.array([[-1, -.25], [.2, -.25], [.2, -.6], [1, 0], [.2, .6], [.2, .25], [-1, .25]])  # area 1.08
+SHAPES = ("circle", "square", "triangle", "star", "cross", "ring", "diamond", "arrow", "bar", "crescent")
+_ARROW = np.array([[-1, -0.25], [0.2, -0.25], [0.2, -0.6], [1, 0], [0.2, 0.6], [0.2, 0.25], [-1, 0.25]])  # area 1.08
 HUE_BINS = 8
 COLOUR_BINS = tuple(f"hue{round(360 * i / HUE_BINS)}" for i in range(HUE_BINS)) + ("grey",)
 TEXTURES = ("flat", "stripes", "checker", "dots", "noise")
@@ -67,33 +67,45 @@ def draw_shape(mask, shape, centre, radius, angle):
     if shape == "circle":
         cv2.circle(mask, c, int(round(radius * _SUB)), 255, -1, cv2.LINE_AA, 4)
     elif shape == "ring":  # the annulus of a circle's area, holed to 55 % of its outer radius
-        outer = radius / math.sqrt(1 - 0.55 ** 2)
+        outer = radius / math.sqrt(1 - 0.55**2)
         cv2.circle(mask, c, int(round(outer * _SUB)), 255, -1, cv2.LINE_AA, 4)
         cv2.circle(mask, c, int(round(0.55 * outer * _SUB)), 0, -1, cv2.LINE_AA, 4)
     elif shape == "crescent":  # a disc minus a shifted disc
         outer = radius * 1.35
         cv2.circle(mask, c, int(round(outer * _SUB)), 255, -1, cv2.LINE_AA, 4)
         offset = rotate @ np.array([0.55 * outer, 0.0])
-        cv2.circle(mask, tuple(int(v) for v in _points(centre + offset)), int(round(0.85 * outer * _SUB)),
-                   0, -1, cv2.LINE_AA, 4)
+        cv2.circle(
+            mask,
+            tuple(int(v) for v in _points(centre + offset)),
+            int(round(0.85 * outer * _SUB)),
+            0,
+            -1,
+            cv2.LINE_AA,
+            4,
+        )
     elif shape in ("square", "triangle"):
         corners = {"square": 4, "triangle": 3}[shape]
-        cv2.fillPoly(mask, [_points(_regular(corners, _area_radius(corners, radius), angle, centre))],
-                     255, cv2.LINE_AA, 4)
+        cv2.fillPoly(
+            mask, [_points(_regular(corners, _area_radius(corners, radius), angle, centre))], 255, cv2.LINE_AA, 4
+        )
     elif shape == "star":
         outer = radius * 1.45
         cv2.fillPoly(mask, [_points(_regular(5, outer, angle, centre, inner=0.45 * outer))], 255, cv2.LINE_AA, 4)
     elif shape == "arrow":
-        cv2.fillPoly(mask, [_points(centre + _ARROW * radius * math.sqrt(math.pi / 1.08) @ rotate.T)], 255,
-                     cv2.LINE_AA, 4)
+        cv2.fillPoly(
+            mask, [_points(centre + _ARROW * radius * math.sqrt(math.pi / 1.08) @ rotate.T)], 255, cv2.LINE_AA, 4
+        )
     elif shape in ("diamond", "bar", "cross"):
         # diamond: a rhombus 2:1; bar: a 4:1 rectangle; cross: two 4:1 bars (areas ≈ π r²).
         half = {"diamond": (1.77, 0.89), "bar": (1.77, 0.44), "cross": (1.45, 0.36)}[shape]
-        corners = np.array([[1, 0], [0, 1], [-1, 0], [0, -1]] if shape == "diamond"
-                           else [[1, 1], [-1, 1], [-1, -1], [1, -1]], np.float64)
-        for turn in ((0.0, math.pi / 2) if shape == "cross" else (0.0,)):
-            r = np.array([[math.cos(angle + turn), -math.sin(angle + turn)],
-                          [math.sin(angle + turn), math.cos(angle + turn)]])
+        corners = np.array(
+            [[1, 0], [0, 1], [-1, 0], [0, -1]] if shape == "diamond" else [[1, 1], [-1, 1], [-1, -1], [1, -1]],
+            np.float64,
+        )
+        for turn in (0.0, math.pi / 2) if shape == "cross" else (0.0,):
+            r = np.array(
+                [[math.cos(angle + turn), -math.sin(angle + turn)], [math.sin(angle + turn), math.cos(angle + turn)]]
+            )
             polygon = centre + (corners * np.array(half) * radius) @ r.T
             cv2.fillPoly(mask, [_points(polygon)], 255, cv2.LINE_AA, 4)
     else:
@@ -112,8 +124,9 @@ def _hsv_to_bgr(hue_degrees, saturation, value):
 def _smooth_fields(rng, n, size, channels, cells):
     """[n, size, size, channels] smooth random fields in [-1, 1] (bicubic upsampling of a coarse grid)."""
     coarse = rng.uniform(-1, 1, (n, cells, cells, channels)).astype(np.float32)
-    return np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_CUBIC).reshape(size, size, channels)
-                     for c in coarse])
+    return np.stack(
+        [cv2.resize(c, (size, size), interpolation=cv2.INTER_CUBIC).reshape(size, size, channels) for c in coarse]
+    )
 
 
 def _patterns(rng, kinds, size):
@@ -127,8 +140,12 @@ def _patterns(rng, kinds, size):
     u = (x * np.cos(angle) + y * np.sin(angle)) * frequency + phase[0]
     v = (y * np.cos(angle) - x * np.sin(angle)) * frequency + phase[1]
     sin_u, sin_v = np.sin(u) > 0, np.sin(v) > 0
-    options = {1: sin_u, 2: sin_u ^ sin_v, 3: (np.cos(u) + np.cos(v)) > 1.0,
-               4: rng.uniform(0, 1, (n, size, size)) > 0.5}
+    options = {
+        1: sin_u,
+        2: sin_u ^ sin_v,
+        3: (np.cos(u) + np.cos(v)) > 1.0,
+        4: rng.uniform(0, 1, (n, size, size)) > 0.5,
+    }
     kinds = np.asarray(kinds)
     out = np.ones((n, size, size), np.float32)
     for kind, pattern in options.items():
@@ -146,8 +163,9 @@ def _backgrounds(rng, n, size):
     y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5
     angle = rng.uniform(0, 2 * math.pi, (n, 1, 1)).astype(np.float32)
     ramp = (x * np.cos(angle) + y * np.sin(angle))[..., None] * rng.uniform(-120, 120, (n, 1, 1, 3)).astype(np.float32)
-    texture = ((_patterns(rng, rng.integers(1, len(TEXTURES), n), size)[..., None] - 0.5)
-               * rng.uniform(10, 40, (n, 1, 1, 1)).astype(np.float32))
+    texture = (_patterns(rng, rng.integers(1, len(TEXTURES), n), size)[..., None] - 0.5) * rng.uniform(
+        10, 40, (n, 1, 1, 1)
+    ).astype(np.float32)
     kind = kind[:, None, None, None]
     image = base + tint + field * amplitude * np.where(kind == 1, np.float32(0.3), np.float32(1.0))
     image += ramp * (kind == 1) + texture * (kind == 2)
@@ -156,8 +174,15 @@ def _backgrounds(rng, n, size):
         for _ in range(int(rng.integers(3, 9))):
             ends = rng.uniform(-0.2, 1.2, (2, 2)) * size
             colour = tuple(float(v) for v in np.clip(base[index, 0, 0, 0] + rng.uniform(-70, 70, 3), 0, 255))
-            cv2.line(images[index], tuple(int(v) for v in _points(ends[0])), tuple(int(v) for v in _points(ends[1])),
-                     colour, int(rng.integers(1, 3)), cv2.LINE_AA, 4)
+            cv2.line(
+                images[index],
+                tuple(int(v) for v in _points(ends[0])),
+                tuple(int(v) for v in _points(ends[1])),
+                colour,
+                int(rng.integers(1, 3)),
+                cv2.LINE_AA,
+                4,
+            )
     return images
 
 

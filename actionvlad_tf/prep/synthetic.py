@@ -25,9 +25,9 @@ this structure into small videos that train on two CPU cores.
   boundaries), each at a random place, size, speed and direction, over a random smooth, light
   background with sensor noise, plus one or two shared distractors (dark grey rings and crosses
   drifting slowly on Lissajous paths) present in every class. The objects are darker than every
-  background, so that optical flow, computed on grey levels, sees them. Shapes have equal areas at equal size (a triangle is
-  not smaller than a circle) and the pulsing is normalised to the same mean area, so the amount of
-  each colour and motion in a video does not reveal the class either.
+  background, so that optical flow, computed on grey levels, sees them. Shapes have equal areas at
+  equal size (a triangle is not smaller than a circle) and the pulsing is normalised to the same
+  mean area, so the amount of each colour and motion in a video does not reveal the class either.
 
 Files (`generate_demo_dataset`): `videos/<Class>/v_<Class>_gNN_c01.avi` (Motion-JPEG in AVI,
 OpenCV's own encoder, so that every opencv wheel writes and reads it), the UCF101-format split
@@ -39,6 +39,7 @@ triangle, e.g. `RH_GV_BZ` = red circle sliding, green square climbing, blue tria
 Everything is deterministic given the seed; every file is written atomically and a re-run keeps
 the videos already there.
 """
+
 import dataclasses
 import itertools
 import json
@@ -93,12 +94,12 @@ def demo_classes(num_classes=6):
     colour_letters, classes = list(COLOURS), []
     for block, k in itertools.product(range(6), range(6)):
         sigma, tau = _PERMUTATIONS[k], _PERMUTATIONS[(k + block) % 6]
-        classes.append(DemoClass(tuple(colour_letters[i] for i in sigma),
-                                 tuple(MOTIONS[i] for i in tau)))
+        classes.append(DemoClass(tuple(colour_letters[i] for i in sigma), tuple(MOTIONS[i] for i in tau)))
     return classes[:num_classes]
 
 
 # ----------------------------------------------------------------------------- drawing
+
 
 def _polygon(shape, radius, angle):
     """Vertices (relative to the centre) of a square or triangle with the area of a circle of
@@ -114,8 +115,15 @@ def _draw(image, shape, centre, radius, colour, angle=0.0, thickness=-1):
     """Anti-aliased shape at sub-pixel precision (coordinates in 1/16 px)."""
     shift = 4
     if shape in ("circle", "ring"):
-        cv2.circle(image, tuple(int(round(v * 16)) for v in centre), int(round(radius * 16)),
-                   colour, thickness, cv2.LINE_AA, shift)
+        cv2.circle(
+            image,
+            tuple(int(round(v * 16)) for v in centre),
+            int(round(radius * 16)),
+            colour,
+            thickness,
+            cv2.LINE_AA,
+            shift,
+        )
     elif shape == "cross":
         for a in (angle, angle + math.pi / 2):
             d = radius * np.array([math.cos(a), math.sin(a)])
@@ -144,8 +152,7 @@ def _background(rng, height, width):
 def _segments(rng, num_frames, count):
     """Random boundaries cutting num_frames into `count` segments of about equal length."""
     jitter = max(0, min(2, num_frames // (4 * count)))
-    cuts = [round(i * num_frames / count) + int(rng.integers(-jitter, jitter + 1))
-            for i in range(1, count)]
+    cuts = [round(i * num_frames / count) + int(rng.integers(-jitter, jitter + 1)) for i in range(1, count)]
     bounds = [0] + cuts + [num_frames]
     return [(bounds[i], bounds[i + 1]) for i in range(count)]
 
@@ -166,8 +173,7 @@ def _sub_action_track(rng, motion, length, height, width):
     else:
         period, phase = rng.uniform(8, 12), rng.uniform(0, 2 * math.pi)
         # Divided by the RMS of (1 + a·sin) so the mean area equals that of a sliding object.
-        radii = radius * (1 + _PULSE * np.sin(2 * math.pi * times / period + phase)) / math.sqrt(
-            1 + _PULSE ** 2 / 2)
+        radii = radius * (1 + _PULSE * np.sin(2 * math.pi * times / period + phase)) / math.sqrt(1 + _PULSE**2 / 2)
     return centres, radii
 
 
@@ -186,24 +192,28 @@ def render_video(demo_class, rng, num_frames=36, height=96, width=128):
         for t in range(first, end):
             drawings[t] = (shape, centres[t - first], radii[t - first], tuple(colour), angle)
         tracks[first:end] = index
-        segments.append({"shape": shape, "colour": colour_letter, "motion": motion,
-                         "first_frame": first + 1, "last_frame": end})
+        segments.append(
+            {"shape": shape, "colour": colour_letter, "motion": motion, "first_frame": first + 1, "last_frame": end}
+        )
     distractors = []
     for _ in range(int(rng.integers(1, 3))):
-        distractors.append({
-            "shape": str(rng.choice(["ring", "cross"])),
-            "grey": float(rng.uniform(*DISTRACTOR_GREY)),
-            "radius": rng.uniform(0.05, 0.08) * min(height, width),
-            "centre": np.array([rng.uniform(0.3, 0.7) * width, rng.uniform(0.3, 0.7) * height]),
-            "amplitude": np.array([rng.uniform(0.1, 0.3) * width, rng.uniform(0.1, 0.3) * height]),
-            "frequency": rng.uniform(*DISTRACTOR_FREQUENCY, 2), "phase": rng.uniform(0, 2 * math.pi, 2)})
+        distractors.append(
+            {
+                "shape": str(rng.choice(["ring", "cross"])),
+                "grey": float(rng.uniform(*DISTRACTOR_GREY)),
+                "radius": rng.uniform(0.05, 0.08) * min(height, width),
+                "centre": np.array([rng.uniform(0.3, 0.7) * width, rng.uniform(0.3, 0.7) * height]),
+                "amplitude": np.array([rng.uniform(0.1, 0.3) * width, rng.uniform(0.1, 0.3) * height]),
+                "frequency": rng.uniform(*DISTRACTOR_FREQUENCY, 2),
+                "phase": rng.uniform(0, 2 * math.pi, 2),
+            }
+        )
     frames = np.empty((num_frames, height, width, 3), np.uint8)
     for t in range(num_frames):
         image = background.copy()
         for d in distractors:
             centre = d["centre"] + d["amplitude"] * np.sin(d["frequency"] * t + d["phase"])
-            _draw(image, d["shape"], centre, d["radius"], (d["grey"],) * 3, angle=DISTRACTOR_TURN * t,
-                  thickness=2)
+            _draw(image, d["shape"], centre, d["radius"], (d["grey"],) * 3, angle=DISTRACTOR_TURN * t, thickness=2)
         shape, centre, radius, colour, angle = drawings[t]
         _draw(image, shape, centre, radius, colour, angle)
         noise = rng.normal(0, 3, image.shape).astype(np.float32)
@@ -216,8 +226,7 @@ def write_video(path, frames, fps=24, quality=VIDEO_QUALITY):
     height, width = frames.shape[1:3]
     directory, name = os.path.split(path)
     temporary = os.path.join(directory, f".{name}.partial.avi")  # the writer needs .avi
-    writer = cv2.VideoWriter(temporary, cv2.CAP_OPENCV_MJPEG, cv2.VideoWriter_fourcc(*"MJPG"),
-                             fps, (width, height))
+    writer = cv2.VideoWriter(temporary, cv2.CAP_OPENCV_MJPEG, cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
     if not writer.isOpened():
         raise RuntimeError(f"{temporary}: OpenCV cannot write Motion-JPEG AVI here")
     try:
@@ -230,6 +239,7 @@ def write_video(path, frames, fps=24, quality=VIDEO_QUALITY):
 
 
 # ----------------------------------------------------------------------------- the dataset
+
 
 def video_name(demo_class, group):
     """UCF101-style relative path of the group-th video (1-based) of a class."""
@@ -252,9 +262,19 @@ class DemoSummary:
     kept: int
 
 
-def generate_demo_dataset(output_dir, num_classes=6, train_per_class=10, test_per_class=5,
-                          num_frames=36, height=96, width=128, fps=24, seed=0, progress=True,
-                          val_per_class=0):
+def generate_demo_dataset(
+    output_dir,
+    num_classes=6,
+    train_per_class=10,
+    test_per_class=5,
+    num_frames=36,
+    height=96,
+    width=128,
+    fps=24,
+    seed=0,
+    progress=True,
+    val_per_class=0,
+):
     """Writes the demo dataset (module docstring) into output_dir and returns a DemoSummary.
 
     Each video's randomness comes from (seed, class, video), so any subset is regenerated
@@ -272,8 +292,7 @@ def generate_demo_dataset(output_dir, num_classes=6, train_per_class=10, test_pe
     split_dir = os.path.join(output_dir, "splits")
     train_lines, test_lines, manifest_videos = [], [], []
     written = kept = video_bytes = 0
-    jobs = [(label, group) for label in range(num_classes)
-            for group in range(1, train_per_class + test_per_class + 1)]
+    jobs = [(label, group) for label in range(num_classes) for group in range(1, train_per_class + test_per_class + 1)]
     for label, group in tqdm.tqdm(jobs, desc="demo videos", unit="video", disable=not progress):
         demo_class = classes[label]
         name = video_name(demo_class, group)
@@ -288,24 +307,31 @@ def generate_demo_dataset(output_dir, num_classes=6, train_per_class=10, test_pe
             written += 1
         video_bytes += os.path.getsize(path)
         is_train = group <= train_per_class
-        (train_lines if is_train else test_lines).append(
-            f"{name} {label + 1}" if is_train else name)
+        (train_lines if is_train else test_lines).append(f"{name} {label + 1}" if is_train else name)
         if is_train:
             is_val = group > train_per_class - val_per_class
             (val_lines if is_val else fit_lines).append(name if is_val else f"{name} {label + 1}")
-        manifest_videos.append({"path": name, "label": label,
-                                "split": "train" if is_train else "test", "segments": segments})
-    _write_text(os.path.join(split_dir, "classInd.txt"),
-                [f"{i} {c.name}" for i, c in enumerate(classes, start=1)])
+        manifest_videos.append(
+            {"path": name, "label": label, "split": "train" if is_train else "test", "segments": segments}
+        )
+    _write_text(os.path.join(split_dir, "classInd.txt"), [f"{i} {c.name}" for i, c in enumerate(classes, start=1)])
     _write_text(os.path.join(split_dir, "trainlist01.txt"), train_lines)
     _write_text(os.path.join(split_dir, "testlist01.txt"), test_lines)
     if val_per_class:
         _write_text(os.path.join(split_dir, "trainlist02.txt"), fit_lines)
         _write_text(os.path.join(split_dir, "testlist02.txt"), val_lines)
     _write_text(os.path.join(output_dir, "actions.txt"), [c.name for c in classes])
-    manifest = {"seed": seed, "num_frames": num_frames, "height": height, "width": width,
-                "fps": fps, "classes": [{"name": c.name, "sub_actions": [
-                    {"shape": s, "colour": col, "motion": m} for s, col, m in c.sub_actions]}
-                    for c in classes], "videos": manifest_videos}
+    manifest = {
+        "seed": seed,
+        "num_frames": num_frames,
+        "height": height,
+        "width": width,
+        "fps": fps,
+        "classes": [
+            {"name": c.name, "sub_actions": [{"shape": s, "colour": col, "motion": m} for s, col, m in c.sub_actions]}
+            for c in classes
+        ],
+        "videos": manifest_videos,
+    }
     _write_text(os.path.join(output_dir, "manifest.json"), [json.dumps(manifest, indent=1)])
     return DemoSummary(len(jobs), len(jobs) * num_frames, video_bytes, written, kept)

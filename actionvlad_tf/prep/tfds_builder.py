@@ -22,6 +22,7 @@ the JPEG bytes are stored unchanged (`tfds.features.Image` keeps given bytes), s
 
 gives exactly the batches of the frame-folder pipeline.
 """
+
 import os
 
 import numpy as np
@@ -69,8 +70,17 @@ class ActionVladFramesConfig(tfds.core.BuilderConfig):
         rgb_template, flow_template: frame and flow file names.
     """
 
-    def __init__(self, *, num_classes, lists, modality="rgb+flow", class_names=None,
-                 rgb_template=RGB_TEMPLATE, flow_template=FLOW_TEMPLATE, **kwargs):
+    def __init__(
+        self,
+        *,
+        num_classes,
+        lists,
+        modality="rgb+flow",
+        class_names=None,
+        rgb_template=RGB_TEMPLATE,
+        flow_template=FLOW_TEMPLATE,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
@@ -84,11 +94,16 @@ class ActionVladFramesConfig(tfds.core.BuilderConfig):
 
 def _release_configs(dataset):
     spec = DATASETS[dataset]
-    return [ActionVladFramesConfig(
-        name=f"{dataset}_split{n}", num_classes=spec.num_classes, class_names=spec.class_names,
-        lists={"train": f"train_split{n}.txt", "test": f"test_split{n}.txt"},
-        description=f"{dataset} split {n}: RGB frames and TV-L1 flow stacks, release lists")
-        for n in (1, 2, 3)]
+    return [
+        ActionVladFramesConfig(
+            name=f"{dataset}_split{n}",
+            num_classes=spec.num_classes,
+            class_names=spec.class_names,
+            lists={"train": f"train_split{n}.txt", "test": f"test_split{n}.txt"},
+            description=f"{dataset} split {n}: RGB frames and TV-L1 flow stacks, release lists",
+        )
+        for n in (1, 2, 3)
+    ]
 
 
 class ActionVladFrames(tfds.core.GeneratorBasedBuilder):
@@ -101,8 +116,11 @@ class ActionVladFrames(tfds.core.GeneratorBasedBuilder):
 
     def _info(self):
         config = self.builder_config
-        label = (tfds.features.ClassLabel(names=list(config.class_names)) if config.class_names
-                 else tfds.features.ClassLabel(num_classes=config.num_classes))
+        label = (
+            tfds.features.ClassLabel(names=list(config.class_names))
+            if config.class_names
+            else tfds.features.ClassLabel(num_classes=config.num_classes)
+        )
         features = {
             "path": tfds.features.Text(doc="video folder relative to the frame root"),
             "where": tfds.features.Text(doc="list_file:line"),
@@ -112,34 +130,55 @@ class ActionVladFrames(tfds.core.GeneratorBasedBuilder):
             "start_frame": tfds.features.Scalar(np.int64, doc="0-based clip offset"),
         }
         if "rgb" in STREAMS[config.modality]:
-            features["rgb"] = tfds.features.Sequence(tfds.features.Image(
-                shape=(None, None, 3), encoding_format="jpeg"), doc="frames start+1 … start+n")
+            features["rgb"] = tfds.features.Sequence(
+                tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg"), doc="frames start+1 … start+n"
+            )
         if "flow" in STREAMS[config.modality]:
-            features["flow"] = tfds.features.Sequence(tfds.features.Image(
-                shape=(None, None, 1), encoding_format="jpeg"),
-                doc="flow start+1 … start+n−1, interleaved x, y, x, y, …")
+            features["flow"] = tfds.features.Sequence(
+                tfds.features.Image(shape=(None, None, 1), encoding_format="jpeg"),
+                doc="flow start+1 … start+n−1, interleaved x, y, x, y, …",
+            )
         streams = STREAMS[config.modality]
         video = streams[0] if len(streams) == 1 else {stream: stream for stream in streams}
         return self.dataset_info_from_configs(
-            description=_DESCRIPTION, features=tfds.features.FeaturesDict(features),
-            supervised_keys=(video, "label"), homepage=_HOMEPAGE, citation=_CITATION)
+            description=_DESCRIPTION,
+            features=tfds.features.FeaturesDict(features),
+            supervised_keys=(video, "label"),
+            homepage=_HOMEPAGE,
+            citation=_CITATION,
+        )
 
     def _split_generators(self, dl_manager):
         manual = os.fspath(dl_manager.manual_dir)
-        return {split: self._generate_examples(manual, os.path.join(manual, "lists", name))
-                for split, name in self.builder_config.lists.items()}
+        return {
+            split: self._generate_examples(manual, os.path.join(manual, "lists", name))
+            for split, name in self.builder_config.lists.items()
+        }
 
     def _generate_examples(self, manual_dir, list_file):
         config = self.builder_config
         for position, entry in enumerate(read_list(list_file, config.num_classes)):
             if entry.label < 0:
-                raise ValueError(f"{entry.where}: unlabelled video (label -1) in a ClassLabel "
-                                 "dataset")
+                raise ValueError(f"{entry.where}: unlabelled video (label -1) in a ClassLabel dataset")
             contents, problem = read_video_contents(
-                entry, os.path.join(manual_dir, "frames"), os.path.join(manual_dir, "flow"),
-                config.modality, config.rgb_template, config.flow_template)
+                entry,
+                os.path.join(manual_dir, "frames"),
+                os.path.join(manual_dir, "flow"),
+                config.modality,
+                config.rgb_template,
+                config.flow_template,
+            )
             if problem is not None:
                 raise ValueError(f"{entry.path} ({entry.where}): {problem}")
-            yield position, {"path": entry.path, "where": entry.where, "index": position,
-                             "label": entry.label, "num_frames": entry.num_frames,
-                             "start_frame": entry.start_frame, **contents}
+            yield (
+                position,
+                {
+                    "path": entry.path,
+                    "where": entry.where,
+                    "index": position,
+                    "label": entry.label,
+                    "num_frames": entry.num_frames,
+                    "start_frame": entry.start_frame,
+                    **contents,
+                },
+            )

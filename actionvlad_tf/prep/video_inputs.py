@@ -2,6 +2,7 @@
 sampling (§3.3), flow computed on demand from the decoded frames with the data-prep flow code. What
 prediction (`export.predictor`) and the visualisations (`viz`) feed a model. The frames are an array
 or a `FrameBuffer` holding only some of them (streamed prediction)."""
+
 import numpy as np
 
 from actionvlad_tf.data import sampling
@@ -70,7 +71,7 @@ class FlowCache:
             first, last = int(run[0]), int(run[-1])
             if last >= len(self.frames):
                 raise ValueError(f"flow file {last} needs frame {last + 1}, the video has {len(self.frames)}")
-            flow_x, flow_y = compute_flow_images(self.frames[first - 1:last + 1], self.method, self.bound)
+            flow_x, flow_y = compute_flow_images(self.frames[first - 1 : last + 1], self.method, self.bound)
             for offset, k in enumerate(range(first, last + 1)):
                 self._pairs[k] = (flow_x[offset], flow_y[offset])
 

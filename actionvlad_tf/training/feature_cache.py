@@ -29,6 +29,7 @@ interrupted build is completed. One file per view (rather than one array per sha
 training dataset read a random view with TF ops alone (`tf.io.read_file`): parallel, without the
 GIL, and checkpointable with the trainer's iterator.
 """
+
 import hashlib
 import io
 import json
@@ -48,8 +49,7 @@ FORMAT_VERSION = 1
 META_FILE = "meta.json"
 FEATURES_DIR = "features"
 KEY_LENGTH = 16  # hex digits of the key in the folder name; meta.json holds all 64
-AUGMENTATION_ARGUMENTS = ("image_size", "resize_shape", "scales", "invert_flow_on_flip",
-                          "half_pixel_centers")
+AUGMENTATION_ARGUMENTS = ("image_size", "resize_shape", "scales", "invert_flow_on_flip", "half_pixel_centers")
 
 
 def _layer_signature(model):
@@ -92,8 +92,8 @@ def _header_bytes(shape, dtype):
     """Length of the `.npy` (format 1.0) header written before the array data."""
     buffer = io.BytesIO()
     np.lib.format.write_array_header_1_0(
-        buffer, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
-                 "shape": tuple(shape)})
+        buffer, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": tuple(shape)}
+    )
     return buffer.tell()
 
 
@@ -108,8 +108,10 @@ class FeatureCache:
         with open(meta_path, encoding="utf-8") as handle:
             self.meta = json.load(handle)
         if self.meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{meta_path}: cache format {self.meta.get('format_version')}, this "
-                             f"code reads format {FORMAT_VERSION}; rebuild the cache")
+            raise ValueError(
+                f"{meta_path}: cache format {self.meta.get('format_version')}, this "
+                f"code reads format {FORMAT_VERSION}; rebuild the cache"
+            )
         if not self.meta["key"].startswith(os.path.basename(os.path.normpath(self.directory))):
             raise ValueError(f"{meta_path}: key {self.meta['key']} does not match its folder name")
         self.views = int(self.meta["views"])
@@ -156,11 +158,13 @@ class FeatureCache:
         missing = self.missing()
         if missing:
             position, view = missing[0]
-            raise ValueError(f"feature cache {self.directory} is incomplete: {len(missing)} view "
-                             f"file(s) missing, first {self.file(position, view)}; build it first")
+            raise ValueError(
+                f"feature cache {self.directory} is incomplete: {len(missing)} view "
+                f"file(s) missing, first {self.file(position, view)}; build it first"
+            )
         positions = np.arange(self.num_videos)
         if input_context is not None:
-            positions = positions[input_context.input_pipeline_id::input_context.num_input_pipelines]
+            positions = positions[input_context.input_pipeline_id :: input_context.num_input_pipelines]
             batch_size = input_context.get_per_replica_batch_size(batch_size)
         files = tf.constant([[self.file(p, v) for v in range(self.views)] for p in positions])
         videos = tf.data.Dataset.from_tensor_slices((files, tf.constant(self.labels[positions])))
@@ -172,16 +176,18 @@ class FeatureCache:
             (view_files, label) = video
             path = view_files[view]
             contents = tf.io.read_file(path)
-            check = tf.debugging.Assert(tf.strings.length(contents) == self.file_bytes,
-                                        ["feature cache file changed size after the check:", path])
+            check = tf.debugging.Assert(
+                tf.strings.length(contents) == self.file_bytes,
+                ["feature cache file changed size after the check:", path],
+            )
             with tf.control_dependencies([check]):
-                values = tf.io.decode_raw(tf.strings.substr(contents, self.header_bytes, -1),
-                                          stored_dtype)
+                values = tf.io.decode_raw(tf.strings.substr(contents, self.header_bytes, -1), stored_dtype)
             features = tf.cast(tf.reshape(values, self.feature_shape), output_dtype)
             return features, label
 
         dataset = tf.data.Dataset.zip(videos.repeat(), choices).map(
-            read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
         return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
@@ -207,15 +213,28 @@ def _write_meta(directory, meta):
         with open(path, encoding="utf-8") as handle:
             existing = json.load(handle)
         if existing.get("key") != meta["key"]:
-            raise ValueError(f"{path} holds key {existing.get('key')}, expected {meta['key']}: "
-                             "a truncated-key collision; delete the folder")
+            raise ValueError(
+                f"{path} holds key {existing.get('key')}, expected {meta['key']}: "
+                "a truncated-key collision; delete the folder"
+            )
         return
     with atomic_output(path) as partial, open(partial, "w", encoding="utf-8") as handle:
         json.dump(meta, handle, indent=1)
 
 
-def build_feature_cache(cache_root, prefix, list_file, read_videos, modality="rgb", views=4, seed=0,
-                        augmentation=None, description=None, dtype="float32", progress=True):
+def build_feature_cache(
+    cache_root,
+    prefix,
+    list_file,
+    read_videos,
+    modality="rgb",
+    views=4,
+    seed=0,
+    augmentation=None,
+    description=None,
+    dtype="float32",
+    progress=True,
+):
     """Computes (or completes) the cache of `prefix` over the videos of `list_file`.
 
     Args:
@@ -241,66 +260,96 @@ def build_feature_cache(cache_root, prefix, list_file, read_videos, modality="rg
         the complete `FeatureCache`.
     """
     if modality not in ("rgb", "flow"):
-        raise ValueError(f"feature caches hold one stream: modality must be 'rgb' or 'flow', got "
-                         f"{modality!r} (split and cache each stream's model)")
+        raise ValueError(
+            f"feature caches hold one stream: modality must be 'rgb' or 'flow', got "
+            f"{modality!r} (split and cache each stream's model)"
+        )
     if views < 1:
         raise ValueError(f"views must be ≥ 1, got {views}")
     augmentation = dict(augmentation or {})
     unknown = set(augmentation) - set(AUGMENTATION_ARGUMENTS)
     if unknown:
-        raise ValueError(f"unknown augmentation arguments {sorted(unknown)}; "
-                         f"known: {AUGMENTATION_ARGUMENTS}")
+        raise ValueError(f"unknown augmentation arguments {sorted(unknown)}; known: {AUGMENTATION_ARGUMENTS}")
     description = dict(description or {})
     entries = read_list(list_file)
     key = cache_key(prefix, list_file, modality, views, seed, augmentation, description, dtype)
     directory = os.path.join(cache_root, key[:KEY_LENGTH])
-    _write_meta(directory, {
-        "format_version": FORMAT_VERSION, "key": key, "list_file": os.path.abspath(list_file),
-        "modality": modality, "views": views, "seed": seed, "augmentation": augmentation,
-        "description": description, "dtype": np.dtype(dtype).name,
-        "feature_shape": list(prefix.output.shape[1:]),
-        "view_seed": "stateless seed (seed, position * views + view)",
-        "labels": [e.label for e in entries], "paths": [e.path for e in entries],
-    })
+    _write_meta(
+        directory,
+        {
+            "format_version": FORMAT_VERSION,
+            "key": key,
+            "list_file": os.path.abspath(list_file),
+            "modality": modality,
+            "views": views,
+            "seed": seed,
+            "augmentation": augmentation,
+            "description": description,
+            "dtype": np.dtype(dtype).name,
+            "feature_shape": list(prefix.output.shape[1:]),
+            "view_seed": "stateless seed (seed, position * views + view)",
+            "labels": [e.label for e in entries],
+            "paths": [e.path for e in entries],
+        },
+    )
     os.makedirs(os.path.join(directory, FEATURES_DIR), exist_ok=True)
     cache = FeatureCache(directory)
     missing = cache.missing()
     todo = {}
     for position, view in missing:
         todo.setdefault(position, []).append(view)
-    compute = tf.function(lambda video: tf.cast(prefix(video, training=False), dtype),
-                          reduce_retracing=True)
-    bar = tqdm(total=cache.num_videos * views, initial=cache.num_videos * views - len(missing),
-               unit="view", desc="feature cache", disable=not progress)
+    compute = tf.function(lambda video: tf.cast(prefix(video, training=False), dtype), reduce_retracing=True)
+    bar = tqdm(
+        total=cache.num_videos * views,
+        initial=cache.num_videos * views - len(missing),
+        unit="view",
+        desc="feature cache",
+        disable=not progress,
+    )
     for run in _contiguous_runs(sorted(todo)):
         source = read_videos([entries[p] for p in run])
         for position, (frames, label) in zip(run, source):
             entry = entries[position]
             if int(tf.reshape(label, [-1])[0]) != entry.label:
-                raise ValueError(f"read_videos returned label {label} for {entry.path} "
-                                 f"({entry.where}), the list says {entry.label}: wrong order")
+                raise ValueError(
+                    f"read_videos returned label {label} for {entry.path} "
+                    f"({entry.where}), the list says {entry.label}: wrong order"
+                )
             if len(frames.shape) == 5:
                 frames = frames[0]
             for view in todo[position]:
                 video = augment.preprocess_for_train(
-                    frames, modality, view_seed(seed, position, views, view), **augmentation)
+                    frames, modality, view_seed(seed, position, views, view), **augmentation
+                )
                 features = compute(video[None])[0].numpy()
-                with atomic_output(cache.file(position, view)) as partial, \
-                        open(partial, "wb") as handle:
+                with atomic_output(cache.file(position, view)) as partial, open(partial, "wb") as handle:
                     np.lib.format.write_array(handle, features, version=(1, 0))
                 bar.update(1)
     bar.close()
     missing = cache.missing()
     if missing:
         position, view = missing[0]
-        raise ValueError(f"read_videos yielded too few videos: {len(missing)} view(s) still "
-                         f"missing, first {entries[position].path} ({entries[position].where})")
+        raise ValueError(
+            f"read_videos yielded too few videos: {len(missing)} view(s) still "
+            f"missing, first {entries[position].path} ({entries[position].where})"
+        )
     return cache
 
 
-def cached_training_inputs(model, list_file, read_videos, cache_root, batch_size, modality="rgb",
-                           views=4, seed=0, augmentation=None, description=None, dtype="float32",
-                           progress=True):
+def cached_training_inputs(
+    model,
+    list_file,
+    read_videos,
+    cache_root,
+    batch_size,
+    modality="rgb",
+    views=4,
+    seed=0,
+    augmentation=None,
+    description=None,
+    dtype="float32",
+    progress=True,
+):
     """(suffix, dataset, cache) to train `model`'s current stage on a feature cache:
     `train(suffix, dataset, config, stage=None, export_model=model)`.
 
@@ -313,6 +362,17 @@ def cached_training_inputs(model, list_file, read_videos, cache_root, batch_size
     split = split_at_frozen_boundary(model)
     if split.prefix is None:
         raise ValueError(f"{model.name} has no frozen layers (stage 0?): nothing to cache")
-    cache = build_feature_cache(cache_root, split.prefix, list_file, read_videos, modality, views,
-                                seed, augmentation, description, dtype, progress)
+    cache = build_feature_cache(
+        cache_root,
+        split.prefix,
+        list_file,
+        read_videos,
+        modality,
+        views,
+        seed,
+        augmentation,
+        description,
+        dtype,
+        progress,
+    )
     return split.suffix, cache.dataset(batch_size, shuffle_seed=seed), cache

@@ -7,6 +7,7 @@ descriptors) and runs scikit-learn's KMeans with K = 64. Here the same, with a f
 release's had none, §8 row 19); the centres are returned as k-means gives them, NOT re-normalised
 (§5.3: means of unit vectors, ‖c‖ < 1), and stored as `.npz` (never a pickle; `actionvlad_tf.centers`).
 """
+
 import dataclasses
 import logging
 import time
@@ -44,8 +45,9 @@ def sample_frame_entries(entries, num_frames, modality="rgb", flow_stack=FLOW_ST
     while len(chosen) < num_frames:
         for index in rng.permutation(len(entries)):
             entry = entries[index]
-            (first,) = frame_numbers(entry.num_frames, 1, modality, flow_stack, entry.start_frame,
-                                     rng=rng, where=entry.where)
+            (first,) = frame_numbers(
+                entry.num_frames, 1, modality, flow_stack, entry.start_frame, rng=rng, where=entry.where
+            )
             chosen.append(dataclasses.replace(entry, num_frames=clip_length, start_frame=int(first) - 1))
             if len(chosen) == num_frames:
                 break
@@ -89,7 +91,7 @@ def sample_descriptors(feature_fn, frames, num_frames, descriptors_per_frame=Non
         if out is None:
             out = np.empty((num_frames * keep, depth), np.float32)
         rows = per_frame.reshape(-1, depth)
-        out[filled:filled + len(rows)] = keras.ops.convert_to_numpy(l2_normalize(rows))
+        out[filled : filled + len(rows)] = keras.ops.convert_to_numpy(l2_normalize(rows))
         filled += len(rows)
         used += batch
         bar.update(batch)
@@ -101,8 +103,7 @@ def sample_descriptors(feature_fn, frames, num_frames, descriptors_per_frame=Non
     return out
 
 
-def fit_centers(descriptors, num_clusters=64, seed=0, algorithm="kmeans", n_init=10, max_iter=300,
-                batch_size=4096):
+def fit_centers(descriptors, num_clusters=64, seed=0, algorithm="kmeans", n_init=10, max_iter=300, batch_size=4096):
     """k-means centres [K, D] float32 of the (L2-normalised) descriptors, not re-normalised (§5.3).
 
     `algorithm="kmeans"` is scikit-learn's KMeans with the release's settings (k-means++, n_init
@@ -114,16 +115,21 @@ def fit_centers(descriptors, num_clusters=64, seed=0, algorithm="kmeans", n_init
         raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
     descriptors = np.asarray(descriptors, np.float32)
     if descriptors.ndim != 2 or len(descriptors) < num_clusters:
-        raise ValueError(f"k-means with K = {num_clusters} needs at least K descriptors [N, D], got shape "
-                         f"{descriptors.shape}")
+        raise ValueError(
+            f"k-means with K = {num_clusters} needs at least K descriptors [N, D], got shape {descriptors.shape}"
+        )
     if algorithm == "kmeans":
         estimator = KMeans(num_clusters, n_init=n_init, max_iter=max_iter, tol=1e-4, random_state=seed)
     else:
-        estimator = MiniBatchKMeans(num_clusters, n_init=n_init, max_iter=max_iter, batch_size=batch_size,
-                                    random_state=seed)
+        estimator = MiniBatchKMeans(
+            num_clusters, n_init=n_init, max_iter=max_iter, batch_size=batch_size, random_state=seed
+        )
     log.info("%s: K = %d over %d descriptors of dimension %d", algorithm, num_clusters, *descriptors.shape)
     started = time.perf_counter()
     estimator.fit(descriptors)
-    info = {"inertia": float(estimator.inertia_), "iterations": int(estimator.n_iter_),
-            "seconds": time.perf_counter() - started}
+    info = {
+        "inertia": float(estimator.inertia_),
+        "iterations": int(estimator.n_iter_),
+        "seconds": time.perf_counter() - started,
+    }
     return estimator.cluster_centers_.astype(np.float32), info

@@ -18,6 +18,7 @@ where a model has them, as in the frame baseline). Only the backbone goes into t
 layout of Keras's "notop" ImageNet file), which `--backbone_weights=PATH` loads like ImageNet's; the
 heads are kept beside it (`save_heads`) only to check the card's accuracy again.
 """
+
 import dataclasses
 import json
 import math
@@ -62,17 +63,35 @@ class Task:
 
 
 TASKS = {
-    "rgb": Task(stills.LABELS, 3, BGR_MEANS, stills.generate_stills, "mirror",
-                "generated stills (actionvlad_tf.prep.stills)", stills.DEFAULT_RADIUS_RANGE),
-    "flow": Task(flow_stacks.LABELS, 2 * flow_stacks.FLOW_STACK, (FLOW_MEAN,), flow_stacks.generate_flow_stacks,
-                 "flow", "generated flow stacks (actionvlad_tf.prep.flow_stacks)", flow_stacks.DEFAULT_RADIUS_RANGE,
-                 (("method", "flow_method"), ("bound", "flow_bound"))),
+    "rgb": Task(
+        stills.LABELS,
+        3,
+        BGR_MEANS,
+        stills.generate_stills,
+        "mirror",
+        "generated stills (actionvlad_tf.prep.stills)",
+        stills.DEFAULT_RADIUS_RANGE,
+    ),
+    "flow": Task(
+        flow_stacks.LABELS,
+        2 * flow_stacks.FLOW_STACK,
+        (FLOW_MEAN,),
+        flow_stacks.generate_flow_stacks,
+        "flow",
+        "generated flow stacks (actionvlad_tf.prep.flow_stacks)",
+        flow_stacks.DEFAULT_RADIUS_RANGE,
+        (("method", "flow_method"), ("bound", "flow_bound")),
+    ),
 }
 HEADS = TASKS["rgb"].heads  # shape, colour, texture
 SMALL_RADIUS = 8.0
 # Heads on conv5 (the map ActionVLAD pools) and, as deep supervision, on conv3_3 and conv4_3: their
 # short gradient paths get a plain (batch-norm-free) VGG-16 off the loss plateau several times sooner.
-SUPERVISED_LAYERS = {"conv3": "block3_conv3", "conv4": "block4_conv3", "conv5": "block5_conv3"}  # px: objects up to 16 px wide, the demo's hard case
+SUPERVISED_LAYERS = {
+    "conv3": "block3_conv3",
+    "conv4": "block4_conv3",
+    "conv5": "block5_conv3",
+}  # px: objects up to 16 px wide, the demo's hard case
 
 
 @dataclasses.dataclass
@@ -127,21 +146,33 @@ def build_pretrain_model(width=0.25, image_size=64, dropout=0.2, seed=0, modalit
     "vgg16" (the layers of `build_vgg16`, conv5 endpoint, C input channels, everything trainable,
     tapped at `SUPERVISED_LAYERS`), He-initialised."""
     task = TASKS[modality]
-    backbone = vgg16.build_vgg16(conv_endpoint="conv5", input_shape=(image_size, image_size), width=width,
-                                 trainable_from="block1_conv1", name="vgg16_conv5", modality=modality)
-    taps = keras.Model(backbone.input, [backbone.get_layer(name).output for name in SUPERVISED_LAYERS.values()],
-                       name="vgg16")
+    backbone = vgg16.build_vgg16(
+        conv_endpoint="conv5",
+        input_shape=(image_size, image_size),
+        width=width,
+        trainable_from="block1_conv1",
+        name="vgg16_conv5",
+        modality=modality,
+    )
+    taps = keras.Model(
+        backbone.input, [backbone.get_layer(name).output for name in SUPERVISED_LAYERS.values()], name="vgg16"
+    )
     inputs = keras.Input((image_size, image_size, task.channels), name="frames")
     outputs = {}
     for (tap, layer_name), features in zip(SUPERVISED_LAYERS.items(), taps(inputs)):
         features = keras.layers.ReLU(name=f"{tap}_relu")(features)  # conv3_3 has its ReLU already: a no-op
-        x = keras.layers.Concatenate(name=f"{tap}_pooled")([keras.layers.GlobalMaxPooling2D(name=f"{tap}_max")(features),
-                                                            keras.layers.GlobalAveragePooling2D(name=f"{tap}_mean")(features)])
+        x = keras.layers.Concatenate(name=f"{tap}_pooled")(
+            [
+                keras.layers.GlobalMaxPooling2D(name=f"{tap}_max")(features),
+                keras.layers.GlobalAveragePooling2D(name=f"{tap}_mean")(features),
+            ]
+        )
         x = keras.layers.Dropout(dropout, name=f"{tap}_dropout")(x)
         prefix = "" if tap == "conv5" else f"{tap}/"
         for head in task.heads:
             outputs[prefix + head] = keras.layers.Dense(
-                len(task.labels[head]), dtype="float32", name=f"{prefix.replace('/', '_')}{head}_logits")(x)
+                len(task.labels[head]), dtype="float32", name=f"{prefix.replace('/', '_')}{head}_logits"
+            )(x)
     model = keras.Model(inputs, outputs, name=f"{modality}_pretrain")
     he_initialise(model, seed)
     return model
@@ -177,7 +208,7 @@ def evaluate(model, images, labels, batch_size=250, modality="rgb"):
     task = TASKS[modality]
     predictions = {head: [] for head in task.heads}
     for start in range(0, len(images), batch_size):
-        logits = model(preprocess(images[start:start + batch_size], modality), training=False)
+        logits = model(preprocess(images[start : start + batch_size], modality), training=False)
         for head in task.heads:
             predictions[head].append(np.argmax(keras.ops.convert_to_numpy(logits[head]), axis=-1))
     right = {head: np.concatenate(predictions[head]) == labels[head] for head in task.heads}
@@ -229,9 +260,12 @@ def pretrain(config, log=print):
 
     decay_steps = max(1, config.steps - config.warmup_steps)
     schedule = keras.optimizers.schedules.CosineDecay(
-        0.0 if config.warmup_steps else config.learning_rate, decay_steps, alpha=0.05,
+        0.0 if config.warmup_steps else config.learning_rate,
+        decay_steps,
+        alpha=0.05,
         warmup_target=config.learning_rate if config.warmup_steps else None,
-        warmup_steps=config.warmup_steps)
+        warmup_steps=config.warmup_steps,
+    )
     optimizer = keras.optimizers.Adam(schedule, global_clipnorm=config.clipnorm or None)
     loss_fn = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing)
     depths = {head: len(task.labels[head]) for head in task.heads}
@@ -243,10 +277,13 @@ def pretrain(config, log=print):
         x = tf.where(flipped[:, None, None, None], flip(x, config.modality), x)  # labels are flip-invariant
         with tf.GradientTape() as tape:
             logits = model(x, training=True)
-            loss = tf.add_n([
-                (1.0 if "/" not in name else config.aux_weight)
-                * loss_fn(tf.one_hot(labels[name.rpartition("/")[2]], depths[name.rpartition("/")[2]]), value)
-                for name, value in logits.items()])
+            loss = tf.add_n(
+                [
+                    (1.0 if "/" not in name else config.aux_weight)
+                    * loss_fn(tf.one_hot(labels[name.rpartition("/")[2]], depths[name.rpartition("/")[2]]), value)
+                    for name, value in logits.items()
+                ]
+            )
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
@@ -258,8 +295,9 @@ def pretrain(config, log=print):
     for step in range(1, config.steps + 1):
         index = _curriculum_indices(rng, order, step - 1, config)
         batch_labels = {h: tf.constant(train_labels[h][index], tf.int32) for h in task.heads}
-        loss = float(train_step(tf.constant(train_images[index]), batch_labels,
-                                tf.constant(rng.random(config.batch_size) < 0.5)))
+        loss = float(
+            train_step(tf.constant(train_images[index]), batch_labels, tf.constant(rng.random(config.batch_size) < 0.5))
+        )
         if not math.isfinite(loss):
             raise FloatingPointError(f"pretraining loss is {loss} at step {step}; lower --learning_rate")
         running.append(loss)
@@ -353,9 +391,11 @@ def write_card(path, summary, command=None, weights_file=None):
     accuracy, wall time, CPU."""
     config = summary["config"]
     modality = config.get("modality", "rgb")
-    what = {"rgb": "an offline stand-in for ImageNet weights, not ImageNet",
-            "flow": "an offline stand-in for the release's flow network (a VGG-16 trained on the target "
-                    "dataset's optical flow), not that network"}[modality]
+    what = {
+        "rgb": "an offline stand-in for ImageNet weights, not ImageNet",
+        "flow": "an offline stand-in for the release's flow network (a VGG-16 trained on the target "
+        "dataset's optical flow), not that network",
+    }[modality]
     card = {
         "what": f"VGG-16 topology pretrained from scratch on {TASKS[modality].description}: {what}",
         "modality": modality,
@@ -364,10 +404,12 @@ def write_card(path, summary, command=None, weights_file=None):
         "seed": config["seed"],
         "width": config["width"],
         "image_size": config["image_size"],
-        "input": {"rgb": "BGR 0-255 minus (104, 117, 123), as the pipeline's RGB stream",
-                  "flow": f"{config.get('flow_method')} flow stacks of 10 frames (x1, y1, ..., x10, y10), "
-                          f"quantised with bound {config.get('flow_bound')} px, minus 128, as the pipeline's "
-                          "flow stream"}[modality],
+        "input": {
+            "rgb": "BGR 0-255 minus (104, 117, 123), as the pipeline's RGB stream",
+            "flow": f"{config.get('flow_method')} flow stacks of 10 frames (x1, y1, ..., x10, y10), "
+            f"quantised with bound {config.get('flow_bound')} px, minus 128, as the pipeline's "
+            "flow stream",
+        }[modality],
         **{k: summary[k] for k in ("val_accuracy", "chance", "steps", "seconds", "cpu", "tensorflow")},
         "config": config,
         "history": summary["history"],

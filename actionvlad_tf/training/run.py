@@ -10,6 +10,7 @@ loaded; a feature-cache run loads its initial weights anyway, their frozen part 
 else `checkpoint_path` (stage 2: the stage-1 run); else ActionVLAD stage 1 starts from k-means
 `centers` (required) and `backbone_weights`.
 """
+
 import dataclasses
 import logging
 import os
@@ -19,15 +20,21 @@ import tensorflow as tf
 
 from actionvlad_tf import runtime
 from actionvlad_tf.atomic import atomic_output, ensure_writable_dir
+from actionvlad_tf.centers import load_centers, save_centers
 from actionvlad_tf.data import datasets, sources
 from actionvlad_tf.data.frames import DatasetReport
 from actionvlad_tf.models import set_training_stage
 from actionvlad_tf.models.builder import build_model, descriptor_model, load_backbone_weights
 from actionvlad_tf.training.feature_cache import cached_training_inputs
-from actionvlad_tf.centers import load_centers, save_centers
 from actionvlad_tf.training.kmeans import RELEASE_NUM_FRAMES, fit_centers, sample_descriptors, sample_frame_entries
-from actionvlad_tf.training.trainer import (TrainConfig, load_model_weights, make_strategy, recipe_defaults, train,
-                                            update_shape)
+from actionvlad_tf.training.trainer import (
+    TrainConfig,
+    load_model_weights,
+    make_strategy,
+    recipe_defaults,
+    train,
+    update_shape,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,8 +94,10 @@ def initial_weights(model_spec, options):
     centers = None
     if model_spec.pooling == "netvlad" and not model_spec.frame_baseline and checkpoint is None and fresh:
         if options.centers is None:
-            raise ValueError("stage 1 of ActionVLAD needs k-means centres (experiments/cluster.py, --centers) "
-                             "or a checkpoint to start from (--checkpoint_path)")
+            raise ValueError(
+                "stage 1 of ActionVLAD needs k-means centres (experiments/cluster.py, --centers) "
+                "or a checkpoint to start from (--checkpoint_path)"
+            )
         centers = options.centers
     return checkpoint, centers, bool(options.backbone_weights) and fresh and checkpoint is None
 
@@ -109,13 +118,13 @@ def train_experiment(dataset_spec, model_spec, input_spec, options, write_flags=
     print(f"update: {shape.describe()}; policy {policy}", flush=True)
     input_spec = input_spec.replace(batch_size=shape.per_replica_batch)
     report = DatasetReport() if input_spec.on_error == "skip" else None
-    global_spec = input_spec.replace(training=True, batch_size=shape.videos_per_micro_batch,
-                                     shuffle_seed=options.seed, return_metadata=True)
+    global_spec = input_spec.replace(
+        training=True, batch_size=shape.videos_per_micro_batch, shuffle_seed=options.seed, return_metadata=True
+    )
     entries = sources.split_entries(dataset_spec, global_spec, "train")
 
     def dataset(input_context):  # each worker reads and decodes only its rows of every global batch
-        return sources.split_dataset(dataset_spec, global_spec, "train", report=report,
-                                     input_context=input_context)[0]
+        return sources.split_dataset(dataset_spec, global_spec, "train", report=report, input_context=input_context)[0]
 
     checkpoint, centers_path, load_backbone = initial_weights(model_spec, options)
     centers = load_centers(centers_path, model_spec.num_clusters) if centers_path else None
@@ -126,9 +135,11 @@ def train_experiment(dataset_spec, model_spec, input_spec, options, write_flags=
         elif load_backbone:
             load_backbone_weights(model, options.backbone_weights, model_spec.modality, model_spec.backbone)
 
-    config = dataclasses.replace(options.config.for_recipe(options.stage, model_spec.frame_baseline),
-                                 iter_size=shape.iter_size,
-                                 checkpoint_iterator=options.config.checkpoint_iterator and input_spec.on_error == "raise")
+    config = dataclasses.replace(
+        options.config.for_recipe(options.stage, model_spec.frame_baseline),
+        iter_size=shape.iter_size,
+        checkpoint_iterator=options.config.checkpoint_iterator and input_spec.on_error == "raise",
+    )
     ensure_writable_dir(config.train_dir, "train_dir")
     if write_flags is not None:
         with atomic_output(os.path.join(config.train_dir, "flags.txt")) as temporary:
@@ -136,8 +147,9 @@ def train_experiment(dataset_spec, model_spec, input_spec, options, write_flags=
     stage = (0 if options.stage == 0 else None) if model_spec.frame_baseline else options.stage
     trained, export_model = model, None
     if options.feature_cache_dir:
-        trained, dataset = _cached_inputs(model, model_spec, input_spec, options, entries,
-                                          dataset_spec, global_spec.batch_size)
+        trained, dataset = _cached_inputs(
+            model, model_spec, input_spec, options, entries, dataset_spec, global_spec.batch_size
+        )
         stage, export_model = None, model
     return train(trained, dataset, config, strategy=strategy, stage=stage, export_model=export_model), report
 
@@ -145,25 +157,37 @@ def train_experiment(dataset_spec, model_spec, input_spec, options, write_flags=
 def _cached_inputs(model, model_spec, input_spec, options, entries, dataset_spec, batch_size):
     """(suffix, dataset) of the feature cache: the model's frozen part read from the cache."""
     if model_spec.frame_baseline or model_spec.modality == "rgb+flow" or options.stage == 0:
-        raise ValueError("the feature cache holds the frozen part of ActionVLAD stage 1 or 2 of one stream "
-                         "(rgb or flow)")
+        raise ValueError(
+            "the feature cache holds the frozen part of ActionVLAD stage 1 or 2 of one stream (rgb or flow)"
+        )
     if entries is None:
         raise ValueError("the feature cache reads the training list: give the list folder")
     set_training_stage(model, options.stage)
-    raw = input_spec.replace(training=False, batch_size=1, raw_frames=True, return_metadata=False,
-                             packed_files=None, tfds_name=None)
+    raw = input_spec.replace(
+        training=False, batch_size=1, raw_frames=True, return_metadata=False, packed_files=None, tfds_name=None
+    )
 
     def read_videos(videos):
         return sources.split_dataset(dataset_spec, raw, "train", entries=videos)[0]
 
     list_file = datasets.split_list_file(input_spec.list_dir, "train", input_spec.split_id)
     suffix, dataset, cache = cached_training_inputs(
-        model, list_file, read_videos, options.feature_cache_dir, batch_size, model_spec.modality,
-        options.cache_views, options.seed, dtype=options.cache_dtype,
+        model,
+        list_file,
+        read_videos,
+        options.feature_cache_dir,
+        batch_size,
+        model_spec.modality,
+        options.cache_views,
+        options.seed,
+        dtype=options.cache_dtype,
         augmentation={"image_size": input_spec.image_size, "resize_shape": input_spec.resize_shape},
-        description={"dataset_dir": os.path.abspath(input_spec.frames_root or ""),
-                     "flow_dir": os.path.abspath(input_spec.flow_root or input_spec.frames_root or ""),
-                     "frames_per_video": input_spec.frames_per_video})
+        description={
+            "dataset_dir": os.path.abspath(input_spec.frames_root or ""),
+            "flow_dir": os.path.abspath(input_spec.flow_root or input_spec.frames_root or ""),
+            "frames_per_video": input_spec.frames_per_video,
+        },
+    )
     logging.info("training %s on the feature cache %s", suffix.name, cache.directory)
     return suffix, dataset
 
@@ -192,20 +216,47 @@ def cluster_experiment(dataset_spec, model_spec, input_spec, options):
     runtime.set_determinism(options.seed, options.deterministic)
     runtime.set_precision(options.mixed_precision)
     if input_spec.from_records and not input_spec.frames_root:
-        raise ValueError("k-means samples single frames of the training list from frame folders (packed "
-                         "records hold whole videos): give the list folder and the frame folders")
+        raise ValueError(
+            "k-means samples single frames of the training list from frame folders (packed "
+            "records hold whole videos): give the list folder and the frame folders"
+        )
     entries = sources.split_entries(dataset_spec, input_spec.replace(packed_files=None, tfds_name=None), "train")
-    frames = sample_frame_entries(entries, options.num_frames, model_spec.modality, input_spec.flow_stack,
-                                  seed=options.seed)
-    spec = input_spec.replace(frames_per_video=1, training=False, batch_size=options.frames_per_batch,
-                              num_crops=1, packed_files=None, tfds_name=None)
+    frames = sample_frame_entries(
+        entries, options.num_frames, model_spec.modality, input_spec.flow_stack, seed=options.seed
+    )
+    spec = input_spec.replace(
+        frames_per_video=1,
+        training=False,
+        batch_size=options.frames_per_batch,
+        num_crops=1,
+        packed_files=None,
+        tfds_name=None,
+    )
     dataset, _ = sources.split_dataset(dataset_spec, spec, "train", entries=frames)
     features = descriptor_model(model_spec, options.backbone_weights)
-    descriptors = sample_descriptors(lambda x: features(x, training=False), dataset, options.num_frames,
-                                     options.descriptors_per_frame, seed=options.seed)
-    centers, info = fit_centers(descriptors, model_spec.num_clusters, seed=options.seed,
-                                algorithm=options.kmeans_algorithm, n_init=options.kmeans_n_init,
-                                max_iter=options.kmeans_max_iter)
-    save_centers(options.centers, centers, num_frames=options.num_frames, num_descriptors=len(descriptors),
-                 seed=options.seed, conv_endpoint=model_spec.conv_endpoint, modality=model_spec.modality, **info)
+    descriptors = sample_descriptors(
+        lambda x: features(x, training=False),
+        dataset,
+        options.num_frames,
+        options.descriptors_per_frame,
+        seed=options.seed,
+    )
+    centers, info = fit_centers(
+        descriptors,
+        model_spec.num_clusters,
+        seed=options.seed,
+        algorithm=options.kmeans_algorithm,
+        n_init=options.kmeans_n_init,
+        max_iter=options.kmeans_max_iter,
+    )
+    save_centers(
+        options.centers,
+        centers,
+        num_frames=options.num_frames,
+        num_descriptors=len(descriptors),
+        seed=options.seed,
+        conv_endpoint=model_spec.conv_endpoint,
+        modality=model_spec.modality,
+        **info,
+    )
     return centers, {**info, "num_descriptors": len(descriptors)}

@@ -9,6 +9,7 @@ The two-stream frame baseline (fc6 onwards trains): prefix = frames → flattene
 
 Both parts share the model's layers (and so its weights): training the suffix trains the model.
 """
+
 import dataclasses
 
 import keras
@@ -66,8 +67,9 @@ def split_at_frozen_boundary(model):
     boundary = layers[_back_over_dropout(layers, trained[0])]
     prefix = keras.Model(model.input, boundary.output, name=f"{model.name}_frozen")
     features = keras.Input(shape=boundary.output.shape[1:], name=f"{boundary.name}_features")
-    suffix = keras.Model(features, _replay(layers[layers.index(boundary) + 1:], features),
-                         name=f"{model.name}_trainable")
+    suffix = keras.Model(
+        features, _replay(layers[layers.index(boundary) + 1 :], features), name=f"{model.name}_trainable"
+    )
     return FrozenSplit(prefix, suffix, boundary.name)
 
 
@@ -85,12 +87,13 @@ def _split_inside_backbone(model, backbone, first):
     trainable = keras.Model(cut, backbone.output, name=f"{backbone.name}_trainable")
     video = keras.Input(shape=model.input.shape[1:], name=model.input.name)
     per_frame = frozen(FoldFrames(name=f"{frozen.name}_fold")(video))
-    prefix = keras.Model(video, UnfoldFrames(name=f"{frozen.name}_unfold")([per_frame, video]),
-                         name=f"{model.name}_frozen")
+    prefix = keras.Model(
+        video, UnfoldFrames(name=f"{frozen.name}_unfold")([per_frame, video]), name=f"{model.name}_frozen"
+    )
     features = keras.Input(shape=prefix.output.shape[1:], name=f"{boundary.name}_features")
     per_frame = trainable(FoldFrames(name=f"{trainable.name}_fold")(features))
     x = UnfoldFrames(name=f"{trainable.name}_unfold")([per_frame, features])
     top = model.layers
     unfold = next(i for i, layer in enumerate(top) if isinstance(layer, UnfoldFrames))
-    suffix = keras.Model(features, _replay(top[unfold + 1:], x), name=f"{model.name}_trainable")
+    suffix = keras.Model(features, _replay(top[unfold + 1 :], x), name=f"{model.name}_trainable")
     return FrozenSplit(prefix, suffix, boundary.name)

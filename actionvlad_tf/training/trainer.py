@@ -26,6 +26,7 @@ same seeded dataset, decoding all of it. Given a dataset FUNCTION of a `tf.distr
 batch (`data.video_input.make_video_dataset` reads and decodes just those videos), and the position
 of each worker's iterator is checkpointed on its own (`train_dir/input_position/worker<i>/`).
 """
+
 import dataclasses
 import glob
 import json
@@ -49,8 +50,9 @@ _OPTIMIZERS = {  # name → (learning rate, TrainConfig) → Keras optimiser; OP
     "adam": lambda lr, c: keras.optimizers.Adam(lr, beta_1=c.adam_beta1, beta_2=c.adam_beta2, epsilon=c.opt_epsilon),
     "sgd": lambda lr, c: keras.optimizers.SGD(lr),
     "momentum": lambda lr, c: keras.optimizers.SGD(lr, momentum=c.momentum),
-    "rmsprop": lambda lr, c: keras.optimizers.RMSprop(lr, rho=c.rmsprop_decay, momentum=c.rmsprop_momentum,
-                                                      epsilon=c.opt_epsilon),
+    "rmsprop": lambda lr, c: keras.optimizers.RMSprop(
+        lr, rho=c.rmsprop_decay, momentum=c.rmsprop_momentum, epsilon=c.opt_epsilon
+    ),
 }
 OPTIMIZERS = tuple(_OPTIMIZERS)
 LEARNING_RATE_DECAY_TYPES = ("exponential", "fixed")
@@ -61,33 +63,66 @@ SKIPPED_BATCHES_FILE = "skipped_batches.json"
 
 # Release §2.5 (001 scripts) and the two-stream 005 script; `recipe_defaults` picks one.
 _ACTIONVLAD_RECIPE = dict(
-    optimizer="adam", opt_epsilon=1e-4, clip_gradients=5.0, num_steps_per_decay=5000,
-    learning_rate_decay_factor=0.1, weight_decay=4e-5,
+    optimizer="adam",
+    opt_epsilon=1e-4,
+    clip_gradients=5.0,
+    num_steps_per_decay=5000,
+    learning_rate_decay_factor=0.1,
+    weight_decay=4e-5,
 )
 # videos_per_update / videos_per_micro_batch: the GLOBAL videos of one update and of one micro-batch
 # (the unit whose gradient is clipped), batch × clones × iter_size and batch × clones in the release:
 # stage 1 ran 4 × 2 GPUs × 2 (16 / 8), stage 2 4 × 4 GPUs × 1 (16 / 16), the 005 script 4 × 4 × 1.
 RECIPES = {
-    1: dict(_ACTIONVLAD_RECIPE, learning_rate=0.01, max_number_of_steps=10000, videos_per_update=16,
-            videos_per_micro_batch=8),
-    2: dict(_ACTIONVLAD_RECIPE, learning_rate=1e-4, max_number_of_steps=8000, videos_per_update=16,
-            videos_per_micro_batch=16),
-    0: dict(_ACTIONVLAD_RECIPE, learning_rate=1e-4, max_number_of_steps=8000, videos_per_update=16,
-            videos_per_micro_batch=16),
+    1: dict(
+        _ACTIONVLAD_RECIPE,
+        learning_rate=0.01,
+        max_number_of_steps=10000,
+        videos_per_update=16,
+        videos_per_micro_batch=8,
+    ),
+    2: dict(
+        _ACTIONVLAD_RECIPE,
+        learning_rate=1e-4,
+        max_number_of_steps=8000,
+        videos_per_update=16,
+        videos_per_micro_batch=16,
+    ),
+    0: dict(
+        _ACTIONVLAD_RECIPE,
+        learning_rate=1e-4,
+        max_number_of_steps=8000,
+        videos_per_update=16,
+        videos_per_micro_batch=16,
+    ),
     # 005_VGG_RGB_HMDB_TrainTwoStream: momentum 0.9, lr 0.001 × 0.1 every 2000 steps, 5000 steps,
     # wd 5e-4. It sets no clipping, so the flag default 0 holds.
     "frame_baseline": dict(
-        optimizer="momentum", opt_epsilon=1e-4, clip_gradients=0.0, num_steps_per_decay=2000,
-        learning_rate_decay_factor=0.1, weight_decay=5e-4, learning_rate=0.001,
-        max_number_of_steps=5000, videos_per_update=16, videos_per_micro_batch=16,
+        optimizer="momentum",
+        opt_epsilon=1e-4,
+        clip_gradients=0.0,
+        num_steps_per_decay=2000,
+        learning_rate_decay_factor=0.1,
+        weight_decay=5e-4,
+        learning_rate=0.001,
+        max_number_of_steps=5000,
+        videos_per_update=16,
+        videos_per_micro_batch=16,
     ),
 }
 
 
 # The recipe's fields that `TrainConfig` holds (the others: the model's weight decay and the batch
 # numbers, which `training.run` applies).
-RECIPE_FIELDS = ("max_number_of_steps", "learning_rate", "num_steps_per_decay", "learning_rate_decay_factor",
-                 "optimizer", "opt_epsilon", "clip_gradients")
+RECIPE_FIELDS = (
+    "max_number_of_steps",
+    "learning_rate",
+    "num_steps_per_decay",
+    "learning_rate_decay_factor",
+    "optimizer",
+    "opt_epsilon",
+    "clip_gradients",
+)
 
 
 def recipe_defaults(stage, frame_baseline=False):
@@ -126,9 +161,11 @@ class UpdateShape:
         return self.videos_per_update // self.videos_per_micro_batch
 
     def describe(self):
-        return (f"{self.replicas} replica(s) × {self.per_replica_batch} videos = micro-batch of "
-                f"{self.videos_per_micro_batch} (clipped as one) × iter_size {self.iter_size} = "
-                f"{self.videos_per_update} videos per update")
+        return (
+            f"{self.replicas} replica(s) × {self.per_replica_batch} videos = micro-batch of "
+            f"{self.videos_per_micro_batch} (clipped as one) × iter_size {self.iter_size} = "
+            f"{self.videos_per_update} videos per update"
+        )
 
 
 def update_shape(videos_per_update, videos_per_micro_batch, replicas=1):
@@ -136,18 +173,26 @@ def update_shape(videos_per_update, videos_per_micro_batch, replicas=1):
     numbers and the fix where they do not divide."""
     update, micro, replicas = int(videos_per_update), int(videos_per_micro_batch), int(replicas)
     if min(update, micro, replicas) < 1:
-        raise ValueError(f"videos_per_update ({update}), videos_per_micro_batch ({micro}) and replicas "
-                         f"({replicas}) must be ≥ 1")
+        raise ValueError(
+            f"videos_per_update ({update}), videos_per_micro_batch ({micro}) and replicas ({replicas}) must be ≥ 1"
+        )
     if update % micro:
-        raise ValueError(f"videos_per_update {update} is not a multiple of videos_per_micro_batch {micro}: "
-                         f"choose a micro-batch among {_divisors(update)}")
+        raise ValueError(
+            f"videos_per_update {update} is not a multiple of videos_per_micro_batch {micro}: "
+            f"choose a micro-batch among {_divisors(update)}"
+        )
     if micro % replicas:
         fits = [m for m in _divisors(update) if m % replicas == 0]
-        other = (f"or set --videos_per_micro_batch to one of {fits} (a multiple of {replicas} dividing "
-                 f"{update}; this changes the unit whose gradient is clipped, README fidelity row 32)"
-                 if fits else f"no micro-batch dividing {update} splits over {replicas} replicas")
-        raise ValueError(f"the micro-batch of {micro} videos (clipped as one unit) cannot be split over "
-                         f"{replicas} replicas: run on a replica count among {_divisors(micro)}, {other}")
+        other = (
+            f"or set --videos_per_micro_batch to one of {fits} (a multiple of {replicas} dividing "
+            f"{update}; this changes the unit whose gradient is clipped, README fidelity row 32)"
+            if fits
+            else f"no micro-batch dividing {update} splits over {replicas} replicas"
+        )
+        raise ValueError(
+            f"the micro-batch of {micro} videos (clipped as one unit) cannot be split over "
+            f"{replicas} replicas: run on a replica count among {_divisors(micro)}, {other}"
+        )
     return UpdateShape(update, micro, replicas)
 
 
@@ -222,19 +267,29 @@ class TrainConfig:
     def for_recipe(self, stage=1, frame_baseline=False):
         """This config with its None recipe fields set to the release's values for `stage`."""
         recipe = recipe_defaults(stage, frame_baseline)
-        return dataclasses.replace(self, **{name: recipe[name] for name in RECIPE_FIELDS
-                                            if getattr(self, name) is None})
+        return dataclasses.replace(
+            self, **{name: recipe[name] for name in RECIPE_FIELDS if getattr(self, name) is None}
+        )
 
     def __post_init__(self):
         if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.learning_rate_decay_type not in LEARNING_RATE_DECAY_TYPES:
-            raise ValueError(f"learning_rate_decay_type must be one of {LEARNING_RATE_DECAY_TYPES}, "
-                             f"got {self.learning_rate_decay_type!r}")
+            raise ValueError(
+                f"learning_rate_decay_type must be one of {LEARNING_RATE_DECAY_TYPES}, "
+                f"got {self.learning_rate_decay_type!r}"
+            )
         if self.nan_policy not in NAN_POLICIES:
             raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {self.nan_policy!r}")
-        for name in ("max_number_of_steps", "iter_size", "save_every_n_steps", "log_every_n_steps",
-                     "keep_checkpoint_max", "num_steps_per_decay", "max_consecutive_skips"):
+        for name in (
+            "max_number_of_steps",
+            "iter_size",
+            "save_every_n_steps",
+            "log_every_n_steps",
+            "keep_checkpoint_max",
+            "num_steps_per_decay",
+            "max_consecutive_skips",
+        ):
             if getattr(self, name) is not None and int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
         if self.clip_gradients is not None and self.clip_gradients < 0:
@@ -300,8 +355,9 @@ def worker_input_context(strategy=None):
     replicas' slices together)."""
     strategy = strategy or tf.distribute.get_strategy()
     workers, index = _workers(strategy)
-    return tf.distribute.InputContext(num_input_pipelines=workers, input_pipeline_id=index,
-                                      num_replicas_in_sync=workers)
+    return tf.distribute.InputContext(
+        num_input_pipelines=workers, input_pipeline_id=index, num_replicas_in_sync=workers
+    )
 
 
 def is_chief(strategy):
@@ -321,9 +377,7 @@ def make_learning_rate(learning_rate, num_steps_per_decay, decay_factor, decay_t
         return learning_rate
     if decay_type != "exponential":
         raise ValueError(f"decay_type must be one of {LEARNING_RATE_DECAY_TYPES}, got {decay_type!r}")
-    return keras.optimizers.schedules.ExponentialDecay(
-        learning_rate, num_steps_per_decay, decay_factor, staircase=True
-    )
+    return keras.optimizers.schedules.ExponentialDecay(learning_rate, num_steps_per_decay, decay_factor, staircase=True)
 
 
 def make_optimizer(config):
@@ -334,10 +388,13 @@ def make_optimizer(config):
     by the current lr, which differs only at lr changes (release §8 row 29).
     """
     config = config.for_recipe()
-    lr = make_learning_rate(config.learning_rate, config.num_steps_per_decay,
-                            config.learning_rate_decay_factor, config.learning_rate_decay_type)
+    lr = make_learning_rate(
+        config.learning_rate,
+        config.num_steps_per_decay,
+        config.learning_rate_decay_factor,
+        config.learning_rate_decay_type,
+    )
     return _OPTIMIZERS[config.optimizer](lr, config)
-
 
 
 def copy_weights(source, target, where="source model"):
@@ -347,8 +404,10 @@ def copy_weights(source, target, where="source model"):
         raise ValueError(f"{where} has {len(source.weights)} weights, the model has {len(target.weights)}")
     for src, dst in zip(source.weights, target.weights):
         if src.path != dst.path or tuple(src.shape) != tuple(dst.shape):
-            raise ValueError(f"{where}: weight {src.path} {tuple(src.shape)} does not match the model's "
-                             f"{dst.path} {tuple(dst.shape)}")
+            raise ValueError(
+                f"{where}: weight {src.path} {tuple(src.shape)} does not match the model's "
+                f"{dst.path} {tuple(dst.shape)}"
+            )
     target.set_weights(source.get_weights())
 
 
@@ -381,16 +440,17 @@ def _video_names(metadata):
         for key in ("path", "video", "video_path"):
             if key in metadata:
                 return _video_names(metadata[key])
-        return [", ".join(f"{k}={v}" for k, v in zip(metadata, row))
-                for row in zip(*(_video_names(v) for v in metadata.values()))]
+        return [
+            ", ".join(f"{k}={v}" for k, v in zip(metadata, row))
+            for row in zip(*(_video_names(v) for v in metadata.values()))
+        ]
     values = np.asarray(metadata).reshape(-1)
     return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values]
 
 
 def _unpack(element):
     if not isinstance(element, (tuple, list)) or len(element) not in (2, 3):
-        raise ValueError("training dataset elements must be (inputs, labels) or "
-                         "(inputs, labels, metadata) tuples")
+        raise ValueError("training dataset elements must be (inputs, labels) or (inputs, labels, metadata) tuples")
     return element[0], element[1], element[2] if len(element) == 3 else None
 
 
@@ -407,7 +467,7 @@ def _per_replica(strategy, inputs, labels, first_replica=0, replicas=None):
 
     def replica_slice(context):
         start = (context.replica_id_in_sync_group - first_replica) * size
-        return tf.nest.map_structure(lambda t: t[start:start + size], (inputs, labels))
+        return tf.nest.map_structure(lambda t: t[start : start + size], (inputs, labels))
 
     return strategy.experimental_distribute_values_from_function(replica_slice)
 
@@ -424,10 +484,13 @@ class _StepFunctions:
             # Each replica accumulates its own copy of the (identical, all-reduced) clipped
             # gradients; reading in cross-replica context takes the first replica's copy.
             self.accumulators = [
-                tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False,
-                            synchronization=tf.VariableSynchronization.ON_READ,
-                            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
-                            name=f"accumulated_gradient_{i}")
+                tf.Variable(
+                    tf.zeros(v.shape, tf.float32),
+                    trainable=False,
+                    synchronization=tf.VariableSynchronization.ON_READ,
+                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+                    name=f"accumulated_gradient_{i}",
+                )
                 for i, v in enumerate(self.variables)
             ]
             self.loss_scale = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="loss_scale")
@@ -468,8 +531,13 @@ class _StepFunctions:
             return tf.constant(True)
 
         tf.cond(tf.logical_and(loss_finite, grads_finite), accumulate, lambda: tf.constant(False))
-        return {"loss": total_loss, "accuracy": accuracy, "loss_finite": loss_finite,
-                "grads_finite": grads_finite, "gradient_norms": norms}
+        return {
+            "loss": total_loss,
+            "accuracy": accuracy,
+            "loss_finite": loss_finite,
+            "grads_finite": grads_finite,
+            "gradient_norms": norms,
+        }
 
     def _micro_step(self, inputs, labels):
         results = self.strategy.run(self._replica_micro_step, args=(inputs, labels))
@@ -506,11 +574,11 @@ def _restore_latest(tracked, directory):
             continue
         if "iterator" in tracked:
             try:
-                tf.train.Checkpoint(iterator=tracked["iterator"]).restore(prefix).expect_partial(
-                ).assert_existing_objects_matched()
+                tf.train.Checkpoint(iterator=tracked["iterator"]).restore(
+                    prefix
+                ).expect_partial().assert_existing_objects_matched()
             except AssertionError:
-                log.warning("checkpoint %s holds no data position; the data restart from the beginning",
-                            prefix)
+                log.warning("checkpoint %s holds no data position; the data restart from the beginning", prefix)
         return prefix
     raise RuntimeError(f"no readable checkpoint in {directory}:\n" + "\n".join(errors))
 
@@ -527,9 +595,12 @@ class _WorkerInputPosition:
 
     def save(self, step):
         prefix = self.checkpoint.write(os.path.join(self.directory, f"ckpt-{step}"))
-        saved = sorted(int(name[5:-6]) for name in os.listdir(self.directory)
-                       if name.startswith("ckpt-") and name.endswith(".index"))
-        for old in saved[:-self.keep]:
+        saved = sorted(
+            int(name[5:-6])
+            for name in os.listdir(self.directory)
+            if name.startswith("ckpt-") and name.endswith(".index")
+        )
+        for old in saved[: -self.keep]:
             for path in glob.glob(os.path.join(self.directory, f"ckpt-{old}.*")):
                 os.remove(path)
         return prefix
@@ -537,8 +608,9 @@ class _WorkerInputPosition:
     def restore(self, step):
         prefix = os.path.join(self.directory, f"ckpt-{step}")
         if not tf.io.gfile.exists(prefix + ".index"):
-            log.warning("no input position of this worker at step %d (%s); its data restart from "
-                        "the beginning", step, prefix)
+            log.warning(
+                "no input position of this worker at step %d (%s); its data restart from the beginning", step, prefix
+            )
             return None
         self.checkpoint.read(prefix).assert_consumed()
         return prefix
@@ -635,9 +707,15 @@ def train(model, dataset, config, strategy=None, stage=None, export_model=None, 
         state.save()
     model_path = state.save_model()
     timed = durations[1:]
-    return TrainResult(step=state.step, loss=loss, accuracy=accuracy, skipped_batches=list(state.skipped),
-                       checkpoint=state.saved_path, model_path=model_path,
-                       seconds_per_step=float(np.median(timed)) if timed else None)
+    return TrainResult(
+        step=state.step,
+        loss=loss,
+        accuracy=accuracy,
+        skipped_batches=list(state.skipped),
+        checkpoint=state.saved_path,
+        model_path=model_path,
+        seconds_per_step=float(np.median(timed)) if timed else None,
+    )
 
 
 class _TrainState:
@@ -662,22 +740,32 @@ class _TrainState:
         # Keras's SeedGenerator states (dropout) are variables of the model but not TF trackables:
         # track them explicitly, or a resumed run would redraw the masks of the first steps.
         weights = {id(w) for w in model.weights}
-        tracked = dict(model=self.export_model, optimizer=self.optimizer, loss_scale=self.steps.loss_scale,
-                       finite_in_a_row=self.steps.finite_in_a_row,
-                       rng_states=[v for v in model.variables if id(v) not in weights])
+        tracked = dict(
+            model=self.export_model,
+            optimizer=self.optimizer,
+            loss_scale=self.steps.loss_scale,
+            finite_in_a_row=self.steps.finite_in_a_row,
+            rng_states=[v for v in model.variables if id(v) not in weights],
+        )
         self.position = None
         if config.checkpoint_iterator:
             _check_iterator_checkpointable(self.iterator)
             if callable(dataset) and workers > 1:
-                self.position = _WorkerInputPosition(self.iterator, config.train_dir, worker,
-                                                     config.keep_checkpoint_max)
+                self.position = _WorkerInputPosition(
+                    self.iterator, config.train_dir, worker, config.keep_checkpoint_max
+                )
             else:
                 tracked["iterator"] = self.iterator
         restored = _restore_latest(tracked, config.train_dir)
         self.resolver = getattr(strategy, "cluster_resolver", None)
-        self.checkpoints = _Checkpoints(tf.train.Checkpoint(**tracked), config.train_dir, self.chief,
-                                        self.optimizer.iterations, config.keep_checkpoint_max,
-                                        getattr(self.resolver, "task_id", 0))
+        self.checkpoints = _Checkpoints(
+            tf.train.Checkpoint(**tracked),
+            config.train_dir,
+            self.chief,
+            self.optimizer.iterations,
+            config.keep_checkpoint_max,
+            getattr(self.resolver, "task_id", 0),
+        )
         self.skipped_path = os.path.join(config.train_dir, SKIPPED_BATCHES_FILE)
         self.skipped = []
         if restored and os.path.exists(self.skipped_path):
@@ -742,8 +830,11 @@ class _TrainLoop:
     def __init__(self, state):
         self.state, self.steps, self.strategy, self.config = state, state.steps, state.strategy, state.config
         self.iterator, self.rows = state.iterator, state.rows  # which replicas' rows a batch holds
-        self.dynamic_loss_scale, self.skipped, self.skipped_path = (state.dynamic_loss_scale, state.skipped,
-                                                                    state.skipped_path)
+        self.dynamic_loss_scale, self.skipped, self.skipped_path = (
+            state.dynamic_loss_scale,
+            state.skipped,
+            state.skipped_path,
+        )
         self.chief = state.chief
         self.drawn = 0
 
@@ -751,8 +842,13 @@ class _TrainLoop:
         """Updates until max_number_of_steps; returns (last loss, last accuracy %, seconds per update)."""
         state, config = self.state, self.config
         writer = tf.summary.create_file_writer(config.train_dir) if self.chief else tf.summary.create_noop_writer()
-        progress = tqdm(total=config.max_number_of_steps, initial=state.step, unit="step",
-                        disable=not (config.progress and self.chief), desc=os.path.basename(config.train_dir))
+        progress = tqdm(
+            total=config.max_number_of_steps,
+            initial=state.step,
+            unit="step",
+            disable=not (config.progress and self.chief),
+            desc=os.path.basename(config.train_dir),
+        )
         durations, loss, accuracy = [], float("nan"), float("nan")
         try:
             while state.step < config.max_number_of_steps:
@@ -767,14 +863,25 @@ class _TrainLoop:
                 progress.set_postfix(loss=f"{loss:.4f}", acc=f"{accuracy:.1f}", lr=f"{learning_rate:.2g}")
                 if state.step % config.log_every_n_steps == 0 or state.step == config.max_number_of_steps:
                     with writer.as_default(step=state.step):
-                        _write_summaries(self.steps.variables, loss, accuracy, learning_rate, norms,
-                                         update["update_norms"].numpy(), float(self.steps.loss_scale.numpy()))
+                        _write_summaries(
+                            self.steps.variables,
+                            loss,
+                            accuracy,
+                            learning_rate,
+                            norms,
+                            update["update_norms"].numpy(),
+                            float(self.steps.loss_scale.numpy()),
+                        )
                 if state.step % config.save_every_n_steps == 0:
                     state.save()
                 if on_update is not None:
                     on_update(state.step, {"loss": loss, "accuracy": accuracy, "learning_rate": learning_rate})
-        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
-                tf.errors.AbortedError) as error:
+        except (
+            tf.errors.UnavailableError,
+            tf.errors.DeadlineExceededError,
+            tf.errors.CancelledError,
+            tf.errors.AbortedError,
+        ) as error:
             if not state.in_multi_worker_run():
                 raise
             raise RuntimeError(
@@ -792,8 +899,10 @@ class _TrainLoop:
         try:
             element = next(self.iterator)
         except StopIteration:
-            raise ValueError(f"the training dataset ended after {self.drawn} micro-batches; it must "
-                             "repeat (dataset.repeat()) until max_number_of_steps") from None
+            raise ValueError(
+                f"the training dataset ended after {self.drawn} micro-batches; it must "
+                "repeat (dataset.repeat()) until max_number_of_steps"
+            ) from None
         self.drawn += 1
         return _unpack(element)
 
@@ -832,10 +941,15 @@ class _TrainLoop:
                 continue
             what = "loss" if not bool(out["loss_finite"]) else "gradient"
             names = _video_names(metadata)
-            videos = ", ".join(names) if names is not None else (
-                "unknown (build the dataset with return_metadata=True to name them)")
-            message = (f"non-finite {what} (loss {float(out['loss'])}) at step {step + 1}, micro-batch "
-                       f"{good + 1} of {self.config.iter_size}; videos of the batch: {videos}")
+            videos = (
+                ", ".join(names)
+                if names is not None
+                else ("unknown (build the dataset with return_metadata=True to name them)")
+            )
+            message = (
+                f"non-finite {what} (loss {float(out['loss'])}) at step {step + 1}, micro-batch "
+                f"{good + 1} of {self.config.iter_size}; videos of the batch: {videos}"
+            )
             if self.config.nan_policy == "raise":
                 raise NonFiniteLossError(message)
             consecutive_skips += 1
@@ -844,6 +958,7 @@ class _TrainLoop:
             if self.chief:
                 write_json(self.skipped_path, self.skipped)
             if consecutive_skips >= self.config.max_consecutive_skips:
-                raise NonFiniteLossError(f"{consecutive_skips} non-finite micro-batches in a row, the "
-                                         f"model has diverged; last: {message}")
+                raise NonFiniteLossError(
+                    f"{consecutive_skips} non-finite micro-batches in a row, the model has diverged; last: {message}"
+                )
         return losses, accuracies, norms

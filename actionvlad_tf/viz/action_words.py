@@ -9,6 +9,7 @@ bright cells are the receptive-field centres of the descriptors assigned to it.
 * `plot_action_word_examples` (Fig. 6): for one action word, the frames of many videos where it
   takes the largest share of positions.
 """
+
 import numpy as np
 
 from actionvlad_tf.viz.common import new_figure, overlay, save_png, show_image
@@ -61,8 +62,9 @@ def frames_where_word_fires(assignments_per_video, word, num_examples, max_per_v
     return sorted(found, key=lambda item: -item[2])[:num_examples]
 
 
-def plot_action_word_examples(crops_per_video, assignments_per_video, word, path, num_examples=8,
-                              columns=4, video_names=None, max_per_video=2):
+def plot_action_word_examples(
+    crops_per_video, assignments_per_video, word, path, num_examples=8, columns=4, video_names=None, max_per_video=2
+):
     """Fig. 6: the frames (of many videos, at most `max_per_video` each) where action word `word`
     fires most, highlighted. Returns the (video, frame, share) shown; an error if the word wins no
     position anywhere."""
@@ -75,8 +77,11 @@ def plot_action_word_examples(crops_per_video, assignments_per_video, word, path
     for index, (video, t, share) in enumerate(chosen):
         name = video_names[video] if video_names else f"video {video + 1}"
         mask = hard_assignments(assignments_per_video[video][t]) == word
-        show_image(figure.add_subplot(rows, columns, index + 1), overlay(crops_per_video[video][t], mask),
-                   f"{name[:24]}\nframe {t + 1} · {share:.0%} of positions")
+        show_image(
+            figure.add_subplot(rows, columns, index + 1),
+            overlay(crops_per_video[video][t], mask),
+            f"{name[:24]}\nframe {t + 1} · {share:.0%} of positions",
+        )
     figure.suptitle(f"action word {word}", fontsize=10)
     figure.tight_layout()
     save_png(figure, path)

@@ -1,5 +1,6 @@
 """What the action-word figures share: a model's VLAD internals on a video, the crops the network
 saw, assignment overlays, and an Agg figure saved atomically as PNG."""
+
 import keras
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -84,10 +85,11 @@ def analyse_video(model, path, frames_per_video=DEFAULT_FRAMES_PER_VIDEO, flow_m
     """(crops [T, S, S, 3] uint8, `vlad_internals`) of a single-stream model on a video file, with
     the release's sampling and single eval crop. For a flow model the crops are the RGB frames at
     the start of each flow stack (the rgb+flow pairing, §3.3), so words show on the scene."""
-    (modality, (frames, size, _)), = model_streams(model).items()
+    ((modality, (frames, size, _)),) = model_streams(model).items()
     decoded = read_video_frames(path)
     wanted = ("rgb",) if modality == "rgb" else ("rgb", "flow")
-    inputs = sample_inputs(decoded, wanted, frames or frames_per_video, FlowCache(decoded, flow_method),
-                           where=str(path))
+    inputs = sample_inputs(
+        decoded, wanted, frames or frames_per_video, FlowCache(decoded, flow_method), where=str(path)
+    )
     network = preprocess_for_eval(inputs[modality], modality, 1, size).numpy()
     return rgb_crops(inputs["rgb"], size), vlad_internals(model, network)

@@ -3,6 +3,7 @@
 Figures are drawn on a bare `matplotlib.figure.Figure` with the Agg canvas, so nothing depends on
 pyplot's global state or on a display, and saved atomically as PNG.
 """
+
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure

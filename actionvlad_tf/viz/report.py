@@ -1,4 +1,5 @@
 """Writes an evaluation's figures to a results folder: `results.json`, `confusion.npy`, `confusion.png`."""
+
 import pathlib
 
 import numpy as np
@@ -28,6 +29,10 @@ def write_results(results, out_dir):
     with atomic_output(paths["confusion.npy"]) as temporary:
         with open(temporary, "wb") as handle:
             np.save(handle, confusion)
-    plot_confusion(confusion, results.get("class_names"), paths["confusion.png"],
-                   title=f"top-1 {results['top1']:.2f}%" if "top1" in results else None)
+    plot_confusion(
+        confusion,
+        results.get("class_names"),
+        paths["confusion.png"],
+        title=f"top-1 {results['top1']:.2f}%" if "top1" in results else None,
+    )
     return paths

@@ -1,4 +1,5 @@
 """The sliding-window timeline of a video as a PNG: class probabilities over time."""
+
 import numpy as np
 
 from actionvlad_tf.viz.common import new_figure, save_png
@@ -21,7 +22,7 @@ def plot_timeline(windows, path, fps=None, top_k=5, title=None):
     names = {}
     for _, _, scores in windows:
         names.update(zip(np.asarray(scores["top5_indices"]).tolist(), scores["top5_classes"]))
-    classes = np.argsort(-probabilities.max(axis=0))[:min(top_k, 5)]
+    classes = np.argsort(-probabilities.max(axis=0))[: min(top_k, 5)]
     centres = np.array([(start + end) / 2.0 for start, end, _ in windows])
     x = centres / fps if fps else centres + 0.5  # 1-based frame numbers
     figure = new_figure(8, 3.5)

@@ -4,6 +4,7 @@ The linear classifier's score for class c is Σ_k Σ_d W[k·D + d, c] · v[k·D 
 ActionVLAD vector v (cluster-major, release §1.2). The inner sum is action word k's contribution;
 the figure ranks the words by it and shows, for the top ones, the frames where they fire.
 """
+
 import numpy as np
 
 from actionvlad_tf.viz.action_words import frames_where_word_fires, hard_assignments
@@ -21,8 +22,9 @@ def class_contributions(internals, class_index=None):
     """(class, [K] `word_contributions` to its score) of one video; `internals` as
     `common.vlad_internals` (vlad, kernel, logits, assignments); class_index None: the predicted class."""
     explained = int(np.argmax(internals["logits"])) if class_index is None else int(class_index)
-    return explained, word_contributions(internals["vlad"], internals["kernel"], explained,
-                                         internals["assignments"].shape[-1])
+    return explained, word_contributions(
+        internals["vlad"], internals["kernel"], explained, internals["assignments"].shape[-1]
+    )
 
 
 def contributing_words(internals, num_words, class_index=None):
@@ -56,8 +58,11 @@ def plot_top_words(crops, assignments, contributions, path, title, num_words=4, 
             axes = figure.add_subplot(grid[row, column])
             if column < len(shown):
                 _, t, share = shown[column]
-                show_image(axes, overlay(crops[t], hard_assignments(assignments[t]) == word),
-                           f"word {word} ({contributions[word]:+.3f}) · f{t + 1} · {share:.0%}")
+                show_image(
+                    axes,
+                    overlay(crops[t], hard_assignments(assignments[t]) == word),
+                    f"word {word} ({contributions[word]:+.3f}) · f{t + 1} · {share:.0%}",
+                )
             else:
                 axes.axis("off")
     figure.tight_layout()

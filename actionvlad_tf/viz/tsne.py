@@ -4,6 +4,7 @@ appendix Fig. 10: L2-normalised conv5 of corresponding RGB and flow frames, colo
 conv5 maps give many descriptors per frame; `sample_positions` picks the same positions for maps of
 corresponding frames, so RGB and flow descriptors stay paired.
 """
+
 import keras
 import matplotlib
 import numpy as np
@@ -47,8 +48,10 @@ def conv5_vs_fc7_panels(videos, vgg_weights, descriptors_per_frame, rng):
         fc.append(take_descriptors(fc7, np.arange(len(fc7))))
         conv_labels += [index] * len(positions)
         fc_labels += [index] * len(fc7)
-    return [("conv5_3 (pre-ReLU)", np.concatenate(conv), conv_labels),
-            ("fc7 (pre-ReLU)", np.concatenate(fc), fc_labels)]
+    return [
+        ("conv5_3 (pre-ReLU)", np.concatenate(conv), conv_labels),
+        ("fc7 (pre-ReLU)", np.concatenate(fc), fc_labels),
+    ]
 
 
 def rgb_vs_flow_panels(rgb_model, flow_model, videos, descriptors_per_frame, rng):
@@ -56,8 +59,10 @@ def rgb_vs_flow_panels(rgb_model, flow_model, videos, descriptors_per_frame, rng
     RGB, 1 flow). `videos`: per video, its sampled {"rgb": [T, H, W, 3], "flow": [T, H, W, 20]}."""
     features = [[], []]
     for inputs in videos:
-        maps = [vlad_internals(model, preprocess_for_eval(inputs[m], m, 1, model.input.shape[2]).numpy())[
-            "descriptors"] for model, m in ((rgb_model, "rgb"), (flow_model, "flow"))]
+        maps = [
+            vlad_internals(model, preprocess_for_eval(inputs[m], m, 1, model.input.shape[2]).numpy())["descriptors"]
+            for model, m in ((rgb_model, "rgb"), (flow_model, "flow"))
+        ]
         positions = sample_positions(len(maps[0]), maps[0].shape[1], maps[0].shape[2], descriptors_per_frame, rng)
         for stream, conv5 in enumerate(maps):
             features[stream].append(take_descriptors(conv5, positions))

@@ -11,13 +11,15 @@ Each was made by the command in its card (`<name>.json`, docs/pretrained_standin
 `--backbone_weights=<name> --backbone_width=<card width>` loads it exactly as
 `--backbone_weights=imagenet` or a path would.
 """
+
 import json
 import os
 
 ZOO_DIR = os.path.dirname(os.path.abspath(__file__))
 # name → (backbone weights file, JSON card, the pretraining heads), all in this folder.
-REGISTRY = {name: (f"{name}.weights.h5", f"{name}.json", f"{name}.heads.npz")
-            for name in ("demo_standin", "demo_standin_flow")}
+REGISTRY = {
+    name: (f"{name}.weights.h5", f"{name}.json", f"{name}.heads.npz") for name in ("demo_standin", "demo_standin_flow")
+}
 
 
 def names():
@@ -29,8 +31,9 @@ def resolve(weights):
     if isinstance(weights, str) and weights in REGISTRY:
         path = os.path.join(ZOO_DIR, REGISTRY[weights][0])
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path}: the shipped weights of {weights!r} are missing from this "
-                                    "installation (package_data)")
+            raise FileNotFoundError(
+                f"{path}: the shipped weights of {weights!r} are missing from this installation (package_data)"
+            )
         return path
     return weights
 
