@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+from test_installed import TOY  # the demo at toy size
 
 
 @pytest.mark.slow
@@ -13,17 +14,7 @@ def test_demo_runs_the_whole_chain_and_a_rerun_runs_nothing(tmp_path, repo_root)
         sys.executable,
         str(repo_root / "experiments" / "demo.py"),
         f"--output_dir={tmp_path}",
-        "--num_classes=3",
-        "--train_per_class=3",
-        "--val_per_class=1",
-        "--test_per_class=1",
-        "--frames_per_video=3",
-        "--num_clusters=2",
-        "--baseline_steps=2",
-        "--stage1_steps=2",
-        "--stage2_steps=2",
-        "--batch_size=2",
-        "--predict_videos=1",
+        *TOY,
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -9,6 +9,7 @@ import types
 
 import numpy as np
 import pytest
+from test_workflow import CONFIG  # the demo plan at toy size
 
 from actionvlad_tf.benchmark import gpu_check
 from actionvlad_tf.benchmark.machine import gpu_peak_flops
@@ -69,32 +70,17 @@ def test_mirrored_rows_on_one_gpu_say_so(tmp_path):
 def test_steps_up_to_a_target_keep_its_dependencies_in_order():
     from actionvlad_tf import demo
 
-    config = dict(
-        backbone_weights="random",
-        flow_backbone_weights="auto",
-        backbone_width=None,
-        num_classes=3,
-        train_per_class=3,
-        val_per_class=1,
-        test_per_class=1,
-        evaluate_on="test",
-        frames_per_video=3,
-        image_size=32,
-        num_clusters=2,
-        flow_method="tvl1_fast",
-        flow_bound=5.0,
-        baseline_steps=2,
-        baseline_learning_rate=1e-3,
-        stage1_steps=2,
-        stage1_learning_rate=0.01,
-        stage2_steps=2,
-        stage2_learning_rate=1e-3,
-        flow_weight=0.333,
-        batch_size=2,
-        seed=0,
-        mixed_precision="auto",
-        predict_videos=1,
-    )
+    config = {
+        **CONFIG,
+        "backbone_weights": "random",
+        "flow_backbone_weights": "auto",
+        "backbone_width": None,
+        "train_per_class": 3,
+        "test_per_class": 1,
+        "flow_method": "tvl1_fast",
+        "stage2_learning_rate": 1e-3,
+        "predict_videos": 1,
+    }
     steps = demo.build_steps(config, "/out", {"rgb": "rgb.h5", "flow": "flow.h5"}, 1.0, 32, "float32")
     chain = gpu_check.steps_up_to(steps, "rgb_netvlad_eval")
     assert [s.name for s in chain] == [
