@@ -828,25 +828,18 @@ class _TrainLoop:
     retries, the nan policy), applies each update, logs, checkpoints and reports progress."""
 
     def __init__(self, state):
-        self.state, self.steps, self.strategy, self.config = state, state.steps, state.strategy, state.config
-        self.iterator, self.rows = state.iterator, state.rows  # which replicas' rows a batch holds
-        self.dynamic_loss_scale, self.skipped, self.skipped_path = (
-            state.dynamic_loss_scale,
-            state.skipped,
-            state.skipped_path,
-        )
-        self.chief = state.chief
+        self.state, self.steps, self.config = state, state.steps, state.config
         self.drawn = 0
 
     def run(self, on_update=None):
         """Updates until max_number_of_steps; returns (last loss, last accuracy %, seconds per update)."""
         state, config = self.state, self.config
-        writer = tf.summary.create_file_writer(config.train_dir) if self.chief else tf.summary.create_noop_writer()
+        writer = tf.summary.create_file_writer(config.train_dir) if state.chief else tf.summary.create_noop_writer()
         progress = tqdm(
             total=config.max_number_of_steps,
             initial=state.step,
             unit="step",
-            disable=not (config.progress and self.chief),
+            disable=not (config.progress and state.chief),
             desc=os.path.basename(config.train_dir),
         )
         durations, loss, accuracy = [], float("nan"), float("nan")
@@ -897,7 +890,7 @@ class _TrainLoop:
 
     def _next(self):
         try:
-            element = next(self.iterator)
+            element = next(self.state.iterator)
         except StopIteration:
             raise ValueError(
                 f"the training dataset ended after {self.drawn} micro-batches; it must "
@@ -910,17 +903,17 @@ class _TrainLoop:
         """One micro-batch; a float16 overflow (finite loss, non-finite scaled gradient) is retried
         at half the loss scale, so no data is dropped for it."""
         while True:
-            out = self.steps.micro_step(*_per_replica(self.strategy, inputs, labels, **self.rows))
+            out = self.steps.micro_step(*_per_replica(self.state.strategy, inputs, labels, **self.state.rows))
             loss_finite, grads_finite = bool(out["loss_finite"]), bool(out["grads_finite"])
             scale = float(self.steps.loss_scale.numpy())
             if loss_finite and grads_finite:
-                if self.dynamic_loss_scale:
+                if self.state.dynamic_loss_scale:
                     self.steps.finite_in_a_row.assign_add(1)
                     if int(self.steps.finite_in_a_row.numpy()) >= LOSS_SCALE_GROWTH_INTERVAL:
                         self.steps.loss_scale.assign(scale * 2.0)
                         self.steps.finite_in_a_row.assign(0)
                 return out
-            if self.dynamic_loss_scale and loss_finite and scale > 1.0:
+            if self.state.dynamic_loss_scale and loss_finite and scale > 1.0:
                 self.steps.loss_scale.assign(scale / 2.0)
                 self.steps.finite_in_a_row.assign(0)
                 continue
@@ -953,10 +946,10 @@ class _TrainLoop:
             if self.config.nan_policy == "raise":
                 raise NonFiniteLossError(message)
             consecutive_skips += 1
-            self.skipped.append({"step": step + 1, "what": what, "videos": names})
+            self.state.skipped.append({"step": step + 1, "what": what, "videos": names})
             log.warning("skipped: %s", message)
-            if self.chief:
-                write_json(self.skipped_path, self.skipped)
+            if self.state.chief:
+                write_json(self.state.skipped_path, self.state.skipped)
             if consecutive_skips >= self.config.max_consecutive_skips:
                 raise NonFiniteLossError(
                     f"{consecutive_skips} non-finite micro-batches in a row, the model has diverged; last: {message}"
