@@ -458,6 +458,24 @@ def step_environment():
     return {"PYTHONPATH": os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))}
 
 
+def make_workflow(steps, out, jobs, execute=None):
+    """The `Workflow` that runs demo steps as the demo does: each through the `actionvlad` launcher
+    in `out`, keyed by the code that runs, `jobs` at a time, progress lines printed."""
+    return Workflow(
+        steps,
+        [sys.executable, "-m", commands.MODULE],
+        os.path.join(out, "steps"),
+        os.path.join(out, "logs"),
+        version=code_version(*commands.source_folders()),
+        jobs=jobs,
+        echo=lambda line: print(line, flush=True),
+        environment=step_environment(),
+        shown="actionvlad",
+        cwd=out,
+        execute=execute,
+    )
+
+
 def run_demo(config, out, precision, reason):
     """The whole demo for one configuration (`CONFIG_KEYS` and "jobs") under `out`, with the Keras
     precision `precision` (float32 / bfloat16 / float16) chosen for `reason`; prints progress, the
@@ -467,18 +485,7 @@ def run_demo(config, out, precision, reason):
     os.makedirs(runs, exist_ok=True)
     backbones, width, image_size, caption = resolve_backbones(config, runs)
     steps = build_steps(config, out, backbones, width, image_size, precision)
-    workflow = Workflow(
-        steps,
-        [sys.executable, "-m", commands.MODULE],
-        os.path.join(out, "steps"),
-        os.path.join(out, "logs"),
-        version=code_version(*commands.source_folders()),
-        jobs=config["jobs"],
-        echo=lambda line: print(line, flush=True),
-        environment=step_environment(),
-        shown="actionvlad",
-        cwd=out,
-    )
+    workflow = make_workflow(steps, out, config["jobs"])
     print(
         f"{len(steps)} steps, {len(workflow.pending())} to run; precision {precision} ({reason}); "
         f"{hardware.machine_line()}",

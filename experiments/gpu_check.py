@@ -59,6 +59,8 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.ERROR)  # the strategies' and tracing's INFO / WARNING lines would bury the table
     gpu_check.prepare_devices()  # before TensorFlow starts its devices
+    if FLAGS.workdir:
+        os.makedirs(FLAGS.workdir, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=FLAGS.workdir, prefix="gpu_check_") as out:
         config = dict({name: FLAGS[name].value for name in demo.CONFIG_KEYS}, jobs=FLAGS.jobs)
         smoke = FLAGS.smoke if FLAGS.smoke is not None else not gpu_check.visible_gpus()

@@ -22,19 +22,18 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 
 import numpy as np
 import tensorflow as tf
 
-from actionvlad_tf import commands, demo, hardware
+from actionvlad_tf import demo, hardware
 from actionvlad_tf.benchmark import flow, machine, updates
 from actionvlad_tf.benchmark.pipelines import _model
 from actionvlad_tf.benchmark.table import text_table
 from actionvlad_tf.training import trainer
-from actionvlad_tf.workflow import StepFailed, Workflow
+from actionvlad_tf.workflow import StepFailed
 
 ROWS = ("update", "tvl1", "mirrored", "demo_chain")
 BUDGET_S = 450.0  # with TensorFlow's start-up and the clean-up, under 8 minutes
@@ -398,17 +397,7 @@ def demo_chain(config, out, target="rgb_netvlad_eval"):
         steps = demo.build_steps(config, out, backbones, width, image_size, config["mixed_precision"])
         chain = steps_up_to(steps, target)
         stop = StopAt(deadline, cwd=out)
-        workflow = Workflow(
-            chain,
-            [sys.executable, "-m", commands.MODULE],
-            os.path.join(out, "steps"),
-            os.path.join(out, "logs"),
-            jobs=config["jobs"],
-            echo=lambda line: print(line, flush=True),
-            environment=demo.step_environment(),
-            cwd=out,
-            execute=stop,
-        )
+        workflow = demo.make_workflow(chain, out, config["jobs"], execute=stop)
         note = ""
         try:
             workflow.run()
