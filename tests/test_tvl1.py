@@ -167,3 +167,17 @@ def test_extraction_quantises_as_the_opencv_path(pairs, monkeypatch):
     # and the TF flow is OpenCV's within a small fraction of a pixel
     expected = cv2.optflow.DualTVL1OpticalFlow_create().calc(first, second, None)
     assert tvl1.endpoint_error(flow[0], expected) < 0.1
+
+
+def test_fast_schedule_equals_opencvs_tvl1_fast(pairs):
+    """`--method=tvl1_tf_fast` (the demo's flow) is OpenCV's `tvl1_fast` schedule: same flow on the
+    same pairs within a small fraction of a pixel."""
+    model = extraction._tf_tvl1(False, "tvl1_tf_fast")  # pylint: disable=protected-access
+    assert model.params.nscales == 4 and model.params.inner_iterations == 3 and model.params.scale_step == 0.5
+    first, second, _ = (np.stack(column) for column in zip(*pairs))
+    flows = model(first, second).numpy()
+    opencv = extraction.make_flow_estimator("tvl1_fast")
+    for k in range(len(pairs)):
+        expected = opencv(first[k], second[k], None)
+        assert np.abs(expected).max() > 1  # the pairs move
+        assert tvl1.endpoint_error(flows[k], expected) < 0.05

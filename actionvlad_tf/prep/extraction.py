@@ -47,8 +47,9 @@ VIDEO_EXTENSIONS = (
     ".ogv",
     ".ts",
 )
-FLOW_METHODS = ("tvl1", "tvl1_fast", "tvl1_tf", "dis", "farneback")
-TF_FLOW_BATCH = 16  # frame pairs per call of the TensorFlow TV-L1 ("tvl1_tf")
+FLOW_METHODS = ("tvl1", "tvl1_fast", "tvl1_tf", "tvl1_tf_fast", "dis", "farneback")
+TF_FLOW_METHODS = ("tvl1_tf", "tvl1_tf_fast")
+TF_FLOW_BATCH = 16  # frame pairs per call of the TensorFlow TV-L1 ("tvl1_tf", "tvl1_tf_fast")
 # XLA for "tvl1_tf": 3.3× the plain graph on a CPU (docs/performance.md), once it has compiled
 # (tens of seconds per frame size).
 TF_FLOW_XLA = True
@@ -172,6 +173,7 @@ _FLOW_ESTIMATORS = {
     "tvl1": lambda: cv2.optflow.DualTVL1OpticalFlow_create().calc,
     "tvl1_fast": lambda: cv2.optflow.DualTVL1OpticalFlow_create(**TVL1_FAST).calc,  # "innner": OpenCV's spelling
     "tvl1_tf": lambda: _one_pair(make_batch_flow_estimator("tvl1_tf")),
+    "tvl1_tf_fast": lambda: _one_pair(make_batch_flow_estimator("tvl1_tf_fast")),
     "dis": lambda: cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc,
     "farneback": lambda: _farneback,
 }
@@ -186,6 +188,8 @@ def make_flow_estimator(method="tvl1"):
       and its flow still shows the outline of what moves (the demo's flow).
     * "tvl1_tf": the same algorithm in TensorFlow (`actionvlad_tf.tvl1`), batched over the pairs
       of a video (see `make_batch_flow_estimator`), on the GPU where there is one.
+    * "tvl1_tf_fast": "tvl1_fast"'s schedule in TensorFlow (within 0.1 px of OpenCV's on the demo's
+      frames; about 2× its pairs per second on 2 CPU cores, docs/performance.md).
     * "dis": DIS optical flow, MEDIUM preset: about 10–80× faster, smoother, less accurate; small
       objects become blobs.
     * "farneback": Farneback's polynomial expansion (pyramid 0.5 × 3, window 15, 3 iterations).
@@ -195,22 +199,36 @@ def make_flow_estimator(method="tvl1"):
     return _FLOW_ESTIMATORS[method]()
 
 
+# OpenCV's DualTVL1OpticalFlow_create keywords → actionvlad_tf.tvl1.TVL1Params fields.
+_TVL1_PARAM_NAMES = dict(
+    nscales="nscales",
+    scaleStep="scale_step",
+    warps="warps",
+    outerIterations="outer_iterations",
+    innnerIterations="inner_iterations",
+)
+_TF_TVL1_PARAMS = {
+    "tvl1_tf": tvl1.TVL1Params(),
+    "tvl1_tf_fast": tvl1.TVL1Params(**{_TVL1_PARAM_NAMES[k]: v for k, v in TVL1_FAST.items()}),
+}
+
+
 @functools.lru_cache(maxsize=None)
-def _tf_tvl1(jit_compile):
-    return tvl1.TVL1(jit_compile=jit_compile)
+def _tf_tvl1(jit_compile, method="tvl1_tf"):
+    return tvl1.TVL1(params=_TF_TVL1_PARAMS[method], jit_compile=jit_compile)
 
 
 def make_batch_flow_estimator(method="tvl1"):
     """A function (previous [B, H, W], next [B, H, W]) uint8 → flow float32 [B, H, W, 2].
 
-    "tvl1_tf" computes the B pairs in one call, padded to a multiple of `TF_FLOW_BATCH` pairs by
-    repeating the last (a pair's flow does not depend on its batch), so that a frame size is
-    compiled once; the OpenCV methods compute one pair after another.
+    The TensorFlow methods (`TF_FLOW_METHODS`) compute the B pairs in one call, padded to a multiple
+    of `TF_FLOW_BATCH` pairs by repeating the last (a pair's flow does not depend on its batch), so
+    that a frame size is compiled once; the OpenCV methods compute one pair after another.
     """
-    if method != "tvl1_tf":
+    if method not in TF_FLOW_METHODS:
         estimate = make_flow_estimator(method)
         return lambda previous, following: np.stack([estimate(p, f, None) for p, f in zip(previous, following)])
-    model = _tf_tvl1(TF_FLOW_XLA)
+    model = _tf_tvl1(TF_FLOW_XLA, method)
 
     def estimate_batch(previous, following):
         count = len(previous)
@@ -246,10 +264,10 @@ def dequantize_flow(images, bound=DEFAULT_FLOW_BOUND):
 def iter_flow_images(gray_frames, method="tvl1", bound=DEFAULT_FLOW_BOUND):
     """Yields (flow_x, flow_y) uint8 [H, W] for each consecutive pair of grayscale frames.
 
-    "tvl1_tf" takes `TF_FLOW_BATCH` pairs at a time; the others one pair at a time.
+    The TensorFlow methods take `TF_FLOW_BATCH` pairs at a time; the others one pair at a time.
     """
     estimate = make_batch_flow_estimator(method)
-    batch = TF_FLOW_BATCH if method == "tvl1_tf" else 1
+    batch = TF_FLOW_BATCH if method in TF_FLOW_METHODS else 1
     frames = []
     for frame in gray_frames:
         if frames and frame.shape != frames[-1].shape:
@@ -274,7 +292,7 @@ def compute_flow_images(frames_rgb, method="tvl1", bound=DEFAULT_FLOW_BOUND):
 
     Args:
         frames_rgb: uint8 [N, H, W, 3] RGB frames (N ≥ 2), e.g. from `read_video_frames`.
-        method: one of `FLOW_METHODS` ("tvl1", "tvl1_fast", "tvl1_tf", "dis", "farneback"; see
+        method: one of `FLOW_METHODS` ("tvl1", "tvl1_fast", "tvl1_tf", "tvl1_tf_fast", "dis", "farneback"; see
             `make_flow_estimator`).
         bound: clipping bound in pixels (dense_flow's 20).
 
