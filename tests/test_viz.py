@@ -80,14 +80,67 @@ def test_overlay_and_word_selection():
     assert action_words.frames_where_word_fires([assignments], 0, 5) == [(0, 0, 0.25)]
 
 
+def test_heat_overlay_blends_the_colormap_by_value():
+    frame = np.full((32, 48, 3), (40, 90, 160), np.uint8)
+    values = np.zeros((2, 3), np.float32)
+    values[1, 2] = 1.0
+    shown = common.heat_overlay(frame, values, cmap="magma", max_alpha=0.5)
+    assert shown.shape == frame.shape and shown.dtype == np.uint8
+    # value 0 more than a cell (16 px) from the one cell at 1, centred at (24, 40): the frame itself
+    np.testing.assert_array_equal(shown[:, :24], frame[:, :24])
+    np.testing.assert_array_equal(shown[:8], frame[:8])
+    top = np.array(matplotlib.colormaps["magma"](1.0)[:3]) * 255
+    centre = shown[24, 40].astype(float)  # past the centre of cell (1, 2), at the edge: held at 1
+    np.testing.assert_allclose(centre, 0.5 * frame[0, 0] + 0.5 * top, atol=1)
+    assert np.abs(centre - top).sum() < np.abs(frame[0, 0] - top).sum()
+    ones = common.heat_overlay(frame, np.ones((2, 3)), max_alpha=1.0)  # opaque: the top colour itself
+    np.testing.assert_allclose(
+        ones, np.broadcast_to(matplotlib.colormaps[common.HEAT_COLORMAP](1.0)[:3], ones.shape) * 255, atol=1
+    )
+    with pytest.raises(ValueError, match="one value per position"):
+        common.heat_overlay(frame, np.zeros((2, 3, 1)))
+
+
+def test_upsample_smoothly_is_exact_at_cell_centres_and_does_not_overshoot():
+    values = np.zeros((3, 4))
+    values[1, 2] = 1.0
+    values[2, 0] = 0.5
+    up = common.upsample_smoothly(values, 33, 44)  # 11 px per cell: cell i's centre is pixel 5 + 11·i
+    assert up.shape == (33, 44)
+    assert 0.0 <= up.min() and up.max() <= 1.0
+    np.testing.assert_allclose(up[5::11, 5::11], values, atol=1e-12)
+    np.testing.assert_allclose(common.upsample_smoothly(values, 3, 4), values, atol=1e-12)
+    np.testing.assert_array_equal(up[:16, :16], 0.0)  # only zero cells around: no ringing
+    row = up[16, 16:28]  # along the peak's row, from the centre of cell (1, 1) to that of (1, 2)
+    assert (np.diff(row) >= 0).all() and len(set(np.round(row, 6).tolist())) == len(row)  # smooth, no steps
+    np.testing.assert_allclose(common.upsample_smoothly(np.array([[0.3]]), 5, 7), 0.3)
+
+
+def _colorbars(figure):
+    return [axes for axes in figure.axes if axes.get_ylabel() == action_words.COLORBAR_LABEL]
+
+
 def test_action_word_figures(tmp_path, video_internals):
     crops, internals = video_internals
+    figure, words = action_words.video_action_words_figure(
+        crops, internals["assignments"], num_words=2, max_frames=4, title="clip"
+    )
+    assert len(words) == 2 and len(figure.axes) == 2 * 4 + 1 and len(_colorbars(figure)) == 1
+    assert _colorbars(figure)[0].get_ylim() == (0.0, 1.0)
+    panel = figure.axes[1].get_images()[0].get_array()  # word words[0], the second frame shown
+    t, word = action_words.evenly_spaced(len(crops), 4)[1], words[0]
+    np.testing.assert_array_equal(panel, common.heat_overlay(crops[t], internals["assignments"][t][..., word]))
+    assert figure.axes[1].get_title() == f"word {word} · frame {t + 1}"
     words = action_words.plot_video_action_words(
         crops, internals["assignments"], tmp_path / "video.png", num_words=2, max_frames=4, title="clip"
     )
     assert len(words) == 2
-    _assert_png(tmp_path / "video.png", 1.5 * 4, 1.6 * 2 + 0.4)
+    _assert_png(tmp_path / "video.png", 1.5 * 4 + action_words.COLORBAR_WIDTH, 1.6 * 2 + 0.4)
     word = words[0]
+    figure, chosen = action_words.action_word_examples_figure(
+        [crops, crops[::-1]], [internals["assignments"]] * 2, word, num_examples=6, columns=3, max_per_video=2
+    )
+    assert len(figure.axes) == len(chosen) + 1 and len(_colorbars(figure)) == 1
     shown = action_words.plot_action_word_examples(
         [crops, crops[::-1]],
         [internals["assignments"]] * 2,
@@ -97,11 +150,12 @@ def test_action_word_figures(tmp_path, video_internals):
         columns=3,
         max_per_video=2,
     )
+    assert shown == chosen
     assert 0 < len(shown) <= 4 and [v for v, _, _ in shown].count(0) <= 2
     shares = [s for _, _, s in shown]
     assert shares == sorted(shares, reverse=True)
     rows = -(-len(shown) // min(3, len(shown)))
-    _assert_png(tmp_path / "word.png", 2.2 * min(3, len(shown)), 2.3 * rows + 0.4)
+    _assert_png(tmp_path / "word.png", 2.2 * min(3, len(shown)) + action_words.COLORBAR_WIDTH, 2.3 * rows + 0.4)
     unused = set(range(K)) - set(action_words.hard_assignments(internals["assignments"]).ravel().tolist())
     for absent in unused:
         with pytest.raises(ValueError, match=f"action word {absent} wins no position"):
@@ -184,7 +238,7 @@ def test_entry_points(tmp_path, model):
     assert pngs[:2] == ["video_1_clip0.png", "video_2_clip1.png"] and pngs[2].startswith("word_")
     assert len(pngs) == 3 and pngs[2] in out
     for png in pngs[:2]:
-        _assert_png(tmp_path / "words" / png, 1.5 * 3, 1.6 + 0.4)
+        _assert_png(tmp_path / "words" / png, 1.5 * 3 + action_words.COLORBAR_WIDTH, 1.6 + 0.4)
 
     out = _run(
         "viz_top_words.py",

@@ -1,9 +1,13 @@
 """What the action-word figures share: a model's VLAD internals on a video, the crops the network
-saw, assignment overlays, and an Agg figure saved atomically as PNG."""
+saw, assignment overlays (hard masks, soft heat maps and their colour bar), and an Agg figure saved
+atomically as PNG."""
 
 import keras
+import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from actionvlad_tf.atomic import atomic_output
@@ -65,12 +69,77 @@ def rgb_crops(frames, image_size):
 
 def overlay(frame, mask, dim=0.35):
     """A frame dimmed to `dim` except where `mask` [h, w] (values in [0, 1], one per conv5 position,
-    i.e. per receptive-field centre) is on; the mask is spread over each cell (paper Fig. 6)."""
+    i.e. per receptive-field centre) is on; the mask is spread over each cell (`top_words`, Fig. 8)."""
     height, width = frame.shape[:2]
     rows = np.minimum((np.arange(height) * mask.shape[0]) // height, mask.shape[0] - 1)
     cols = np.minimum((np.arange(width) * mask.shape[1]) // width, mask.shape[1] - 1)
     weight = dim + (1.0 - dim) * np.asarray(mask, np.float32)[rows][:, cols, None]
     return np.clip(frame.astype(np.float32) * weight, 0, 255).astype(np.uint8)
+
+
+HEAT_COLORMAP = "inferno"  # perceptually uniform; dark (and, with the alpha ramp, clear) at 0
+HEAT_MAX_ALPHA = 0.75
+
+
+def _catmull_rom(x):
+    x = np.abs(x)
+    return np.where(x <= 1, (1.5 * x - 2.5) * x * x + 1, np.where(x < 2, ((-0.5 * x + 2.5) * x - 4) * x + 2, 0.0))
+
+
+def _upsampling(size, cells):
+    """For `cells` values along an axis (one per cell centre) seen at `size` pixels: the [size, cells]
+    Catmull-Rom (bicubic) weights (edges held) and, per pixel, the two nearest cells [size] × 2."""
+    position = (np.arange(size) + 0.5) * cells / size - 0.5
+    base = np.floor(position).astype(int)
+    weights = np.zeros((size, cells), np.float64)
+    for offset in (-1, 0, 1, 2):
+        np.add.at(
+            weights, (np.arange(size), np.clip(base + offset, 0, cells - 1)), _catmull_rom(position - base - offset)
+        )
+    return weights, np.clip(base, 0, cells - 1), np.clip(base + 1, 0, cells - 1)
+
+
+def upsample_smoothly(values, height, width):
+    """[h, w] values (one per conv5 cell) → [height, width]: bicubic (Catmull-Rom), so each value is
+    exact at its cell's centre and a lone cell reads as a round blob (bilinear draws a cross), clipped
+    to the range of the four nearest cell centres, so there is no overshoot or ringing: a plateau of
+    0 stays 0 and nothing leaves [min, max] of the values."""
+    values = np.asarray(values, np.float64)
+    rows, top, bottom = _upsampling(height, values.shape[0])
+    columns, left, right = _upsampling(width, values.shape[1])
+    corners = np.stack([values[top][:, left], values[top][:, right], values[bottom][:, left], values[bottom][:, right]])
+    return np.clip(rows @ values @ columns.T, corners.min(axis=0), corners.max(axis=0))
+
+
+def heat_overlay(frame, values, cmap=HEAT_COLORMAP, vmin=0.0, vmax=1.0, max_alpha=HEAT_MAX_ALPHA):
+    """An RGB uint8 frame [H, W, 3] with `values` [h, w] (one per conv5 position, e.g. a word's soft
+    assignment) drawn over it as a heat map: upsampled smoothly to the frame (`upsample_smoothly`),
+    mapped to `cmap` over [vmin, vmax] and alpha-blended with an opacity rising linearly from 0 at
+    `vmin` (the frame unchanged) to `max_alpha` at `vmax`. `frame` and the result are RGB, as
+    `rgb_crops` and `show_image`."""
+    frame = np.asarray(frame)
+    if frame.ndim != 3 or frame.shape[-1] != 3:
+        raise ValueError(f"expected an RGB frame [H, W, 3], got shape {frame.shape}")
+    values = np.asarray(values, np.float32)
+    if values.ndim != 2:
+        raise ValueError(f"expected one value per position [h, w], got shape {values.shape}")
+    height, width = frame.shape[:2]
+    smooth = upsample_smoothly(values, height, width)
+    level = np.clip((smooth - vmin) / (vmax - vmin), 0.0, 1.0)
+    colour = matplotlib.colormaps[cmap](level)[..., :3] * 255.0
+    alpha = (max_alpha * level)[..., None]
+    blended = (1.0 - alpha) * frame.astype(np.float32) + alpha * colour
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+
+
+def heat_colorbar(figure, axes, label, cmap=HEAT_COLORMAP, vmin=0.0, vmax=1.0):
+    """One colour bar for the `heat_overlay`s of all `axes` (a fixed [vmin, vmax] scale, so that
+    panels compare), at their right; returns its Colorbar."""
+    mappable = ScalarMappable(norm=Normalize(vmin, vmax), cmap=cmap)
+    colorbar = figure.colorbar(mappable, ax=axes, fraction=0.04, pad=0.02, aspect=30)
+    colorbar.set_label(label, fontsize=8)
+    colorbar.ax.tick_params(labelsize=7)
+    return colorbar
 
 
 def show_image(axes, image, title=None):
