@@ -23,6 +23,7 @@ from actionvlad_tf import commands, hardware, zoo
 from actionvlad_tf.atomic import atomic_output, write_json
 from actionvlad_tf.data.lists import read_list
 from actionvlad_tf.evaluation import late_fusion, read_logits, search_flow_weight, top_k_accuracy
+from actionvlad_tf.forkserver import ForkServers
 from actionvlad_tf.models.registry import POOLINGS
 from actionvlad_tf.models.vgg16 import write_random_vgg16
 from actionvlad_tf.prep import synthetic
@@ -460,10 +461,14 @@ def step_environment():
 
 def make_workflow(steps, out, jobs, execute=None):
     """The `Workflow` that runs demo steps as the demo does: each through the `actionvlad` launcher
-    in `out`, keyed by the code that runs, `jobs` at a time, progress lines printed."""
+    in `out`, keyed by the code that runs, `jobs` at a time, progress lines printed; by default each
+    step in a process forked from a server that has imported TensorFlow (`forkserver`)."""
+    program = [sys.executable, "-m", commands.MODULE]
+    if execute is None:
+        execute = ForkServers(jobs, program, cwd=out, environment=step_environment())
     return Workflow(
         steps,
-        [sys.executable, "-m", commands.MODULE],
+        program,
         os.path.join(out, "steps"),
         os.path.join(out, "logs"),
         version=code_version(*commands.source_folders()),
