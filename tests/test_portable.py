@@ -10,6 +10,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from actionvlad_tf.export import portable
 from actionvlad_tf.export.saved_model import save_keras_atomic
@@ -113,3 +114,44 @@ def test_entry_point(model, tmp_path):
         text=True,
     )
     assert result.returncode != 0 and "--format: unknown ['tensorrt']" in result.stderr
+
+
+def test_quantised_files_keep_netvlad_assignment_at_float32(tmp_path, monkeypatch):
+    """With α = 1000 a float16 or int8 rounding of W, b (or of x̂ in an int8 matmul) moves the
+    assignment logits by ~1–16 and descriptors between words; the quantised files keep W and b at
+    float32 precision (portable._float32_assignment). On NetVLAD alone (descriptors in, no backbone
+    to round): the VLAD vector of both quantised files within 2e-3 of Keras, while the plain
+    quantisation of the same layer is off by > 10× that."""
+    pytest.importorskip("ai_edge_litert")
+    from ai_edge_litert.interpreter import Interpreter
+
+    from actionvlad_tf.layers import NetVLADPooling
+
+    n, d, k = 60, 64, 16  # W holds d·k = 1024 elements: int8 would quantise it
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(k, d))
+    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
+    # Descriptors near the boundary of two words, where assignments are soft: logit gaps of -3 … 3.
+    a, b = rng.integers(0, k, n), (rng.integers(1, k, n) + np.arange(n)) % k
+    a = np.where(a == b, (b + 1) % k, a)
+    gap = centers[a] - centers[b]
+    x = (centers[a] + centers[b]) / 2 + gap * (rng.uniform(-3, 3, n) / (1000 * np.sum(gap**2, axis=1)))[:, None]
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True))[None].astype(np.float32)
+    inputs = keras.Input((n, d), batch_size=1, name="descriptors")
+    net = keras.Model(inputs, NetVLADPooling(k, initial_centers=centers, name="pooling")(inputs))
+    expected = keras.ops.convert_to_numpy(net(x))
+    spec = [tf.TensorSpec([1, n, d], "float32", name="descriptors")]
+
+    def errors():
+        found = {}
+        for variant in ("float16", "int8"):
+            runner = Interpreter(model_content=portable.litert_content(net, lambda v: {"vlad": net(v)}, spec, variant))
+            got = runner.get_signature_runner("serving_default")(descriptors=x)["vlad"]
+            found[variant] = float(np.abs(got - expected).max())
+        return found
+
+    kept = errors()
+    assert max(kept.values()) < 2e-3, kept
+    monkeypatch.setattr(portable, "_float32_assignment", lambda layer, variant: layer.assignment_logits)
+    rounded = errors()
+    assert all(rounded[v] > 10 * kept[v] for v in kept), (kept, rounded)

@@ -173,23 +173,31 @@ class NetVLADPooling(keras.layers.Layer):
         self.assignment_bias.assign(bias)
         self.centers.assign(centers)
 
+    def assignment_logits(self, x, scale=None):
+        """(x·W)·scale + b: the soft assignment's logits [..., K+G] for descriptors x [..., D] (float32),
+        with `scale` [..., 1] (1/‖x‖ when the input is normalised) or None. `export.portable`
+        replaces it while writing a quantised file, to keep W and b at float32 precision there."""
+        logits = ops.matmul(x, self.assignment_kernel)
+        if scale is not None:
+            logits = logits * scale
+        return logits + self.assignment_bias
+
     def soft_assignment(self, inputs):
         """Soft assignment [B, ..., K] of each descriptor to the K (non-ghost) clusters."""
         x = ops.cast(inputs, "float32")
         if self.normalize_input:
             x = l2_normalize(x, epsilon=self.epsilon)
-        logits = ops.matmul(x, self.assignment_kernel) + self.assignment_bias
-        return ops.softmax(logits, axis=-1)[..., : self.num_clusters]
+        return ops.softmax(self.assignment_logits(x), axis=-1)[..., : self.num_clusters]
 
     def call(self, inputs, mask=None):
         x, weights = flatten_pooled_axes(ops.cast(inputs, "float32"), mask)
         # x̂ = r·x with r = 1/‖x‖ per descriptor. The normalised copy of x is never stored: r scales
         # the rows of X·W and of A instead (same result; half the memory traffic of the layer).
-        logits = ops.matmul(x, self.assignment_kernel)  # [B, N, K+G]
+        inverse_norm = None
         if self.normalize_input:
             inverse_norm = ops.rsqrt(ops.maximum(ops.sum(ops.square(x), axis=-1, keepdims=True), self.epsilon))
-            logits = logits * inverse_norm
-        assignment = ops.softmax(logits + self.assignment_bias, axis=-1)[..., : self.num_clusters]  # [B, N, K]
+        logits = self.assignment_logits(x, inverse_norm)  # [B, N, K+G]
+        assignment = ops.softmax(logits, axis=-1)[..., : self.num_clusters]  # [B, N, K]
         if weights is not None:
             assignment = assignment * ops.expand_dims(weights, -1)
         mass = ops.sum(assignment, axis=1)  # [B, K]
