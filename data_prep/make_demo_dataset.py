@@ -28,7 +28,7 @@ flags.DEFINE_integer(
     "Training videos per class held out as split 2's test list "
     "(a validation split cut from the training videos; split 2 trains on the rest).",
 )
-flags.DEFINE_integer("num_frames", 36, "Frames per video.")
+flags.DEFINE_integer("num_frames", synthetic.DEFAULT_NUM_FRAMES, "Frames per video.")
 flags.DEFINE_integer("height", 96, "Frame height.")
 flags.DEFINE_integer("width", 128, "Frame width.")
 flags.DEFINE_integer("seed", 0, "Random seed: same seed, same videos.")

@@ -79,11 +79,12 @@ flags.DEFINE_integer(
 )
 flags.DEFINE_string(
     "flow_method",
-    "tvl1_fast",
-    "Optical flow for the demo: Dual TV-L1, the release's algorithm, with a "
-    "short schedule (about 1 minute on 2 cores; extract_flow.py's default, full tvl1, takes ~15 "
-    "CPU-minutes). dis and farneback are faster but blur the demo's small objects into blobs, so "
-    "that flow cannot tell their shapes apart (docs/demo.md).",
+    "tvl1_tf_fast",
+    "Optical flow for the demo: Dual TV-L1, the release's algorithm, with a short schedule, in "
+    "TensorFlow (tvl1_tf_fast; tvl1_fast is the same schedule in OpenCV, within 0.05 px of it and about half "
+    "as fast on 2 cores; extract_flow.py's default, full tvl1, takes ~15× longer). dis and farneback are "
+    "faster but blur the demo's small objects into blobs, so that flow cannot tell their shapes apart "
+    "(docs/demo.md).",
 )
 flags.DEFINE_float(
     "flow_bound",
@@ -105,10 +106,9 @@ flags.DEFINE_float(
 )
 flags.DEFINE_float(
     "flow_weight",
-    0.333,
-    "Late fusion (1 - w)·RGB + w·flow of raw logits. The release weights flow 2:1 "
-    "(0.667), made for datasets where flow is the stronger stream; the demo's flow stream is the weaker one, "
-    "and on the validation split 0.667 gave ActionVLAD 76.7 %, 0.5 85.0 %, 0.333 88.3 % (docs/demo.md).",
+    0.667,
+    "Late fusion (1 - w)·RGB + w·flow of raw logits; the release's 2:1 for flow (§6.3), the stronger "
+    "stream in the demo as in the release's datasets (actionvlad_tf/prep/synthetic.py, docs/demo.md).",
 )
 flags.DEFINE_integer("batch_size", 4, "Videos per micro-batch (clipped as one); 16 per update, as the release.")
 flags.DEFINE_integer("seed", 0, "Seed of the data, the backbone and training.")

@@ -14,20 +14,55 @@ this structure into small videos that train on two CPU cores.
   statistics of every attribute, and so any average of attribute-wise features, are the same in
   all classes. Only the binding (which shape has which colour and motion) tells classes apart,
   i.e. the bag of conjunction "words" that local conv descriptors see and VLAD clusters capture.
-* The first 6 classes are the 6 colourings σ, with the motion tied to the colour (red slides
-  horizontally, green vertically, blue pulses: τ = σ). Classes share sub-actions: every
-  sub-action (shape, colour, motion) belongs to exactly 2 of the 6, so a single frame, or a single
-  flow stack, is ambiguous, while the three sub-actions of a video name the class, in either stream.
-* Classes 7 … 36 come in blocks of 6 that pair colouring k with motion pattern k + b (b = 1 … 5):
+* Classes come in blocks of 6 that pair colouring k with motion pattern k + b (b = 0 … 5; block 0
+  ties the motion to the colour: red slides horizontally, green vertically, blue pulses, τ = σ).
   RGB alone cannot tell apart two classes with the same colouring, nor flow two with the same
-  motion pattern, while the two streams together can (a demonstration of late fusion).
+  motion pattern, while the two streams together can.
+* The demo's 6 classes (`DEMO_CLASS_ORDER`) are colourings 0–4 with their own motion patterns and
+  colouring 0 with motion pattern 5: classes 1 and 6 look the same in every RGB frame and differ only
+  in how their objects move, while the 6 motion patterns are all different. Why: in the datasets the
+  paper and the release report on, many classes share their scenes and objects and differ in
+  motion (HMDB51's sit / stand, walk / run; UCF101's ones of one sport), so the flow stream is the
+  stronger one (release HMDB51 split 1: flow 59.8, RGB 49.7) and the release's late fusion weights it
+  2:1 (0.667, §6.3). With the six colourings instead (τ = σ, the demo before), both streams carried
+  the same information, the flow stream was the weaker one and fusion at the release's weight hurt
+  (docs/demo.md). Now RGB is capped at 5 of 6 classes (83.3 %) by design, flow is not, and late
+  fusion can do what it does in the paper: add RGB's view of the objects where flow is unsure. Classes
+  share sub-actions: a single flow stack (a shape and its motion) fits exactly 2 of the 6 classes, a
+  single RGB frame (a shape and its colour) 1 to 3, while the three sub-actions of a video name the
+  class (up to the pair that RGB cannot tell apart).
 * A video shows its three sub-actions one after the other (random order, random segment
-  boundaries), each at a random place, size, speed and direction, over a random smooth, light
+  boundaries), each for about a third of the video's `DEFAULT_NUM_FRAMES` = 60 frames (argued below),
+  at a random place, size, speed and direction, over a random smooth, light
   background with sensor noise, plus one or two shared distractors (dark grey rings and crosses
   drifting slowly on Lissajous paths) present in every class. The objects are darker than every
   background, so that optical flow, computed on grey levels, sees them. Shapes have equal areas at
   equal size (a triangle is not smaller than a circle) and the pulsing is normalised to the same
   mean area, so the amount of each colour and motion in a video does not reveal the class either.
+
+Why 60 frames (36 before): a flow stack is L = 10 consecutive flow fields (11 frames), and the
+release samples T stacks starting at frames 1 + i·⌊(n − L)/T⌋ (`data.sampling`, release §3.3). With
+n = 36 and T = 10 the stacks start at frames 1, 3, …, 19: they end by frame 29, so the third
+sub-action (frames ~25–36) is never wholly inside a test stack, only 23 % of the stacks lie within
+one sub-action, and the rest show the end of one object's motion followed by the start of another's.
+RGB frames never straddle. A class is three (shape, motion) pairs, and a flow stream that never sees
+one of them cleanly cannot tell classes that differ in it (docs/demo.md: flow ActionVLAD stayed at
+40–45 % while the flow stand-in read a clean stack's motion in 96 % and its shape in 74 %). With
+n = 60 (sub-actions of about 20 frames), the stacks start every 5 frames up to frame 46: 60 % of
+them lie within one sub-action, and every sub-action has at least one such stack in every video
+(computed over 2000 draws of the segment boundaries). The RGB frames are spread as before
+(1 + i·⌊n/T⌋). The cost is 60/36 of the frames to decode and of the flow to compute; training and
+testing read T frames per video either way.
+
+Why objects of 12–16 % of the frame's height (7.5–10 % before): the conv5 cells of the demo's 96²
+crops are 16 px, and an object 14–19 px across fell in one or two of them, so its shape was at the
+limit of what conv5 resolves; the flow stand-in read the shape of a demo flow stack in 74 % at full
+resolution and 50 % at half (docs/demo.md), and with n = 60 the flow stream still confused classes
+that differ in which shape has which motion (validation, ActionVLAD flow 55 %: errors spread over
+every class, not a pair). Both stand-ins were pretrained on objects of radius 4–20 px at 64²
+(`prep.stills`, `prep.flow_stacks`: 6–31 % of the image), so 7.5–10 % was at the bottom of their
+range and 12–16 % (23–31 px across at 96², two cells) is in its middle. Every shape keeps the same
+area at the same radius, so the amount of each colour and motion still carries no class.
 
 Files (`generate_demo_dataset`): `videos/<Class>/v_<Class>_gNN_c01.avi` (Motion-JPEG in AVI,
 OpenCV's own encoder, so that every opencv wheel writes and reads it), the UCF101-format split
@@ -56,9 +91,11 @@ SHAPES = ("circle", "square", "triangle")
 COLOURS = {"R": (40, 40, 215), "G": (40, 185, 40), "B": (215, 90, 30)}  # BGR
 MOTIONS = ("H", "V", "Z")
 MAX_CLASSES = 36
+DEFAULT_NUM_FRAMES = 60  # about 20 frames per sub-action, so that flow stacks see one (module docstring)
 VIDEO_QUALITY = 90
 _PERMUTATIONS = list(itertools.permutations(range(3)))
 _PULSE = 0.35  # relative amplitude of the Z (pulsing) radius
+OBJECT_RADIUS = (0.12, 0.16)  # of min(height, width): two conv5 cells across at 96² (module docstring)
 # Backgrounds are light and the distractors slow, so that optical flow (computed on grey levels, as the
 # release's) sees the coloured objects (grey levels 86-124 before their ±20 jitter, darker than every
 # background) and is not dominated by the distractors (at most ~1.9 px per frame, against the
@@ -86,16 +123,24 @@ class DemoClass:
         return tuple(zip(SHAPES, self.colours, self.motions))
 
 
+# (block, k) of the classes in label order: the demo's six first (module docstring), then block 0's
+# last class and every other block in turn.
+DEMO_CLASS_ORDER = ((0, 0), (0, 1), (0, 2), (0, 3), (0, 4), (5, 0), (0, 5)) + tuple(
+    (block, k) for block in range(1, 6) for k in range(6) if (block, k) != (5, 0)
+)
+
+
 def demo_classes(num_classes=6):
-    """The first num_classes classes: block b of 6 pairs colouring k with motion pattern k + b
-    (block 0 ties the motion to the colour)."""
+    """The first num_classes classes of `DEMO_CLASS_ORDER`: (block b, k) pairs colouring k with
+    motion pattern k + b (block 0 ties the motion to the colour)."""
     if not 1 <= num_classes <= MAX_CLASSES:
         raise ValueError(f"num_classes must be in 1 … {MAX_CLASSES}, got {num_classes}")
-    colour_letters, classes = list(COLOURS), []
-    for block, k in itertools.product(range(6), range(6)):
+    colour_letters = list(COLOURS)
+    classes = []
+    for block, k in DEMO_CLASS_ORDER[:num_classes]:
         sigma, tau = _PERMUTATIONS[k], _PERMUTATIONS[(k + block) % 6]
         classes.append(DemoClass(tuple(colour_letters[i] for i in sigma), tuple(MOTIONS[i] for i in tau)))
-    return classes[:num_classes]
+    return classes
 
 
 # ----------------------------------------------------------------------------- drawing
@@ -159,7 +204,7 @@ def _segments(rng, num_frames, count):
 
 def _sub_action_track(rng, motion, length, height, width):
     """Per-frame (centres [length, 2], radii [length]) of a sub-action's object."""
-    radius = rng.uniform(0.075, 0.1) * min(height, width)
+    radius = rng.uniform(*OBJECT_RADIUS) * min(height, width)
     times = np.arange(length, dtype=np.float64)
     margin = radius * (1 + _PULSE)
     centre = np.array([rng.uniform(margin, width - margin), rng.uniform(margin, height - margin)])
@@ -177,7 +222,7 @@ def _sub_action_track(rng, motion, length, height, width):
     return centres, radii
 
 
-def render_video(demo_class, rng, num_frames=36, height=96, width=128):
+def render_video(demo_class, rng, num_frames=DEFAULT_NUM_FRAMES, height=96, width=128):
     """Frames (BGR uint8 [num_frames, height, width, 3]) and segments of one video of a class."""
     background = _background(rng, height, width)
     order = rng.permutation(len(SHAPES))
@@ -267,7 +312,7 @@ def generate_demo_dataset(
     num_classes=6,
     train_per_class=10,
     test_per_class=5,
-    num_frames=36,
+    num_frames=DEFAULT_NUM_FRAMES,
     height=96,
     width=128,
     fps=24,
