@@ -19,15 +19,18 @@ this structure into small videos that train on two CPU cores.
   RGB alone cannot tell apart two classes with the same colouring, nor flow two with the same
   motion pattern, while the two streams together can.
 * The demo's 6 classes (`DEMO_CLASS_ORDER`) are colourings 0–4 with their own motion patterns and
-  colouring 0 with motion pattern 5: classes 1 and 6 look the same in every RGB frame and differ only
-  in how their objects move, while the 6 motion patterns are all different. Why: in the datasets the
+  colouring 0 with motion pattern 5: any frame of class 1 could be a frame of class 6 and the other
+  way round (same shapes in the same colours); they differ in how their objects move, which RGB sees
+  only indirectly, as the spread of an object's sizes (pulsing) or places (sliding) over the frames
+  sampled from a video. The 6 motion patterns are all different. Why: in the datasets the
   paper and the release report on, many classes share their scenes and objects and differ in
   motion (HMDB51's sit / stand, walk / run; UCF101's ones of one sport), so the flow stream is the
   stronger one (release HMDB51 split 1: flow 59.8, RGB 49.7) and the release's late fusion weights it
   2:1 (0.667, §6.3). With the six colourings instead (τ = σ, the demo before), both streams carried
   the same information, the flow stream was the weaker one and fusion at the release's weight hurt
-  (docs/demo.md). Now RGB is capped at 5 of 6 classes (83.3 %) by design, flow is not, and late
-  fusion can do what it does in the paper: add RGB's view of the objects where flow is unsure. Classes
+  (docs/demo.md). Now a model that reads RGB frames one at a time is capped at 5 of 6 classes
+  (83.3 %), flow is not, and late fusion can do what it does in the paper: add RGB's view of the
+  objects where flow is unsure. Classes
   share sub-actions: a single flow stack (a shape and its motion) fits exactly 2 of the 6 classes, a
   single RGB frame (a shape and its colour) 1 to 3, while the three sub-actions of a video name the
   class (up to the pair that RGB cannot tell apart).
