@@ -26,6 +26,8 @@ import threading
 import traceback
 import weakref
 
+from actionvlad_tf import commands
+
 PRELOAD = ("tensorflow", "keras", "actionvlad_tf.commands")
 
 
@@ -43,8 +45,6 @@ def _run_child(request):
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["cwd"] or os.getcwd())
-        from actionvlad_tf import commands
-
         try:
             code = commands.main(request["argv"])
         except SystemExit as exit_:  # absl's app.run ends every entry point this way
