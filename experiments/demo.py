@@ -107,8 +107,8 @@ flags.DEFINE_float(
 flags.DEFINE_float(
     "flow_weight",
     0.667,
-    "Late fusion (1 - w)·RGB + w·flow of raw logits; the release's 2:1 for flow (§6.3), the stronger "
-    "stream in the demo as in the release's datasets (actionvlad_tf/prep/synthetic.py, docs/demo.md).",
+    "Late fusion (1 - w)·RGB + w·flow of raw logits; the release's 2:1 for flow (§6.3). The demo's classes "
+    "include a pair that only flow tells apart (actionvlad_tf/prep/synthetic.py, docs/demo.md).",
 )
 flags.DEFINE_integer("batch_size", 4, "Videos per micro-batch (clipped as one); 16 per update, as the release.")
 flags.DEFINE_integer("seed", 0, "Seed of the data, the backbone and training.")
