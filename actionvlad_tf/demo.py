@@ -464,7 +464,7 @@ def make_workflow(steps, out, jobs, execute=None):
     in `out`, keyed by the code that runs, `jobs` at a time, progress lines printed; by default each
     step in a process forked from a server that has imported TensorFlow (`forkserver`)."""
     program = [sys.executable, "-m", commands.MODULE]
-    if execute is None:
+    if execute is None and hasattr(os, "fork"):
         execute = ForkServers(jobs, program, cwd=out, environment=step_environment())
     return Workflow(
         steps,

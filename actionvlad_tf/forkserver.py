@@ -13,7 +13,7 @@ exit status is the step's. A step therefore runs exactly as in its own process, 
 Protocol (one JSON line each way per step): the client writes {"argv", "env", "cwd", "log"}, the
 server forks, waits for the child and answers {"code"}. The server's own stdout is the protocol
 channel only (the children write to their logs); it exits when its stdin closes. Where `os.fork` is
-missing (Windows), `ForkServers` runs each step as a plain subprocess.
+missing (Windows), `demo.make_workflow` keeps the `Workflow`'s plain subprocesses.
 """
 
 import importlib
@@ -123,9 +123,6 @@ class ForkServers:
         return self._free.get()
 
     def __call__(self, step, command, log_path, env):
-        if not hasattr(os, "fork"):
-            with open(log_path, "w", encoding="utf-8", errors="replace") as log:
-                return subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.cwd)
         if command[: len(self.program)] != self.program:
             raise ValueError(f"{command[:3]}… does not start with the fork servers' program {self.program}")
         server = self._acquire()
