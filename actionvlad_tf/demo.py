@@ -65,6 +65,26 @@ CONFIG_KEYS = (
 )
 
 
+# Rough seconds of each kind of step on one core (a 2-core AMD EPYC, AVX2, float32, the default
+# sizes): only their order matters, for which of the steps ready at one time starts first
+# (`workflow.Workflow.priorities`: the flow chain, the longest, is not left waiting).
+COSTS = dict(
+    dataset=30,
+    frames=15,
+    flow=240,
+    lists=1,
+    two_stream=100,
+    eval=18,
+    cluster=30,
+    stage1_building_cache=90,
+    stage1=15,
+    stage2=60,
+    export=15,
+    predict=25,
+    action_words=20,
+)
+
+
 # A shipped stand-in's modality → (the card's accuracies quoted, what it was pretrained on, what it stands in for).
 STANDIN_CAPTIONS = {
     "rgb": (("shape", "colour", "shape_colour"), "generated stills", "the stand-in for ImageNet"),
@@ -152,8 +172,10 @@ def build_steps(config, out, backbones, width, image_size, precision):
                 val_per_class=config["val_per_class"],
                 test_per_class=config["test_per_class"],
                 seed=config["seed"],
+                num_workers=2,
             ),
             outputs=(os.path.join(data, "manifest.json"), os.path.join(data, "videos"), os.path.join(data, "splits")),
+            cost=COSTS["dataset"],
         ),
         Step(
             "frames",
@@ -161,6 +183,7 @@ def build_steps(config, out, backbones, width, image_size, precision):
             dict(videos=os.path.join(data, "videos"), output_dir=os.path.join(data, "frames"), num_workers=2),
             deps=("dataset",),
             outputs=(os.path.join(data, "frames"),),
+            cost=COSTS["frames"],
         ),
         Step(
             "flow",
@@ -174,6 +197,7 @@ def build_steps(config, out, backbones, width, image_size, precision):
             ),
             deps=("frames",),
             outputs=(os.path.join(data, "flow"),),
+            cost=COSTS["flow"],
         ),
         Step(
             "lists",
@@ -186,6 +210,7 @@ def build_steps(config, out, backbones, width, image_size, precision):
             ),
             deps=("frames",),
             outputs=(lists,),
+            cost=COSTS["lists"],
         ),
     ]
     common = dict(
@@ -227,6 +252,7 @@ def build_steps(config, out, backbones, width, image_size, precision):
                 ),
                 deps=(train_step,) + data_deps,
                 outputs=(result_dir,),
+                cost=COSTS["eval"],
             )
         )
 
@@ -264,14 +290,15 @@ def build_steps(config, out, backbones, width, image_size, precision):
                 deps=data_deps,
                 inputs=backbone_inputs,
                 outputs=(os.path.join(runs, two_stream),),
+                cost=COSTS["two_stream"],
             )
         )
         evaluate(stream, "two_stream", two_stream, dict(conv_endpoint="fc8"))
 
-        # ActionVLAD's starting point: RGB from the backbone, flow from the flow two-stream network.
-        init = backbone if stream == "rgb" else os.path.join(runs, two_stream, "model.keras")
-        init_deps = () if stream == "rgb" else (two_stream,)
-        init_inputs = backbone_inputs if stream == "rgb" else ()
+        # ActionVLAD's starting point: the stream's conv layers, as the release's flow ActionVLAD starts
+        # from its flow network. The frame network above trains only fc6-fc8, so its conv layers are
+        # the backbone's own: both streams start from their backbone, and flow need not wait for it.
+        init = backbone
         centers = os.path.join(runs, f"{stream}_centers.npz")
         steps.append(
             Step(
@@ -285,17 +312,19 @@ def build_steps(config, out, backbones, width, image_size, precision):
                     num_clusters=config["num_clusters"],
                     **common,
                 ),
-                deps=data_deps + init_deps,
-                inputs=init_inputs,
+                deps=data_deps,
+                inputs=backbone_inputs,
                 outputs=(centers,),
+                cost=COSTS["cluster"],
             )
         )
         cache = os.path.join(runs, f"{stream}_feature_cache")
-        previous = ()
+        first = None
         for pooling in sorted(POOLINGS):
             stage1, stage2 = f"{stream}_{pooling}_stage1", f"{stream}_{pooling}_stage2"
             cluster = {"centers": centers} if pooling == "netvlad" else {}
-            # One stream's poolings run one after the other: they share the stream's feature cache.
+            # The stream's first stage 1 builds the cache of pool4 maps that every stage of every
+            # pooling then reads (`--cache_via_stage2`); the others wait for it, not for each other.
             steps.append(
                 Step(
                     stage1,
@@ -310,15 +339,17 @@ def build_steps(config, out, backbones, width, image_size, precision):
                         learning_rate=config["stage1_learning_rate"],
                         feature_cache_dir=cache,
                         cache_views=2,
+                        cache_via_stage2=True,
                         **cluster,
                         **common,
                         **video,
                         **train,
                     ),
-                    deps=data_deps + init_deps + ((f"{stream}_cluster",) if cluster else ()),
-                    after=previous,
-                    inputs=init_inputs,
+                    deps=data_deps + ((f"{stream}_cluster",) if cluster else ()),
+                    after=(first,) if first else (),
+                    inputs=backbone_inputs,
                     outputs=(os.path.join(runs, stage1),),
+                    cost=COSTS["stage1" if first else "stage1_building_cache"],
                 )
             )
             steps.append(
@@ -341,9 +372,10 @@ def build_steps(config, out, backbones, width, image_size, precision):
                     ),
                     deps=data_deps + (stage1,),
                     outputs=(os.path.join(runs, stage2),),
+                    cost=COSTS["stage2"],
                 )
             )
-            previous = (stage2,)
+            first = first or stage1
             if pooling == "netvlad":
                 evaluate(stream, "netvlad_stage1", stage1, dict(pooling=pooling))
             evaluate(stream, pooling, stage2, dict(pooling=pooling))
@@ -362,6 +394,7 @@ def build_steps(config, out, backbones, width, image_size, precision):
             ),
             deps=("rgb_netvlad_stage2", "flow_netvlad_stage2", "lists"),
             outputs=(export,),
+            cost=COSTS["export"],
         )
     )
     videos = held_out_videos(config, data)
@@ -380,6 +413,7 @@ def build_steps(config, out, backbones, width, image_size, precision):
                 ),
                 deps=("export",),
                 outputs=(),
+                cost=COSTS["predict"],
             )
         )
     words = os.path.join(out, "action_words")
@@ -397,6 +431,7 @@ def build_steps(config, out, backbones, width, image_size, precision):
             ),
             deps=("rgb_netvlad_stage2",),
             outputs=(words,),
+            cost=COSTS["action_words"],
         )
     )
     return steps

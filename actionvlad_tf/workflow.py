@@ -51,6 +51,7 @@ class Step:
     after: tuple = ()
     inputs: tuple = ()
     outputs: tuple = ()
+    cost: float = 1.0
 
     def command(self, program):
         """The argv that runs the step: `program` (a list) + its entry + its flags."""
@@ -134,6 +135,7 @@ class Workflow:
             if missing:
                 raise ValueError(f"step {step.name} depends on unknown steps {missing}")
         self.order = self._topological(steps)
+        self.priorities = self._priorities()
         self.program, self.cwd, self.state_dir, self.log_dir = list(program), cwd, state_dir, log_dir
         self.shown = shown or " ".join(self.program)
         self.version, self.jobs = version, max(1, int(jobs))
@@ -166,6 +168,19 @@ class Workflow:
         for step in steps:
             visit(step.name)
         return order
+
+    def _priorities(self):
+        """{step: its cost plus the longest chain of costs of the steps that wait on it}: of the
+        steps ready at one time the one with the most work still behind it starts first (list
+        scheduling by critical path), so that the longest chain is not left waiting behind short ones."""
+        waiting = {name: [] for name in self.order}
+        for name in self.order:
+            for dep in self.steps[name].deps + self.steps[name].after:
+                waiting[dep].append(name)
+        priorities = {}
+        for name in reversed(self.order):
+            priorities[name] = self.steps[name].cost + max((priorities[w] for w in waiting[name]), default=0.0)
+        return priorities
 
     def key(self, name):
         """The step's key (sha256 hex) from its entry, flags, the code version, its input files'
@@ -283,7 +298,8 @@ class Workflow:
                     self.echo(f"[....] {name}: {time.time() - start:.0f} s — {line}")
 
     def run(self):
-        """Runs every pending step (dependencies first, `jobs` at a time); returns the names run.
+        """Runs every pending step (dependencies first, `jobs` at a time, the ready step with the
+        highest `priorities` first); returns the names run.
         The first failure stops the workflow after the running steps end, and is raised."""
         pending = self.pending()
         for name in self.order:
@@ -299,6 +315,7 @@ class Workflow:
                 futures = {}
                 while remaining or futures:
                     ready = [n for n in remaining if all(d in done for d in self.steps[n].deps + self.steps[n].after)]
+                    ready.sort(key=lambda n: -self.priorities[n])  # stable: ties keep the plan's order
                     for name in ready[: self.jobs - len(futures)]:
                         remaining.remove(name)
                         futures[pool.submit(self._run_one, name)] = name

@@ -32,6 +32,7 @@ flags.DEFINE_integer("num_frames", synthetic.DEFAULT_NUM_FRAMES, "Frames per vid
 flags.DEFINE_integer("height", 96, "Frame height.")
 flags.DEFINE_integer("width", 128, "Frame width.")
 flags.DEFINE_integer("seed", 0, "Random seed: same seed, same videos.")
+flags.DEFINE_integer("num_workers", 1, "Processes that render and encode the videos (the same files for any number).")
 flags.mark_flags_as_required(["output_dir"])
 FLAGS = flags.FLAGS
 
@@ -49,6 +50,7 @@ def main(argv):
         FLAGS.width,
         seed=FLAGS.seed,
         val_per_class=FLAGS.val_per_class,
+        num_workers=FLAGS.num_workers,
     )
     print(
         f"{summary.num_videos} videos ({summary.written} written, {summary.kept} kept), "

@@ -81,6 +81,13 @@ flags.DEFINE_string(
     "trains. Each video then has --cache_views fixed crops, not a new one per visit (§3.6).",
 )
 flags.DEFINE_integer("cache_views", 4, "Augmentation views per video in the feature cache.")
+flags.DEFINE_bool(
+    "cache_via_stage2",
+    False,
+    "Stage 1: build stage 2's cache (per-frame pool4 maps) first and compute stage 1's features from "
+    "it, so that one pass over the frames serves both stages and every pooling of a stream (at the "
+    "disk cost of stage 2's cache).",
+)
 flags.DEFINE_enum(
     "cache_dtype", "float32", ["float32", "float16"], "Storage dtype of the feature cache (float16 halves the disk)."
 )

@@ -21,6 +21,7 @@ from actionvlad_tf.training.feature_cache import (
     cached_training_inputs,
     view_seed,
 )
+from actionvlad_tf.training.split import bridge
 
 FRAMES, HEIGHT, WIDTH, SIZE, VIDEOS, CLASSES = 3, 40, 48, 32, 3, 3
 AUGMENTATION = {"image_size": SIZE, "resize_shape": (HEIGHT, WIDTH)}
@@ -94,6 +95,53 @@ def test_views_differ_and_dataset_serves_stored_views(tmp_path, model, videos, l
             assert matches and all(cache.labels[p] == label for p in matches)
             labels_seen.append(int(label))
     assert set(labels_seen) == set(range(CLASSES))
+
+
+@pytest.mark.parametrize("pooling", ["netvlad", "max"])
+def test_stage1_cache_via_stage2_reads_the_frames_once(tmp_path, videos, list_file, pooling):
+    """cache_via_stage2: stage 1's pooled vectors computed from stage 2's pool4 cache equal those
+    computed from the frames; the frames are read once, and stage 2 finds its cache built."""
+    tf.keras.utils.set_random_seed(2)
+    model = build_actionvlad(
+        CLASSES, frames_per_video=FRAMES, image_size=SIZE, num_clusters=4, weight_decay=0.0, pooling=pooling
+    )
+    maps = split(model, 2)
+    set_training_stage(model, 1)
+    reads = []
+    kwargs = dict(views=2, augmentation=AUGMENTATION, progress=False)
+    _, _, via = cached_training_inputs(
+        model, list_file, in_memory_reader(videos, reads), tmp_path / "via", 2, maps_split=maps, **kwargs
+    )
+    assert sorted(reads) == list(range(VIDEOS))  # one pass over the frames
+    direct = build(tmp_path / "direct", split(model, 1).prefix, list_file, in_memory_reader(videos))
+    assert os.path.basename(via.directory) == os.path.basename(direct.directory)  # the same key
+    for position in range(VIDEOS):
+        for view in range(2):
+            np.testing.assert_allclose(via.load(position, view), direct.load(position, view), rtol=1e-4, atol=1e-5)
+    reads.clear()
+    set_training_stage(model, 2)
+    _, _, stage2 = cached_training_inputs(
+        model, list_file, in_memory_reader(videos, reads), tmp_path / "via", 2, **kwargs
+    )
+    assert reads == [] and stage2.feature_shape == (FRAMES, 2, 2, 512)
+    assert len(os.listdir(tmp_path / "via")) == 2
+    # A complete stage-1 cache is not rebuilt, and the maps are not asked for.
+    os.rename(stage2.directory, tmp_path / "gone")
+    set_training_stage(model, 1)
+    cached_training_inputs(
+        model, list_file, in_memory_reader(videos, reads), tmp_path / "via", 2, maps_split=maps, **kwargs
+    )
+    assert reads == [] and len(os.listdir(tmp_path / "via")) == 1
+
+
+def test_a_cache_of_other_views_cannot_serve_as_source(tmp_path, model, videos, list_file):
+    maps = split(model, 2)
+    source = build(tmp_path, maps.prefix, list_file, in_memory_reader(videos), views=1)
+    stage1 = split(model, 1)
+    with pytest.raises(ValueError, match="differ in views"):
+        build(tmp_path, stage1.prefix, list_file, None, source=(source, bridge(model, maps, stage1)))
+    with pytest.raises(ValueError, match="inside the backbone"):
+        bridge(model, stage1, stage1)
 
 
 def test_dataset_names_a_file_that_changed_after_the_check(tmp_path, model, videos, list_file):
@@ -253,8 +301,9 @@ def test_trainer_trains_the_model_through_its_cached_suffix(tmp_path, videos, li
 
 
 def test_train_cli_stages_on_the_feature_cache_and_resumes(tmp_path):
-    """train.py --feature_cache_dir: stage 1 and stage 2 on their caches, then a resumed stage 2
-    finds its cache again (the frozen prefix is rebuilt from the initial weights)."""
+    """train.py --feature_cache_dir: stage 1 (--cache_via_stage2: through stage 2's cache) and
+    stage 2 on their caches, then a resumed stage 2 finds its cache again (the frozen prefix is
+    rebuilt from the initial weights)."""
     from test_train_cli import _run, _write_dataset  # the entry-point tests' tiny dataset
 
     data = tmp_path / "data"
@@ -282,13 +331,16 @@ def test_train_cli_stages_on_the_feature_cache_and_resumes(tmp_path):
         f"--centers={tmp_path}/centers.npz",
         "--max_number_of_steps=2",
         "--train_dir=stage1",
+        "--cache_via_stage2",
         cwd=tmp_path,
     )
     assert re.search(r"^step 2:", out, re.M)
-    stage2 = common + ["--stage=2", "--checkpoint_path=stage1", "--train_dir=stage2"]
-    _run("train", *stage2, "--max_number_of_steps=2", cwd=tmp_path)
     caches = sorted(p.name for p in (tmp_path / "cache").iterdir())
-    assert len(caches) == 2
+    assert len(caches) == 2  # --cache_via_stage2: stage 2's pool4 maps, then stage 1's VLADs from them
+    stage2 = common + ["--stage=2", "--checkpoint_path=stage1", "--train_dir=stage2"]
+    out = _run("train", *stage2, "--max_number_of_steps=2", cwd=tmp_path)
+    assert "feature cache:" not in out  # stage 2 found its cache
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == caches
     shapes = {tuple(FeatureCache(tmp_path / "cache" / c).feature_shape) for c in caches}
     assert shapes == {(4 * 512,), (FRAMES, 2, 2, 512)}  # K·D VLAD; pool4 maps of 32² frames
     out = _run("train", *stage2, "--max_number_of_steps=3", cwd=tmp_path)

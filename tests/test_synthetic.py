@@ -115,8 +115,8 @@ def test_dataset_files_and_determinism(tmp_path):
     assert summary.video_bytes == sum(
         os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(root / "videos") for f in fs
     )
-    # same seed → byte-identical files; another seed → other videos
-    synthetic.generate_demo_dataset(tmp_path / "b", seed=3, progress=False, **TINY)
+    # same seed → byte-identical files, made by one process or two; another seed → other videos
+    synthetic.generate_demo_dataset(tmp_path / "b", seed=3, progress=False, num_workers=2, **TINY)
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
     synthetic.generate_demo_dataset(tmp_path / "c", seed=4, progress=False, **TINY)
     assert (

@@ -144,6 +144,25 @@ def test_a_step_rerun_with_a_new_key_starts_clean_and_an_interrupted_one_resumes
     assert calls[-1] is None
 
 
+def test_ready_steps_start_by_the_longest_chain_of_costs_behind_them(tmp_path):
+    order = []
+
+    def execute(step, command, log_path, env):
+        order.append(step.name)
+        open(log_path, "w").close()
+        return 0
+
+    steps = [Step("short", "a", cost=5), Step("long1", "a", cost=1), Step("long2", "a", deps=("long1",), cost=10)]
+    workflow = Workflow(steps, ["x"], str(tmp_path / "s"), str(tmp_path / "l"), execute=execute, echo=lambda _: None)
+    assert workflow.priorities == {"short": 5, "long1": 11, "long2": 10}
+    workflow.run()
+    assert order == ["long1", "long2", "short"]  # not the plan's order
+    # The demo: the flow chain goes first, and flow ActionVLAD does not wait for the flow frame network.
+    demo_steps = demo_workflow(tmp_path)
+    assert demo_steps.priorities["flow"] > demo_steps.priorities["rgb_two_stream"]
+    assert "flow_two_stream" not in demo_steps.steps["flow_cluster"].deps
+
+
 def test_a_dependency_cycle_and_an_unknown_dependency_are_refused(tmp_path):
     with pytest.raises(ValueError, match="cycle"):
         Workflow([Step("a", "a", deps=("b",)), Step("b", "b", deps=("a",))], [], "", "")

@@ -78,7 +78,9 @@ Everything is deterministic given the seed; every file is written atomically and
 the videos already there.
 """
 
+import contextlib
 import dataclasses
+import functools
 import itertools
 import json
 import math
@@ -89,6 +91,7 @@ import numpy as np
 import tqdm
 
 from actionvlad_tf.atomic import atomic_output
+from actionvlad_tf.prep.extraction import worker_pool
 
 SHAPES = ("circle", "square", "triangle")
 COLOURS = {"R": (40, 40, 215), "G": (40, 185, 40), "B": (215, 90, 30)}  # BGR
@@ -310,6 +313,20 @@ class DemoSummary:
     kept: int
 
 
+def _make_video(output_dir, classes, seed, num_frames, height, width, fps, job):
+    """Renders and writes (unless already there) the video `job` = (label, group); returns its
+    segments, whether it was written, and its bytes."""
+    label, group = job
+    path = os.path.join(output_dir, "videos", video_name(classes[label], group))
+    rng = np.random.default_rng([seed, label, group])
+    frames, segments = render_video(classes[label], rng, num_frames, height, width)
+    written = not os.path.isfile(path)
+    if written:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        write_video(path, frames, fps)
+    return segments, written, os.path.getsize(path)
+
+
 def generate_demo_dataset(
     output_dir,
     num_classes=6,
@@ -322,8 +339,11 @@ def generate_demo_dataset(
     seed=0,
     progress=True,
     val_per_class=0,
+    num_workers=1,
 ):
-    """Writes the demo dataset (module docstring) into output_dir and returns a DemoSummary.
+    """Writes the demo dataset (module docstring) into output_dir and returns a DemoSummary;
+    `num_workers` processes render and encode the videos (the same files for any number;
+    `extraction.worker_pool`).
 
     Each video's randomness comes from (seed, class, video), so any subset is regenerated
     identically, in any order. Train videos are groups 1 … train_per_class, test videos the next
@@ -341,27 +361,24 @@ def generate_demo_dataset(
     train_lines, test_lines, manifest_videos = [], [], []
     written = kept = video_bytes = 0
     jobs = [(label, group) for label in range(num_classes) for group in range(1, train_per_class + test_per_class + 1)]
-    for label, group in tqdm.tqdm(jobs, desc="demo videos", unit="video", disable=not progress):
-        demo_class = classes[label]
-        name = video_name(demo_class, group)
-        path = os.path.join(output_dir, "videos", name)
-        rng = np.random.default_rng([seed, label, group])
-        frames, segments = render_video(demo_class, rng, num_frames, height, width)
-        if os.path.isfile(path):
-            kept += 1
-        else:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            write_video(path, frames, fps)
-            written += 1
-        video_bytes += os.path.getsize(path)
-        is_train = group <= train_per_class
-        (train_lines if is_train else test_lines).append(f"{name} {label + 1}" if is_train else name)
-        if is_train:
-            is_val = group > train_per_class - val_per_class
-            (val_lines if is_val else fit_lines).append(name if is_val else f"{name} {label + 1}")
-        manifest_videos.append(
-            {"path": name, "label": label, "split": "train" if is_train else "test", "segments": segments}
-        )
+    make = functools.partial(_make_video, output_dir, classes, seed, num_frames, height, width, fps)
+    with worker_pool(num_workers) if num_workers > 1 else contextlib.nullcontext() as pool:
+        made = pool.map(make, jobs, chunksize=8) if pool else map(make, jobs)
+        for (label, group), (segments, was_written, size) in tqdm.tqdm(
+            zip(jobs, made), total=len(jobs), desc="demo videos", unit="video", disable=not progress
+        ):
+            name = video_name(classes[label], group)
+            written += was_written
+            kept += not was_written
+            video_bytes += size
+            is_train = group <= train_per_class
+            (train_lines if is_train else test_lines).append(f"{name} {label + 1}" if is_train else name)
+            if is_train:
+                is_val = group > train_per_class - val_per_class
+                (val_lines if is_val else fit_lines).append(name if is_val else f"{name} {label + 1}")
+            manifest_videos.append(
+                {"path": name, "label": label, "split": "train" if is_train else "test", "segments": segments}
+            )
     _write_text(os.path.join(split_dir, "classInd.txt"), [f"{i} {c.name}" for i, c in enumerate(classes, start=1)])
     _write_text(os.path.join(split_dir, "trainlist01.txt"), train_lines)
     _write_text(os.path.join(split_dir, "testlist01.txt"), test_lines)

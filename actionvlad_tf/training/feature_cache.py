@@ -28,6 +28,12 @@ with `np.load(..., mmap_mode="r")`). Every file is written to a temporary name a
 interrupted build is completed. One file per view (rather than one array per shard) lets the
 training dataset read a random view with TF ops alone (`tf.io.read_file`): parallel, without the
 GIL, and checkpointable with the trainer's iterator.
+
+One pass over the frames for both stages. Stage 1's prefix is stage 2's followed by conv5 and the
+pooling, so its features can be computed from stage 2's cache instead of from the frames
+(`cached_training_inputs(..., maps_split=...)`, `split.bridge`): the frames are decoded and run
+through conv1_1 … pool4 once per stream, and every pooling's stage 1 and stage 2 read that
+cache (train.py `--cache_via_stage2`). The stage-1 cache's key is the same either way.
 """
 
 import hashlib
@@ -43,7 +49,7 @@ from tqdm.auto import tqdm
 from actionvlad_tf.atomic import atomic_output
 from actionvlad_tf.data import augment
 from actionvlad_tf.data.lists import read_list
-from actionvlad_tf.training.split import split_at_frozen_boundary
+from actionvlad_tf.training.split import bridge, split_at_frozen_boundary
 
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
@@ -234,6 +240,7 @@ def build_feature_cache(
     description=None,
     dtype="float32",
     progress=True,
+    source=None,
 ):
     """Computes (or completes) the cache of `prefix` over the videos of `list_file`.
 
@@ -255,6 +262,10 @@ def build_feature_cache(
             stack, file templates, …); it enters the key.
         dtype: storage dtype, "float32" (exact) or "float16" (half the disk).
         progress: show a tqdm bar over views.
+        source: (FeatureCache, bridge), or a callable returning it (called only when views are
+            missing), to compute the features from another cache of the same videos, views, seed,
+            augmentation and description rather than from the frames: `prefix(x)` must equal
+            `bridge(source's prefix(x))` (`split.bridge`).
 
     Returns:
         the complete `FeatureCache`.
@@ -298,14 +309,35 @@ def build_feature_cache(
     todo = {}
     for position, view in missing:
         todo.setdefault(position, []).append(view)
-    compute = tf.function(lambda video: tf.cast(prefix(video, training=False), dtype), reduce_retracing=True)
     bar = tqdm(
         total=cache.num_videos * views,
         initial=cache.num_videos * views - len(missing),
         unit="view",
-        desc="feature cache",
+        desc="feature cache" if source is None else "feature cache (from the stage-2 cache)",
         disable=not progress,
     )
+    if source is not None and todo:
+        _build_from_source(cache, todo, *(source() if callable(source) else source), dtype, bar)
+    else:
+        _build_from_frames(cache, todo, prefix, entries, read_videos, modality, views, seed, augmentation, dtype, bar)
+    bar.close()
+    missing = cache.missing()
+    if missing:
+        position, view = missing[0]
+        raise ValueError(
+            f"read_videos yielded too few videos: {len(missing)} view(s) still "
+            f"missing, first {entries[position].path} ({entries[position].where})"
+        )
+    return cache
+
+
+def _write_features(cache, position, view, features):
+    with atomic_output(cache.file(position, view)) as partial, open(partial, "wb") as handle:
+        np.lib.format.write_array(handle, features, version=(1, 0))
+
+
+def _build_from_frames(cache, todo, prefix, entries, read_videos, modality, views, seed, augmentation, dtype, bar):
+    compute = tf.function(lambda video: tf.cast(prefix(video, training=False), dtype), reduce_retracing=True)
     for run in _contiguous_runs(sorted(todo)):
         source = read_videos([entries[p] for p in run])
         for position, (frames, label) in zip(run, source):
@@ -321,19 +353,36 @@ def build_feature_cache(
                 video = augment.preprocess_for_train(
                     frames, modality, view_seed(seed, position, views, view), **augmentation
                 )
-                features = compute(video[None])[0].numpy()
-                with atomic_output(cache.file(position, view)) as partial, open(partial, "wb") as handle:
-                    np.lib.format.write_array(handle, features, version=(1, 0))
+                _write_features(cache, position, view, compute(video[None])[0].numpy())
                 bar.update(1)
-    bar.close()
-    missing = cache.missing()
-    if missing:
-        position, view = missing[0]
+
+
+SOURCE_FIELDS = ("list_file", "modality", "views", "seed", "augmentation", "description", "labels", "paths")
+SOURCE_BATCH = 8  # views per call of the bridge
+
+
+def _build_from_source(cache, todo, source, bridge_model, dtype, bar):
+    """The missing views of `cache` computed from `source`'s stored features through `bridge_model`."""
+    differ = [name for name in SOURCE_FIELDS if source.meta.get(name) != cache.meta.get(name)]
+    if differ:
         raise ValueError(
-            f"read_videos yielded too few videos: {len(missing)} view(s) still "
-            f"missing, first {entries[position].path} ({entries[position].where})"
+            f"feature cache {source.directory} cannot serve {cache.directory}: they differ in {', '.join(differ)}"
         )
-    return cache
+    if source.missing():
+        raise ValueError(f"feature cache {source.directory} is incomplete: build it first")
+    if tuple(bridge_model.input.shape[1:]) != source.feature_shape:
+        raise ValueError(
+            f"bridge {bridge_model.name} takes {tuple(bridge_model.input.shape[1:])}, the cache "
+            f"{source.directory} holds {source.feature_shape}"
+        )
+    compute = tf.function(lambda x: tf.cast(bridge_model(x, training=False), dtype), reduce_retracing=True)
+    pairs = [(position, view) for position in sorted(todo) for view in todo[position]]
+    for start in range(0, len(pairs), SOURCE_BATCH):
+        chunk = pairs[start : start + SOURCE_BATCH]
+        features = compute(np.stack([np.asarray(source.load(p, v), np.float32) for p, v in chunk])).numpy()
+        for (position, view), value in zip(chunk, features):
+            _write_features(cache, position, view, value)
+        bar.update(len(chunk))
 
 
 def cached_training_inputs(
@@ -349,6 +398,7 @@ def cached_training_inputs(
     description=None,
     dtype="float32",
     progress=True,
+    maps_split=None,
 ):
     """(suffix, dataset, cache) to train `model`'s current stage on a feature cache:
     `train(suffix, dataset, config, stage=None, export_model=model)`.
@@ -358,10 +408,33 @@ def cached_training_inputs(
     yields endless global batches of `batch_size` (features, label). The prefix's weights must be
     final before this call (on a resumed run: load the initial weights again; they are frozen, so
     they equal the checkpoint's). Arguments after `batch_size` are `build_feature_cache`'s.
+
+    `maps_split`: a `FrozenSplit` of the model cut inside its backbone (stage 2's, made with the
+    stage-2 trainable flags): its cache is built (or found) first and this stage's features are
+    computed from it through `split.bridge` (module docstring: one pass over the frames).
     """
     split = split_at_frozen_boundary(model)
     if split.prefix is None:
         raise ValueError(f"{model.name} has no frozen layers (stage 0?): nothing to cache")
+    source = None
+    if maps_split is not None and maps_split.boundary != split.boundary:
+
+        def source():
+            maps = build_feature_cache(
+                cache_root,
+                maps_split.prefix,
+                list_file,
+                read_videos,
+                modality,
+                views,
+                seed,
+                augmentation,
+                description,
+                dtype,
+                progress,
+            )
+            return maps, bridge(model, maps_split, split)
+
     cache = build_feature_cache(
         cache_root,
         split.prefix,
@@ -374,5 +447,6 @@ def cached_training_inputs(
         description,
         dtype,
         progress,
+        source,
     )
     return split.suffix, cache.dataset(batch_size, shuffle_seed=seed), cache

@@ -27,6 +27,7 @@ from actionvlad_tf.models import set_training_stage
 from actionvlad_tf.models.builder import build_model, descriptor_model, load_backbone_weights
 from actionvlad_tf.training.feature_cache import cached_training_inputs
 from actionvlad_tf.training.kmeans import RELEASE_NUM_FRAMES, fit_centers, sample_descriptors, sample_frame_entries
+from actionvlad_tf.training.split import split_at_frozen_boundary
 from actionvlad_tf.training.trainer import (
     TrainConfig,
     load_model_weights,
@@ -52,7 +53,9 @@ class TrainOptions:
             (`runtime.set_cpu_replicas`; None: the ACTIONVLAD_CPU_REPLICAS environment variable,
             else the devices as they are).
         collective_timeout_s: multi-worker runs, `training.make_strategy`.
-        feature_cache_dir, cache_views, cache_dtype: the opt-in feature cache of the frozen layers.
+        feature_cache_dir, cache_views, cache_dtype: the opt-in feature cache of the frozen layers;
+            cache_via_stage2: stage 1's cache computed from stage 2's (built first), so that one
+            pass over the frames serves both stages and every pooling (`training.feature_cache`).
         seed, deterministic, mixed_precision: `runtime.set_determinism`, `runtime.set_precision`.
     """
 
@@ -69,6 +72,7 @@ class TrainOptions:
     feature_cache_dir: Optional[str] = None
     cache_views: int = 4
     cache_dtype: str = "float32"
+    cache_via_stage2: bool = False
     seed: int = 0
     deterministic: bool = False
     mixed_precision: str = "auto"
@@ -162,6 +166,10 @@ def _cached_inputs(model, model_spec, input_spec, options, entries, dataset_spec
         )
     if entries is None:
         raise ValueError("the feature cache reads the training list: give the list folder")
+    maps_split = None
+    if options.cache_via_stage2 and options.stage == 1:
+        set_training_stage(model, 2)
+        maps_split = split_at_frozen_boundary(model)
     set_training_stage(model, options.stage)
     raw = input_spec.replace(
         training=False, batch_size=1, raw_frames=True, return_metadata=False, packed_files=None, tfds_name=None
@@ -181,6 +189,7 @@ def _cached_inputs(model, model_spec, input_spec, options, entries, dataset_spec
         options.cache_views,
         options.seed,
         dtype=options.cache_dtype,
+        maps_split=maps_split,
         augmentation={"image_size": input_spec.image_size, "resize_shape": input_spec.resize_shape},
         description={
             "dataset_dir": os.path.abspath(input_spec.frames_root or ""),

@@ -7,6 +7,9 @@ Stage 2 (conv5_1 onwards trains): prefix = frames → per-frame pool4 output [B,
 suffix = pool4 maps → conv5_1 … conv5_3 → ActionVLAD → classifier → logits.
 The two-stream frame baseline (fc6 onwards trains): prefix = frames → flattened pool5.
 
+`bridge(model, start, end)` is the frozen model between two splits' features (pool4 maps → conv5
+→ pooled vector): stage 1's cache can be computed from stage 2's without reading the frames again.
+
 Both parts share the model's layers (and so its weights): training the suffix trains the model.
 """
 
@@ -50,10 +53,7 @@ def split_at_frozen_boundary(model):
         ValueError for a multi-input model (split each stream's model instead) or one with nothing
         trainable.
     """
-    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    if len(model.inputs) != 1 or len(nested) != 1:
-        raise ValueError(f"{model.name}: only single-stream models (one input, one backbone) can be split")
-    backbone = nested[0]
+    backbone = _backbone(model)
     weighted = [layer for layer in backbone.layers if layer.weights]
     first = next((layer for layer in weighted if layer.trainable), None)
     if first is weighted[0]:
@@ -73,6 +73,42 @@ def split_at_frozen_boundary(model):
     return FrozenSplit(prefix, suffix, boundary.name)
 
 
+def bridge(model, start, end):
+    """The frozen model from the features of `start` (a `FrozenSplit` of `model` cut inside its
+    backbone, per-frame maps [B, T, h, w, C]) to those of `end` (one cut after the backbone, e.g.
+    stage 1's pooled vector): `end.prefix(x)` equals `bridge(start.prefix(x))`. Its layers are the
+    model's (shared weights); call it with training=False."""
+    backbone = _backbone(model)
+    inner = {layer.name for layer in backbone.layers}
+    if start.prefix is None or start.boundary not in inner:
+        raise ValueError(f"{model.name}: the bridge starts at a split inside the backbone, not at {start.boundary!r}")
+    if end.prefix is None or end.boundary in inner:
+        raise ValueError(f"{model.name}: the bridge ends at a split after the backbone, not at {end.boundary!r}")
+    features = keras.Input(shape=start.prefix.output.shape[1:], name=f"{start.boundary}_features")
+    x = _from_inside(model, backbone, backbone.get_layer(start.boundary), features, until=end.boundary)
+    return keras.Model(features, x, name=f"{model.name}_{start.boundary}_to_{end.boundary}")
+
+
+def _backbone(model):
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    if len(model.inputs) != 1 or len(nested) != 1:
+        raise ValueError(f"{model.name}: only single-stream models (one input, one backbone) can be split")
+    return nested[0]
+
+
+def _from_inside(model, backbone, boundary, features, until=None, name=None):
+    """The model's graph replayed from per-frame maps `features` (the input of the backbone's
+    layer `boundary`) to the output of its top-level layer `until` (default: its output); `name`:
+    the backbone's rest as a model."""
+    rest = keras.Model(boundary.input, backbone.output, name=name or f"{backbone.name}_from_{boundary.name}")
+    per_frame = rest(FoldFrames(name=f"{rest.name}_fold")(features))
+    x = UnfoldFrames(name=f"{rest.name}_unfold")([per_frame, features])
+    top = model.layers
+    unfold = next(i for i, layer in enumerate(top) if isinstance(layer, UnfoldFrames))
+    last = len(top) if until is None else top.index(model.get_layer(until)) + 1
+    return _replay(top[unfold + 1 : last], x)
+
+
 def _replay(layers, x):
     for layer in layers:
         x = layer(x)
@@ -82,18 +118,13 @@ def _replay(layers, x):
 def _split_inside_backbone(model, backbone, first):
     layers = backbone.layers
     boundary = layers[_back_over_dropout(layers, layers.index(first)) + 1]
-    cut = boundary.input
-    frozen = keras.Model(backbone.input, cut, name=f"{backbone.name}_frozen")
-    trainable = keras.Model(cut, backbone.output, name=f"{backbone.name}_trainable")
+    frozen = keras.Model(backbone.input, boundary.input, name=f"{backbone.name}_frozen")
     video = keras.Input(shape=model.input.shape[1:], name=model.input.name)
     per_frame = frozen(FoldFrames(name=f"{frozen.name}_fold")(video))
     prefix = keras.Model(
         video, UnfoldFrames(name=f"{frozen.name}_unfold")([per_frame, video]), name=f"{model.name}_frozen"
     )
     features = keras.Input(shape=prefix.output.shape[1:], name=f"{boundary.name}_features")
-    per_frame = trainable(FoldFrames(name=f"{trainable.name}_fold")(features))
-    x = UnfoldFrames(name=f"{trainable.name}_unfold")([per_frame, features])
-    top = model.layers
-    unfold = next(i for i, layer in enumerate(top) if isinstance(layer, UnfoldFrames))
-    suffix = keras.Model(features, _replay(top[unfold + 1 :], x), name=f"{model.name}_trainable")
+    rest = _from_inside(model, backbone, boundary, features, name=f"{backbone.name}_trainable")
+    suffix = keras.Model(features, rest, name=f"{model.name}_trainable")
     return FrozenSplit(prefix, suffix, boundary.name)
