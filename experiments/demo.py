@@ -10,10 +10,12 @@ r"""The main job on the built-in demo data: the release's whole chain, end to en
    topology pretrained on generated stills, `--backbone_weights`, and on generated flow stacks,
    `--flow_backbone_weights`);
 3. the release's initialisation chain: the two-stream frame networks (release 005) train fc6–fc8
-   over each stream's backbone; the flow ActionVLAD starts from the flow two-stream network, the RGB
-   one from the backbone; k-means on those features; stage 1 (classifier over the fixed VLAD);
-   stage 2 (conv5 + VLAD + classifier); the same
-   two stages for the avg / max pooling baselines;
+   over each stream's backbone; ActionVLAD starts from the stream's conv layers (for flow the
+   release's flow network; the demo's flow frame network leaves the flow stand-in's conv layers as
+   they are, so flow ActionVLAD reads them from the stand-in and does not wait for it); k-means on
+   those features; stage 1 (classifier over the fixed VLAD); stage 2 (conv5 + VLAD + classifier);
+   the same two stages for the avg / max pooling baselines, all on one feature cache per stream
+   (the frames run through conv1_1 … pool4 once, `--cache_via_stage2`);
 4. evaluation of every model, late fusion of RGB and flow (raw logits, as the release, but RGB weighted
    2:1 where the release weights flow 2:1: `--flow_weight`, chosen on the validation split), export
    of the two-stream ActionVLAD as a SavedModel, `predict.py` on held-out test videos through it, and
@@ -23,8 +25,8 @@ Every step runs the project's real entry point in a subprocess (`actionvlad_tf.w
 console shows one line per step with its progress, each step's output goes to
 `<output_dir>/logs/`, and each step is keyed by its flags, the code version and its inputs, so a
 re-run repeats exactly the steps whose key changed and an interrupted demo resumes. Independent steps
-run two at a time. `results.json` holds the table, the configuration, the precision chosen and each
-step's seconds.
+run two at a time, the one with the longest chain of work behind it first. `results.json` holds the
+table, the configuration, the precision chosen and each step's seconds.
 
 The demo is sized for two CPU cores (small frames, T = 10, few steps; K = 64 as the paper); the paper's values stay
 the defaults of the entry points. `--evaluate_on=val` trains on split 2 (split 1's training videos
