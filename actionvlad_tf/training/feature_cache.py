@@ -36,6 +36,7 @@ through conv1_1 … pool4 once per stream, and every pooling's stage 1 and stage
 cache (train.py `--cache_via_stage2`). The stage-1 cache's key is the same either way.
 """
 
+import functools
 import hashlib
 import io
 import json
@@ -416,37 +417,24 @@ def cached_training_inputs(
     split = split_at_frozen_boundary(model)
     if split.prefix is None:
         raise ValueError(f"{model.name} has no frozen layers (stage 0?): nothing to cache")
+    build = functools.partial(
+        build_feature_cache,
+        cache_root,
+        list_file=list_file,
+        read_videos=read_videos,
+        modality=modality,
+        views=views,
+        seed=seed,
+        augmentation=augmentation,
+        description=description,
+        dtype=dtype,
+        progress=progress,
+    )
     source = None
     if maps_split is not None and maps_split.boundary != split.boundary:
 
         def source():
-            maps = build_feature_cache(
-                cache_root,
-                maps_split.prefix,
-                list_file,
-                read_videos,
-                modality,
-                views,
-                seed,
-                augmentation,
-                description,
-                dtype,
-                progress,
-            )
-            return maps, bridge(model, maps_split, split)
+            return build(prefix=maps_split.prefix), bridge(model, maps_split, split)
 
-    cache = build_feature_cache(
-        cache_root,
-        split.prefix,
-        list_file,
-        read_videos,
-        modality,
-        views,
-        seed,
-        augmentation,
-        description,
-        dtype,
-        progress,
-        source,
-    )
+    cache = build(prefix=split.prefix, source=source)
     return split.suffix, cache.dataset(batch_size, shuffle_seed=seed), cache
