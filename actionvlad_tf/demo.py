@@ -298,7 +298,6 @@ def build_steps(config, out, backbones, width, image_size, precision):
         # ActionVLAD's starting point: the stream's conv layers, as the release's flow ActionVLAD starts
         # from its flow network. The frame network above trains only fc6-fc8, so its conv layers are
         # the backbone's own: both streams start from their backbone, and flow need not wait for it.
-        init = backbone
         centers = os.path.join(runs, f"{stream}_centers.npz")
         steps.append(
             Step(
@@ -306,7 +305,7 @@ def build_steps(config, out, backbones, width, image_size, precision):
                 "cluster",
                 dict(
                     modality=stream,
-                    backbone_weights=init,
+                    backbone_weights=backbone,
                     centers=centers,
                     num_frames=300,
                     num_clusters=config["num_clusters"],
@@ -334,7 +333,7 @@ def build_steps(config, out, backbones, width, image_size, precision):
                         pooling=pooling,
                         stage=1,
                         train_dir=os.path.join(runs, stage1),
-                        backbone_weights=init,
+                        backbone_weights=backbone,
                         max_number_of_steps=config["stage1_steps"],
                         learning_rate=config["stage1_learning_rate"],
                         feature_cache_dir=cache,

@@ -150,6 +150,16 @@ class FeatureCache:
     def is_complete(self):
         return not self.missing()
 
+    def require_complete(self):
+        """Raises ValueError naming the first missing view file unless every view is stored."""
+        missing = self.missing()
+        if missing:
+            position, view = missing[0]
+            raise ValueError(
+                f"feature cache {self.directory} is incomplete: {len(missing)} view "
+                f"file(s) missing, first {self.file(position, view)}; build it first"
+            )
+
     def load(self, position, view):
         """The stored features of one view, memory-mapped (read-only)."""
         return np.load(self.file(position, view), mmap_mode="r")
@@ -162,13 +172,7 @@ class FeatureCache:
         With `input_context` (from `distribute_datasets_from_function`) each input pipeline reads
         its share of the videos, `batch_size` being the global batch.
         """
-        missing = self.missing()
-        if missing:
-            position, view = missing[0]
-            raise ValueError(
-                f"feature cache {self.directory} is incomplete: {len(missing)} view "
-                f"file(s) missing, first {self.file(position, view)}; build it first"
-            )
+        self.require_complete()
         positions = np.arange(self.num_videos)
         if input_context is not None:
             positions = positions[input_context.input_pipeline_id :: input_context.num_input_pipelines]
@@ -310,6 +314,8 @@ def build_feature_cache(
     todo = {}
     for position, view in missing:
         todo.setdefault(position, []).append(view)
+    if callable(source) and todo:
+        source = source()  # before this cache's progress bar: it may build its own
     bar = tqdm(
         total=cache.num_videos * views,
         initial=cache.num_videos * views - len(missing),
@@ -318,7 +324,7 @@ def build_feature_cache(
         disable=not progress,
     )
     if source is not None and todo:
-        _build_from_source(cache, todo, *(source() if callable(source) else source), dtype, bar)
+        _build_from_source(cache, todo, *source, dtype, bar)
     else:
         _build_from_frames(cache, todo, prefix, entries, read_videos, modality, views, seed, augmentation, dtype, bar)
     bar.close()
@@ -369,8 +375,7 @@ def _build_from_source(cache, todo, source, bridge_model, dtype, bar):
         raise ValueError(
             f"feature cache {source.directory} cannot serve {cache.directory}: they differ in {', '.join(differ)}"
         )
-    if source.missing():
-        raise ValueError(f"feature cache {source.directory} is incomplete: build it first")
+    source.require_complete()
     if tuple(bridge_model.input.shape[1:]) != source.feature_shape:
         raise ValueError(
             f"bridge {bridge_model.name} takes {tuple(bridge_model.input.shape[1:])}, the cache "
