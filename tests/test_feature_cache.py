@@ -88,6 +88,7 @@ def test_views_differ_and_dataset_serves_stored_views(tmp_path, model, videos, l
     stored = {(p, v): np.asarray(cache.load(p, v)) for p in range(VIDEOS) for v in range(3)}
     assert not np.allclose(stored[(0, 0)], stored[(0, 1)])  # different crops / flips
     labels_seen = []
+    assert cache.dataset(batch_size=2).options().autotune.enabled is False  # data/options.py
     for features, labels in cache.dataset(batch_size=2, shuffle_seed=1).take(6):
         assert features.shape == (2,) + cache.feature_shape and features.dtype == tf.float32
         for feature, label in zip(features.numpy(), labels.numpy()):

@@ -29,7 +29,7 @@ import os
 
 import tensorflow as tf
 
-from actionvlad_tf.data import augment
+from actionvlad_tf.data import augment, options
 from actionvlad_tf.data.frames import (
     check_modality_and_error_policy,
     decode_flow_stacks,
@@ -407,4 +407,4 @@ def make_dataset(spec, list_file=None, packed_files=None, report=None, input_con
     dataset = dataset.batch(batch_size, drop_remainder=training)
     if not spec.return_metadata:
         dataset = dataset.map(_plain(lambda video, label, metadata: (video, label)))
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return options.finish(dataset.prefetch(tf.data.AUTOTUNE))

@@ -48,7 +48,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from actionvlad_tf.atomic import atomic_output
-from actionvlad_tf.data import augment
+from actionvlad_tf.data import augment, options
 from actionvlad_tf.data.lists import read_list
 from actionvlad_tf.training.split import bridge, split_at_frozen_boundary
 
@@ -199,7 +199,7 @@ class FeatureCache:
         dataset = tf.data.Dataset.zip(videos.repeat(), choices).map(
             read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
         )
-        return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+        return options.finish(dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
 
 
 def view_seed(seed, position, views, view):
