@@ -344,7 +344,15 @@ def _write_features(cache, position, view, features):
 
 
 def _build_from_frames(cache, todo, prefix, entries, read_videos, modality, views, seed, augmentation, dtype, bar):
-    compute = tf.function(lambda video: tf.cast(prefix(video, training=False), dtype), reduce_retracing=True)
+    @tf.function(reduce_retracing=True)
+    def compute(frames, seeds):
+        """The prefix's features of one video's views [n, ...], the augmentation compiled with it (run
+        eagerly, op by op, it took 60 % of the build's time: 13 views/s instead of 27, AMD EPYC)."""
+        videos = tf.stack(
+            [augment.preprocess_for_train(frames, modality, seeds[i], **augmentation) for i in range(seeds.shape[0])]
+        )
+        return tf.cast(prefix(videos, training=False), dtype)
+
     for run in _contiguous_runs(sorted(todo)):
         source = read_videos([entries[p] for p in run])
         for position, (frames, label) in zip(run, source):
@@ -356,12 +364,11 @@ def _build_from_frames(cache, todo, prefix, entries, read_videos, modality, view
                 )
             if len(frames.shape) == 5:
                 frames = frames[0]
-            for view in todo[position]:
-                video = augment.preprocess_for_train(
-                    frames, modality, view_seed(seed, position, views, view), **augmentation
-                )
-                _write_features(cache, position, view, compute(video[None])[0].numpy())
-                bar.update(1)
+            wanted = todo[position]
+            seeds = tf.stack([view_seed(seed, position, views, view) for view in wanted])
+            for view, features in zip(wanted, compute(frames, seeds).numpy()):
+                _write_features(cache, position, view, features)
+            bar.update(len(wanted))
 
 
 SOURCE_FIELDS = ("list_file", "modality", "views", "seed", "augmentation", "description", "labels", "paths")
