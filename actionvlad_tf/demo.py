@@ -234,12 +234,22 @@ def build_steps(config, out, backbones, width, image_size, precision):
         log_every_n_steps=10,
     )
 
+    first_cached_eval = {}
+
     def evaluate(stream, key, train_step, model_flags):
+        """The evaluation of one model; the poolings' (avg, max, ActionVLAD at both stages: the
+        same frozen conv1_1 … pool4) share the stream's evaluation feature cache, which the first
+        of them builds and the others wait for."""
         data_deps = ("lists", "frames") + (("flow",) if stream == "flow" else ())
         result_dir = os.path.join(results, f"{stream}_{key}")
+        name, after, cache = f"{stream}_{key}_eval", (), {}
+        if key != "two_stream":
+            cache = dict(feature_cache_dir=os.path.join(runs, f"{stream}_eval_cache"))
+            first = first_cached_eval.setdefault(stream, name)
+            after = (first,) if first != name else ()
         steps.append(
             Step(
-                f"{stream}_{key}_eval",
+                name,
                 "eval",
                 dict(
                     modality=stream,
@@ -249,8 +259,10 @@ def build_steps(config, out, backbones, width, image_size, precision):
                     **common,
                     **video,
                     **model_flags,
+                    **cache,
                 ),
                 deps=(train_step,) + data_deps,
+                after=after,
                 outputs=(result_dir,),
                 cost=COSTS["eval"],
             )

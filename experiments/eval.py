@@ -22,6 +22,13 @@ flags.DEFINE_string("split_name", "test", "Evaluate {split_name}_split{N}.txt.")
 flags.DEFINE_string("logits_file", None, "Output .h5 of the logits (default: <results_dir>/logits.h5).")
 flags.DEFINE_string("results_dir", None, "Output folder of results.json and the confusion matrix.")
 flags.DEFINE_string("charades_csv", None, "Charades_v1_test.csv (default: in --dataset_list_dir).")
+flags.DEFINE_string(
+    "feature_cache_dir",
+    None,
+    "Read the part stage 2 freezes (conv1_1 … pool4 at conv5) from an evaluation feature cache of the "
+    "split in this folder, built on first use: models sharing it (avg, max, ActionVLAD stage 1 and 2 over "
+    "one backbone) run it once between them. Not for the frame baseline nor rgb+flow.",
+)
 FLAGS = flags.FLAGS
 
 
@@ -40,6 +47,7 @@ def main(argv):
         FLAGS.seed,
         FLAGS.deterministic,
         FLAGS.mixed_precision,
+        FLAGS.feature_cache_dir,
     )
     write_results(results, FLAGS.results_dir)
     print(f"weights: {results['weights']}")

@@ -16,6 +16,7 @@ from actionvlad_tf.models import build_actionvlad, set_training_stage
 from actionvlad_tf.training import TrainConfig, split_at_frozen_boundary, train
 from actionvlad_tf.training.feature_cache import (
     FeatureCache,
+    build_eval_cache,
     build_feature_cache,
     cache_key,
     cached_training_inputs,
@@ -96,6 +97,41 @@ def test_views_differ_and_dataset_serves_stored_views(tmp_path, model, videos, l
             assert matches and all(cache.labels[p] == label for p in matches)
             labels_seen.append(int(label))
     assert set(labels_seen) == set(range(CLASSES))
+
+
+def test_eval_cache_serves_the_prefix_of_the_test_input_in_list_order(tmp_path, model, videos, list_file):
+    """Evaluation caches: one view per video from the evaluation pipeline, read in list order with
+    its metadata; resumed without recomputing; never mixed up with training caches."""
+    parts = split(model, 2)
+    inputs = np.stack([augment.preprocess_for_eval(v, "rgb", **AUGMENTATION).numpy() for v in videos])
+    labels = np.arange(VIDEOS) % CLASSES
+    metadata = {"index": np.arange(VIDEOS, dtype=np.int32), "path": [f"video{i}" for i in range(VIDEOS)]}
+    dataset = tf.data.Dataset.from_tensor_slices((inputs, labels, metadata)).batch(2)
+    evaluation = {"num_crops": 1, **AUGMENTATION}
+    cache = build_eval_cache(tmp_path, parts.prefix, list_file, dataset, evaluation=evaluation, progress=False)
+    assert cache.evaluation and cache.views == 1
+    (features, got_labels, got_metadata), *rest = list(cache.eval_dataset(batch_size=VIDEOS))
+    assert not rest
+    np.testing.assert_array_equal(got_metadata["index"], np.arange(VIDEOS))
+    np.testing.assert_array_equal(got_labels, labels)
+    np.testing.assert_allclose(
+        parts.suffix(features, training=False).numpy(), model(inputs, training=False).numpy(), rtol=1e-4, atol=1e-5
+    )
+    with pytest.raises(ValueError, match="eval_dataset"):
+        cache.dataset(batch_size=2)
+    # Complete: a second build reads no video; other crop settings are another cache.
+    again = build_eval_cache(tmp_path, parts.prefix, list_file, None, evaluation=evaluation, progress=False)
+    assert again.directory == cache.directory
+    other = build_eval_cache(
+        tmp_path, parts.prefix, list_file, dataset, evaluation={**evaluation, "num_crops": 5}, progress=False
+    )
+    assert other.directory != cache.directory
+    training = build(tmp_path, parts.prefix, list_file, in_memory_reader(videos))
+    with pytest.raises(ValueError, match="training views"):
+        training.eval_dataset(batch_size=2)
+    os.remove(cache.file(1, 0))
+    with pytest.raises(ValueError, match="too few videos.*video1"):
+        build_eval_cache(tmp_path, parts.prefix, list_file, dataset.take(0), evaluation=evaluation, progress=False)
 
 
 @pytest.mark.parametrize("pooling", ["netvlad", "max"])

@@ -120,6 +120,27 @@ def test_cluster_train_two_stages_and_evaluate(tmp_path):
     labels = np.repeat(np.arange(3), 2)
     assert results["top1"] == pytest.approx(100 * np.mean(logits.argmax(1) == labels))
     assert (tmp_path / "runs" / "eval" / "confusion.png").stat().st_size > 0
+    # --feature_cache_dir: the same logits from the cached pool4 maps, and stage 1's model (the same
+    # frozen conv1_1 … pool4) reads the cache stage 2's evaluation built.
+    cached = dict(stage2="runs/eval_cached", stage1="runs/eval_cached1")
+    for stage, results_dir in cached.items():
+        _run(
+            "eval",
+            *common,
+            f"--checkpoint_path=runs/{stage}",
+            f"--results_dir={results_dir}",
+            "--feature_cache_dir=runs/eval_cache",
+            "--num_crops=5",
+            "--batch_size=4",
+            cwd=tmp_path,
+        )
+        if stage == "stage2":
+            (folder,) = (tmp_path / "runs" / "eval_cache").iterdir()
+            stored = {path: path.stat().st_mtime_ns for path in folder.glob("features/*.npy")}
+            with h5py.File(tmp_path / results_dir / "logits.h5", "r") as h5:
+                np.testing.assert_allclose(h5["stream0/logits"][()], logits, rtol=1e-4, atol=1e-4)
+    assert [folder] == list((tmp_path / "runs" / "eval_cache").iterdir())
+    assert len(stored) == 6 and stored == {path: path.stat().st_mtime_ns for path in folder.glob("features/*.npy")}
 
 
 @pytest.mark.slow

@@ -19,7 +19,10 @@ from actionvlad_tf.atomic import ensure_writable_dir
 from actionvlad_tf.data import datasets, sources
 from actionvlad_tf.data.lists import read_list
 from actionvlad_tf.evaluation import fusion, logits_io, metrics
+from actionvlad_tf.models import set_training_stage
 from actionvlad_tf.models.builder import build_model
+from actionvlad_tf.training.feature_cache import build_eval_cache, frames_description
+from actionvlad_tf.training.split import split_at_frozen_boundary
 from actionvlad_tf.training.trainer import load_model_weights
 
 
@@ -62,11 +65,17 @@ def evaluate_experiment(
     seed=0,
     deterministic=False,
     mixed_precision="auto",
+    feature_cache_dir=None,
 ):
     """Evaluates the weights at `checkpoint_path` (a train_dir, a checkpoint or a `.keras` file) on
     the `split_name` split; returns the figures (module docstring) with "num_videos", "logits_file"
     and "weights" added. `results_dir`: where the caller writes them (checked writable first), and
-    the default folder of the logits."""
+    the default folder of the logits.
+
+    `feature_cache_dir`: the frozen part of stage 2 (conv1_1 … pool4 for VGG-16 at conv5) is read
+    from an evaluation feature cache of the split there, built on first use (`feature_cache.
+    build_eval_cache`), so that the models sharing it (avg, max, ActionVLAD at both stages over one
+    backbone) run it once between them; the logits equal the frames' to float rounding."""
     # The outputs are written after the whole evaluation: check them first.
     ensure_writable_dir(results_dir, "--results_dir")
     logits_file = logits_file or os.path.join(results_dir, "logits.h5")
@@ -78,6 +87,8 @@ def evaluate_experiment(
     # The eval graph has no weight decay (release §1.6) and a fixed T · crops per bag.
     model = build_model(model_spec.replace(weight_decay=0.0, num_crops=input_spec.num_crops))
     weights = load_model_weights(model, checkpoint_path)
+    if feature_cache_dir:
+        model, dataset = _cached_evaluation(model, model_spec, spec, dataset, entries, feature_cache_dir, split_name)
     logits, labels, paths = predict_in_list_order(model, dataset, None if entries is None else len(entries))
     logits_io.write_logits(logits_file, logits)
     common = {"num_videos": int(len(logits)), "logits_file": logits_file, "weights": weights}
@@ -89,6 +100,43 @@ def evaluate_experiment(
         return {**results, **common}
     results = metrics.evaluate_logits(logits, labels, datasets.class_names(dataset_spec, input_spec.list_dir))
     return {**results, **common}
+
+
+# What the test input depends on beyond the frames (`frames_description`): in an evaluation cache's key.
+EVAL_INPUT_FIELDS = (
+    "num_crops",
+    "image_size",
+    "resize_shape",
+    "half_pixel_centers",
+    "temporal_jitter",
+    "flow_stack",
+    "rgb_template",
+    "flow_template",
+)
+
+
+def _cached_evaluation(model, model_spec, input_spec, dataset, entries, feature_cache_dir, split_name):
+    """(the model after its stage-2 frozen part, the evaluation cache's dataset of that part)."""
+    if model_spec.frame_baseline or model_spec.modality == "rgb+flow":
+        raise ValueError(
+            "the evaluation feature cache holds the frozen part of ActionVLAD's stage 2 of one stream (rgb or flow)"
+        )
+    if entries is None or input_spec.list_dir is None:
+        raise ValueError("the evaluation feature cache is keyed by the list file: give the list folder")
+    if input_spec.on_error != "raise":
+        raise ValueError("the evaluation feature cache holds every video of the list: use on_error='raise'")
+    set_training_stage(model, 2)  # what stage 2 freezes: the same layers in every pooling's model
+    split = split_at_frozen_boundary(model)
+    cache = build_eval_cache(
+        feature_cache_dir,
+        split.prefix,
+        datasets.split_list_file(input_spec.list_dir, split_name, input_spec.split_id),
+        dataset,
+        model_spec.modality,
+        evaluation={name: getattr(input_spec, name) for name in EVAL_INPUT_FIELDS},
+        description=frames_description(input_spec),
+    )
+    return split.suffix, cache.eval_dataset(input_spec.batch_size)
 
 
 def _load_split(list_file, rgb_path, flow_path, dataset):

@@ -29,6 +29,14 @@ interrupted build is completed. One file per view (rather than one array per sha
 training dataset read a random view with TF ops alone (`tf.io.read_file`): parallel, without the
 GIL, and checkpointable with the trainer's iterator.
 
+Evaluation. `build_eval_cache` stores the same prefix over the deterministic test input of a list
+(T frames, 1 or 5 crops: one view per video, no seed) from the evaluation pipeline, and
+`FeatureCache.eval_dataset` serves it in list order with the metadata `evaluation.run` checks:
+every model that shares the prefix (avg, max and ActionVLAD at both stages over one backbone's
+frozen conv1_1 … pool4) is then evaluated without running it again (eval.py `--feature_cache_dir`).
+Its key holds the evaluation's crop settings in place of the augmentation; a training cache and an
+evaluation cache never share a folder, and each refuses the other's dataset.
+
 One pass over the frames for both stages. Stage 1's prefix is stage 2's followed by conv5 and the
 pooling, so its features can be computed from stage 2's cache instead of from the frames
 (`cached_training_inputs(..., maps_split=...)`, `split.bridge`): the frames are decoded and run
@@ -126,6 +134,7 @@ class FeatureCache:
         self.dtype = np.dtype(self.meta["dtype"])
         self.labels = np.asarray(self.meta["labels"], np.int32)
         self.paths = list(self.meta["paths"])
+        self.evaluation = self.meta.get("mode") == "evaluation"
         self.header_bytes = _header_bytes(self.feature_shape, self.dtype)
         self.file_bytes = self.header_bytes + int(np.prod(self.feature_shape)) * self.dtype.itemsize
 
@@ -173,6 +182,8 @@ class FeatureCache:
         its share of the videos, `batch_size` being the global batch.
         """
         self.require_complete()
+        if self.evaluation:
+            raise ValueError(f"feature cache {self.directory} holds test inputs: read it with eval_dataset()")
         positions = np.arange(self.num_videos)
         if input_context is not None:
             positions = positions[input_context.input_pipeline_id :: input_context.num_input_pipelines]
@@ -181,11 +192,37 @@ class FeatureCache:
         videos = tf.data.Dataset.from_tensor_slices((files, tf.constant(self.labels[positions])))
         videos = videos.shuffle(len(positions), seed=shuffle_seed, reshuffle_each_iteration=True)
         choices = tf.data.Dataset.random(seed=shuffle_seed).map(lambda r: r % self.views)
+        read = self._reader(output_dtype)
+        dataset = tf.data.Dataset.zip(videos.repeat(), choices).map(
+            lambda video, view: (read(video[0][view]), video[1]),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        return options.finish(dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
+
+    def eval_dataset(self, batch_size, output_dtype="float32"):
+        """One pass in list order over an evaluation cache (`build_eval_cache`): (features
+        [B, *feature_shape], label int32 [B], {"index": list position, "path": video path}), the
+        elements of the evaluation pipeline with `return_metadata` after the prefix."""
+        self.require_complete()
+        if not self.evaluation:
+            raise ValueError(f"feature cache {self.directory} holds training views: read it with dataset()")
+        positions = np.arange(self.num_videos)
+        read = self._reader(output_dtype)
+        dataset = tf.data.Dataset.from_tensor_slices(
+            ([self.file(p, 0) for p in positions], self.labels, positions.astype(np.int32), self.paths)
+        ).map(
+            lambda path, label, index, name: (read(path), label, {"index": index, "path": name}),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        return options.finish(dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE))
+
+    def _reader(self, output_dtype):
+        """path → the stored features (TF ops; a file whose size changed after the check fails)."""
         stored_dtype = tf.as_dtype(self.dtype)
 
-        def read(video, view):
-            (view_files, label) = video
-            path = view_files[view]
+        def read(path):
             contents = tf.io.read_file(path)
             check = tf.debugging.Assert(
                 tf.strings.length(contents) == self.file_bytes,
@@ -193,13 +230,9 @@ class FeatureCache:
             )
             with tf.control_dependencies([check]):
                 values = tf.io.decode_raw(tf.strings.substr(contents, self.header_bytes, -1), stored_dtype)
-            features = tf.cast(tf.reshape(values, self.feature_shape), output_dtype)
-            return features, label
+            return tf.cast(tf.reshape(values, self.feature_shape), output_dtype)
 
-        dataset = tf.data.Dataset.zip(videos.repeat(), choices).map(
-            read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-        )
-        return options.finish(dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
+        return read
 
 
 def view_seed(seed, position, views, view):
@@ -286,30 +319,20 @@ def build_feature_cache(
     unknown = set(augmentation) - set(AUGMENTATION_ARGUMENTS)
     if unknown:
         raise ValueError(f"unknown augmentation arguments {sorted(unknown)}; known: {AUGMENTATION_ARGUMENTS}")
-    description = dict(description or {})
     entries = read_list(list_file)
-    key = cache_key(prefix, list_file, modality, views, seed, augmentation, description, dtype)
-    directory = os.path.join(cache_root, key[:KEY_LENGTH])
-    _write_meta(
-        directory,
-        {
-            "format_version": FORMAT_VERSION,
-            "key": key,
-            "list_file": os.path.abspath(list_file),
-            "modality": modality,
-            "views": views,
-            "seed": seed,
-            "augmentation": augmentation,
-            "description": description,
-            "dtype": np.dtype(dtype).name,
-            "feature_shape": list(prefix.output.shape[1:]),
-            "view_seed": "stateless seed (seed, position * views + view)",
-            "labels": [e.label for e in entries],
-            "paths": [e.path for e in entries],
-        },
+    cache = _open(
+        cache_root,
+        prefix,
+        list_file,
+        entries,
+        modality,
+        views,
+        seed,
+        augmentation,
+        description,
+        dtype,
+        view_seed="stateless seed (seed, position * views + view)",
     )
-    os.makedirs(os.path.join(directory, FEATURES_DIR), exist_ok=True)
-    cache = FeatureCache(directory)
     missing = cache.missing()
     todo = {}
     for position, view in missing:
@@ -336,6 +359,109 @@ def build_feature_cache(
             f"missing, first {entries[position].path} ({entries[position].where})"
         )
     return cache
+
+
+def build_eval_cache(
+    cache_root,
+    prefix,
+    list_file,
+    dataset,
+    modality="rgb",
+    evaluation=None,
+    description=None,
+    dtype="float32",
+    progress=True,
+):
+    """Computes (or completes) the evaluation cache of `prefix` over the videos of `list_file`: one
+    view per video, the deterministic test input (module docstring, "Evaluation").
+
+    Args:
+        cache_root, prefix, list_file, modality, description, dtype, progress: as `build_feature_cache`.
+        dataset: the evaluation pipeline of that list with metadata (`make_dataset` with
+            training=False, return_metadata=True): (videos [B, crops·T, S, S, C], labels,
+            {"index": list position, ...}).
+        evaluation: JSON-able dict of the test input's settings (num_crops, image_size,
+            resize_shape, …); it enters the key.
+
+    Returns:
+        the complete `FeatureCache`, to read with `eval_dataset`.
+    """
+    entries = read_list(list_file)
+    cache = _open(
+        cache_root, prefix, list_file, entries, modality, 1, None, {"evaluation": dict(evaluation or {})},
+        description, dtype, mode="evaluation",
+    )  # fmt: skip
+    missing = {position for position, _ in cache.missing()}
+    if missing:
+        compute = tf.function(lambda videos: tf.cast(prefix(videos, training=False), dtype), reduce_retracing=True)
+        bar = tqdm(
+            total=cache.num_videos,
+            initial=cache.num_videos - len(missing),
+            unit="video",
+            desc="evaluation feature cache",
+            disable=not progress,
+        )
+        for videos, labels, metadata in dataset:
+            positions = metadata["index"].numpy()
+            wanted = [i for i, position in enumerate(positions) if position in missing]
+            if not wanted:
+                continue
+            for position, label in zip(positions, labels.numpy()):
+                if label != entries[position].label:
+                    raise ValueError(
+                        f"the evaluation dataset gave label {label} for {entries[position].path} "
+                        f"({entries[position].where}), the list says {entries[position].label}"
+                    )
+            features = compute(videos).numpy()
+            for i in wanted:
+                _write_features(cache, int(positions[i]), 0, features[i])
+            bar.update(len(wanted))
+        bar.close()
+    missing = cache.missing()
+    if missing:
+        entry = entries[missing[0][0]]
+        raise ValueError(
+            f"the evaluation dataset yielded too few videos: {len(missing)} still missing, first "
+            f"{entry.path} ({entry.where})"
+        )
+    return cache
+
+
+def _open(cache_root, prefix, list_file, entries, modality, views, seed, augmentation, description, dtype, **extra):
+    """The `FeatureCache` of these inputs (its folder and meta.json made if new); `extra` goes to meta.json."""
+    description = dict(description or {})
+    key = cache_key(prefix, list_file, modality, views, seed, augmentation, description, dtype)
+    directory = os.path.join(cache_root, key[:KEY_LENGTH])
+    _write_meta(
+        directory,
+        {
+            "format_version": FORMAT_VERSION,
+            "key": key,
+            "list_file": os.path.abspath(list_file),
+            "modality": modality,
+            "views": views,
+            "seed": seed,
+            "augmentation": augmentation,
+            "description": description,
+            "dtype": np.dtype(dtype).name,
+            "feature_shape": list(prefix.output.shape[1:]),
+            **extra,
+            "labels": [e.label for e in entries],
+            "paths": [e.path for e in entries],
+        },
+    )
+    os.makedirs(os.path.join(directory, FEATURES_DIR), exist_ok=True)
+    return FeatureCache(directory)
+
+
+def frames_description(input_spec):
+    """What a cache's features depend on beyond the list and the prefix: the frame and flow folders
+    and T (an `InputSpec`'s)."""
+    return {
+        "dataset_dir": os.path.abspath(input_spec.frames_root or ""),
+        "flow_dir": os.path.abspath(input_spec.flow_root or input_spec.frames_root or ""),
+        "frames_per_video": input_spec.frames_per_video,
+    }
 
 
 def _write_features(cache, position, view, features):

@@ -25,7 +25,7 @@ from actionvlad_tf.data import datasets, sources
 from actionvlad_tf.data.frames import DatasetReport
 from actionvlad_tf.models import set_training_stage
 from actionvlad_tf.models.builder import build_model, descriptor_model, load_backbone_weights
-from actionvlad_tf.training.feature_cache import cached_training_inputs
+from actionvlad_tf.training.feature_cache import cached_training_inputs, frames_description
 from actionvlad_tf.training.kmeans import RELEASE_NUM_FRAMES, fit_centers, sample_descriptors, sample_frame_entries
 from actionvlad_tf.training.split import split_at_frozen_boundary
 from actionvlad_tf.training.trainer import (
@@ -191,11 +191,7 @@ def _cached_inputs(model, model_spec, input_spec, options, entries, dataset_spec
         dtype=options.cache_dtype,
         maps_split=maps_split,
         augmentation={"image_size": input_spec.image_size, "resize_shape": input_spec.resize_shape},
-        description={
-            "dataset_dir": os.path.abspath(input_spec.frames_root or ""),
-            "flow_dir": os.path.abspath(input_spec.flow_root or input_spec.frames_root or ""),
-            "frames_per_video": input_spec.frames_per_video,
-        },
+        description=frames_description(input_spec),
     )
     logging.info("training %s on the feature cache %s", suffix.name, cache.directory)
     return suffix, dataset
