@@ -73,7 +73,7 @@ COSTS = dict(
     frames=15,
     flow=240,
     lists=1,
-    two_stream=100,
+    two_stream=25,
     eval=18,
     cluster=30,
     stage1_building_cache=90,
@@ -277,6 +277,10 @@ def build_steps(config, out, backbones, width, image_size, precision):
         # first layer), tested on the mean of T frames' logits. Training every layer of the flow
         # network from the RGB stand-in (as the authors trained theirs from ImageNet) stayed near
         # chance on the validation split (16.7 % after 300 updates, 25 % after 1000: docs/demo.md).
+        # Its frames are single frames of the stream's cache of pool4 maps (`--cache_frames_per_video`:
+        # one of the T frames of one of the 2 views per visit), which the first stage 1 builds.
+        cache = os.path.join(runs, f"{stream}_feature_cache")
+        first = f"{stream}_{sorted(POOLINGS)[0]}_stage1"
         two_stream = f"{stream}_two_stream"
         steps.append(
             Step(
@@ -297,9 +301,13 @@ def build_steps(config, out, backbones, width, image_size, precision):
                     train_dir=os.path.join(runs, two_stream),
                     max_number_of_steps=config["baseline_steps"],
                     save_every_n_steps=10**6,
+                    feature_cache_dir=cache,
+                    cache_views=2,
+                    cache_frames_per_video=config["frames_per_video"],
                     **common,
                 ),
                 deps=data_deps,
+                after=(first,),
                 inputs=backbone_inputs,
                 outputs=(os.path.join(runs, two_stream),),
                 cost=COSTS["two_stream"],
@@ -329,7 +337,6 @@ def build_steps(config, out, backbones, width, image_size, precision):
                 cost=COSTS["cluster"],
             )
         )
-        cache = os.path.join(runs, f"{stream}_feature_cache")
         first = None
         for pooling in sorted(POOLINGS):
             stage1, stage2 = f"{stream}_{pooling}_stage1", f"{stream}_{pooling}_stage2"

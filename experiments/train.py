@@ -88,6 +88,13 @@ flags.DEFINE_bool(
     "it, so that one pass over the frames serves both stages and every pooling of a stream (at the "
     "disk cost of stage 2's cache).",
 )
+flags.DEFINE_integer(
+    "cache_frames_per_video",
+    None,
+    "The frame baseline (--conv_endpoint=fc8) with --feature_cache_dir: train on single frames of "
+    "ActionVLAD's stage-2 cache of views of this many frames (ActionVLAD's --frames_per_video), one "
+    "random frame of one random view per visit, building that cache if it is not there.",
+)
 flags.DEFINE_enum(
     "cache_dtype", "float32", ["float32", "float16"], "Storage dtype of the feature cache (float16 halves the disk)."
 )

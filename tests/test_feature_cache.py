@@ -13,6 +13,7 @@ from actionvlad_tf.centers import save_centers
 from actionvlad_tf.data import augment
 from actionvlad_tf.data.video_input import make_video_dataset
 from actionvlad_tf.models import build_actionvlad, set_training_stage
+from actionvlad_tf.models.vgg16 import write_random_vgg16
 from actionvlad_tf.training import TrainConfig, split_at_frozen_boundary, train
 from actionvlad_tf.training.feature_cache import (
     FeatureCache,
@@ -346,7 +347,9 @@ def test_train_cli_stages_on_the_feature_cache_and_resumes(tmp_path):
     data = tmp_path / "data"
     _write_dataset(data)
     save_centers(tmp_path / "centers.npz", np.random.default_rng(0).standard_normal((4, 512)).astype(np.float32))
+    backbone = write_random_vgg16(str(tmp_path / "vgg16.weights.h5"), SIZE, seed=0)  # conv and fc layers
     common = [
+        f"--backbone_weights={backbone}",
         f"--dataset_dir={data}/frames",
         f"--dataset_list_dir={data}/lists",
         "--dataset_name=demo",
@@ -385,3 +388,19 @@ def test_train_cli_stages_on_the_feature_cache_and_resumes(tmp_path):
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == caches
     model = keras.saving.load_model(tmp_path / "stage2" / "model.keras")
     assert model.name == "actionvlad" and model.input_shape[1:] == (FRAMES, SIZE, SIZE, 3)
+    # The frame baseline over the same backbone trains on single frames of stage 2's maps.
+    frames = [flag for flag in common if not flag.startswith("--frames_per_video")]
+    out = _run(
+        "train",
+        *frames,
+        "--conv_endpoint=fc8",
+        "--frames_per_video=1",
+        "--cache_frames_per_video=3",
+        "--max_number_of_steps=2",
+        "--train_dir=frames",
+        cwd=tmp_path,
+    )
+    assert re.search(r"^step 2:", out, re.M) and "feature cache:" not in out
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == caches
+    baseline = keras.saving.load_model(tmp_path / "frames" / "model.keras")
+    assert baseline.input_shape[1:] == (1, SIZE, SIZE, 3)

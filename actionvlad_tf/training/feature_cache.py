@@ -67,14 +67,19 @@ KEY_LENGTH = 16  # hex digits of the key in the folder name; meta.json holds all
 AUGMENTATION_ARGUMENTS = ("image_size", "resize_shape", "scales", "invert_flow_on_flip", "half_pixel_centers")
 
 
+# Layer settings that do not change what a frozen layer computes: left out of the key, so that
+# models with another weight decay (the frame baseline's recipe, ActionVLAD's) share a cache.
+NOT_IN_KEY = ("name", "trainable", "kernel_regularizer", "bias_regularizer", "activity_regularizer")
+
+
 def _layer_signature(model):
-    """[(class, config without name)] of every layer, nested models walked, in layer order."""
+    """[(class, config without `NOT_IN_KEY`)] of every layer, nested models walked, in layer order."""
     signature = []
     for layer in model.layers:
         if isinstance(layer, keras.Model):
             signature.append(["model", _layer_signature(layer)])
             continue
-        config = {k: v for k, v in layer.get_config().items() if k not in ("name", "trainable")}
+        config = {k: v for k, v in layer.get_config().items() if k not in NOT_IN_KEY}
         signature.append([type(layer).__name__, config])
     return signature
 
@@ -173,13 +178,15 @@ class FeatureCache:
         """The stored features of one view, memory-mapped (read-only)."""
         return np.load(self.file(position, view), mmap_mode="r")
 
-    def dataset(self, batch_size, shuffle_seed=None, output_dtype="float32", input_context=None):
+    def dataset(self, batch_size, shuffle_seed=None, output_dtype="float32", input_context=None, single_frames=False):
         """Endless training batches (features [B, *feature_shape], label int32 [B]).
 
         Every epoch reshuffles the videos (as the release's per-epoch list shuffle, §3.8) and each
         visit reads one of the video's V views at random; `shuffle_seed` makes both reproducible.
         With `input_context` (from `distribute_datasets_from_function`) each input pipeline reads
-        its share of the videos, `batch_size` being the global batch.
+        its share of the videos, `batch_size` being the global batch. `single_frames`: of per-frame
+        maps [T, h, w, C], each visit keeps one of the view's T frames at random ([1, h, w, C]): the
+        input of the frame baseline (T = 1) split at the same layer.
         """
         self.require_complete()
         if self.evaluation:
@@ -191,12 +198,22 @@ class FeatureCache:
         files = tf.constant([[self.file(p, v) for v in range(self.views)] for p in positions])
         videos = tf.data.Dataset.from_tensor_slices((files, tf.constant(self.labels[positions])))
         videos = videos.shuffle(len(positions), seed=shuffle_seed, reshuffle_each_iteration=True)
-        choices = tf.data.Dataset.random(seed=shuffle_seed).map(lambda r: r % self.views)
         read = self._reader(output_dtype)
-        dataset = tf.data.Dataset.zip(videos.repeat(), choices).map(
-            lambda video, view: (read(video[0][view]), video[1]),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
+        if single_frames and len(self.feature_shape) != 4:
+            raise ValueError(
+                f"single frames need per-frame maps [T, h, w, C]; {self.directory} holds {self.feature_shape}"
+            )
+        frames = self.feature_shape[0] if single_frames else None
+
+        def visit(video, draw):  # one random draw per visit: the view, then the frame
+            features = read(video[0][draw % self.views])
+            if frames is not None:
+                frame = (draw // self.views) % frames
+                features = features[frame : frame + 1]
+            return features, video[1]
+
+        dataset = tf.data.Dataset.zip(videos.repeat(), tf.data.Dataset.random(seed=shuffle_seed)).map(
+            visit, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
         )
         return options.finish(dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
 

@@ -23,11 +23,11 @@ from actionvlad_tf.atomic import atomic_output, ensure_writable_dir
 from actionvlad_tf.centers import load_centers, save_centers
 from actionvlad_tf.data import datasets, sources
 from actionvlad_tf.data.frames import DatasetReport
-from actionvlad_tf.models import set_training_stage
+from actionvlad_tf.models import backbones, set_training_stage
 from actionvlad_tf.models.builder import build_model, descriptor_model, load_backbone_weights
-from actionvlad_tf.training.feature_cache import cached_training_inputs, frames_description
+from actionvlad_tf.training.feature_cache import build_feature_cache, cached_training_inputs, frames_description
 from actionvlad_tf.training.kmeans import RELEASE_NUM_FRAMES, fit_centers, sample_descriptors, sample_frame_entries
-from actionvlad_tf.training.split import split_at_frozen_boundary
+from actionvlad_tf.training.split import split_at_frozen_boundary, split_before
 from actionvlad_tf.training.trainer import (
     TrainConfig,
     load_model_weights,
@@ -55,7 +55,9 @@ class TrainOptions:
         collective_timeout_s: multi-worker runs, `training.make_strategy`.
         feature_cache_dir, cache_views, cache_dtype: the opt-in feature cache of the frozen layers;
             cache_via_stage2: stage 1's cache computed from stage 2's (built first), so that one
-            pass over the frames serves both stages and every pooling (`training.feature_cache`).
+            pass over the frames serves both stages and every pooling (`training.feature_cache`);
+            cache_frames_per_video: the frame baseline's visits are single frames of that cache of
+            T-frame views (ActionVLAD's T), cut where stage 2 starts.
         seed, deterministic, mixed_precision: `runtime.set_determinism`, `runtime.set_precision`.
     """
 
@@ -73,6 +75,7 @@ class TrainOptions:
     cache_views: int = 4
     cache_dtype: str = "float32"
     cache_via_stage2: bool = False
+    cache_frames_per_video: Optional[int] = None
     seed: int = 0
     deterministic: bool = False
     mixed_precision: str = "auto"
@@ -160,29 +163,24 @@ def train_experiment(dataset_spec, model_spec, input_spec, options, write_flags=
 
 def _cached_inputs(model, model_spec, input_spec, options, entries, dataset_spec, batch_size):
     """(suffix, dataset) of the feature cache: the model's frozen part read from the cache."""
-    if model_spec.frame_baseline or model_spec.modality == "rgb+flow" or options.stage == 0:
+    if model_spec.modality == "rgb+flow" or options.stage == 0:
         raise ValueError(
-            "the feature cache holds the frozen part of ActionVLAD stage 1 or 2 of one stream (rgb or flow)"
+            "the feature cache holds the frozen part of ActionVLAD stage 1 or 2, or of the frame "
+            "baseline, of one stream (rgb or flow)"
         )
     if entries is None:
         raise ValueError("the feature cache reads the training list: give the list folder")
+    if model_spec.frame_baseline:
+        return _cached_frame_inputs(model, model_spec, input_spec, options, dataset_spec, batch_size)
     maps_split = None
     if options.cache_via_stage2 and options.stage == 1:
         set_training_stage(model, 2)
         maps_split = split_at_frozen_boundary(model)
     set_training_stage(model, options.stage)
-    raw = input_spec.replace(
-        training=False, batch_size=1, raw_frames=True, return_metadata=False, packed_files=None, tfds_name=None
-    )
-
-    def read_videos(videos):
-        return sources.split_dataset(dataset_spec, raw, "train", entries=videos)[0]
-
-    list_file = datasets.split_list_file(input_spec.list_dir, "train", input_spec.split_id)
     suffix, dataset, cache = cached_training_inputs(
         model,
-        list_file,
-        read_videos,
+        datasets.split_list_file(input_spec.list_dir, "train", input_spec.split_id),
+        _raw_reader(dataset_spec, input_spec),
         options.feature_cache_dir,
         batch_size,
         model_spec.modality,
@@ -195,6 +193,55 @@ def _cached_inputs(model, model_spec, input_spec, options, entries, dataset_spec
     )
     logging.info("training %s on the feature cache %s", suffix.name, cache.directory)
     return suffix, dataset
+
+
+def _raw_reader(dataset_spec, input_spec):
+    """read_videos of `build_feature_cache`: the decoded frames of given training-list entries."""
+    raw = input_spec.replace(
+        training=False, batch_size=1, raw_frames=True, return_metadata=False, packed_files=None, tfds_name=None
+    )
+
+    def read_videos(videos):
+        return sources.split_dataset(dataset_spec, raw, "train", entries=videos)[0]
+
+    return read_videos
+
+
+def _cached_frame_inputs(model, model_spec, input_spec, options, dataset_spec, batch_size):
+    """(suffix, dataset) of the frame baseline on single frames of the stream's stage-2 cache:
+    the cache ActionVLAD's stage 2 reads (the same key: an ActionVLAD model of T =
+    `cache_frames_per_video` frames with the frame network's conv weights, cut where stage 2
+    starts), built here if it is not there yet; the frame network cut at the same layer trains on
+    one random frame of one random view per visit (its frozen conv5 included)."""
+    frames = options.cache_frames_per_video
+    if not frames:
+        raise ValueError(
+            "the frame baseline reads single frames of ActionVLAD's stage-2 cache (views of T frames): "
+            "give cache_frames_per_video (--cache_frames_per_video), ActionVLAD's T"
+        )
+    views_model = build_model(model_spec.replace(conv_endpoint="conv5", pooling="avg", frames_per_video=frames))
+    (source,), (target,) = backbones(model), backbones(views_model)
+    for layer in target.layers:
+        if layer.weights:
+            layer.set_weights(source.get_layer(layer.name).get_weights())
+    set_training_stage(views_model, 2)
+    maps = split_at_frozen_boundary(views_model)
+    views_input = input_spec.replace(frames_per_video=frames)
+    cache = build_feature_cache(
+        options.feature_cache_dir,
+        maps.prefix,
+        datasets.split_list_file(input_spec.list_dir, "train", input_spec.split_id),
+        _raw_reader(dataset_spec, views_input),
+        model_spec.modality,
+        options.cache_views,
+        options.seed,
+        augmentation={"image_size": input_spec.image_size, "resize_shape": input_spec.resize_shape},
+        description=frames_description(views_input),
+        dtype=options.cache_dtype,
+    )
+    suffix = split_before(model, maps.boundary).suffix
+    logging.info("training %s on single frames of the feature cache %s", suffix.name, cache.directory)
+    return suffix, cache.dataset(batch_size, shuffle_seed=options.seed, single_frames=True)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -73,6 +73,15 @@ def split_at_frozen_boundary(model):
     return FrozenSplit(prefix, suffix, boundary.name)
 
 
+def split_before(model, layer_name):
+    """Splits a single-stream model inside its backbone before the backbone layer `layer_name`,
+    whatever its trainable flags: prefix = frames → that layer's input per frame [B, T, h, w, C],
+    suffix = the rest (the model's own layers, trainable as they are). E.g. the frame baseline cut
+    where ActionVLAD's stage 2 starts, to train it on the maps of ActionVLAD's cache."""
+    backbone = _backbone(model)
+    return _split_inside_backbone(model, backbone, backbone.get_layer(layer_name))
+
+
 def bridge(model, start, end):
     """The frozen model from the features of `start` (a `FrozenSplit` of `model` cut inside its
     backbone, per-frame maps [B, T, h, w, C]) to those of `end` (one cut after the backbone, e.g.
