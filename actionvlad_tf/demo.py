@@ -12,6 +12,7 @@ that the keys hash, is the package this module was imported from with its script
 source tree).
 """
 
+import csv
 import json
 import os
 import sys
@@ -28,7 +29,7 @@ from actionvlad_tf.models.registry import POOLINGS
 from actionvlad_tf.models.vgg16 import write_random_vgg16
 from actionvlad_tf.prep import synthetic
 from actionvlad_tf.specs import STREAMS
-from actionvlad_tf.workflow import Step, Workflow, code_version, last_lines
+from actionvlad_tf.workflow import Step, Workflow, code_version
 
 ROWS = (
     ("two_stream", "Two-stream (frame logits averaged)"),
@@ -84,6 +85,9 @@ COSTS = dict(
     action_words=20,
 )
 
+
+PREDICT_LIST = "predict_videos.txt"
+PREDICTIONS_FILE = "predictions.csv"
 
 # A shipped stand-in's modality → (the card's accuracies quoted, what it was pretrained on, what it stands in for).
 STANDIN_CAPTIONS = {
@@ -156,8 +160,9 @@ def resolve_backbones(config, runs):
 
 
 def build_steps(config, out, backbones, width, image_size, precision):
-    """The demo's steps (`actionvlad_tf.workflow.Step`) for one seed under `out`; `backbones` maps each
-    stream to its starting weights (`resolve_backbones`)."""
+    """The demo's steps (`actionvlad_tf.workflow.Step`) for one seed under `out` (where it writes
+    the predict step's list of videos); `backbones` maps each stream to its starting weights
+    (`resolve_backbones`)."""
     data, runs, results = (os.path.join(out, d) for d in ("data", "runs", "results"))
     lists = os.path.join(data, "lists")
     split_id = 2 if config["evaluate_on"] == "val" else 1
@@ -416,21 +421,27 @@ def build_steps(config, out, backbones, width, image_size, precision):
         )
     )
     videos = held_out_videos(config, data)
-    for index, video_path in enumerate(videos[: config["predict_videos"]]):
+    if config["predict_videos"]:
+        # One run over the held-out videos' list (written here): the SavedModel loaded once, the
+        # next videos' frames and flow prepared in a thread while the model runs.
+        write_predict_list(config, out)
+        predictions = os.path.join(out, PREDICTIONS_FILE)
         steps.append(
             Step(
-                f"predict_{index + 1}",
+                "predict",
                 "predict",
                 dict(
                     model=export,
-                    video=video_path,
+                    videos=os.path.join(out, PREDICT_LIST),
+                    output=predictions,
                     frames_per_video=config["frames_per_video"],
                     top_k=3,
                     flow_method=config["flow_method"],
                     flow_bound=config["flow_bound"],
                 ),
                 deps=("export",),
-                outputs=(),
+                inputs=(os.path.join(out, PREDICT_LIST),),
+                outputs=(predictions,),
                 cost=COSTS["predict"],
             )
         )
@@ -453,6 +464,25 @@ def build_steps(config, out, backbones, width, image_size, precision):
         )
     )
     return steps
+
+
+def write_predict_list(config, out):
+    """`<out>/predict_videos.txt`: the first `predict_videos` held-out videos, one per line (path, a
+    tab, its name: the path below `out`), the list the predict step reads."""
+    os.makedirs(out, exist_ok=True)
+    lines = [
+        f"{path}\t{os.path.relpath(path, out)}\n"
+        for path in held_out_videos(config, os.path.join(out, "data"))[: config["predict_videos"]]
+    ]
+    with atomic_output(os.path.join(out, PREDICT_LIST)) as temporary, open(temporary, "w", encoding="utf-8") as f:
+        f.writelines(lines)
+
+
+def read_predictions(out):
+    """{video name: [(class, probability)]} of the predict step's file, in its rows' order."""
+    with open(os.path.join(out, PREDICTIONS_FILE), encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))[1:]
+    return {row[0]: [(row[i], float(row[i + 1])) for i in range(3, len(row) - 1, 2)] for row in rows}
 
 
 def held_out_videos(config, data):
@@ -559,13 +589,13 @@ def run_demo(config, out, precision, reason):
     text = format_table(table, config["num_classes"], num_videos, caption, config["flow_weight"])
     print("\n" + text)
     print("ActionVLAD late fusion by flow weight: " + ", ".join(f"{w} → {a:.1f}" for w, a in sweep.items()))
-    predictions = {}
-    for name in sorted(n for n in workflow.steps if n.startswith("predict_")):
-        video = workflow.steps[name].flags["video"]
-        predictions[os.path.basename(video)] = last_lines(os.path.join(out, "logs", f"{name}.log"), 4, quiet=True)
+    predictions = read_predictions(out) if config["predict_videos"] else {}
+    if predictions:
+        print(f"\npredict.py on the held-out videos (--videos={PREDICT_LIST} --output={PREDICTIONS_FILE}):")
+    for video, top in predictions.items():
         print(
-            f"\npredict.py on the held-out {os.path.relpath(video, out)} (true class "
-            f"{os.path.basename(os.path.dirname(video))}):\n{predictions[os.path.basename(video)]}"
+            f"{video} (true class {os.path.basename(os.path.dirname(video))}):\n"
+            + "\n".join(f"  {probability:7.2%}  {name}" for name, probability in top)
         )
     seconds = workflow.recorded_seconds()
     summary = {

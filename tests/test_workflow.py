@@ -74,25 +74,24 @@ def demo_workflow(tmp_path, version="v1", **changes):
 
 def test_a_changed_flag_reruns_exactly_the_steps_that_depend_on_it(tmp_path):
     first = demo_workflow(tmp_path)
-    assert set(first.run()) == set(first.steps)  # 38 steps: the whole chain
+    assert set(first.run()) == set(first.steps)  # 33 steps: the whole chain
     assert demo_workflow(tmp_path).run() == []  # nothing changed: nothing runs
 
     stage2 = {f"{s}_{p}_stage2" for s in ("rgb", "flow") for p in ("avg", "max", "netvlad")}
     evals = {f"{s}_{p}_eval" for s in ("rgb", "flow") for p in ("avg", "max", "netvlad")}
-    finish = {"export", "predict_1", "predict_2", "action_words"}
+    finish = {"export", "predict", "action_words"}
     assert set(demo_workflow(tmp_path, stage2_learning_rate=3e-4).run()) == stage2 | evals | finish
 
     # The fusion weight changes only the exported two-stream model and what reads it.
     assert set(demo_workflow(tmp_path, stage2_learning_rate=3e-4, flow_weight=0.5).run()) == {
         "export",
-        "predict_1",
-        "predict_2",
+        "predict",
     }
 
     # The flow method reaches every flow step and what uses both streams, no RGB-only step.
     workflow = demo_workflow(tmp_path, stage2_learning_rate=3e-4, flow_weight=0.5, flow_method="farneback")
     flow_steps = {name for name in workflow.steps if name.startswith("flow")}
-    assert set(workflow.run()) == flow_steps | {"export", "predict_1", "predict_2"}
+    assert set(workflow.run()) == flow_steps | {"export", "predict"}
 
 
 def test_inputs_and_code_version_are_part_of_the_key(tmp_path):
