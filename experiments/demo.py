@@ -15,11 +15,13 @@ r"""The main job on the built-in demo data: the release's whole chain, end to en
    they are, so flow ActionVLAD reads them from the stand-in and does not wait for it); k-means on
    those features; stage 1 (classifier over the fixed VLAD); stage 2 (conv5 + VLAD + classifier);
    the same two stages for the avg / max pooling baselines, all on one feature cache per stream
-   (the frames run through conv1_1 … pool4 once, `--cache_via_stage2`);
-4. evaluation of every model, late fusion of RGB and flow (raw logits, as the release, but RGB weighted
-   2:1 where the release weights flow 2:1: `--flow_weight`, chosen on the validation split), export
-   of the two-stream ActionVLAD as a SavedModel, `predict.py` on held-out test videos through it, and
-   the action-word maps of the trained RGB model (paper Fig. 6–7).
+   (the frames run through conv1_1 … pool4 once, `--cache_via_stage2`), from which the frame
+   networks also draw their single frames (`--cache_frames_per_video`);
+4. evaluation of every model (the poolings of a stream read one evaluation cache of the test
+   videos' pool4 maps, `eval.py --feature_cache_dir`), late fusion of RGB and flow (raw logits at
+   the release's weights, flow 2:1: `--flow_weight`), export of the two-stream ActionVLAD as a
+   SavedModel, `predict.py` on held-out test videos through it (one run over their list), and the
+   action-word maps of the trained RGB model (paper Fig. 6–7).
 
 Every step runs the project's real entry point in a subprocess (`actionvlad_tf.workflow`): the
 console shows one line per step with its progress, each step's output goes to
