@@ -404,3 +404,5 @@ def test_train_cli_stages_on_the_feature_cache_and_resumes(tmp_path):
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == caches
     baseline = keras.saving.load_model(tmp_path / "frames" / "model.keras")
     assert baseline.input_shape[1:] == (1, SIZE, SIZE, 3)
+    error = _run("train", *stage2, "--cache_frames_per_video=3", "--train_dir=other", cwd=tmp_path, fails=True)
+    assert "cache_frames_per_video (--cache_frames_per_video) is for the frame baseline" in error

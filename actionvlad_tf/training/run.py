@@ -114,6 +114,11 @@ def train_experiment(dataset_spec, model_spec, input_spec, options, write_flags=
     iter_size follow from the recipe's global videos per update and per micro-batch and the replica
     count (`training.update_shape`); `input_spec.batch_size` is not used. `write_flags(path)`: writes
     the run's settings to `train_dir/flags.txt`."""
+    if options.cache_frames_per_video and not (model_spec.frame_baseline and options.feature_cache_dir):
+        raise ValueError(
+            "cache_frames_per_video (--cache_frames_per_video) is for the frame baseline "
+            "(--conv_endpoint=fc8) with a feature cache (--feature_cache_dir)"
+        )
     recipe = options.recipe(model_spec.frame_baseline)
     model_spec = model_spec.replace(weight_decay=recipe["weight_decay"], num_crops=1)
     runtime.set_cpu_replicas(options.cpu_replicas)
