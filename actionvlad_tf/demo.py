@@ -285,7 +285,7 @@ def build_steps(config, out, backbones, width, image_size, precision):
         # Its frames are single frames of the stream's cache of pool4 maps (`--cache_frames_per_video`:
         # one of the T frames of one of the 2 views per visit), which the first stage 1 builds.
         cache = os.path.join(runs, f"{stream}_feature_cache")
-        first = f"{stream}_{sorted(POOLINGS)[0]}_stage1"
+        builder = f"{stream}_{sorted(POOLINGS)[0]}_stage1"  # the stage 1 that builds the cache
         two_stream = f"{stream}_two_stream"
         steps.append(
             Step(
@@ -312,7 +312,7 @@ def build_steps(config, out, backbones, width, image_size, precision):
                     **common,
                 ),
                 deps=data_deps,
-                after=(first,),
+                after=(builder,),
                 inputs=backbone_inputs,
                 outputs=(os.path.join(runs, two_stream),),
                 cost=COSTS["two_stream"],
@@ -342,7 +342,6 @@ def build_steps(config, out, backbones, width, image_size, precision):
                 cost=COSTS["cluster"],
             )
         )
-        first = None
         for pooling in sorted(POOLINGS):
             stage1, stage2 = f"{stream}_{pooling}_stage1", f"{stream}_{pooling}_stage2"
             cluster = {"centers": centers} if pooling == "netvlad" else {}
@@ -369,10 +368,10 @@ def build_steps(config, out, backbones, width, image_size, precision):
                         **train,
                     ),
                     deps=data_deps + ((f"{stream}_cluster",) if cluster else ()),
-                    after=(first,) if first else (),
+                    after=(builder,) if stage1 != builder else (),
                     inputs=backbone_inputs,
                     outputs=(os.path.join(runs, stage1),),
-                    cost=COSTS["stage1" if first else "stage1_building_cache"],
+                    cost=COSTS["stage1" if stage1 != builder else "stage1_building_cache"],
                 )
             )
             steps.append(
@@ -398,7 +397,6 @@ def build_steps(config, out, backbones, width, image_size, precision):
                     cost=COSTS["stage2"],
                 )
             )
-            first = first or stage1
             if pooling == "netvlad":
                 evaluate(stream, "netvlad_stage1", stage1, dict(pooling=pooling))
             evaluate(stream, pooling, stage2, dict(pooling=pooling))
@@ -479,7 +477,8 @@ def write_predict_list(config, out):
 
 
 def read_predictions(out):
-    """{video name: [(class, probability)]} of the predict step's file, in its rows' order."""
+    """{video name: [(class, probability)]} of the predict step's `.csv` (the layout of
+    `export.predictions.format_rows`; the demo, a plan of runs, does not import `export`)."""
     with open(os.path.join(out, PREDICTIONS_FILE), encoding="utf-8", newline="") as f:
         rows = list(csv.reader(f))[1:]
     return {row[0]: [(row[i], float(row[i + 1])) for i in range(3, len(row) - 1, 2)] for row in rows}

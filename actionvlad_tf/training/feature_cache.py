@@ -368,14 +368,7 @@ def build_feature_cache(
     else:
         _build_from_frames(cache, todo, prefix, entries, read_videos, modality, views, seed, augmentation, dtype, bar)
     bar.close()
-    missing = cache.missing()
-    if missing:
-        position, view = missing[0]
-        raise ValueError(
-            f"read_videos yielded too few videos: {len(missing)} view(s) still "
-            f"missing, first {entries[position].path} ({entries[position].where})"
-        )
-    return cache
+    return _require_built(cache, entries, "read_videos")
 
 
 def build_eval_cache(
@@ -434,12 +427,16 @@ def build_eval_cache(
                 _write_features(cache, int(positions[i]), 0, features[i])
             bar.update(len(wanted))
         bar.close()
+    return _require_built(cache, entries, "the evaluation dataset")
+
+
+def _require_built(cache, entries, source):
+    """`cache` after a build from `source`, or ValueError naming the first video still missing."""
     missing = cache.missing()
     if missing:
         entry = entries[missing[0][0]]
         raise ValueError(
-            f"the evaluation dataset yielded too few videos: {len(missing)} still missing, first "
-            f"{entry.path} ({entry.where})"
+            f"{source} yielded too few videos: {len(missing)} view(s) still missing, first {entry.path} ({entry.where})"
         )
     return cache
 
