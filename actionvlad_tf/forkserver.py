@@ -47,7 +47,8 @@ def limit_native_threads(environ):
 
     Returns {api: threads} for the pools it set (an API whose variables are unset or not a positive
     integer keeps its size, as a new process would take its default). Needs threadpoolctl
-    (scikit-learn's dependency); without it nothing changes.
+    (scikit-learn's dependency); without it nothing changes. A pool that threadpoolctl cannot resize
+    keeps its size, with a warning on stderr (the step's log): the step still runs, only slower.
     """
     try:
         import threadpoolctl
@@ -58,7 +59,12 @@ def limit_native_threads(environ):
         value = next((environ[name] for name in names if environ.get(name, "").strip()), "")
         first = value.split(",")[0].strip()  # OMP_NUM_THREADS may list nested levels: "4,2"
         if first.isdigit() and int(first) > 0:
-            threadpoolctl.threadpool_limits(int(first), user_api=api)
+            try:
+                threadpoolctl.threadpool_limits(int(first), user_api=api)
+            except Exception as error:  # noqa: BLE001 — a pool's size is not worth failing the step for
+                reason = f"{type(error).__name__}: {error}"
+                print(f"warning: the {api} thread pools keep their size ({reason})", file=sys.stderr)
+                continue
             applied[api] = int(first)
     return applied
 

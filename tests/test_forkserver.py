@@ -63,3 +63,16 @@ print(json.dumps([before, applied, after_omp, sizes()]))
     assert applied == [{"openmp": 1, "blas": 1}, {}, {"openmp": 2, "blas": 1}]
     assert all(n == 1 for _, n in after_omp), after_omp
     assert {(api, n) for api, n in after_blas} == {("openmp", 2), ("blas", 1)}, after_blas
+
+
+def test_a_pool_that_cannot_be_resized_warns_and_the_step_goes_on(monkeypatch, capsys):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from actionvlad_tf.forkserver import limit_native_threads
+
+    def refuse(limits, user_api):
+        if user_api == "blas":
+            raise RuntimeError("no symbol to set the thread count")
+
+    monkeypatch.setattr(threadpoolctl, "threadpool_limits", refuse)
+    assert limit_native_threads({"OMP_NUM_THREADS": "1"}) == {"openmp": 1}
+    assert "the blas thread pools keep their size (RuntimeError: no symbol" in capsys.readouterr().err
