@@ -82,17 +82,24 @@ def _copy_backbone_layers(path, backbone):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"backbone weights file not found: {path}")
     (source,) = backbones(keras.saving.load_model(path, compile=False, safe_mode=True))[:1]
+    copy_layers_by_name(source, backbone, f"{path}: its backbone")
+
+
+def copy_layers_by_name(source, target, where="the source model"):
+    """Copies into every layer of `target` that has weights the weights of `source`'s layer of the
+    same name (`source` may have more layers, e.g. fc6–fc8), checking that each is there with the
+    same shapes; `where` names `source` in the errors."""
     available = {layer.name: layer for layer in source.layers if layer.weights}
-    for layer in backbone.layers:
+    for layer in target.layers:
         if not layer.weights:
             continue
         if layer.name not in available:
-            raise ValueError(f"{path}: its backbone has no layer {layer.name}")
+            raise ValueError(f"{where} has no layer {layer.name}")
         values = available[layer.name].get_weights()
         shapes = [tuple(v.shape) for v in values]
         if shapes != [tuple(w.shape) for w in layer.weights]:
             raise ValueError(
-                f"{path}: layer {layer.name} has shapes {shapes}, the model needs "
+                f"{where}: layer {layer.name} has shapes {shapes}, the model needs "
                 f"{[tuple(w.shape) for w in layer.weights]}"
             )
         layer.set_weights(values)

@@ -35,6 +35,7 @@ from actionvlad_tf import hardware
 from actionvlad_tf.atomic import atomic_keras_output, atomic_output
 from actionvlad_tf.data.augment import BGR_MEANS, FLOW_MEAN
 from actionvlad_tf.models import vgg16
+from actionvlad_tf.models.builder import copy_layers_by_name
 from actionvlad_tf.models.vgg16 import he_initialise  # noqa: F401 (part of this module's API)
 from actionvlad_tf.prep import flow_stacks, stills
 
@@ -335,9 +336,7 @@ def save_backbone_weights(model, path, float16=False):
     first = source.get_layer("block1_conv1")
     width = first.filters / vgg16.VGG16_BLOCKS[0][2]
     plain = vgg16.build_vgg16(width=width, modality=first.kernel.shape[2])  # 3 (RGB) or 20 (flow) channels
-    for layer in plain.layers:
-        if layer.weights:
-            layer.set_weights(source.get_layer(layer.name).get_weights())
+    copy_layers_by_name(source, plain, "the pretrained backbone")
     with atomic_keras_output(path) as temporary:
         if not float16:
             plain.save_weights(temporary)

@@ -24,7 +24,7 @@ from actionvlad_tf.centers import load_centers, save_centers
 from actionvlad_tf.data import datasets, sources
 from actionvlad_tf.data.frames import DatasetReport
 from actionvlad_tf.models import backbones, set_training_stage
-from actionvlad_tf.models.builder import build_model, descriptor_model, load_backbone_weights
+from actionvlad_tf.models.builder import build_model, copy_layers_by_name, descriptor_model, load_backbone_weights
 from actionvlad_tf.training.feature_cache import build_feature_cache, cached_training_inputs, frames_description
 from actionvlad_tf.training.kmeans import RELEASE_NUM_FRAMES, fit_centers, sample_descriptors, sample_frame_entries
 from actionvlad_tf.training.split import split_at_frozen_boundary, split_before
@@ -226,9 +226,7 @@ def _cached_frame_inputs(model, model_spec, input_spec, options, dataset_spec, b
         )
     views_model = build_model(model_spec.replace(conv_endpoint="conv5", pooling="avg", frames_per_video=frames))
     (source,), (target,) = backbones(model), backbones(views_model)
-    for layer in target.layers:
-        if layer.weights:
-            layer.set_weights(source.get_layer(layer.name).get_weights())
+    copy_layers_by_name(source, target, "the frame network's backbone")
     set_training_stage(views_model, 2)
     maps = split_at_frozen_boundary(views_model)
     views_input = input_spec.replace(frames_per_video=frames)
